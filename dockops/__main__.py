@@ -1,0 +1,3 @@
+from dockops.cli.main import run
+
+run()

@@ -1,0 +1,122 @@
+"""Health checks of the engine dockops will drive (registry checks join them later)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from dockops.engine import engine_address, engine_errors
+from dockops.errors import DockopsError, ExitCode
+from dockops.units import human_size
+
+if TYPE_CHECKING:
+    import docker
+
+# The oldest Engine API dockops is tested against (Debian 12's docker.io 20.10).
+MIN_API_VERSION = (1, 41)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    exit_code: int = 0
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    engine: str
+    engine_version: str | None
+    api_version: str | None
+    storage_driver: str | None
+    images: int | None
+    images_bytes: int | None
+    dangling: int | None
+    data_root_free_bytes: int | None
+    checks: tuple[Check, ...]
+
+    @property
+    def exit_code(self) -> int:
+        """The exit code of the first failing check, 0 when all pass."""
+        return next((c.exit_code for c in self.checks if not c.ok), 0)
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(".") if part.isdigit())
+
+
+def _tags(image: dict[str, Any]) -> list[str]:
+    return [t for t in image.get("RepoTags") or [] if t != "<none>:<none>"]
+
+
+def run_doctor(connect: Callable[[], docker.DockerClient]) -> DoctorReport:
+    """Check the engine; never raises for a failing check, it is recorded in the report.
+
+    Args:
+        connect: builds the client (so an unreachable engine becomes a failed check).
+
+    Returns:
+        The report; `exit_code` is that of the first failing check.
+    """
+    address = engine_address()
+    try:
+        client = connect()
+        with engine_errors("doctor"):
+            version: dict[str, Any] = client.version()
+            info: dict[str, Any] = client.info()
+            usage: dict[str, Any] = client.api.df()
+    except DockopsError as exc:
+        return DoctorReport(
+            engine=address,
+            engine_version=None,
+            api_version=None,
+            storage_driver=None,
+            images=None,
+            images_bytes=None,
+            dangling=None,
+            data_root_free_bytes=None,
+            checks=(Check("engine", False, exc.message, int(exc.exit_code)),),
+        )
+
+    api = str(version.get("ApiVersion", "?"))
+    api_ok = _version_tuple(api) >= MIN_API_VERSION
+    images = usage.get("Images") or []
+    dangling = sum(1 for image in images if not _tags(image))
+    root = info.get("DockerRootDir")
+    # Free space is only knowable when the data-root is on this machine.
+    free = shutil.disk_usage(root).free if root and os.path.isdir(root) else None
+    driver = info.get("Driver")
+    layers = int(usage.get("LayersSize") or 0)
+    needed = ".".join(map(str, MIN_API_VERSION))
+    refused = int(ExitCode.REFUSED)
+    checks = (
+        Check("engine", True, f"{address} answers, Docker {version.get('Version', '?')}"),
+        Check(
+            "api",
+            api_ok,
+            f"API {api}" + ("" if api_ok else f", dockops needs {needed}+"),
+            0 if api_ok else refused,
+        ),
+        Check(
+            "storage",
+            bool(driver),
+            f"storage driver {driver or 'unknown'}",
+            0 if driver else refused,
+        ),
+        Check("disk", True, f"{len(images)} images, {human_size(layers)} in layers"),
+    )
+    return DoctorReport(
+        engine=address,
+        engine_version=version.get("Version"),
+        api_version=api,
+        storage_driver=driver,
+        images=len(images),
+        images_bytes=layers,
+        dangling=dangling,
+        data_root_free_bytes=free,
+        checks=checks,
+    )

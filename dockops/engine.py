@@ -1,0 +1,118 @@
+"""The one place that builds a docker-py client, and turns docker-py errors into ours.
+
+The engine is chosen as `docker.from_env()` chooses it: DOCKER_HOST (with DOCKER_TLS_VERIFY and
+DOCKER_CERT_PATH), else the current docker context (DOCKER_CONTEXT or currentContext in the
+docker config), else the local socket. The API version is negotiated with the daemon.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from dockops.errors import DockopsError, EngineRefused, EngineUnreachable
+
+if TYPE_CHECKING:
+    import docker
+
+# docker-py's own default (60 s) applies to every socket read; a save or load of a large image
+# waits longer than that between chunks while the daemon works, so long operations get more.
+DEFAULT_TIMEOUT = 60.0
+LONG_TIMEOUT = 3600.0
+_DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+
+
+def engine_address() -> str:
+    """The engine address a client would use, for messages (never contacts it)."""
+    host = os.environ.get("DOCKER_HOST")
+    if host:
+        return host
+    with contextlib.suppress(Exception):
+        from docker.context import ContextAPI
+
+        base_url = ContextAPI.kwargs_from_context().get("base_url")
+        if base_url:
+            return str(base_url)
+    return _DEFAULT_SOCKET
+
+
+def _timeout(long_running: bool) -> float:
+    override = os.environ.get("DOCKOPS_TIMEOUT")
+    if override:
+        try:
+            return float(override)
+        except ValueError:
+            from dockops.errors import InvalidInput
+
+            raise InvalidInput(f"DOCKOPS_TIMEOUT={override!r} is not a number of seconds") from None
+    return LONG_TIMEOUT if long_running else DEFAULT_TIMEOUT
+
+
+def get_client(*, long_running: bool = False) -> docker.DockerClient:
+    """Build a client for the current engine and check that it answers.
+
+    Args:
+        long_running: use the long read timeout, for streams (save, load, push, pull).
+
+    Raises:
+        EngineUnreachable: nothing answers at the engine address (the message names it).
+        InvalidInput: DOCKOPS_TIMEOUT is not a number.
+    """
+    import docker
+
+    timeout = _timeout(long_running)
+    try:
+        # version="auto" makes docker-py ask the daemon (GET /version) before anything else,
+        # which doubles as the reachability check.
+        return docker.from_env(version="auto", timeout=int(timeout))
+    except docker.errors.DockerException as exc:
+        raise EngineUnreachable(
+            f"cannot reach the Docker engine at {engine_address()}: {root_cause(exc)}"
+        ) from exc
+
+
+def root_cause(exc: BaseException) -> str:
+    """The innermost OS-level reason of a requests/urllib3 error chain, as one short line."""
+    seen: set[int] = set()
+    stack: list[object] = [exc]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen or not isinstance(item, BaseException):
+            continue
+        seen.add(id(item))
+        if isinstance(item, OSError) and item.strerror:
+            return item.strerror.lower()
+        stack.extend([item.__cause__, item.__context__, *item.args])
+    return " ".join(str(exc).split())
+
+
+@contextlib.contextmanager
+def engine_errors(what: str | None = None) -> Iterator[None]:
+    """Translate docker-py and requests errors raised in the block into DockopsErrors.
+
+    Args:
+        what: a short description of the operation, prefixed to refusals ("remove busybox").
+    """
+    import docker
+    import requests
+
+    prefix = f"{what}: " if what else ""
+    try:
+        yield
+    except DockopsError:
+        raise
+    except requests.exceptions.Timeout as exc:
+        raise EngineUnreachable(
+            f"{prefix}the Docker engine at {engine_address()} did not answer in time"
+        ) from exc
+    except requests.exceptions.ConnectionError as exc:
+        raise EngineUnreachable(
+            f"{prefix}lost the Docker engine at {engine_address()}: {root_cause(exc)}"
+        ) from exc
+    except docker.errors.APIError as exc:
+        text = exc.explanation or str(exc)
+        raise EngineRefused(f"{prefix}{' '.join(str(text).split())}") from exc
+    except docker.errors.DockerException as exc:
+        raise EngineRefused(f"{prefix}{' '.join(str(exc).split())}") from exc

@@ -1,0 +1,77 @@
+"""The DockopsError hierarchy: every failure a user can meet, each with its exit code.
+
+The codes are the contract of CLI.md; cron jobs and make targets branch on them.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    REFUSED = 1
+    USAGE = 2
+    ENGINE_UNREACHABLE = 3
+    REGISTRY_UNREACHABLE = 4
+    PARTIAL = 5
+    LOCKED = 75
+
+
+class DockopsError(Exception):
+    """Base of every error dockops reports; its message is the one line the user sees."""
+
+    exit_code: ExitCode = ExitCode.REFUSED
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class EngineRefused(DockopsError):
+    """The engine answered, and said no (conflict, not found, bad request...)."""
+
+    exit_code = ExitCode.REFUSED
+
+
+class NotBuilt(DockopsError):
+    """A command of the CLI contract whose implementation has not landed yet."""
+
+    exit_code = ExitCode.REFUSED
+
+    def __init__(self, command: str) -> None:
+        super().__init__(f"'dockops {command}' is not built yet")
+
+
+class InvalidInput(DockopsError):
+    """Bad reference, bad flag value, missing file: caught before any engine call."""
+
+    exit_code = ExitCode.USAGE
+
+
+class EngineUnreachable(DockopsError):
+    exit_code = ExitCode.ENGINE_UNREACHABLE
+
+
+class RegistryUnreachable(DockopsError):
+    """Registry down, TLS failure or authentication failure."""
+
+    exit_code = ExitCode.REGISTRY_UNREACHABLE
+
+
+class PartialFailure(DockopsError):
+    """Some items were done, some failed; `result` is rendered before exiting 5."""
+
+    exit_code = ExitCode.PARTIAL
+
+    def __init__(self, message: str, result: Any = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class LockHeld(DockopsError):
+    exit_code = ExitCode.LOCKED

@@ -1,0 +1,100 @@
+"""The one renderer: human tables (tabulate), exactly one JSON document, or nothing.
+
+Core results are frozen dataclasses; this module turns them into text and is the only place
+(with the error boundary) that writes to stdout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import PurePath
+from typing import Any
+
+from dockops.errors import InvalidInput
+
+
+class Output(enum.Enum):
+    TABLE = "table"
+    JSON = "json"
+    QUIET = "quiet"
+
+
+def output_mode(json_flag: bool = False, quiet: bool = False) -> Output:
+    if json_flag and quiet:
+        raise InvalidInput("--json and --quiet cannot be used together")
+    if json_flag:
+        return Output.JSON
+    return Output.QUIET if quiet else Output.TABLE
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table column: its header and how to get the cell text from one row item."""
+
+    header: str
+    cell: Callable[[Any], Any]
+
+
+def to_jsonable(value: Any) -> Any:
+    """Dataclasses, datetimes, paths, enums and tuples as plain JSON values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, PurePath):
+        return str(value)
+    return value
+
+
+def emit(
+    result: Any,
+    output: Output,
+    *,
+    columns: Sequence[Column] = (),
+    rows: Iterable[Any] | None = None,
+    summary: str | None = None,
+) -> None:
+    """Print `result` in the chosen form.
+
+    Args:
+        result: what --json prints (any dataclass/list/dict).
+        output: table, json or quiet.
+        columns: the table's columns; without them the table form prints only `summary`.
+        rows: the table's row items (default: `result` itself when it is a list).
+        summary: a line printed after the table in the human form.
+    """
+    if output is Output.QUIET:
+        return
+    if output is Output.JSON:
+        sys.stdout.write(json.dumps(to_jsonable(result), indent=2) + "\n")
+        return
+    if columns:
+        from tabulate import tabulate
+
+        items = list(result if rows is None else rows)
+        table = [[_cell(c.cell(item)) for c in columns] for item in items]
+        headers = [c.header for c in columns]
+        sys.stdout.write(tabulate(table, headers=headers, tablefmt="plain", disable_numparse=True))
+        sys.stdout.write("\n")
+    if summary:
+        sys.stdout.write(summary + "\n")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
