@@ -48,7 +48,7 @@ def containers_by_image(client: docker.DockerClient) -> dict[str, tuple[str, ...
 def _names(image: dict[str, Any]) -> list[tuple[str, str]]:
     tags = [t for t in image.get("RepoTags") or [] if t != "<none>:<none>"]
     if tags:
-        return [tuple(t.rsplit(":", 1)) for t in tags]  # type: ignore[misc]
+        return [(t.rsplit(":", 1)[0], t.rsplit(":", 1)[1]) for t in tags]
     # Pulled by digest only: the CLI shows the repository with a <none> tag.
     digests = [d for d in image.get("RepoDigests") or [] if d != "<none>@<none>"]
     if digests:

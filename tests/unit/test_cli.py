@@ -1,0 +1,234 @@
+"""The CLI backbone: error boundary, exit codes, help, start-up cost. No engine needed:
+an unreachable engine and a socket that records connections stand in where one is named."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import typer
+
+from dockops.cli.main import app, run
+
+UNBUILT = [
+    ["search", "busybox"],
+    ["pull", "busybox"],
+    ["commit", "web", "app:v1"],
+    ["history", "busybox"],
+    ["layers", "busybox", "app"],
+    ["tag", "busybox", "app:v1"],
+    ["rmi", "busybox"],
+    ["save", "busybox", "-o", "x.tar"],
+    ["load", "-i", "x.tar"],
+    ["export", "web", "-o", "x.tar"],
+    ["import", "x.tar", "app:v1"],
+    ["push", "busybox"],
+    ["dangling"],
+    ["prune-dangling", "--dry-run"],
+    ["cron", "install", "prune-dangling"],
+    ["cron", "remove"],
+    ["registry", "up"],
+    ["registry", "secure", "--host", "127.0.0.1"],
+    ["registry", "down"],
+    ["registry", "status"],
+    ["registry", "ls"],
+    ["registry", "tags", "app"],
+    ["registry", "show", "app:v1"],
+    ["registry", "rm", "app:v1"],
+    ["registry", "gc"],
+    ["registry", "prune", "app"],
+    ["login", "localhost:5000"],
+    ["logout", "localhost:5000"],
+    ["push-private", "busybox"],
+    ["doctor", "--registry", "localhost:5000"],
+]
+
+BAD_REFERENCES = [
+    ["images", "Bad/Ref"],
+    ["pull", "busybox:"],
+    ["commit", "web", "UPPER"],
+    ["history", "a//b"],
+    ["layers", "ok", "bad_"],
+    ["tag", "busybox", "x@sha256:12"],
+    ["rmi", "ok", "NOT OK"],
+    ["save", "bad..name", "-o", "x.tar"],
+    ["import", "x.tar", "Bad"],
+    ["push", "host:port/app"],
+    ["push-private", "Bad"],
+    ["registry", "show", "x:"],
+    ["registry", "rm", "X:y"],
+    ["registry", "up", "--image", "Bad"],
+    ["login", "https://registry"],
+]
+
+
+def invoke(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        run(args)
+    captured = capsys.readouterr()
+    code = info.value.code
+    return (code if isinstance(code, int) else 1), captured.out, captured.err
+
+
+@pytest.fixture
+def recording_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bytes]]:
+    """A unix socket named as DOCKER_HOST that records every connection made to it."""
+    path = tmp_path / "engine.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen(8)
+    server.settimeout(0.1)
+    seen: list[bytes] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            seen.append(conn.recv(4096))
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
+    yield seen
+    stop.set()
+    thread.join()
+    server.close()
+
+
+@pytest.mark.parametrize("args", UNBUILT, ids=lambda a: " ".join(a[:2]))
+def test_unbuilt_commands_say_so_and_exit_1(
+    args: list[str], capsys: pytest.CaptureFixture[str], recording_engine: list[bytes]
+) -> None:
+    code, out, err = invoke(args, capsys)
+    assert (code, out) == (1, "")
+    assert err.startswith("dockops: error: 'dockops ") and err.endswith("is not built yet\n")
+    assert recording_engine == []
+
+
+@pytest.mark.parametrize("args", BAD_REFERENCES, ids=" ".join)
+def test_bad_reference_exits_2_before_any_engine_call(
+    args: list[str], capsys: pytest.CaptureFixture[str], recording_engine: list[bytes]
+) -> None:
+    code, out, err = invoke(args, capsys)
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("dockops: error: invalid ")
+    assert recording_engine == []
+
+
+def test_recording_engine_does_see_real_calls(
+    capsys: pytest.CaptureFixture[str], recording_engine: list[bytes]
+) -> None:
+    # The guard above could not fail if the socket never recorded anything: show it does.
+    code, _, err = invoke(["images"], capsys)
+    assert recording_engine and recording_engine[0].startswith(b"GET /version")
+    assert code == 3 and err.startswith("dockops: error: ")
+
+
+def test_unreachable_engine_exits_3_with_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")
+    code, out, err = invoke(["images"], capsys)
+    assert (code, out) == (3, "")
+    assert err == (
+        "dockops: error: cannot reach the Docker engine at unix:///nonexistent.sock: "
+        "no such file or directory\n"
+    )
+
+
+def test_doctor_json_is_one_document_even_when_failing(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")
+    code, out, err = invoke(["doctor", "--json"], capsys)
+    assert code == 3 and err == ""
+    report = json.loads(out)
+    assert report["checks"][0] == {
+        "name": "engine",
+        "ok": False,
+        "detail": "cannot reach the Docker engine at unix:///nonexistent.sock: "
+        "no such file or directory",
+        "exit_code": 3,
+    }
+
+
+def test_usage_errors_are_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = invoke(["images", "--bogus"], capsys)
+    assert (code, out) == (2, "")
+    assert err == "dockops: error: No such option: --bogus (see 'dockops images --help')\n"
+    code, _, err = invoke(["registry", "up", "--port", "0"], capsys)
+    assert code == 2 and err.count("\n") == 1
+
+
+def test_group_without_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = invoke(["registry"], capsys)
+    assert code == 0 and "secure" in out
+
+
+def test_every_command_has_help_text() -> None:
+    import typer.main
+
+    def walk(command: object, path: str) -> Iterator[tuple[str, object]]:
+        yield path, command
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from walk(sub, f"{path} {name}")
+
+    root = typer.main.get_command(app)
+    found = list(walk(root, "dockops"))
+    assert len(found) > 30
+    for path, command in found:
+        assert (getattr(command, "help", None) or "").strip(), f"{path} has no help text"
+
+
+def _run_subprocess(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dockops", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=60,
+    )
+
+
+def test_no_traceback_without_debug_and_one_with_it() -> None:
+    quiet = _run_subprocess(["images"], DOCKER_HOST="unix:///nonexistent.sock")
+    assert quiet.returncode == 3 and "Traceback" not in quiet.stderr
+    loud = _run_subprocess(["--debug", "images"], DOCKER_HOST="unix:///nonexistent.sock")
+    assert loud.returncode == 3 and "Traceback" in loud.stderr
+    env = _run_subprocess(["images"], DOCKER_HOST="unix:///nonexistent.sock", DOCKOPS_DEBUG="1")
+    assert env.returncode == 3 and "Traceback" in env.stderr
+    assert env.stderr.rstrip().splitlines()[-1].startswith("dockops: error: cannot reach")
+
+
+def test_version_imports_neither_docker_rich_requests_nor_cryptography() -> None:
+    probe = (
+        "import sys\n"
+        "from dockops.cli.main import run\n"
+        "try:\n    run(['--version'])\nexcept SystemExit as e:\n    code = e.code\n"
+        "heavy = {'docker', 'rich', 'requests', 'cryptography', 'urllib3', 'paramiko',"
+        " 'tabulate'}\n"
+        "print(code, sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    version_line, modules_line = done.stdout.splitlines()
+    assert version_line.startswith("dockops ")
+    assert modules_line == "0 []"
+
+
+def test_typer_exit_codes_pass_through(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = invoke(["--version"], capsys)
+    assert code == 0 and out.startswith("dockops ")
+    assert isinstance(app, typer.Typer)

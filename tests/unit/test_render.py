@@ -1,0 +1,101 @@
+"""The one renderer: JSON shapes pinned, tables, quiet."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from dockops import render
+from dockops.core.doctor import Check, DoctorReport
+from dockops.core.images import ImageRow
+from dockops.errors import InvalidInput
+from dockops.units import human_age, human_size
+
+ROW = ImageRow(
+    repository="busybox",
+    tag="latest",
+    id="sha256:" + "ab" * 32,
+    created=datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+    size=1234567,
+    containers=("web", "worker"),
+)
+
+
+def test_image_rows_json_shape_is_pinned(capsys: pytest.CaptureFixture[str]) -> None:
+    render.emit([ROW], render.Output.JSON)
+    assert json.loads(capsys.readouterr().out) == [
+        {
+            "repository": "busybox",
+            "tag": "latest",
+            "id": "sha256:" + "ab" * 32,
+            "created": "2026-01-02T03:04:05Z",
+            "size": 1234567,
+            "containers": ["web", "worker"],
+        }
+    ]
+
+
+def test_doctor_json_shape_is_pinned(capsys: pytest.CaptureFixture[str]) -> None:
+    report = DoctorReport(
+        engine="unix:///x.sock",
+        engine_version="20.10.24",
+        api_version="1.41",
+        storage_driver="overlay2",
+        images=3,
+        images_bytes=10,
+        dangling=1,
+        data_root_free_bytes=None,
+        checks=(Check("engine", True, "fine"),),
+    )
+    render.emit(report, render.Output.JSON)
+    assert json.loads(capsys.readouterr().out) == {
+        "engine": "unix:///x.sock",
+        "engine_version": "20.10.24",
+        "api_version": "1.41",
+        "storage_driver": "overlay2",
+        "images": 3,
+        "images_bytes": 10,
+        "dangling": 1,
+        "data_root_free_bytes": None,
+        "checks": [{"name": "engine", "ok": True, "detail": "fine", "exit_code": 0}],
+    }
+
+
+def test_table_has_headers_and_one_line_per_row(capsys: pytest.CaptureFixture[str]) -> None:
+    columns = (
+        render.Column("REPOSITORY", lambda r: r.repository),
+        render.Column("CONTAINERS", lambda r: r.containers),
+    )
+    render.emit([ROW, ROW], render.Output.TABLE, columns=columns, summary="2 images")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["REPOSITORY", "CONTAINERS"]
+    assert lines[1].split() == ["busybox", "web,worker"]
+    assert len(lines) == 4 and lines[-1] == "2 images"
+
+
+def test_quiet_prints_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    render.emit([ROW], render.Output.QUIET, columns=(render.Column("X", lambda r: r.tag),))
+    assert capsys.readouterr().out == ""
+
+
+def test_json_and_quiet_together_is_bad_usage() -> None:
+    with pytest.raises(InvalidInput) as info:
+        render.output_mode(json_flag=True, quiet=True)
+    assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("size", "text"),
+    [(0, "0B"), (999, "999B"), (1000, "1kB"), (4_860_000, "4.86MB"), (1_230_000_000, "1.23GB")],
+)
+def test_human_size_matches_docker(size: int, text: str) -> None:
+    assert human_size(size) == text
+
+
+def test_human_age() -> None:
+    now = datetime(2026, 1, 10, tzinfo=timezone.utc)
+    assert human_age(now - timedelta(days=3), now) == "3 days ago"
+    assert human_age(now - timedelta(hours=1), now) == "1 hour ago"
+    assert human_age(now, now) == "just now"
