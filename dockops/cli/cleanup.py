@@ -1,7 +1,5 @@
 """Cron-grade cleanup: dangling, prune-dangling, cron install/remove."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

@@ -1,7 +1,5 @@
 """Options shared by many commands, and the small helpers every command module uses."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

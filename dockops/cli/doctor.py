@@ -1,7 +1,5 @@
 """dockops doctor: is everything dockops needs in place?"""
 
-from __future__ import annotations
-
 import typer
 
 from dockops import render

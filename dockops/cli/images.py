@@ -1,8 +1,6 @@
 """Image lifecycle commands: images, search, pull, commit, history, layers, tag, rmi,
 save/load, export/import, push."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

@@ -1,7 +1,5 @@
 """The dockops entry point: the root Typer app and the one error boundary."""
 
-from __future__ import annotations
-
 import os
 import sys
 from typing import Annotated, NoReturn

@@ -1,8 +1,6 @@
 """The private registry: registry up/secure/down/status/ls/tags/show/rm/gc/prune, login,
 logout, push-private."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import typer
 
-from dockops.cli.main import app, run
+from dockops.cli.main import app
+from tests.conftest import Cli
 
 UNBUILT = [
     ["search", "busybox"],
@@ -69,14 +70,6 @@ BAD_REFERENCES = [
 ]
 
 
-def invoke(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        run(args)
-    captured = capsys.readouterr()
-    code = info.value.code
-    return (code if isinstance(code, int) else 1), captured.out, captured.err
-
-
 @pytest.fixture
 def recording_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bytes]]:
     """A unix socket named as DOCKER_HOST that records every connection made to it."""
@@ -108,9 +101,9 @@ def recording_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
 
 @pytest.mark.parametrize("args", UNBUILT, ids=lambda a: " ".join(a[:2]))
 def test_unbuilt_commands_say_so_and_exit_1(
-    args: list[str], capsys: pytest.CaptureFixture[str], recording_engine: list[bytes]
+    args: list[str], cli: Cli, recording_engine: list[bytes]
 ) -> None:
-    code, out, err = invoke(args, capsys)
+    code, out, err = cli(*args)
     assert (code, out) == (1, "")
     assert err.startswith("dockops: error: 'dockops ") and err.endswith("is not built yet\n")
     assert recording_engine == []
@@ -118,29 +111,27 @@ def test_unbuilt_commands_say_so_and_exit_1(
 
 @pytest.mark.parametrize("args", BAD_REFERENCES, ids=" ".join)
 def test_bad_reference_exits_2_before_any_engine_call(
-    args: list[str], capsys: pytest.CaptureFixture[str], recording_engine: list[bytes]
+    args: list[str], cli: Cli, recording_engine: list[bytes]
 ) -> None:
-    code, out, err = invoke(args, capsys)
+    code, out, err = cli(*args)
     assert code == 2
     assert out == ""
     assert err.count("\n") == 1 and err.startswith("dockops: error: invalid ")
     assert recording_engine == []
 
 
-def test_recording_engine_does_see_real_calls(
-    capsys: pytest.CaptureFixture[str], recording_engine: list[bytes]
-) -> None:
+def test_recording_engine_does_see_real_calls(cli: Cli, recording_engine: list[bytes]) -> None:
     # The guard above could not fail if the socket never recorded anything: show it does.
-    code, _, err = invoke(["images"], capsys)
+    code, _, err = cli("images")
     assert recording_engine and recording_engine[0].startswith(b"GET /version")
     assert code == 3 and err.startswith("dockops: error: ")
 
 
 def test_unreachable_engine_exits_3_with_one_line(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")
-    code, out, err = invoke(["images"], capsys)
+    code, out, err = cli("images")
     assert (code, out) == (3, "")
     assert err == (
         "dockops: error: cannot reach the Docker engine at unix:///nonexistent.sock: "
@@ -149,10 +140,10 @@ def test_unreachable_engine_exits_3_with_one_line(
 
 
 def test_doctor_json_is_one_document_even_when_failing(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")
-    code, out, err = invoke(["doctor", "--json"], capsys)
+    code, out, err = cli("doctor", "--json")
     assert code == 3 and err == ""
     report = json.loads(out)
     assert report["checks"][0] == {
@@ -164,16 +155,16 @@ def test_doctor_json_is_one_document_even_when_failing(
     }
 
 
-def test_usage_errors_are_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = invoke(["images", "--bogus"], capsys)
+def test_usage_errors_are_one_line_exit_2(cli: Cli) -> None:
+    code, out, err = cli("images", "--bogus")
     assert (code, out) == (2, "")
     assert err == "dockops: error: No such option: --bogus (see 'dockops images --help')\n"
-    code, _, err = invoke(["registry", "up", "--port", "0"], capsys)
+    code, _, err = cli("registry", "up", "--port", "0")
     assert code == 2 and err.count("\n") == 1
 
 
-def test_group_without_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = invoke(["registry"], capsys)
+def test_group_without_command_prints_help(cli: Cli) -> None:
+    code, out, _ = cli("registry")
     assert code == 0 and "secure" in out
 
 
@@ -228,7 +219,7 @@ def test_version_imports_neither_docker_rich_requests_nor_cryptography() -> None
     assert modules_line == "0 []"
 
 
-def test_typer_exit_codes_pass_through(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = invoke(["--version"], capsys)
+def test_typer_exit_codes_pass_through(cli: Cli) -> None:
+    code, out, _ = cli("--version")
     assert code == 0 and out.startswith("dockops ")
     assert isinstance(app, typer.Typer)

@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks: dockops against the docker CLI and the raw Engine API."""

@@ -1,0 +1,93 @@
+"""The disposable engine for integration tests, and per-test cleanup of what a test created.
+
+The engine is the harness's own dockerd (tests/harness) unless DOCKOPS_TEST_DOCKER_HOST names
+one. With CI=true a missing engine fails the run; elsewhere the tests skip with one reason.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.harness.engine import (
+    Engine,
+    HarnessUnavailable,
+    default_root,
+    engine_from_env,
+    ensure_packages,
+    start_engine,
+    stop_engine,
+)
+from tests.harness.images import ensure_base_images
+
+if TYPE_CHECKING:
+    import docker
+
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+ALLOWED_NETWORK_MODES = {"none", "host"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration/" in str(item.path):
+            item.add_marker(pytest.mark.engine)
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[Engine]:
+    named = engine_from_env()
+    try:
+        if named is not None:
+            engine = named
+        else:
+            ensure_packages()
+            engine = start_engine(default_root())
+    except HarnessUnavailable as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI needs the disposable Docker engine: {exc}", pytrace=False)
+        pytest.skip(
+            f"no disposable Docker engine here ({exc}); run as root or set DOCKOPS_TEST_DOCKER_HOST"
+        )
+    try:
+        ensure_base_images(engine.host)
+        yield engine
+    finally:
+        stop_engine(engine)
+
+
+@pytest.fixture
+def docker_env(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[docker.DockerClient]:
+    """Point dockops (DOCKER_HOST) at the disposable engine, with a throw-away docker and dockops
+    config; after the test, remove every container and image it created, and fail the test if
+    one of its containers had a network other than none or host."""
+    import docker
+
+    for name in ("DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKOPS_REGISTRY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DOCKER_HOST", engine.host)
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    client = docker.DockerClient(base_url=engine.host, version="auto", timeout=120)
+    images_before = {i["Id"] for i in client.api.images(all=True)}
+    containers_before = {c["Id"] for c in client.api.containers(all=True)}
+    yield client
+
+    bad_networks = []
+    for container in client.api.containers(all=True):
+        if container["Id"] in containers_before:
+            continue
+        mode = container["HostConfig"]["NetworkMode"]
+        if mode not in ALLOWED_NETWORK_MODES:
+            bad_networks.append(f"{container['Names'][0]}: {mode}")
+        client.api.remove_container(container["Id"], force=True, v=True)
+    for image in client.api.images(all=True):
+        if image["Id"] not in images_before:
+            client.api.remove_image(image["Id"], force=True)
+    client.close()
+    assert not bad_networks, f"containers must use network none or host: {bad_networks}"
