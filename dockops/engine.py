@@ -79,6 +79,9 @@ def root_cause(exc: BaseException) -> str:
     stack: list[object] = [exc]
     while stack:
         item = stack.pop()
+        if isinstance(item, (tuple, list)):
+            stack.extend(item)
+            continue
         if id(item) in seen or not isinstance(item, BaseException):
             continue
         seen.add(id(item))
