@@ -5,6 +5,7 @@ Nothing here knows about docker; engine.py and rootfs.py compose these pieces.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -12,7 +13,8 @@ import signal
 import struct
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 # A non-root PATH often lacks the sbin folders, where Debian puts dockerd and nginx.
@@ -85,6 +87,8 @@ def read_pidfile(path: Path) -> int | None:
 
 def terminate(pid: int, timeout: float, child: subprocess.Popen[bytes] | None = None) -> None:
     """SIGTERM `pid`, wait up to `timeout`, then SIGKILL that pid only; reap it if it is ours."""
+    if child is not None and child.poll() is not None:
+        return  # already reaped: the pid may belong to someone else by now
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
         try:
             os.kill(pid, sig)
@@ -129,10 +133,8 @@ def kill_leftovers(exec_root: Path, container_ids: Iterable[str]) -> list[int]:
         victims.update(_cgroup_pids(cid))
     victims.discard(os.getpid())
     for pid in victims:
-        try:
+        with suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     return sorted(victims)
 
 
@@ -182,7 +184,33 @@ def unmount_under(root: Path) -> list[str]:
         if not points:
             return []
         for point in points:
-            plain = subprocess.run(["umount", point], capture_output=True)
+            plain = subprocess.run(["umount", point], capture_output=True, check=False)
             if plain.returncode != 0:
-                subprocess.run(["umount", "-l", point], capture_output=True)
+                subprocess.run(["umount", "-l", point], capture_output=True, check=False)
     return mounts_under(root)
+
+
+# --- locks -------------------------------------------------------------------------------
+
+
+@contextmanager
+def flock(path: Path, timeout: float) -> Iterator[None]:
+    """Exclusive lock on `path`; it dies with the process, so a crash never leaves it held.
+
+    Raises:
+        TimeoutError: another process held it for longer than `timeout` seconds.
+    """
+    with open(path, "a") as f:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{path} stayed locked by another process") from None
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -59,6 +59,15 @@ def engine() -> Iterator[Engine]:
         stop_engine(engine)
 
 
+def off_loopback_containers(client: docker.DockerClient, known: set[str]) -> list[str]:
+    """Containers not in `known` whose network is neither none nor host."""
+    return [
+        f"{c['Names'][0]}: {c['HostConfig']['NetworkMode']}"
+        for c in client.api.containers(all=True)
+        if c["Id"] not in known and c["HostConfig"]["NetworkMode"] not in ALLOWED_NETWORK_MODES
+    ]
+
+
 @pytest.fixture
 def docker_env(
     engine: Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
@@ -78,14 +87,10 @@ def docker_env(
     containers_before = {c["Id"] for c in client.api.containers(all=True)}
     yield client
 
-    bad_networks = []
+    bad_networks = off_loopback_containers(client, containers_before)
     for container in client.api.containers(all=True):
-        if container["Id"] in containers_before:
-            continue
-        mode = container["HostConfig"]["NetworkMode"]
-        if mode not in ALLOWED_NETWORK_MODES:
-            bad_networks.append(f"{container['Names'][0]}: {mode}")
-        client.api.remove_container(container["Id"], force=True, v=True)
+        if container["Id"] not in containers_before:
+            client.api.remove_container(container["Id"], force=True, v=True)
     for image in client.api.images(all=True):
         if image["Id"] not in images_before:
             client.api.remove_image(image["Id"], force=True)
