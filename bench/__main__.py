@@ -21,6 +21,11 @@ def startup() -> list[str]:
     timings = [
         baseline,
         time_command("dockops --version", [str(BIN / "dockops"), "--version"], RUNS),
+        time_command(
+            "minimal Typer app --version",
+            [sys.executable, str(Path(__file__).with_name("minimal_typer.py")), "--version"],
+            RUNS,
+        ),
         time_command("python -c 'import typer'", [sys.executable, "-c", "import typer"], RUNS),
         time_command("python -c 'import docker'", [sys.executable, "-c", "import docker"], RUNS),
     ]

@@ -13,6 +13,7 @@ docker CLI decides; "myhost/app" is the repository myhost/app on Docker Hub.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -21,12 +22,26 @@ from dockops.errors import InvalidInput
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _HOST = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:.]+\])"
-_DOMAIN_RE = re.compile(rf"{_HOST}(?::[0-9]{{1,5}})?")
-_PATH_RE = re.compile(rf"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*")
-_TAG_RE = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
-_DIGEST_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}")
-_ID_RE = re.compile(r"(?:sha256:)?[0-9a-f]{12,64}")
-_CONTAINER_NAME_RE = re.compile(r"/?[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+_GRAMMAR = {
+    "domain": rf"{_HOST}(?::[0-9]{{1,5}})?",
+    "path": rf"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*",
+    "tag": r"(?a)[\w][\w.-]{0,127}",
+    "digest": r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}",
+    "id": r"(?:sha256:)?[0-9a-f]{12,64}",
+    "container": r"/?[a-zA-Z0-9][a-zA-Z0-9_.-]*",
+}
+
+
+@functools.cache
+def _pattern(name: str) -> re.Pattern[str]:
+    # Compiled on first use: every command imports this module, few need every pattern.
+    return re.compile(_GRAMMAR[name])
+
+
+def _matches(name: str, text: str) -> bool:
+    return _pattern(name).fullmatch(text) is not None
+
+
 _NAME_TOTAL_MAX = 255
 
 DEFAULT_DOMAIN = "docker.io"
@@ -76,22 +91,22 @@ def parse_reference(text: str) -> Reference:
     if not text or text != text.strip():
         raise InvalidInput(f"invalid reference {text!r}: empty or surrounded by spaces")
     rest, at, digest = text.partition("@")
-    if at and not _DIGEST_RE.fullmatch(digest):
+    if at and not _matches("digest", digest):
         raise InvalidInput(f"invalid reference {text!r}: bad digest {digest!r}")
     tag: str | None = None
     # A ":" after the last "/" is a tag; one before it belongs to a registry port.
     colon = rest.rfind(":")
     if colon > rest.rfind("/"):
         rest, tag = rest[:colon], rest[colon + 1 :]
-        if not _TAG_RE.fullmatch(tag):
+        if not _matches("tag", tag):
             raise InvalidInput(f"invalid reference {text!r}: bad tag {tag!r}")
     if len(rest) > _NAME_TOTAL_MAX:
         raise InvalidInput(f"invalid reference {text!r}: name longer than {_NAME_TOTAL_MAX}")
     domain, path = _split_domain(rest)
-    if domain is not None and not _DOMAIN_RE.fullmatch(domain):
+    if domain is not None and not _matches("domain", domain):
         raise InvalidInput(f"invalid reference {text!r}: bad registry address {domain!r}")
-    if not _PATH_RE.fullmatch(path):
-        if path.lower() != path and _PATH_RE.fullmatch(path.lower()):
+    if not _matches("path", path):
+        if path.lower() != path and _matches("path", path.lower()):
             raise InvalidInput(f"invalid reference {text!r}: repository name must be lowercase")
         raise InvalidInput(f"invalid reference {text!r}: bad repository name {path!r}")
     return Reference(domain=domain, path=path, tag=tag, digest=digest or None)
@@ -103,7 +118,7 @@ def validate_image(text: str) -> str:
     Raises:
         InvalidInput: neither a reference nor an ID.
     """
-    if _ID_RE.fullmatch(text):
+    if _matches("id", text):
         return text
     parse_reference(text)
     return text
@@ -115,7 +130,7 @@ def validate_container(text: str) -> str:
     Raises:
         InvalidInput: not a valid container name or ID.
     """
-    if not _CONTAINER_NAME_RE.fullmatch(text) or len(text) > 255:
+    if not _matches("container", text) or len(text) > 255:
         raise InvalidInput(f"invalid container name or ID {text!r}")
     return text
 
@@ -126,7 +141,7 @@ def validate_registry(text: str) -> str:
     Raises:
         InvalidInput: not a host or host:port (a scheme or a path is refused).
     """
-    if not _DOMAIN_RE.fullmatch(text):
+    if not _matches("domain", text):
         raise InvalidInput(f"invalid registry address {text!r}: expected HOST or HOST:PORT")
     _, _, port = text.rpartition(":") if not text.endswith("]") else ("", "", "")
     if port.isdigit() and not 0 < int(port) < 65536:

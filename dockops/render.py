@@ -6,15 +6,11 @@ Core results are frozen dataclasses; this module turns them into text and is the
 
 from __future__ import annotations
 
-import dataclasses
 import enum
-import json
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import PurePath
-from typing import Any
+from typing import Any, NamedTuple
 
 from dockops.errors import InvalidInput
 
@@ -33,8 +29,7 @@ def output_mode(json_flag: bool = False, quiet: bool = False) -> Output:
     return Output.QUIET if quiet else Output.TABLE
 
 
-@dataclass(frozen=True)
-class Column:
+class Column(NamedTuple):
     """A table column: its header and how to get the cell text from one row item."""
 
     header: str
@@ -43,6 +38,9 @@ class Column:
 
 def to_jsonable(value: Any) -> Any:
     """Dataclasses, datetimes, paths, enums and tuples as plain JSON values."""
+    import dataclasses
+    from datetime import datetime, timezone
+
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, dict):
@@ -78,6 +76,8 @@ def emit(
     if output is Output.QUIET:
         return
     if output is Output.JSON:
+        import json
+
         sys.stdout.write(json.dumps(to_jsonable(result), indent=2) + "\n")
         return
     if columns:

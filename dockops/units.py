@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 
 def human_size(size: int | float) -> str:
@@ -18,6 +21,8 @@ def human_size(size: int | float) -> str:
 
 def human_age(when: datetime, now: datetime | None = None) -> str:
     """'3 days ago', as `docker images` says it."""
+    from datetime import datetime, timezone
+
     now = now or datetime.now(timezone.utc)
     seconds = max(0, int((now - when).total_seconds()))
     for unit, length in (
