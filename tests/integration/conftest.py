@@ -31,10 +31,36 @@ DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 ALLOWED_NETWORK_MODES = {"none", "host"}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "tests/integration/" in str(item.path):
-            item.add_marker(pytest.mark.engine)
+_NOT_RUN = pytest.StashKey[str]()
+
+
+def _unavailable() -> str | None:
+    """Why no engine can be had, when that is plain before starting anything (the laptop case)."""
+    if engine_from_env() is None and os.geteuid() != 0:
+        return "not root, and DOCKOPS_TEST_DOCKER_HOST names no engine"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    ours = [item for item in items if "tests/integration/" in str(item.path)]
+    for item in ours:
+        item.add_marker(pytest.mark.engine)
+    reason = _unavailable() if ours else None
+    if reason is None:
+        return
+    if os.environ.get("CI") == "true":
+        raise pytest.UsageError(f"CI needs the disposable Docker engine: {reason}")
+    # One line for the whole set rather than one skip line per test file.
+    config.hook.pytest_deselected(items=ours)
+    items[:] = [item for item in items if item not in ours]
+    config.stash[_NOT_RUN] = f"{len(ours)} integration tests not run: {reason}"
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    if _NOT_RUN in config.stash:
+        terminalreporter.write_line(config.stash[_NOT_RUN], yellow=True)
 
 
 @pytest.fixture(scope="session")
@@ -49,9 +75,7 @@ def engine() -> Iterator[Engine]:
     except HarnessUnavailable as exc:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI needs the disposable Docker engine: {exc}", pytrace=False)
-        pytest.skip(
-            f"no disposable Docker engine here ({exc}); run as root or set DOCKOPS_TEST_DOCKER_HOST"
-        )
+        pytest.skip(f"no disposable Docker engine here: {exc}")
     try:
         ensure_base_images(engine.host)
         yield engine
