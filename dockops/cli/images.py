@@ -1,7 +1,5 @@
-"""Image lifecycle commands: images, search, pull, commit, history, layers, tag, rmi,
-save/load, export/import, push."""
+"""Image lifecycle commands: images, search, pull, commit, history, layers, tag, rmi, push."""
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -112,45 +110,6 @@ def rmi(
     raise not_built("rmi")
 
 
-def save(
-    references: Annotated[list[str], typer.Argument()],
-    output: Annotated[
-        str, typer.Option("--output", "-o", help="FILE, .tar.gz for gzip, - for stdout.")
-    ],
-    json: JsonOpt = False,
-) -> None:
-    """Save images to one tar, streamed in constant memory."""
-    images(references)
-    raise not_built("save")
-
-
-def load(
-    input_: Annotated[
-        str, typer.Option("--input", "-i", help="FILE (tar or tar.gz), - for stdin.")
-    ],
-    json: JsonOpt = False,
-) -> None:
-    """Load images from a tar, streamed."""
-    raise not_built("load")
-
-
-def export(
-    container: str,
-    output: Annotated[str, typer.Option("--output", "-o", help="FILE, - for stdout.")],
-) -> None:
-    """Export a container's filesystem (no history, no config)."""
-    validate_container(container)
-    raise not_built("export")
-
-
-def import_(
-    file: Path, reference: str, change: ChangeOpt = None, message: MessageOpt = None
-) -> None:
-    """Import a filesystem tar as an image (history and config are lost unless -c restores)."""
-    images([reference])
-    raise not_built("import")
-
-
 def push(reference: str, all_tags: AllTagsOpt = False, json: JsonOpt = False) -> None:
     """Push an image; an error in the daemon's stream is a failure."""
     images([reference])
@@ -159,6 +118,5 @@ def push(reference: str, all_tags: AllTagsOpt = False, json: JsonOpt = False) ->
 
 def register(app: typer.Typer) -> None:
     app.command("images")(images_cmd)
-    for command in (search, pull, commit, history, layers, tag, rmi, save, load, export, push):
+    for command in (search, pull, commit, history, layers, tag, rmi, push):
         app.command(command.__name__)(command)
-    app.command("import")(import_)

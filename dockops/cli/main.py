@@ -7,7 +7,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from dockops import __version__
-from dockops.cli import cleanup, doctor, images, registry
+from dockops.cli import archive, cleanup, doctor, images, registry
 from dockops.errors import DockopsError, ExitCode
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 images.register(app)
+archive.register(app)
 cleanup.register(app)
 registry.register(app)
 doctor.register(app)
