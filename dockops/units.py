@@ -37,3 +37,38 @@ def human_age(when: datetime, now: datetime | None = None) -> str:
             count = seconds // length
             return f"{count} {unit}{'s' if count > 1 else ''} ago"
     return "less than a minute ago" if seconds >= 1 else "just now"
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration such as ``30m``, ``12h``, ``7d``, ``1w``, ``1h30m`` or ``90s``.
+
+    Raises:
+        InvalidInput: anything else (no unit, unknown unit, zero, negative).
+    """
+    import re
+
+    from dockops.errors import InvalidInput
+
+    parts = re.findall(r"(\d+)([smhdw])", text)
+    if not text or "".join(n + u for n, u in parts) != text:
+        raise InvalidInput(
+            f"invalid duration {text!r}: use a number and a unit (s, m, h, d, w), e.g. 30m, 12h, 7d"
+        )
+    seconds = sum(int(n) * _DURATION_UNITS[u] for n, u in parts)
+    if seconds <= 0:
+        raise InvalidInput(f"invalid duration {text!r}: must be longer than zero")
+    return float(seconds)
+
+
+def human_duration(seconds: float) -> str:
+    """The inverse of parse_duration for display: 90000 → '1d1h'."""
+    remaining = int(seconds)
+    out = ""
+    for unit in ("w", "d", "h", "m", "s"):
+        count, remaining = divmod(remaining, _DURATION_UNITS[unit])
+        if count:
+            out += f"{count}{unit}"
+    return out or "0s"

@@ -1,37 +1,125 @@
 """Cron-grade cleanup: dangling, prune-dangling, cron install/remove."""
 
+import getpass
+import os
+import shutil
+import sys
+from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from dockops.cli.common import DryRunOpt, JsonOpt, QuietOpt, not_built
+from dockops import render
+from dockops.cli.common import DryRunOpt, JsonOpt, QuietOpt
+from dockops.errors import InvalidInput, PartialFailure
+from dockops.render import Column
+from dockops.units import human_age, human_size, parse_duration
 
 OlderThanOpt = Annotated[
     str | None,
     typer.Option("--older-than", metavar="DUR", help="Only images older than 30m, 12h, 7d..."),
 ]
+KeepLabelOpt = Annotated[
+    list[str] | None,
+    typer.Option("--keep-label", metavar="K[=V]", help="Keep images with this label (repeatable)."),
+]
+LockFileOpt = Annotated[
+    Path | None,
+    typer.Option("--lock-file", help="Lock held during the run (default under /run/lock)."),
+]
+MetricsFileOpt = Annotated[
+    Path | None,
+    typer.Option("--metrics-file", help="Write Prometheus textfile metrics here (atomically)."),
+]
+
+DANGLING_COLUMNS = (
+    Column("IMAGE ID", lambda d: d.id.removeprefix("sha256:")[:12]),
+    Column("CREATED", lambda d: human_age(d.created)),
+    Column("SIZE", lambda d: human_size(d.size)),
+    Column("CONTAINERS", lambda d: d.containers),
+)
+PRUNE_COLUMNS = (
+    Column("IMAGE ID", lambda row: row[0].removeprefix("sha256:")[:12]),
+    Column("ACTION", lambda row: row[1]),
+    Column("SIZE", lambda row: row[2]),
+    Column("REASON", lambda row: row[3]),
+)
 
 
 def dangling(json: JsonOpt = False) -> None:
     """List dangling images: id, created, size, containers holding them."""
-    raise not_built("dangling")
+    from dockops.core.cleanup import list_dangling
+    from dockops.engine import get_client
+
+    render.emit(list_dangling(get_client()), render.output_mode(json), columns=DANGLING_COLUMNS)
 
 
 def prune_dangling(
     older_than: OlderThanOpt = None,
-    keep_label: Annotated[
-        list[str] | None,
-        typer.Option("--keep-label", metavar="K[=V]", help="Keep images with this label."),
-    ] = None,
+    keep_label: KeepLabelOpt = None,
     dry_run: DryRunOpt = False,
     json: JsonOpt = False,
     quiet: QuietOpt = False,
-    lock_file: Annotated[Path | None, typer.Option("--lock-file")] = None,
-    metrics_file: Annotated[Path | None, typer.Option("--metrics-file")] = None,
+    lock_file: LockFileOpt = None,
+    metrics_file: MetricsFileOpt = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=32, help="Deletes at once.")] = 4,
 ) -> None:
-    """Remove dangling images no container uses; safe to run from cron."""
-    raise not_built("prune-dangling")
+    """Remove dangling images no container uses; safe to run from cron.
+
+    Plans from one snapshot and removes exactly that plan (--dry-run shows it); a second run
+    while one holds the lock exits 75 at once.
+    """
+    from dockops.core.cleanup import parse_label_rule, prune_dangling
+    from dockops.core.lock import default_lock_path, exclusive
+    from dockops.engine import get_client
+
+    output = render.output_mode(json, quiet)
+    age = parse_duration(older_than) if older_than is not None else None
+    rules = [parse_label_rule(text) for text in keep_label or []]
+    if dry_run:  # read-only: no lock, so a look is possible while a real run works
+        result = prune_dangling(get_client(), older_than=age, keep_labels=rules, dry_run=True)
+    else:
+        with exclusive(lock_file or default_lock_path("prune-dangling")):
+            result = prune_dangling(
+                get_client(), older_than=age, keep_labels=rules, workers=workers
+            )
+            if metrics_file is not None:
+                from dockops.core.metrics import write_prune_metrics
+
+                write_prune_metrics(metrics_file, result, success=not result.failed)
+    rows: list[tuple[str, str, str, str]] = [
+        (r.id, "would remove" if dry_run else "removed", human_size(r.size), "")
+        for r in result.removed
+    ]
+    rows += [(k.id, "kept", "", k.reason) for k in result.kept]
+    rows += [(f.id, "FAILED", "", f.error) for f in result.failed]
+    render.emit(
+        result, output, columns=PRUNE_COLUMNS if rows else (), rows=rows, summary=_summary(result)
+    )
+    if result.failed:
+        raise PartialFailure(
+            f"{len(result.failed)} of {len(result.removed) + len(result.failed)} planned "
+            "images could not be removed"
+        )
+
+
+def _summary(result: Any) -> str:
+    verb = "Would remove" if result.dry_run else "Removed"
+    text = (
+        f"{verb} {len(result.removed)} dangling image{'s' if len(result.removed) != 1 else ''}, "
+        f"{'reclaiming' if result.dry_run else 'reclaimed'} {human_size(result.reclaimed_bytes)}"
+    )
+    if result.kept:
+        counts = Counter(k.kind for k in result.kept)
+        text += (
+            f"; kept {len(result.kept)} ("
+            + ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+            + ")"
+        )
+    if result.failed:
+        text += f"; {len(result.failed)} failed"
+    return text + "."
 
 
 cron_app = typer.Typer(
@@ -39,21 +127,70 @@ cron_app = typer.Typer(
 )
 
 
+def _dockops_argv() -> list[str]:
+    """How cron should start this very dockops: its absolute path, or python -m dockops."""
+    launched = Path(sys.argv[0])
+    if launched.name == "dockops" and launched.exists():
+        return [str(launched.resolve())]
+    found = shutil.which("dockops")
+    return [str(Path(found).resolve())] if found else [sys.executable, "-m", "dockops"]
+
+
 @cron_app.command("install")
 def cron_install(
-    job: Annotated[str, typer.Argument(metavar="prune-dangling")],
+    job: Annotated[str, typer.Argument(metavar="prune-dangling", help="The job: prune-dangling.")],
     schedule: Annotated[str, typer.Option("--schedule", metavar="CRON")] = "17 3 * * *",
-    older_than: OlderThanOpt = "24h",
-    file: Annotated[Path | None, typer.Option("--file")] = None,
+    older_than: Annotated[str, typer.Option("--older-than", metavar="DUR")] = "24h",
+    keep_label: KeepLabelOpt = None,
+    lock_file: LockFileOpt = None,
+    metrics_file: MetricsFileOpt = None,
+    log_file: Annotated[
+        Path | None, typer.Option("--log-file", help="Append output here (default: syslog).")
+    ] = None,
+    user: Annotated[str | None, typer.Option("--user", help="Run as (default: you).")] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", help="Default /etc/cron.d/dockops.")
+    ] = None,
+    json: JsonOpt = False,
 ) -> None:
-    """Write a cron.d entry that runs prune-dangling quietly."""
-    raise not_built("cron install")
+    """Write a cron.d entry that runs prune-dangling quietly; idempotent."""
+    from dockops.core import cron
+    from dockops.core.cleanup import parse_label_rule
+
+    if job != "prune-dangling":
+        raise InvalidInput(f"unknown cron job {job!r}: the only one is prune-dangling")
+    parse_duration(older_than)
+    command = [*_dockops_argv(), "prune-dangling", "--quiet", "--older-than", older_than]
+    for text in keep_label or []:
+        command += ["--keep-label", str(parse_label_rule(text))]
+    for flag, value in (("--lock-file", lock_file), ("--metrics-file", metrics_file)):
+        if value is not None:
+            command += [flag, str(value.absolute())]
+    content = cron.render_entry(
+        schedule=cron.validate_schedule(schedule),
+        user=user or getpass.getuser(),
+        command=command,
+        env=os.environ,
+        log_file=log_file.absolute() if log_file else None,
+    )
+    result = cron.install(file or cron.DEFAULT_CRON_FILE, content)
+    render.emit(
+        result, render.output_mode(json), summary=f"{result.action} {result.path}: {result.entry}"
+    )
 
 
 @cron_app.command("remove")
-def cron_remove(file: Annotated[Path | None, typer.Option("--file")] = None) -> None:
-    """Remove the cron.d entry."""
-    raise not_built("cron remove")
+def cron_remove(
+    file: Annotated[
+        Path | None, typer.Option("--file", help="Default /etc/cron.d/dockops.")
+    ] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Remove the cron.d entry (only one that dockops wrote)."""
+    from dockops.core import cron
+
+    result = cron.remove(file or cron.DEFAULT_CRON_FILE)
+    render.emit(result, render.output_mode(json), summary=f"{result.action} {result.path}")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,333 @@
+"""Dangling-image cleanup that is safe to run unattended: plan, then delete exactly that plan.
+
+The engine's own prune endpoint deletes whatever is dangling at the moment it runs, including
+images that appeared after a dry run looked. Here the plan is computed once from one snapshot,
+shown or executed as is, and each image is checked again just before its delete: an image that
+gained a tag is kept, and one that gained a container is refused by the engine itself (deletes
+never use force) and kept too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from dockops.core.images import containers_by_image, list_images
+from dockops.engine import engine_errors
+from dockops.errors import EngineRefused, InvalidInput
+from dockops.units import human_age, human_duration
+
+if TYPE_CHECKING:
+    import docker
+
+# Why an image was kept; the human summary counts by these.
+IN_USE = "in-use"
+TOO_YOUNG = "too-young"
+KEPT_LABEL = "kept-label"
+HAS_CHILDREN = "has-children"
+CHANGED = "changed"
+GONE = "gone"
+
+
+@dataclass(frozen=True)
+class LabelRule:
+    """`--keep-label K` (any value) or `--keep-label K=V` (that value)."""
+
+    key: str
+    value: str | None = None
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        if self.key not in labels:
+            return False
+        return self.value is None or labels[self.key] == self.value
+
+    def __str__(self) -> str:
+        return self.key if self.value is None else f"{self.key}={self.value}"
+
+
+def parse_label_rule(text: str) -> LabelRule:
+    """Parse ``K`` or ``K=V``.
+
+    Raises:
+        InvalidInput: empty key, or whitespace in the key.
+    """
+    key, sep, value = text.partition("=")
+    if not key or key != key.strip() or any(c.isspace() for c in key):
+        raise InvalidInput(f"invalid --keep-label {text!r}: expected KEY or KEY=VALUE")
+    return LabelRule(key, value if sep else None)
+
+
+@dataclass(frozen=True)
+class ImageState:
+    """What planning needs to know of one image, from one snapshot of the engine."""
+
+    id: str
+    created: datetime
+    size: int
+    tagged: bool
+    labels: Mapping[str, str] = field(default_factory=dict)
+    containers: tuple[str, ...] = ()
+    has_children: bool = False
+
+
+@dataclass(frozen=True)
+class Removal:
+    id: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Kept:
+    id: str
+    reason: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class Failure:
+    id: str
+    error: str
+
+
+@dataclass(frozen=True)
+class PrunePlan:
+    remove: tuple[Removal, ...]
+    kept: tuple[Kept, ...]
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    dry_run: bool
+    removed: tuple[Removal, ...]
+    kept: tuple[Kept, ...]
+    reclaimed_bytes: int
+    failed: tuple[Failure, ...] = ()
+    duration_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class DanglingImage:
+    id: str
+    created: datetime
+    size: int
+    containers: tuple[str, ...]
+
+
+def list_dangling(client: docker.DockerClient) -> list[DanglingImage]:
+    """Every dangling image with the containers (running or stopped) holding it, newest first.
+
+    Raises:
+        EngineRefused, EngineUnreachable: from the engine.
+    """
+    return [
+        DanglingImage(row.id, row.created, row.size, row.containers)
+        for row in list_images(client, dangling=True)
+    ]
+
+
+def plan_prune(
+    images: Iterable[ImageState],
+    *,
+    now: datetime,
+    older_than: float | None = None,
+    keep_labels: Sequence[LabelRule] = (),
+) -> PrunePlan:
+    """Decide, from one snapshot, which dangling images go and why each other one stays.
+
+    Args:
+        images: every image of the engine (tagged ones are never candidates).
+        now: the time ages are measured from.
+        older_than: only images created more than this many seconds ago go; None: any age.
+        keep_labels: images carrying any of these labels stay.
+
+    Returns:
+        The images to remove (oldest first) and the dangling images kept, each with a reason.
+    """
+    remove: list[Removal] = []
+    kept: list[Kept] = []
+    for image in sorted(images, key=lambda i: (i.created, i.id)):
+        if image.tagged:
+            continue
+        if image.containers:
+            kept.append(
+                Kept(image.id, f"in use by container {', '.join(image.containers)}", IN_USE)
+            )
+        elif image.has_children:
+            kept.append(Kept(image.id, "has dependent child images", HAS_CHILDREN))
+        elif rule := next((r for r in keep_labels if r.matches(image.labels)), None):
+            kept.append(Kept(image.id, f"kept label {rule}", KEPT_LABEL))
+        elif older_than is not None and (now - image.created).total_seconds() <= older_than:
+            age = human_age(image.created, now).removesuffix(" ago")
+            reason = f"too young ({age} old, limit {human_duration(older_than)})"
+            kept.append(Kept(image.id, reason, TOO_YOUNG))
+        else:
+            remove.append(Removal(image.id, image.size))
+    return PrunePlan(tuple(remove), tuple(kept))
+
+
+def _unique_sizes(client: docker.DockerClient) -> dict[str, int]:
+    """Bytes each image holds alone (what deleting it frees): Size minus SharedSize.
+
+    API 1.42+ gives SharedSize in the image list; older engines only through /system/df.
+    """
+    if _api_at_least(client, (1, 42)):
+        images = client.api._result(
+            client.api._get(client.api._url("/images/json"), params={"all": 1, "shared-size": 1}),
+            True,
+        )
+    else:
+        images = client.api.df().get("Images") or []
+    return {
+        i["Id"]: max(0, int(i.get("Size") or 0) - max(0, int(i.get("SharedSize") or 0)))
+        for i in images
+    }
+
+
+def _api_at_least(client: docker.DockerClient, wanted: tuple[int, int]) -> bool:
+    major, _, minor = str(client.api.api_version).partition(".")
+    return (int(major), int(minor)) >= wanted
+
+
+def _tagged(image: Mapping[str, Any]) -> bool:
+    return any(t != "<none>:<none>" for t in image.get("RepoTags") or [])
+
+
+def engine_state(client: docker.DockerClient) -> list[ImageState]:
+    """One snapshot of every image, with its holders, children and unique size.
+
+    Raises:
+        EngineRefused, EngineUnreachable: from the engine.
+    """
+    with engine_errors("list images"):
+        images = client.api.images(all=True)
+        sizes = _unique_sizes(client)
+    holders = containers_by_image(client)
+    parents = {i.get("ParentId") for i in images if i.get("ParentId")}
+    return [
+        ImageState(
+            id=i["Id"],
+            created=datetime.fromtimestamp(i["Created"], tz=timezone.utc),
+            size=sizes.get(i["Id"], int(i.get("Size") or 0)),
+            tagged=_tagged(i),
+            labels=i.get("Labels") or {},
+            containers=holders.get(i["Id"], ()),
+            has_children=i["Id"] in parents,
+        )
+        for i in images
+    ]
+
+
+def prune_dangling(
+    client: docker.DockerClient,
+    *,
+    older_than: float | None = None,
+    keep_labels: Sequence[LabelRule] = (),
+    dry_run: bool = False,
+    workers: int = 4,
+    now: datetime | None = None,
+) -> PruneResult:
+    """Plan the cleanup from one snapshot and, unless `dry_run`, delete exactly that plan.
+
+    Args:
+        client: the engine.
+        older_than: seconds; only images created before now minus this go.
+        keep_labels: images with any of these labels stay.
+        dry_run: return the plan as the result, delete nothing.
+        workers: deletes running at once (the engine serialises part of each delete; a few in
+            flight hide the round trips).
+        now: the reference time (tests); default the current time.
+
+    Returns:
+        What was (or would be) removed, what was kept and why, what failed.
+
+    Raises:
+        EngineUnreachable: the engine could not be reached, at the start or mid-run.
+        EngineRefused: the engine refused to list images.
+    """
+    started = time.monotonic()
+    plan = plan_prune(
+        engine_state(client),
+        now=now or datetime.now(timezone.utc),
+        older_than=older_than,
+        keep_labels=keep_labels,
+    )
+    if dry_run:
+        return PruneResult(
+            dry_run=True,
+            removed=plan.remove,
+            kept=plan.kept,
+            reclaimed_bytes=sum(r.size for r in plan.remove),
+            duration_seconds=time.monotonic() - started,
+        )
+    return execute_plan(client, plan, workers=workers, started=started)
+
+
+def execute_plan(
+    client: docker.DockerClient, plan: PrunePlan, *, workers: int = 4, started: float | None = None
+) -> PruneResult:
+    """Delete exactly the images of `plan`, each checked again just before its delete.
+
+    Args:
+        client: the engine.
+        plan: from plan_prune.
+        workers: deletes in flight at once; the outcome does not depend on it.
+        started: monotonic start time to report the duration from (default: now).
+
+    Returns:
+        Removed images, the plan's kept images plus those kept at the re-check, and failures.
+
+    Raises:
+        EngineUnreachable: the engine went away mid-run.
+    """
+    started = time.monotonic() if started is None else started
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        outcomes = list(pool.map(lambda r: _remove_one(client, r), plan.remove))
+    removed = tuple(o for o in outcomes if isinstance(o, Removal))
+    return PruneResult(
+        dry_run=False,
+        removed=removed,
+        kept=plan.kept + tuple(o for o in outcomes if isinstance(o, Kept)),
+        reclaimed_bytes=sum(r.size for r in removed),
+        failed=tuple(o for o in outcomes if isinstance(o, Failure)),
+        duration_seconds=time.monotonic() - started,
+    )
+
+
+def _remove_one(client: docker.DockerClient, planned: Removal) -> Removal | Kept | Failure:
+    """Check one planned image again, then delete it without force and without its parents."""
+    import docker
+
+    try:
+        with engine_errors():
+            try:
+                current = client.api.inspect_image(planned.id)
+            except docker.errors.NotFound:
+                return Kept(planned.id, _GONE_REASON, GONE)
+            if _tagged(current):
+                tags = ", ".join(current["RepoTags"])
+                return Kept(planned.id, f"tagged since planning ({tags})", CHANGED)
+            # No force: the engine refuses an image any container uses, atomically with the
+            # delete. noprune: parents that become dangling are not in the plan, so they stay.
+            client.api.remove_image(planned.id, force=False, noprune=True)
+            return planned
+    except EngineRefused as exc:
+        return _refusal(planned, exc.message)
+
+
+_GONE_REASON = "gone before its turn (removed by another process)"
+
+
+def _refusal(planned: Removal, text: str) -> Kept | Failure:
+    """Read the engine's 409/404 text: these are reasons to keep, not failures."""
+    if "No such image" in text:
+        return Kept(planned.id, _GONE_REASON, GONE)
+    if "being used by" in text:
+        holder = text.rsplit("container", 1)[-1].strip()
+        return Kept(planned.id, f"in use by container {holder} (since planning)", IN_USE)
+    if "dependent child images" in text:
+        return Kept(planned.id, "has dependent child images", HAS_CHILDREN)
+    return Failure(planned.id, text)
