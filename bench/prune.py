@@ -1,0 +1,73 @@
+"""prune-dangling vs `docker image prune -f`: N dangling images, each with its own 1 MiB layer,
+loaded afresh before every timed run; whole-process wall time, runs interleaved."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.imagefactory import FakeImage, ago, write_save_tar
+
+IMAGES = int(os.environ.get("BENCH_PRUNE_IMAGES", "300"))
+RUNS = int(os.environ.get("BENCH_PRUNE_RUNS", "3"))
+
+
+def _dangling(client: object) -> int:
+    return len(client.api.images(filters={"dangling": True}))  # type: ignore[attr-defined]
+
+
+def run() -> list[str]:
+    import docker
+
+    docker_cli = shutil.which("docker")
+    if not os.environ.get("DOCKER_HOST") or not docker_cli:
+        return ["## prune: skipped (needs DOCKER_HOST and the docker CLI; run `make bench`)"]
+    client = docker.from_env(version="auto", timeout=600)
+    dockops = str(Path(sys.executable).parent / "dockops")
+    workdir = Path(tempfile.mkdtemp(prefix="dockops-bench-"))
+    contenders = {
+        "docker image prune -f": [docker_cli, "image", "prune", "-f"],
+        "dockops prune-dangling": [
+            dockops,
+            "prune-dangling",
+            "--quiet",
+            "--lock-file",
+            str(workdir / "lock"),
+        ],
+    }
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    try:
+        tar = workdir / "images.tar"
+        with tar.open("wb") as out:
+            write_save_tar(
+                out,
+                [
+                    FakeImage(created=ago(days=2), seed=f"bench-{n}", layer_bytes=1 << 20)
+                    for n in range(IMAGES)
+                ],
+            )
+        subprocess.run([docker_cli, "image", "prune", "-f"], check=True, capture_output=True)
+        for _ in range(RUNS):
+            for name, argv in contenders.items():
+                with tar.open("rb") as source:
+                    for _line in client.api.load_image(source):
+                        pass
+                assert _dangling(client) == IMAGES, "the engine must start from the same state"
+                start = time.perf_counter()
+                subprocess.run(argv, check=True, capture_output=True)
+                times[name].append(time.perf_counter() - start)
+                assert _dangling(client) == 0, f"{name} left dangling images"
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    base = statistics.median(times["docker image prune -f"])
+    lines = [f"## prune-dangling: {IMAGES} dangling images of 1 MiB each (median of {RUNS} runs)"]
+    for name, samples in times.items():
+        median = statistics.median(samples)
+        lines.append(f"  {name:<44} {median * 1000:8.0f} ms   x{median / base:5.2f}")
+    return lines
