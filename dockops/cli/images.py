@@ -25,6 +25,41 @@ IMAGE_COLUMNS = (
     Column("SIZE", lambda r: human_size(r.size)),
     Column("CONTAINERS", lambda r: r.containers),
 )
+SEARCH_COLUMNS = (
+    Column("NAME", lambda h: h.name),
+    Column("DESCRIPTION", lambda h: _cut(h.description, 45)),
+    Column("STARS", lambda h: h.stars),
+    Column("OFFICIAL", lambda h: "[OK]" if h.official else ""),
+)
+TRANSFER_COLUMNS = (
+    Column("TAG", lambda t: t.tag),
+    Column("DIGEST", lambda t: t.digest),
+)
+HISTORY_COLUMNS = (
+    Column("IMAGE", lambda r: r.id.removeprefix("sha256:")[:12] if r.id else "<missing>"),
+    Column("CREATED", lambda r: human_age(r.created)),
+    Column("CREATED BY", lambda r: _cut(r.created_by, 45)),
+    Column("SIZE", lambda r: human_size(r.size)),
+    Column("COMMENT", lambda r: r.comment),
+)
+LAYER_COLUMNS = (
+    Column("LAYER", lambda layer: layer.digest.removeprefix("sha256:")[:12]),
+    Column("SIZE", lambda layer: human_size(layer.size)),
+    Column("IMAGES", lambda layer: layer.images),
+    Column("CREATED BY", lambda layer: _cut(layer.created_by, 40)),
+)
+RMI_COLUMNS = (
+    Column("REFERENCE", lambda o: o.reference),
+    Column("RESULT", lambda o: o.outcome),
+    Column("IMAGE ID", lambda o: (o.image_id or "").removeprefix("sha256:")[:12]),
+    Column("DANGLING", lambda o: "yes" if o.dangling else ""),
+    Column("CONTAINERS", lambda o: o.containers),
+)
+
+
+def _cut(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def images_cmd(
@@ -52,16 +87,45 @@ def search(
     limit: Annotated[int, typer.Option("--limit", min=1, max=100)] = 25,
     stars: Annotated[int, typer.Option("--stars", min=0, help="At least N stars.")] = 0,
     official: Annotated[bool, typer.Option("--official", help="Official images only.")] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.1, help="Seconds to wait for the index.")
+    ] = 20.0,
     json: JsonOpt = False,
 ) -> None:
-    """Search Docker Hub through the daemon, or a private registry's catalog."""
-    raise not_built("search")
+    """Search Docker Hub through the daemon (HOST:PORT/TERM asks that index instead)."""
+    if registry is not None:
+        # The v2-catalog search lands with the private-registry issue.
+        raise not_built("search --registry")
+    output = render.output_mode(json)
+    from dockops.core.search import search_images
+    from dockops.engine import get_client
+
+    hits = search_images(
+        get_client(), term, limit=limit, min_stars=stars, official_only=official, timeout=timeout
+    )
+    render.emit(hits, output, columns=SEARCH_COLUMNS)
 
 
-def pull(reference: str, all_tags: AllTagsOpt = False, json: JsonOpt = False) -> None:
+def pull(
+    reference: str, all_tags: AllTagsOpt = False, json: JsonOpt = False, quiet: QuietOpt = False
+) -> None:
     """Pull an image, with progress and retries on transient faults."""
+    output = render.output_mode(json, quiet)
     images([reference])
-    raise not_built("pull")
+    from dockops import progress
+    from dockops.core.transfer import pull_image
+    from dockops.engine import get_client
+
+    client = get_client(long_running=True)
+    with progress.reporter(enabled=output is not render.Output.QUIET) as on_progress:
+        result = pull_image(client, reference, all_tags=all_tags, on_progress=on_progress)
+    render.emit(
+        result,
+        output,
+        columns=TRANSFER_COLUMNS,
+        rows=result.tags,
+        summary=result.status or f"pulled {result.reference}",
+    )
 
 
 def commit(
@@ -70,50 +134,119 @@ def commit(
     message: MessageOpt = None,
     author: Annotated[str | None, typer.Option("--author", "-a")] = None,
     change: ChangeOpt = None,
-    no_pause: Annotated[bool, typer.Option("--no-pause")] = False,
+    no_pause: Annotated[
+        bool, typer.Option("--no-pause", help="Do not pause the container while committing.")
+    ] = False,
     json: JsonOpt = False,
 ) -> None:
     """Create an image from a container's changes."""
+    output = render.output_mode(json)
     validate_container(container)
     images([reference] if reference else [])
-    raise not_built("commit")
+    from dockops.core.commit import commit_container, validate_changes
+
+    changes = validate_changes(change or [])
+    from dockops.engine import get_client
+
+    result = commit_container(
+        get_client(),
+        container,
+        reference,
+        message=message,
+        author=author,
+        changes=changes,
+        pause=not no_pause,
+    )
+    render.emit(result, output, summary=result.id)
 
 
 def history(reference: str, json: JsonOpt = False) -> None:
     """One row per layer: id, created by, size, comment."""
+    output = render.output_mode(json)
     images([reference])
-    raise not_built("history")
+    from dockops.core.commit import image_history
+    from dockops.engine import get_client
+
+    render.emit(image_history(get_client(), reference), output, columns=HISTORY_COLUMNS)
 
 
 def layers(references: Annotated[list[str], typer.Argument()], json: JsonOpt = False) -> None:
     """Layer digests and sizes, which images share each, shared vs unique bytes."""
+    output = render.output_mode(json)
     images(references)
-    raise not_built("layers")
+    from dockops.core.layers import image_layers
+    from dockops.engine import get_client
+
+    report = image_layers(get_client(), references)
+    lines = [
+        f"{i.reference}: {human_size(i.size)} in {len(i.layers)} layer(s), "
+        f"{human_size(i.shared_bytes)} shared, {human_size(i.unique_bytes)} unique"
+        for i in report.images
+    ]
+    lines.append(
+        f"stored: {human_size(report.stored_bytes)} for {human_size(report.total_bytes)} of images"
+    )
+    render.emit(report, output, columns=LAYER_COLUMNS, rows=report.layers, summary="\n".join(lines))
 
 
-def tag(source: str, target: str) -> None:
+def tag(source: str, target: str, json: JsonOpt = False) -> None:
     """Give an image another name."""
+    output = render.output_mode(json)
     images([source, target])
-    raise not_built("tag")
+    from dockops.core.commit import tag_image
+    from dockops.engine import get_client
+
+    result = tag_image(get_client(), source, target)
+    render.emit(result, output, summary=f"tagged {result.id[7:19]} as {result.target}")
 
 
 def rmi(
     references: Annotated[list[str], typer.Argument()],
-    force: Annotated[bool, typer.Option("--force", "-f")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", "-f", help="Untag images in use; delete by ID.")
+    ] = False,
     with_containers: Annotated[
         bool, typer.Option("--with-containers", help="Remove the containers using it first.")
     ] = False,
     json: JsonOpt = False,
 ) -> None:
     """Remove images; says which were deleted, untagged or refused (and why)."""
+    output = render.output_mode(json)
     images(references)
-    raise not_built("rmi")
+    from dockops.core.rmi import remove_images, rmi_failure
+    from dockops.engine import get_client
+
+    outcomes = remove_images(get_client(), references, force=force, with_containers=with_containers)
+    failure = rmi_failure(outcomes)
+    # The error boundary prints only the message; the per-reference outcomes are rendered here
+    # (a lone failing reference in table form is said by the error line alone).
+    if output is render.Output.JSON or failure is None or len(outcomes) > 1:
+        notes = [o.message for o in outcomes if (o.ok and o.outcome != "deleted") or o.containers]
+        render.emit(outcomes, output, columns=RMI_COLUMNS, summary="\n".join(notes) or None)
+    if failure is not None:
+        raise failure
 
 
-def push(reference: str, all_tags: AllTagsOpt = False, json: JsonOpt = False) -> None:
+def push(
+    reference: str, all_tags: AllTagsOpt = False, json: JsonOpt = False, quiet: QuietOpt = False
+) -> None:
     """Push an image; an error in the daemon's stream is a failure."""
+    output = render.output_mode(json, quiet)
     images([reference])
-    raise not_built("push")
+    from dockops import progress
+    from dockops.core.transfer import push_image
+    from dockops.engine import get_client
+
+    client = get_client(long_running=True)
+    with progress.reporter(enabled=output is not render.Output.QUIET) as on_progress:
+        result = push_image(client, reference, all_tags=all_tags, on_progress=on_progress)
+    render.emit(
+        result,
+        output,
+        columns=TRANSFER_COLUMNS,
+        rows=result.tags,
+        summary=f"pushed {result.reference}",
+    )
 
 
 def register(app: typer.Typer) -> None:

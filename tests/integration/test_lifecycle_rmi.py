@@ -1,0 +1,255 @@
+"""rmi on the real engine: every case of its removal semantics, and what dockops says about it."""
+
+from __future__ import annotations
+
+import json
+
+import docker
+import pytest
+
+from tests.conftest import Cli
+
+OUTCOME_KEYS = {
+    "reference", "outcome", "image_id", "message", "untagged", "deleted", "dangling",
+    "containers", "removed_containers", "children", "flag",
+}  # fmt: skip
+
+
+def _commit(client: docker.DockerClient, ref: str, base: str = "busybox:latest") -> str:
+    box = client.containers.run(
+        base, ["sh", "-c", f"echo {ref} > /marker"], network_mode="none", detach=True
+    )
+    assert box.wait(timeout=60)["StatusCode"] == 0
+    repository, tag = ref.rsplit(":", 1)
+    image = box.commit(repository=repository, tag=tag)
+    box.remove()
+    return str(image.id)
+
+
+def _run(client: docker.DockerClient, image: str, name: str) -> docker.models.containers.Container:
+    return client.containers.run(
+        image, ["sleep", "300"], name=name, network_mode="none", detach=True
+    )
+
+
+def _exists(client: docker.DockerClient, image_id: str) -> bool:
+    try:
+        client.images.get(image_id)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+@pytest.fixture
+def in_use(docker_env: docker.DockerClient) -> str:
+    """dockops-test/rmi:v1, with the running container dockops-rmi-runner using it."""
+    image_id = _commit(docker_env, "dockops-test/rmi:v1")
+    _run(docker_env, "dockops-test/rmi:v1", "dockops-rmi-runner")
+    return image_id
+
+
+def test_tag_in_use_by_a_running_container_is_refused(
+    docker_env: docker.DockerClient, cli: Cli, in_use: str
+) -> None:
+    human = cli("rmi", "dockops-test/rmi:v1")
+    assert (human.code, human.out) == (1, "")
+    assert human.err == (
+        "dockops: error: dockops-test/rmi:v1 is used by running container dockops-rmi-runner: "
+        "--force removes the tag only (the image stays, dangling); --with-containers --force "
+        "removes the container(s) and the image\n"
+    )
+    result = cli("rmi", "dockops-test/rmi:v1", "--json")
+    assert result.code == 1
+    [outcome] = json.loads(result.out)
+    assert set(outcome) == OUTCOME_KEYS
+    assert outcome["outcome"] == "refused" and outcome["image_id"] == in_use
+    assert outcome["containers"] == ["dockops-rmi-runner"] and outcome["flag"] == "--force"
+    assert docker_env.images.get(in_use).tags == ["dockops-test/rmi:v1"]
+
+
+def test_forced_untag_leaves_the_image_dangling_and_says_who_holds_it(
+    docker_env: docker.DockerClient, cli: Cli, in_use: str
+) -> None:
+    result = cli("rmi", "-f", "dockops-test/rmi:v1", "--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out) == [
+        {
+            "reference": "dockops-test/rmi:v1",
+            "outcome": "untagged",
+            "image_id": in_use,
+            "message": f"dockops-test/rmi:v1: untagged; image {in_use[7:19]} kept, now dangling: "
+            "held by container dockops-rmi-runner",
+            "untagged": ["dockops-test/rmi:v1"],
+            "deleted": [],
+            "dangling": True,
+            "containers": ["dockops-rmi-runner"],
+            "removed_containers": [],
+            "children": [],
+            "flag": None,
+        }
+    ]
+    assert _exists(docker_env, in_use) and docker_env.images.get(in_use).tags == []
+    dangling = json.loads(cli("images", "--dangling", "--json").out)
+    assert [(d["id"], d["containers"]) for d in dangling] == [(in_use, ["dockops-rmi-runner"])]
+
+
+def test_forced_untag_table_says_dangling(
+    docker_env: docker.DockerClient, cli: Cli, in_use: str
+) -> None:
+    result = cli("rmi", "--force", "dockops-test/rmi:v1")
+    assert result.code == 0
+    header, row, note = result.out.splitlines()
+    assert header.split() == ["REFERENCE", "RESULT", "IMAGE", "ID", "DANGLING", "CONTAINERS"]
+    assert row.split() == ["dockops-test/rmi:v1", "untagged", in_use[7:19], "yes",
+                           "dockops-rmi-runner"]  # fmt: skip
+    assert note.endswith("kept, now dangling: held by container dockops-rmi-runner")
+
+
+def test_by_id_with_a_running_container_cannot_be_forced(
+    docker_env: docker.DockerClient, cli: Cli, in_use: str
+) -> None:
+    result = cli("rmi", "-f", in_use[7:19], "--json")
+    assert result.code == 1
+    [outcome] = json.loads(result.out)
+    assert outcome["outcome"] == "refused" and outcome["flag"] == "--with-containers --force"
+    assert outcome["containers"] == ["dockops-rmi-runner"]
+
+
+def test_with_containers_needs_force_for_running_ones_then_deletes(
+    docker_env: docker.DockerClient, cli: Cli, in_use: str
+) -> None:
+    refused = cli("rmi", "--with-containers", "dockops-test/rmi:v1", "--json")
+    assert refused.code == 1
+    [outcome] = json.loads(refused.out)
+    assert outcome["flag"] == "--with-containers --force" and outcome["removed_containers"] == []
+    assert docker_env.containers.get("dockops-rmi-runner").status == "running"
+
+    done = cli("rmi", "--with-containers", "--force", "dockops-test/rmi:v1", "--json")
+    assert done.code == 0, done.err
+    [outcome] = json.loads(done.out)
+    assert outcome["outcome"] == "deleted" and outcome["removed_containers"] == [
+        "dockops-rmi-runner"
+    ]
+    assert in_use in outcome["deleted"] and outcome["untagged"] == ["dockops-test/rmi:v1"]
+    assert not _exists(docker_env, in_use)
+    assert docker_env.containers.list(all=True, filters={"name": "dockops-rmi-runner"}) == []
+
+
+def test_stopped_container(docker_env: docker.DockerClient, cli: Cli) -> None:
+    image_id = _commit(docker_env, "dockops-test/stopped:v1")
+    docker_env.containers.create(
+        "dockops-test/stopped:v1", ["true"], name="dockops-rmi-stopped", network_mode="none"
+    )
+    refused = cli("rmi", "dockops-test/stopped:v1", "--json")
+    assert refused.code == 1
+    [outcome] = json.loads(refused.out)
+    assert outcome["flag"] == "--force" and outcome["containers"] == ["dockops-rmi-stopped"]
+    assert "stopped container dockops-rmi-stopped" in outcome["message"]
+
+    removed = cli("rmi", "--with-containers", "dockops-test/stopped:v1", "--json")
+    assert removed.code == 0, removed.err
+    [outcome] = json.loads(removed.out)
+    assert outcome["outcome"] == "deleted"
+    assert outcome["removed_containers"] == ["dockops-rmi-stopped"]
+    assert not _exists(docker_env, image_id)
+
+
+def test_forced_removal_under_a_stopped_container_deletes_and_says_so(
+    docker_env: docker.DockerClient, cli: Cli
+) -> None:
+    image_id = _commit(docker_env, "dockops-test/orphan:v1")
+    docker_env.containers.create(
+        "dockops-test/orphan:v1", ["true"], name="dockops-rmi-orphan", network_mode="none"
+    )
+    result = cli("rmi", "-f", "dockops-test/orphan:v1", "--json")
+    assert result.code == 0, result.err
+    [outcome] = json.loads(result.out)
+    assert outcome["outcome"] == "deleted" and outcome["containers"] == ["dockops-rmi-orphan"]
+    assert outcome["message"].endswith("(stopped container dockops-rmi-orphan now has no image)")
+    assert not _exists(docker_env, image_id)
+
+
+def test_several_tags_on_one_image(docker_env: docker.DockerClient, cli: Cli) -> None:
+    image_id = _commit(docker_env, "dockops-test/multi:a")
+    docker_env.api.tag(image_id, "dockops-test/multi", "b")
+    by_id = cli("rmi", image_id[7:19], "--json")
+    assert by_id.code == 1
+    [outcome] = json.loads(by_id.out)
+    assert outcome["flag"] == "--force" and "several tags" in outcome["message"]
+
+    one_tag = cli("rmi", "dockops-test/multi:a", "--json")
+    assert one_tag.code == 0
+    [outcome] = json.loads(one_tag.out)
+    assert (outcome["outcome"], outcome["dangling"]) == ("untagged", False)
+    assert outcome["message"].endswith("kept: still tagged dockops-test/multi:b")
+
+    docker_env.api.tag(image_id, "dockops-test/multi", "a")
+    forced = cli("rmi", "-f", image_id, "--json")
+    assert forced.code == 0
+    [outcome] = json.loads(forced.out)
+    assert outcome["outcome"] == "deleted"
+    assert sorted(outcome["untagged"]) == ["dockops-test/multi:a", "dockops-test/multi:b"]
+    assert not _exists(docker_env, image_id)
+
+
+def test_dependent_child_images(docker_env: docker.DockerClient, cli: Cli) -> None:
+    parent = _commit(docker_env, "dockops-test/parent:v1")
+    _commit(docker_env, "dockops-test/child:v1", base="dockops-test/parent:v1")
+    by_id = cli("rmi", "-f", parent, "--json")
+    assert by_id.code == 1
+    [outcome] = json.loads(by_id.out)
+    assert outcome["flag"] is None and outcome["children"] == ["dockops-test/child:v1"]
+    assert outcome["message"] == (
+        f"{parent} is the parent of dockops-test/child:v1: remove those first (no flag forces this)"
+    )
+    by_tag = cli("rmi", "dockops-test/parent:v1", "--json")
+    assert by_tag.code == 0
+    [outcome] = json.loads(by_tag.out)
+    assert outcome["outcome"] == "untagged" and outcome["children"] == ["dockops-test/child:v1"]
+    assert outcome["dangling"] is False  # the engine does not list a parent as dangling
+    child = cli("rmi", "dockops-test/child:v1", "--json")
+    [outcome] = json.loads(child.out)
+    # Removing the child takes the untagged parent with it.
+    assert outcome["outcome"] == "deleted" and parent in outcome["deleted"]
+
+
+def test_by_id_without_holders_is_deleted(docker_env: docker.DockerClient, cli: Cli) -> None:
+    image_id = _commit(docker_env, "dockops-test/byid:v1")
+    result = cli("rmi", image_id[7:19])
+    assert result.code == 0
+    assert result.out.splitlines()[1].split() == [image_id[7:19], "deleted", image_id[7:19]]
+    assert not _exists(docker_env, image_id)
+
+
+def test_several_refs_some_failing_is_exit_5_with_each_outcome(
+    docker_env: docker.DockerClient, cli: Cli, in_use: str
+) -> None:
+    other = _commit(docker_env, "dockops-test/other:v1")
+    result = cli(
+        "rmi", "dockops-test/other:v1", "dockops-test/rmi:v1", "dockops-test/none:v1", "--json"
+    )
+    assert result.code == 5
+    outcomes = json.loads(result.out)
+    assert [(o["reference"], o["outcome"]) for o in outcomes] == [
+        ("dockops-test/other:v1", "deleted"),
+        ("dockops-test/rmi:v1", "refused"),
+        ("dockops-test/none:v1", "missing"),
+    ]
+    assert result.err.startswith("dockops: error: rmi: 2 of 3 not removed: ")
+    assert result.err.count("\n") == 1
+    assert not _exists(docker_env, other)
+
+    table = cli("rmi", "dockops-test/rmi:v1", "busybox:dockops-no-such-tag")
+    assert table.code == 1  # nothing removed: a refusal, not a partial success
+    assert [line.split()[:2] for line in table.out.splitlines()[1:3]] == [
+        ["dockops-test/rmi:v1", "refused"],
+        ["busybox:dockops-no-such-tag", "missing"],
+    ]
+
+
+def test_unknown_image_is_exit_2_with_one_line(docker_env: docker.DockerClient, cli: Cli) -> None:
+    result = cli("rmi", "dockops-test/none:v1")
+    assert (result.code, result.out) == (2, "")
+    assert result.err == (
+        "dockops: error: rmi dockops-test/none:v1: No such image: dockops-test/none:v1\n"
+    )
