@@ -100,6 +100,7 @@ def engine_errors(what: str | None = None) -> Iterator[None]:
     """
     import docker
     import requests
+    import urllib3
 
     prefix = f"{what}: " if what else ""
     try:
@@ -110,7 +111,12 @@ def engine_errors(what: str | None = None) -> Iterator[None]:
         raise EngineUnreachable(
             f"{prefix}the Docker engine at {engine_address()} did not answer in time"
         ) from exc
-    except requests.exceptions.ConnectionError as exc:
+    except (
+        requests.exceptions.ConnectionError,
+        requests.exceptions.ChunkedEncodingError,
+        urllib3.exceptions.HTTPError,
+    ) as exc:
+        # The last two: a stream (save, export, pull) cut off mid-body.
         raise EngineUnreachable(
             f"{prefix}lost the Docker engine at {engine_address()}: {root_cause(exc)}"
         ) from exc

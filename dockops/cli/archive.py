@@ -1,25 +1,109 @@
-"""Images and filesystems as files: save/load (whole images), export/import (filesystems)."""
+"""Images and filesystems as files: save/load (whole images), export/import (filesystems).
 
-from pathlib import Path
-from typing import Annotated
+`-o -` writes the raw tar to stdout: then stdout carries no JSON (--json is refused) and the
+summary goes nowhere; `-i -` / `FILE -` read stdin. Progress goes to stderr.
+"""
+
+import contextlib
+import signal
+import sys
+from collections.abc import Iterator
+from typing import Annotated, Any
 
 import typer
 
-from dockops.cli.common import JsonOpt, images, not_built
+from dockops import render
+from dockops.cli.common import JsonOpt, QuietOpt, images
 from dockops.cli.images import ChangeOpt, MessageOpt
+from dockops.errors import InvalidInput
 from dockops.reference import validate_container
+from dockops.render import Column, Output
+from dockops.units import human_size
+
+GzipOpt = Annotated[
+    bool, typer.Option("--gzip", help="Compress with gzip (implied by .tar.gz / .tgz).")
+]
+
+IMAGE_COLUMNS = (
+    Column("REFERENCE", lambda i: i.reference or "<none>"),
+    Column("IMAGE ID", lambda i: i.id.removeprefix("sha256:")[:12]),
+)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (kill, timeout, systemd) unwinds like Ctrl-C, so no temp file is left behind."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: nothing to install
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _output_target(output: str, json: bool, quiet: bool, gzip: bool) -> tuple[Any, Output, bool]:
+    from dockops.core.archive_io import check_output_path, wants_gzip
+
+    mode = render.output_mode(json, quiet)
+    path = check_output_path(output)
+    if path is None:
+        if mode is Output.JSON:
+            raise InvalidInput("--json cannot be used with -o -: stdout carries the tar")
+        if sys.stdout.isatty():
+            raise InvalidInput("refusing to write a tar to a terminal: use -o FILE or a pipe")
+        return sys.stdout.buffer, Output.QUIET, gzip
+    return path, mode, gzip or wants_gzip(output)
+
+
+def _input_source(path: str) -> Any:
+    from dockops.core.archive_io import check_input_path
+
+    source = check_input_path(path)
+    if source is None:
+        if sys.stdin.isatty():
+            raise InvalidInput("stdin is a terminal: pipe a tar into it or give a FILE")
+        return sys.stdin.buffer
+    return source
+
+
+def _note(text: str, mode: Output) -> None:
+    if mode is Output.TABLE:
+        sys.stderr.write(f"note: {text}\n")
 
 
 def save(
-    references: Annotated[list[str], typer.Argument()],
+    references: Annotated[list[str], typer.Argument(help="Images (references or IDs).")],
     output: Annotated[
         str, typer.Option("--output", "-o", help="FILE, .tar.gz for gzip, - for stdout.")
     ],
+    gzip: GzipOpt = False,
     json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Save images to one tar, streamed in constant memory."""
     images(references)
-    raise not_built("save")
+    target, mode, compress = _output_target(output, json, quiet, gzip)
+    from dockops.core.archive import save_images
+    from dockops.engine import get_client
+    from dockops.progress import reporter
+
+    client = get_client(long_running=True)
+    with _terminate_as_interrupt(), reporter(enabled=not (json or quiet)) as progress:
+        result = save_images(client, references, target, gzip=compress, progress=progress)
+    render.emit(
+        result,
+        mode,
+        columns=IMAGE_COLUMNS,
+        rows=result.images,
+        summary=f"saved to {result.path}: {human_size(result.bytes)}, sha256 {result.sha256}",
+    )
 
 
 def load(
@@ -27,26 +111,86 @@ def load(
         str, typer.Option("--input", "-i", help="FILE (tar or tar.gz), - for stdin.")
     ],
     json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Load images from a tar, streamed."""
-    raise not_built("load")
+    mode = render.output_mode(json, quiet)
+    source = _input_source(input_)
+    from dockops.core.archive import load_images
+    from dockops.engine import get_client
+    from dockops.progress import reporter
+
+    client = get_client(long_running=True)
+    with _terminate_as_interrupt(), reporter(enabled=not (json or quiet)) as progress:
+        result = load_images(client, source, progress=progress)
+    render.emit(result, mode, columns=IMAGE_COLUMNS, rows=result.images)
 
 
 def export(
-    container: str,
-    output: Annotated[str, typer.Option("--output", "-o", help="FILE, - for stdout.")],
+    container: Annotated[str, typer.Argument(help="Container name or ID.")],
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="FILE, .tar.gz for gzip, - for stdout.")
+    ],
+    gzip: GzipOpt = False,
+    json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
-    """Export a container's filesystem (no history, no config)."""
+    """Export a container's filesystem (no layers, history or config)."""
     validate_container(container)
-    raise not_built("export")
+    target, mode, compress = _output_target(output, json, quiet, gzip)
+    from dockops.core.archive_fs import export_container
+    from dockops.engine import get_client
+    from dockops.progress import reporter
+
+    client = get_client(long_running=True)
+    with _terminate_as_interrupt(), reporter(enabled=not (json or quiet)) as progress:
+        result = export_container(client, container, target, gzip=compress, progress=progress)
+    render.emit(
+        result,
+        mode,
+        summary=f"exported {container} to {result.path}: {human_size(result.bytes)},"
+        f" sha256 {result.sha256}",
+    )
+    # With -o - this is the only word on what was left out; stdout holds the tar.
+    _note(
+        "the file holds the filesystem only: the image's layers, history and config"
+        " (CMD, ENTRYPOINT, ENV, WORKDIR, ...) are not in it; `dockops import -c` can set"
+        " config again",
+        Output.TABLE if output == "-" and not quiet else mode,
+    )
 
 
 def import_(
-    file: Path, reference: str, change: ChangeOpt = None, message: MessageOpt = None
+    file: Annotated[str, typer.Argument(help="Filesystem tar (or tar.gz); - for stdin.")],
+    reference: Annotated[str, typer.Argument(help="REPOSITORY[:TAG] for the new image.")],
+    change: ChangeOpt = None,
+    message: MessageOpt = None,
+    json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Import a filesystem tar as an image (history and config are lost unless -c restores)."""
     images([reference])
-    raise not_built("import")
+    from dockops.core.archive_fs import check_changes
+
+    changes = check_changes(list(change or []))
+    mode = render.output_mode(json, quiet)
+    source = _input_source(file)
+    from dockops.core.archive_fs import import_image
+    from dockops.engine import get_client
+    from dockops.progress import reporter
+
+    client = get_client(long_running=True)
+    with _terminate_as_interrupt(), reporter(enabled=not (json or quiet)) as progress:
+        result = import_image(
+            client, source, reference, changes=changes, message=message, progress=progress
+        )
+    short_id = result.id.removeprefix("sha256:")[:12]
+    render.emit(result, mode, summary=f"imported {result.reference} ({short_id})")
+    _note(
+        "an imported image has one layer and no history; not set (use -c to set them):"
+        f" {', '.join(f for f in result.lost if f != 'history')}",
+        mode,
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -69,6 +69,9 @@ def run(argv: list[str] | None = None) -> NoReturn:
             traceback.print_exc()
         _fail(exc.message, int(exc.exit_code))
     except typer.Exit as exc:
+        # Typer turns Ctrl-C into a silent Exit(130); say what happened.
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            _fail("interrupted", 130)
         sys.exit(exc.exit_code)
     except typer.TyperException as exc:
         ctx = getattr(exc, "ctx", None)

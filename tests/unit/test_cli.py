@@ -20,10 +20,6 @@ from tests.conftest import Cli
 
 UNBUILT = [
     ["search", "busybox", "--registry", "localhost:5000"],
-    ["save", "busybox", "-o", "x.tar"],
-    ["load", "-i", "x.tar"],
-    ["export", "web", "-o", "x.tar"],
-    ["import", "x.tar", "app:v1"],
     ["registry", "up"],
     ["registry", "secure", "--host", "127.0.0.1"],
     ["registry", "down"],

@@ -1,0 +1,181 @@
+"""save / load side by side on a >= 500 MB image: dockops vs the docker CLI vs the raw Engine
+API stream (curl on the socket). Wall time (median, runs interleaved so drift hits all
+alike) and peak RSS of each client process (wait4's ru_maxrss), plus gzip throughput."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+RUNS = int(os.environ.get("BENCH_ARCHIVE_RUNS", "3"))
+IMAGE = "dockops-bench/big:latest"
+SIZE_MB = int(os.environ.get("BENCH_ARCHIVE_MB", "600"))
+LABEL = "dockops.bench.random-mb"
+GOAL_RATIO = 1.10
+GOAL_RSS_MIB = 80
+
+
+@dataclass
+class Sample:
+    label: str
+    walls: list[float]
+    rss_kib: list[int]
+
+    @property
+    def wall(self) -> float:
+        return statistics.median(self.walls)
+
+    @property
+    def rss_mib(self) -> float:
+        return max(self.rss_kib) / 1024
+
+
+def _run(argv: Sequence[str]) -> tuple[float, int]:
+    """Wall time and peak RSS (KiB) of one command, which must succeed.
+
+    RSS comes from /usr/bin/time -f %M: wait4's ru_maxrss on a child forked from this Python
+    process counts the pre-exec copy of the parent (every client showed ~30 MiB)."""
+    with tempfile.NamedTemporaryFile("r") as rss_file:
+        start = time.perf_counter()
+        done = subprocess.run(
+            ["/usr/bin/time", "-f", "%M", "-o", rss_file.name, *argv],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            check=False,
+        )
+        wall = time.perf_counter() - start
+        if done.returncode != 0:
+            error = done.stderr.decode().strip()
+            raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}): {error}")
+        return wall, int(rss_file.read().split()[-1])
+
+
+def _ensure_image() -> int:
+    """Build the big image once (a random layer of SIZE_MB made with network none)."""
+    import docker
+
+    client = docker.from_env(version="auto", timeout=3600)
+    try:
+        image = client.images.get(IMAGE)
+        if image.labels.get(LABEL) == str(SIZE_MB):
+            return int(image.attrs["Size"])
+    except docker.errors.ImageNotFound:
+        pass
+    box = client.containers.run(
+        "busybox:latest",
+        ["sh", "-c", f"dd if=/dev/urandom of=/random.bin bs=1048576 count={SIZE_MB}"],
+        network_mode="none",
+        detach=True,
+    )
+    try:
+        assert box.wait(timeout=600)["StatusCode"] == 0
+        repository, tag = IMAGE.rsplit(":", 1)
+        image = box.commit(repository, tag, changes=[f"LABEL {LABEL}={SIZE_MB}", "CMD sh"])
+    finally:
+        box.remove(force=True)
+    return int(client.images.get(IMAGE).attrs["Size"])
+
+
+def _remove_image() -> None:
+    import docker
+
+    client = docker.from_env(version="auto", timeout=600)
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        client.api.remove_image(IMAGE, force=True)
+
+
+def _measure(commands: dict[str, Sequence[str]], before: object = None) -> list[Sample]:
+    samples = {label: Sample(label, [], []) for label in commands}
+    for _ in range(RUNS):
+        for label, argv in commands.items():
+            if callable(before):
+                before()
+            wall, rss = _run(argv)
+            samples[label].walls.append(wall)
+            samples[label].rss_kib.append(rss)
+    return list(samples.values())
+
+
+def _lines(title: str, samples: list[Sample], mb: float) -> list[str]:
+    raw = samples[0]
+    lines = [f"## {title} (median of {RUNS} runs; {mb:.0f} MB; ratio to {raw.label})"]
+    for s in samples:
+        lines.append(
+            f"  {s.label:<34} {s.wall:7.2f} s  x{s.wall / raw.wall:5.2f}"
+            f"  {mb / s.wall:6.0f} MB/s  peak RSS {s.rss_mib:6.1f} MiB"
+        )
+    return lines
+
+
+def _verdict(sample: Sample, raw: Sample, what: str) -> str:
+    ratio = sample.wall / raw.wall
+    ok = ratio <= GOAL_RATIO and sample.rss_mib <= GOAL_RSS_MIB
+    return (
+        f"  goal {what}: x{ratio:.2f} <= {GOAL_RATIO:.2f}, {sample.rss_mib:.1f} <= "
+        f"{GOAL_RSS_MIB} MiB: {'met' if ok else 'MISSED'}"
+    )
+
+
+def run() -> list[str]:
+    host = os.environ.get("DOCKER_HOST", "")
+    if not host.startswith("unix://"):
+        return ["## archive: skipped (DOCKER_HOST must name a unix socket; run `make bench`)"]
+    socket_path = host.removeprefix("unix://")
+    docker_cli = shutil.which("docker") or "/usr/local/bin/docker"
+    dockops = str(BIN / "dockops")
+    _ensure_image()
+    url = f"http://x/images/get?names={IMAGE}"
+    with tempfile.TemporaryDirectory(prefix="dockops-bench-", dir=os.environ.get("TMPDIR")) as d:
+        out = Path(d)
+        save = _measure(
+            {
+                "raw API: curl /images/get": [
+                    "curl", "-sf", "--unix-socket", socket_path, "-o", str(out / "raw.tar"), url,
+                ],
+                "docker save -o": [docker_cli, "save", "-o", str(out / "docker.tar"), IMAGE],
+                "dockops save -o": [dockops, "save", IMAGE, "-o", str(out / "dockops.tar")],
+                "dockops save -o .tar.gz": [
+                    dockops, "save", IMAGE, "-o", str(out / "dockops.tar.gz"),
+                ],
+            }
+        )  # fmt: skip
+        tar_mb = (out / "dockops.tar").stat().st_size / 1e6
+        gz_mb = (out / "dockops.tar.gz").stat().st_size / 1e6
+        lines = _lines("save", save, tar_mb)
+        lines.append(_verdict(save[2], save[0], "dockops save vs raw"))
+        lines.append(f"  dockops save vs docker save -o: x{save[2].wall / save[1].wall:.2f}")
+        lines.append(
+            f"  gzip save: {tar_mb / save[3].wall:.0f} MB/s of tar in, {gz_mb:.0f} MB written "
+            "(random data does not shrink; isal level 1, threaded)"
+        )
+        tar = str(out / "dockops.tar")
+        load = _measure(
+            {
+                "raw API: curl -T POST /images/load": [
+                    "curl", "-sf", "--unix-socket", socket_path, "-T", tar, "-X", "POST",
+                    "-H", "Content-Type: application/x-tar",
+                    "http://x/images/load?quiet=1",
+                ],
+                "docker load -i": [docker_cli, "load", "-q", "-i", tar],
+                "dockops load -i": [dockops, "load", "-i", tar, "--quiet"],
+                "dockops load -i .tar.gz": [
+                    dockops, "load", "-i", str(out / "dockops.tar.gz"), "--quiet",
+                ],
+            },
+            before=_remove_image,
+        )  # fmt: skip
+        lines += _lines("load (image removed before each run)", load, tar_mb)
+        lines.append(_verdict(load[2], load[0], "dockops load vs raw"))
+        lines.append(f"  dockops load vs docker load -i: x{load[2].wall / load[1].wall:.2f}")
+        lines.append(f"  gzip load: {tar_mb / load[3].wall:.0f} MB/s of tar out")
+    return lines

@@ -1,0 +1,260 @@
+"""Whole images as files: save and load, and the stream helpers export/import share
+(archive_fs).
+
+Every transfer is a stream of CHUNK-sized pieces between the engine socket and a file (never
+a whole tar in memory), checked as a tar on the way (see archive_tar for why).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from dockops.core.archive_io import CHUNK, Written, open_archive, tar_sink
+from dockops.core.archive_tar import TarProblem, TarWalker
+from dockops.engine import engine_errors, root_cause
+from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput
+from dockops.progress import ProgressCallback, ProgressEvent, ignore
+
+if TYPE_CHECKING:
+    import docker
+    import requests
+
+
+@dataclass(frozen=True)
+class ArchivedImage:
+    reference: str | None  # None: loaded by ID only (no tag in the tar)
+    id: str
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    path: str  # "-" for stdout
+    bytes: int  # bytes written (compressed size for gzip)
+    sha256: str  # of the bytes written, so `sha256sum FILE` matches
+    compressed: bool
+    images: tuple[ArchivedImage, ...]
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    source: str  # "-" for stdin
+    bytes: int  # bytes read from the source (compressed size for gzip)
+    images: tuple[ArchivedImage, ...]
+
+
+def _image_ids(client: docker.DockerClient, references: list[str]) -> list[ArchivedImage]:
+    import docker
+
+    found = []
+    for reference in references:
+        try:
+            with engine_errors(f"inspect {reference}"):
+                found.append(ArchivedImage(reference, client.api.inspect_image(reference)["Id"]))
+        except EngineRefused as exc:
+            if isinstance(exc.__cause__, docker.errors.NotFound):
+                raise InvalidInput(f"no such image: {reference}") from None
+            raise
+    return found
+
+
+def stream_tar(
+    response: requests.Response,
+    out: BinaryIO,
+    what: str,
+    label: str,
+    progress: ProgressCallback,
+) -> None:
+    """Copy the engine's tar body to `out`, walking its headers; raise if it is incomplete."""
+    from http.client import HTTPException
+
+    from urllib3.exceptions import HTTPError as Urllib3Error
+
+    walker = TarWalker()
+    raw = response.raw
+    with engine_errors(what):
+        while True:
+            try:
+                chunk = raw.read(CHUNK)
+            except (Urllib3Error, HTTPException, OSError) as exc:
+                # Reading the raw body skips requests' wrapping, so urllib3's ProtocolError
+                # ("Connection broken: IncompleteRead") arrives untranslated.
+                reason = root_cause(exc) if isinstance(exc, OSError) else "connection closed"
+                raise EngineUnreachable(
+                    f"{what}: the engine's stream broke after {walker.offset} bytes ({reason})"
+                ) from exc
+            if not chunk:
+                break
+            try:
+                walker.feed(chunk)
+            except TarProblem as exc:
+                raise EngineRefused(f"{what}: {exc.engine_error or exc.message}") from None
+            out.write(chunk)
+            progress(ProgressEvent(label, "writing", walker.offset))
+    try:
+        walker.finish()
+    except TarProblem as exc:
+        raise EngineRefused(f"{what}: the engine's stream stopped early ({exc.message})") from None
+    progress(ProgressEvent(label, "written", walker.offset))
+
+
+def get_stream(client: docker.DockerClient, path: str, params: Any, what: str) -> Any:
+    """GET a streamed body; a refusal before the first byte (404, 500) raises here."""
+    api = client.api
+    with engine_errors(what):
+        response = api._get(api._url(path), params=params, stream=True)
+        api._raise_for_status(response)
+    return response
+
+
+def save_images(
+    client: docker.DockerClient,
+    references: list[str],
+    target: Path | BinaryIO,
+    *,
+    gzip: bool,
+    progress: ProgressCallback = ignore,
+) -> SaveResult:
+    """Save images (with their tags) to one tar, as `docker save` does.
+
+    Args:
+        client: the engine.
+        references: image references or IDs (validated by the caller).
+        target: a file path (temp file + rename) or an open binary stream (stdout).
+        gzip: compress with gzip (isal, threaded).
+        progress: called with bytes written so far.
+
+    Returns:
+        The path, size and sha256 of what was written, and the images in it.
+
+    Raises:
+        InvalidInput: an image does not exist (checked before anything is written).
+        EngineRefused, EngineUnreachable: the engine failed; no file is left behind.
+    """
+    images = _image_ids(client, references)
+    label = target.name if isinstance(target, Path) else "stdout"
+    what = f"save {' '.join(references)}"
+    response = get_stream(client, "/images/get", {"names": references}, what)
+    written: Written
+    try:
+        with tar_sink(target, gzip=gzip) as (out, written):
+            stream_tar(response, out, what, label, progress)
+    finally:
+        response.close()
+    return SaveResult(
+        path=str(target) if isinstance(target, Path) else "-",
+        bytes=written.bytes,
+        sha256=written.sha256,
+        compressed=gzip,
+        images=tuple(images),
+    )
+
+
+def daemon_stream(response: requests.Response, what: str) -> Iterator[dict[str, Any]]:
+    """The engine's JSON-lines answer; an `errorDetail` in it is a refusal (HTTP was 200)."""
+    import json
+
+    with engine_errors(what):
+        for line in response.iter_lines():
+            if not line.strip():
+                continue
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                raise EngineRefused(f"{what}: unexpected answer {line[:200]!r}") from None
+            if "errorDetail" in doc or "error" in doc:
+                detail = doc.get("errorDetail") or {}
+                text = detail.get("message") or doc.get("error") or "unknown error"
+                raise EngineRefused(f"{what}: {' '.join(str(text).split())}")
+            yield doc
+
+
+def upload(
+    client: docker.DockerClient,
+    path: str,
+    params: Any,
+    source: BinaryIO,
+    name: str,
+    what: str,
+    total: int | None,
+    progress: ProgressCallback,
+) -> tuple[requests.Response, int]:
+    """POST an archive as a chunked body straight from `source`; return the answer and the
+    number of source bytes read."""
+    opened = open_archive(source, name)
+
+    def body() -> Iterator[bytes]:
+        for chunk in opened.chunks(name):
+            yield chunk
+            progress(ProgressEvent(name, "sending", opened.source.consumed, total))
+        progress(ProgressEvent(name, "engine working", opened.source.consumed, total))
+
+    api = client.api
+    try:
+        with engine_errors(what):
+            response = api._post(
+                api._url(path),
+                params=params,
+                data=body(),
+                headers={"Content-Type": "application/x-tar"},
+                stream=True,
+            )
+            api._raise_for_status(response)
+    finally:
+        opened.reader.close()
+    return response, opened.source.consumed
+
+
+def load_images(
+    client: docker.DockerClient,
+    source: Path | BinaryIO,
+    *,
+    progress: ProgressCallback = ignore,
+) -> LoadResult:
+    """Load images from a `docker save` tar (plain or gzip), streamed to the engine.
+
+    Args:
+        client: the engine.
+        source: a file path, or an open binary stream (stdin).
+        progress: called with bytes read so far.
+
+    Returns:
+        The images loaded: reference (None when the tar names none) and ID.
+
+    Raises:
+        InvalidInput: missing, corrupt or truncated input (refused before the engine loads
+            anything).
+        EngineRefused, EngineUnreachable: the engine's own error text.
+    """
+    name = str(source) if isinstance(source, Path) else "-"
+    total = source.stat().st_size if isinstance(source, Path) else None
+    stream = open(source, "rb", buffering=0) if isinstance(source, Path) else source  # noqa: SIM115
+    what = f"load {name}"
+    try:
+        response, consumed = upload(
+            client, "/images/load", {"quiet": "1"}, stream, name, what, total, progress
+        )
+    finally:
+        if isinstance(source, Path):
+            stream.close()
+    loaded: list[ArchivedImage] = []
+    try:
+        for doc in daemon_stream(response, what):
+            text = str(doc.get("stream") or "").strip()
+            if text.startswith("Loaded image ID:"):
+                loaded.append(ArchivedImage(None, text.split(":", 1)[1].strip()))
+            elif text.startswith("Loaded image:"):
+                loaded.append(ArchivedImage(text.split(":", 1)[1].strip(), ""))
+    finally:
+        response.close()
+    # The engine names tagged images by reference only: ask for their IDs.
+    with engine_errors(what):
+        images = tuple(
+            image
+            if image.id
+            else ArchivedImage(image.reference, client.api.inspect_image(image.reference)["Id"])
+            for image in loaded
+        )
+    return LoadResult(source=name, bytes=consumed, images=images)

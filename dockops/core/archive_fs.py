@@ -1,0 +1,204 @@
+"""Filesystems as files: `export` a container's filesystem, `import` one as a one-layer image.
+
+Both keep the files only. What they drop (layers, history, config) is part of every result, so
+the CLI can say it and tests can pin it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from dockops.core.archive import daemon_stream, get_stream, stream_tar, upload
+from dockops.core.archive_io import Written, tar_sink
+from dockops.engine import engine_errors
+from dockops.errors import EngineRefused, InvalidInput
+from dockops.progress import ProgressCallback, ignore
+
+if TYPE_CHECKING:
+    import docker
+
+# What `docker export` + `docker import` drop: the image's layering and history, and every
+# config field below unless a -c change sets it again.
+CONFIG_FIELDS = (
+    "CMD",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "HEALTHCHECK",
+    "LABEL",
+    "ONBUILD",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
+)
+EXPORT_LOSES = ("layers", "history", *CONFIG_FIELDS)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    container: str
+    container_id: str
+    path: str
+    bytes: int
+    sha256: str
+    compressed: bool
+    lost: tuple[str, ...] = EXPORT_LOSES
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    reference: str
+    id: str
+    source: str
+    bytes: int
+    changes: tuple[str, ...]
+    message: str | None
+    lost: tuple[str, ...]  # what the image lacks: history and every config field -c did not set
+
+
+def export_container(
+    client: docker.DockerClient,
+    container: str,
+    target: Path | BinaryIO,
+    *,
+    gzip: bool = False,
+    progress: ProgressCallback = ignore,
+) -> ExportResult:
+    """Write a container's filesystem as a tar (no layers, history or config: see `lost`).
+
+    Args:
+        client: the engine.
+        container: container name or ID (validated by the caller).
+        target: a file path (temp file + rename) or an open binary stream (stdout).
+        gzip: compress with gzip.
+        progress: called with bytes written so far.
+
+    Returns:
+        Where it went, its size and sha256, and what an export does not keep.
+
+    Raises:
+        InvalidInput: no such container.
+        EngineRefused, EngineUnreachable: the engine failed; no file is left behind.
+    """
+    import docker
+
+    try:
+        with engine_errors(f"inspect {container}"):
+            container_id = str(client.api.inspect_container(container)["Id"])
+    except EngineRefused as exc:
+        if isinstance(exc.__cause__, docker.errors.NotFound):
+            raise InvalidInput(f"no such container: {container}") from None
+        raise
+    what = f"export {container}"
+    response = get_stream(client, f"/containers/{container_id}/export", None, what)
+    label = target.name if isinstance(target, Path) else "stdout"
+    written: Written
+    try:
+        with tar_sink(target, gzip=gzip) as (out, written):
+            stream_tar(response, out, what, label, progress)
+    finally:
+        response.close()
+    return ExportResult(
+        container=container,
+        container_id=container_id,
+        path=str(target) if isinstance(target, Path) else "-",
+        bytes=written.bytes,
+        sha256=written.sha256,
+        compressed=gzip,
+    )
+
+
+def lost_by_import(changes: list[str]) -> tuple[str, ...]:
+    """History, and every config field no `-c` change sets again."""
+    restored = {change.split(None, 1)[0].upper() for change in changes if change.strip()}
+    return ("history", *(field for field in CONFIG_FIELDS if field not in restored))
+
+
+def check_changes(changes: list[str]) -> list[str]:
+    """Refuse -c changes the engine would refuse (only config instructions apply to import).
+
+    Raises:
+        InvalidInput: an empty change or an instruction other than the config ones.
+    """
+    for change in changes:
+        words = change.split(None, 1)
+        if not words or words[0].upper() not in CONFIG_FIELDS:
+            raise InvalidInput(
+                f"invalid change {change!r}: use one of {', '.join(CONFIG_FIELDS)}"
+                " followed by its value"
+            )
+    return changes
+
+
+def import_image(
+    client: docker.DockerClient,
+    source: Path | BinaryIO,
+    reference: str,
+    *,
+    changes: list[str] | None = None,
+    message: str | None = None,
+    progress: ProgressCallback = ignore,
+) -> ImportResult:
+    """Make a one-layer image from a filesystem tar (plain or gzip), as `docker import` does.
+
+    Args:
+        client: the engine.
+        source: a file path, or an open binary stream (stdin).
+        reference: REPOSITORY[:TAG] to give the image (validated by the caller).
+        changes: Dockerfile config instructions to apply (CMD, ENV, ...).
+        message: the commit message of the image's one history entry.
+        progress: called with bytes read so far.
+
+    Returns:
+        The image's reference and ID, and what it lacks (`lost`).
+
+    Raises:
+        InvalidInput: bad reference or change, missing, corrupt or truncated input.
+        EngineRefused, EngineUnreachable: the engine's own error text.
+    """
+    from dockops.reference import parse_reference
+
+    parsed = parse_reference(reference)
+    if parsed.digest:
+        raise InvalidInput(f"invalid reference {reference!r}: import takes a tag, not a digest")
+    changes = check_changes(list(changes or []))
+    tag = parsed.tag or "latest"
+    params: dict[str, Any] = {"fromSrc": "-", "repo": parsed.repository, "tag": tag}
+    if changes:
+        params["changes"] = changes
+    if message:
+        params["message"] = message
+    name = str(source) if isinstance(source, Path) else "-"
+    total = source.stat().st_size if isinstance(source, Path) else None
+    stream = open(source, "rb", buffering=0) if isinstance(source, Path) else source  # noqa: SIM115
+    what = f"import {name}"
+    try:
+        response, consumed = upload(
+            client, "/images/create", params, stream, name, what, total, progress
+        )
+    finally:
+        if isinstance(source, Path):
+            stream.close()
+    image_id = ""
+    try:
+        for doc in daemon_stream(response, what):
+            status = str(doc.get("status") or "")
+            if status.startswith("sha256:"):
+                image_id = status
+    finally:
+        response.close()
+    if not image_id:
+        with engine_errors(what):
+            image_id = str(client.api.inspect_image(f"{parsed.repository}:{tag}")["Id"])
+    return ImportResult(
+        reference=f"{parsed.repository}:{tag}",
+        id=image_id,
+        source=name,
+        bytes=consumed,
+        changes=tuple(changes),
+        message=message,
+        lost=lost_by_import(changes),
+    )

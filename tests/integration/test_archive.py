@@ -1,0 +1,265 @@
+"""save / load / export / import end to end on the disposable engine, checked against the
+docker CLI both ways, with broken inputs and with streams cut or interrupted part-way."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import docker
+import pytest
+
+from tests.conftest import Cli
+
+DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
+
+
+def make_image(client: docker.DockerClient, ref: str, megabytes: int = 0) -> str:
+    """A small committed image with a marker file (and `megabytes` of random data)."""
+    script = f"echo {ref} > /marker"
+    if megabytes:
+        script += f" && dd if=/dev/urandom of=/random bs=1048576 count={megabytes} 2>/dev/null"
+    box = client.containers.run(
+        "busybox:latest", ["sh", "-c", script], network_mode="none", detach=True
+    )
+    assert box.wait(timeout=60)["StatusCode"] == 0
+    repository, tag = ref.rsplit(":", 1)
+    image = box.commit(repository=repository, tag=tag, changes=['CMD ["cat", "/marker"]'])
+    box.remove()
+    return str(image.id)
+
+
+def docker_cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [DOCKER, *args], input=stdin, capture_output=True, check=False, timeout=120
+    )
+
+
+def dockops(*args: str, **kwargs: object) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(  # type: ignore[call-overload, no-any-return]
+        [sys.executable, "-m", "dockops", *args], capture_output=True, check=False, **kwargs
+    )
+
+
+def tagged(tar_bytes: bytes) -> list[str]:
+    with tarfile.open(fileobj=__import__("io").BytesIO(tar_bytes)) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+    return sorted(tag for entry in manifest for tag in entry["RepoTags"] or [])
+
+
+@pytest.fixture
+def two_images(docker_env: docker.DockerClient) -> dict[str, str]:
+    return {
+        ref: make_image(docker_env, ref) for ref in ("dockops-test/arch-a:1", "dockops-test/b:2")
+    }
+
+
+def test_save_two_images_then_docker_load_restores_them(
+    docker_env: docker.DockerClient, cli: Cli, two_images: dict[str, str], tmp_path: Path
+) -> None:
+    target = tmp_path / "two.tar"
+    result = cli("save", *two_images, "-o", str(target), "--json")
+    assert result.code == 0, result.err
+    data = target.read_bytes()
+    assert json.loads(result.out) == {
+        "path": str(target),
+        "bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "compressed": False,
+        "images": [{"reference": ref, "id": id_} for ref, id_ in two_images.items()],
+    }
+    assert tagged(data) == sorted(two_images)
+    assert sorted(os.listdir(tmp_path)) == ["two.tar"]  # no temp file left
+
+    for ref in two_images:
+        docker_env.images.remove(ref)
+    loaded = docker_cli("load", "-i", str(target))
+    assert loaded.returncode == 0, loaded.stderr
+    for ref, image_id in two_images.items():
+        assert docker_env.images.get(ref).id == image_id
+
+
+def test_gzip_save_is_plain_gzip_that_docker_load_reads(
+    docker_env: docker.DockerClient, cli: Cli, two_images: dict[str, str], tmp_path: Path
+) -> None:
+    ref, image_id = next(iter(two_images.items()))
+    for name in ("one.tar.gz", "one.tgz"):
+        result = cli("save", ref, "-o", str(tmp_path / name), "--json")
+        assert result.code == 0, result.err
+        assert json.loads(result.out)["compressed"] is True
+        raw = (tmp_path / name).read_bytes()
+        assert raw[:2] == b"\x1f\x8b"
+        assert tagged(gzip.decompress(raw)) == [ref]
+    docker_env.images.remove(ref)
+    loaded = docker_cli("load", "-i", str(tmp_path / "one.tar.gz"))
+    assert loaded.returncode == 0, loaded.stderr
+    assert docker_env.images.get(ref).id == image_id
+
+
+def test_docker_save_tar_loads_with_dockops_plain_and_gzip(
+    docker_env: docker.DockerClient, cli: Cli, two_images: dict[str, str], tmp_path: Path
+) -> None:
+    plain = tmp_path / "docker.tar"
+    saved = docker_cli("save", "-o", str(plain), *two_images)
+    assert saved.returncode == 0, saved.stderr
+    packed = tmp_path / "docker.tar.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes(), 1))
+    expected = [{"reference": r, "id": i} for r, i in sorted(two_images.items())]
+    for source in (plain, packed):
+        for ref in two_images:
+            docker_env.images.remove(ref)
+        result = cli("load", "-i", str(source), "--json")
+        assert result.code == 0, result.err
+        document = json.loads(result.out)
+        assert document["source"] == str(source)
+        assert document["bytes"] == source.stat().st_size
+        assert sorted(document["images"], key=lambda i: i["reference"]) == expected
+        for ref, image_id in two_images.items():
+            assert docker_env.images.get(ref).id == image_id
+    table = cli("load", "-i", str(plain))
+    assert table.out.splitlines()[0].split() == ["REFERENCE", "IMAGE", "ID"]
+
+
+def test_stdout_and_stdin_streams(
+    docker_env: docker.DockerClient, two_images: dict[str, str]
+) -> None:
+    refs = list(two_images)
+    saved = dockops("save", *refs, "-o", "-")
+    assert saved.returncode == 0, saved.stderr
+    assert tagged(saved.stdout) == sorted(refs)
+    for ref in refs:
+        docker_env.images.remove(ref)
+    # dockops → docker load through a pipe, then docker save → dockops load -i -.
+    assert docker_cli("load", stdin=saved.stdout).returncode == 0
+    assert docker_env.images.get(refs[0]).id == two_images[refs[0]]
+    via_docker = docker_cli("save", refs[1]).stdout
+    docker_env.images.remove(refs[1])
+    loaded = dockops("load", "-i", "-", "--json", input=via_docker)
+    assert loaded.returncode == 0, loaded.stderr
+    assert json.loads(loaded.stdout)["images"] == [
+        {"reference": refs[1], "id": two_images[refs[1]]}
+    ]
+    gz = dockops("save", refs[0], "-o", "-", "--gzip")
+    assert gz.stdout[:2] == b"\x1f\x8b" and tagged(gzip.decompress(gz.stdout)) == [refs[0]]
+
+
+def test_broken_inputs_are_one_line_errors_and_load_nothing(
+    docker_env: docker.DockerClient, cli: Cli, tmp_path: Path
+) -> None:
+    ref = "dockops-test/broken:1"
+    make_image(docker_env, ref, megabytes=3)
+    good = tmp_path / "good.tar"
+    assert cli("save", ref, "-o", str(good)).code == 0
+    docker_env.images.remove(ref)
+    data = good.read_bytes()
+    with tarfile.open(good) as tar:
+        # The biggest member is the new random layer; busybox's is in the engine already, and
+        # the engine skips a layer it has (PITFALLS), so damage there would go unseen.
+        big = max(tar.getmembers(), key=lambda m: m.size)
+
+    cases = {
+        "truncated.tar": (data[: big.offset_data + 1_000_000], 2, "truncated tar"),
+        "truncated.tar.gz": (gzip.compress(data)[:-5000], 2, "corrupt or truncated gzip"),
+        "header.tar": (
+            data[: big.offset] + b"\xff" * 512 + data[big.offset + 512 :],
+            2,
+            "corrupt tar: bad header at byte",
+        ),
+        # Damage inside a layer: only the engine can tell (the layer's digest is wrong).
+        "content.tar": (
+            data[: big.offset_data + 4096] + b"X" * 64 + data[big.offset_data + 4160 :],
+            1,
+            "invalid diffID",
+        ),
+        "text.txt": (b"hello\n" * 100, 2, "not a tar archive"),
+    }
+    for name, (content, code, message) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        result = cli("load", "-i", str(path))
+        assert (result.code, result.out) == (code, ""), (name, result)
+        last = result.err.splitlines()[-1]
+        assert last.startswith("dockops: error: ") and message in last, name
+        assert "Traceback" not in result.err
+        assert not docker_env.images.list(name=ref), f"{name} loaded an image"
+    # The engine's own message is kept whole for the daemon's refusal.
+    assert docker_cli("load", "-i", str(tmp_path / "content.tar")).returncode != 0
+
+
+def test_unknown_names_exit_2_and_write_nothing(
+    docker_env: docker.DockerClient, cli: Cli, tmp_path: Path
+) -> None:
+    target = tmp_path / "x.tar"
+    assert cli("save", "busybox:latest", "dockops-test/absent:1", "-o", str(target))[:2] == (
+        2,
+        "",
+    )
+    result = cli("export", "no-such-container", "-o", str(target))
+    assert result == (2, "", "dockops: error: no such container: no-such-container\n")
+    assert os.listdir(tmp_path) == []
+
+
+def test_export_then_import_loses_config_unless_changed(
+    docker_env: docker.DockerClient, cli: Cli, tmp_path: Path
+) -> None:
+    make_image(docker_env, "dockops-test/source:1")
+    box = docker_env.containers.create(
+        "dockops-test/source:1", name="dockops-exported", network_mode="none"
+    )
+    target = tmp_path / "fs.tar"
+    exported = cli("export", "dockops-exported", "-o", str(target))
+    assert exported.code == 0, exported.err
+    assert exported.out.startswith(f"exported dockops-exported to {target}: ")
+    assert "history and config (CMD, ENTRYPOINT, ENV, WORKDIR, ...) are not in it" in exported.err
+    with tarfile.open(target) as tar:
+        names = tar.getnames()
+        assert tar.extractfile("marker").read() == b"dockops-test/source:1\n"  # type: ignore[union-attr]
+    assert "bin/sh" in names and not any(n.endswith("manifest.json") for n in names)
+    as_json = json.loads(cli("export", box.id, "-o", str(tmp_path / "fs.tgz"), "--json").out)
+    assert as_json["container_id"] == box.id and as_json["compressed"] is True
+    assert as_json["lost"][:3] == ["layers", "history", "CMD"]
+
+    plain = cli("import", str(target), "dockops-test/imported:bare")
+    assert plain.code == 0, plain.err
+    assert plain.out.startswith("imported dockops-test/imported:bare (")
+    assert "no history; not set (use -c to set them): CMD, ENTRYPOINT, ENV" in plain.err
+    bare = docker_env.images.get("dockops-test/imported:bare")
+    assert bare.attrs["Config"].get("Cmd") is None  # the source image's CMD is gone
+    assert len(bare.history()) == 1 and len(bare.attrs["RootFS"]["Layers"]) == 1
+    with pytest.raises(docker.errors.APIError, match=r"(?i)no command specified"):
+        docker_env.containers.create(bare.id, network_mode="none")
+
+    restored = cli(
+        "import",
+        str(tmp_path / "fs.tgz"),
+        "dockops-test/imported:cmd",
+        "-c",
+        'CMD ["cat", "/marker"]',
+        "-c",
+        "ENV MODE=restored",
+        "-m",
+        "from dockops export",
+        "--json",
+    )
+    assert restored.code == 0, restored.err
+    document = json.loads(restored.out)
+    image = docker_env.images.get("dockops-test/imported:cmd")
+    assert document["id"] == image.id and document["reference"] == "dockops-test/imported:cmd"
+    assert "CMD" not in document["lost"] and "ENV" not in document["lost"]
+    assert document["lost"][:2] == ["history", "ENTRYPOINT"]
+    assert image.attrs["Config"]["Env"] == ["MODE=restored"]
+    assert image.history()[0]["Comment"] == "from dockops export"
+    out = docker_env.containers.run(image.id, network_mode="none", remove=True)
+    assert out == b"dockops-test/source:1\n"
+
+    piped = dockops("import", "-", "dockops-test/imported:stdin", input=target.read_bytes())
+    assert piped.returncode == 0, piped.stderr
+    from_stdin = docker_env.images.get("dockops-test/imported:stdin")
+    assert from_stdin.attrs["RootFS"]["Layers"] == bare.attrs["RootFS"]["Layers"]

@@ -1,0 +1,224 @@
+"""Pure logic of save/load/export/import: the tar walker, input sniffing, the output sink,
+what import loses, and the CLI's checks that run before any engine call."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from dockops.core.archive_fs import CONFIG_FIELDS, check_changes, lost_by_import
+from dockops.core.archive_io import (
+    CHUNK,
+    check_input_path,
+    check_output_path,
+    open_archive,
+    tar_sink,
+    wants_gzip,
+)
+from dockops.core.archive_tar import TarProblem, TarWalker, looks_like_tar
+from dockops.errors import InvalidInput
+from tests.conftest import Cli
+
+
+def make_tar(members: dict[str, bytes], fmt: int = tarfile.PAX_FORMAT) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=fmt) as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+SAMPLE = {
+    "manifest.json": b"[]",
+    "a" * 150 + "/long-name-needs-pax": b"x" * 1000,
+    "layer.tar": bytes(range(256)) * 5000,
+}
+
+
+def walk(data: bytes, chunk: int) -> TarWalker:
+    walker = TarWalker()
+    for start in range(0, len(data), chunk):
+        walker.feed(data[start : start + chunk])
+    walker.finish()
+    return walker
+
+
+@pytest.mark.parametrize("chunk", [1, 511, 512, 513, 4096, 1 << 20])
+@pytest.mark.parametrize("fmt", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT, tarfile.USTAR_FORMAT])
+def test_walker_accepts_a_whole_tar_in_any_chunking(chunk: int, fmt: int) -> None:
+    members = SAMPLE if fmt != tarfile.USTAR_FORMAT else {"a": b"1", "b/c": b"x" * 70000}
+    data = make_tar(members, fmt)
+    walker = walk(data, chunk)
+    assert walker.ended
+    assert walker.members >= len(members)
+
+
+def _end_of_members(data: bytes) -> int:
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        last = tar.getmembers()[-1]
+    return last.offset_data + -(-last.size // 512) * 512
+
+
+@pytest.mark.parametrize("cut", [100, 512, 600, 1536, 5000, "end", "end+512"])
+def test_walker_refuses_a_truncated_tar(cut: int | str) -> None:
+    data = make_tar(SAMPLE)
+    end = _end_of_members(data)
+    # Python's tarfile pads to 10 KiB records: cut at the end of the last member, or after
+    # only one of the two zero blocks, to lose the end marker.
+    at = {"end": end, "end+512": end + 512}.get(str(cut), cut)
+    assert isinstance(at, int)
+    with pytest.raises(TarProblem, match=r"^truncated tar: it ends at byte \d+"):
+        walk(data[:at], 4096)
+
+
+def test_walker_names_the_member_it_stopped_in() -> None:
+    data = make_tar(SAMPLE)
+    with pytest.raises(TarProblem, match=r"inside 'layer\.tar'"):
+        walk(data[: len(data) - 600_000], 65536)
+
+
+def test_walker_refuses_a_corrupt_header_and_says_where() -> None:
+    data = bytearray(make_tar({"a": b"1" * 10, "b": b"2"}))
+    data[1024 + 5] ^= 0xFF  # inside the second header, "b"
+    with pytest.raises(TarProblem, match=r"bad header at byte 1024 \(after 'a'\)") as info:
+        walk(bytes(data), 700)
+    assert info.value.engine_error is None
+
+
+def test_walker_reads_the_engines_error_document_appended_to_a_stream() -> None:
+    # moby writes FormatError into the body when a save fails after the 200 was sent.
+    full = make_tar({"a": b"1" * 10, "b": b"2" * 10})
+    error = json.dumps({"errorDetail": {"message": "layer vanished"}, "error": "x"}).encode()
+    with pytest.raises(TarProblem) as info:
+        walk(full[:1024] + error + b"\n", 4096)
+    assert info.value.engine_error == "layer vanished"
+
+
+def test_walker_accepts_base256_sizes_and_zero_padding_after_the_end() -> None:
+    header = bytearray(tarfile.TarInfo("big").tobuf(tarfile.GNU_FORMAT))
+    # Rewrite the size field as GNU base-256 (what writers use from 8 GiB), value 3 blocks.
+    header[124:136] = b"\x80" + (1536).to_bytes(11, "big")
+    header[148:156] = b"        "
+    header[148:156] = f"{sum(header):06o}\0 ".encode()
+    data = bytes(header) + b"z" * 1536 + bytes(1024) + bytes(8192)
+    assert walk(data, 1000).ended
+
+
+def test_an_archive_with_no_member_is_not_a_tar() -> None:
+    walker = TarWalker()
+    with pytest.raises(TarProblem, match="no member"):
+        walker.finish()
+
+
+def test_sniffing() -> None:
+    data = make_tar(SAMPLE)
+    assert looks_like_tar(data)
+    assert not looks_like_tar(b"hello" * 200)
+    assert not looks_like_tar(data[:100])
+    assert open_archive(io.BytesIO(data), "x").kind == "tar"
+    assert open_archive(io.BytesIO(gzip.compress(data)), "x").kind == "gzip"
+    assert open_archive(io.BytesIO(b"\xfd7zXZ\x00" + bytes(600)), "x").kind == "xz"
+    with pytest.raises(InvalidInput, match=r"^x: not a tar archive"):
+        open_archive(io.BytesIO(b"hello\n"), "x")
+    with pytest.raises(InvalidInput, match=r"^x: empty input"):
+        open_archive(io.BytesIO(b""), "x")
+
+
+def _sent(data: bytes) -> bytes:
+    return b"".join(open_archive(io.BytesIO(data), "in.tar").chunks("in.tar"))
+
+
+def test_chunks_yield_the_tar_whole_and_decompressed() -> None:
+    data = make_tar({"big": b"q" * (3 * CHUNK + 17), **SAMPLE})
+    assert _sent(data) == data
+    assert _sent(gzip.compress(data, 1)) == data
+
+
+def test_chunks_hold_back_the_last_piece_of_a_truncated_tar() -> None:
+    data = make_tar({"big": b"q" * (3 * CHUNK)})[: 2 * CHUNK + 100]
+    sent: list[bytes] = []
+    with pytest.raises(InvalidInput, match=r"^in\.tar: truncated tar"):
+        sent.extend(open_archive(io.BytesIO(data), "in.tar").chunks("in.tar"))
+    # The engine never received the whole file, so it cannot have loaded anything from it.
+    assert sum(map(len, sent)) < len(data)
+
+
+def test_chunks_refuse_a_truncated_gzip() -> None:
+    packed = gzip.compress(make_tar(SAMPLE))
+    with pytest.raises(InvalidInput, match=r"^in\.tar: corrupt or truncated gzip"):
+        _sent(packed[: len(packed) // 2])
+
+
+def test_tar_sink_writes_hashes_and_renames(tmp_path: Path) -> None:
+    target = tmp_path / "out.tar.gz"
+    payload = make_tar(SAMPLE)
+    with tar_sink(target, gzip=True) as (out, written):
+        out.write(payload)
+    assert list(tmp_path.iterdir()) == [target]
+    raw = target.read_bytes()
+    assert gzip.decompress(raw) == payload
+    assert (written.bytes, written.sha256) == (len(raw), hashlib.sha256(raw).hexdigest())
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_tar_sink_leaves_nothing_when_interrupted(tmp_path: Path, compress: bool) -> None:
+    with pytest.raises(KeyboardInterrupt), tar_sink(tmp_path / "x.tar", gzip=compress) as (out, _):
+        out.write(b"x" * (3 * CHUNK))
+        raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_paths_are_checked_before_the_engine(tmp_path: Path) -> None:
+    assert check_output_path("-") is None and check_input_path("-") is None
+    assert check_output_path(str(tmp_path / "a.tar")) == tmp_path / "a.tar"
+    with pytest.raises(InvalidInput, match="no such directory"):
+        check_output_path(str(tmp_path / "nope" / "a.tar"))
+    with pytest.raises(InvalidInput, match="is a directory"):
+        check_output_path(str(tmp_path))
+    with pytest.raises(InvalidInput, match="no such file"):
+        check_input_path(str(tmp_path / "missing.tar"))
+    (tmp_path / "empty.tar").touch()
+    with pytest.raises(InvalidInput, match="empty file"):
+        check_input_path(str(tmp_path / "empty.tar"))
+    assert wants_gzip("A.TAR.GZ") and wants_gzip("b.tgz") and not wants_gzip("c.tar")
+
+
+def test_what_import_loses() -> None:
+    assert lost_by_import([]) == ("history", *CONFIG_FIELDS)
+    lost = lost_by_import(['CMD ["sh"]', "env A=b"])
+    assert "CMD" not in lost and "ENV" not in lost and lost[0] == "history"
+    assert check_changes(["WORKDIR /x"]) == ["WORKDIR /x"]
+    for bad in ["RUN make", "", "FROM busybox"]:
+        with pytest.raises(InvalidInput, match="invalid change"):
+            check_changes([bad])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["save", "busybox", "-o", "-", "--json"], "--json cannot be used with -o -"),
+        (["save", "busybox", "-o", "/nonexistent-dir/x.tar"], "no such directory"),
+        (["load", "-i", "/nonexistent-dir/x.tar"], "/nonexistent-dir/x.tar: no such file"),
+        (["export", "bad name!", "-o", "x.tar"], "invalid container name"),
+        (["import", "/nonexistent.tar", "app:v1"], "/nonexistent.tar: no such file"),
+        (["import", "x.tar", "app:v1", "-c", "RUN make"], "invalid change 'RUN make'"),
+        (["save", "busybox", "-o", "x.tar", "--json", "--quiet"], "--json and --quiet"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_no_engine_call(
+    args: list[str], message: str, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No engine at this address: reaching it would be exit 3, not 2.
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")
+    code, out, err = cli(*args)
+    assert (code, out) == (2, "")
+    assert err.startswith("dockops: error: ") and err.count("\n") == 1
+    assert message in err
