@@ -44,6 +44,7 @@ format: $(STAMP) ## apply ruff's fixes and format
 	$(BIN)/ruff format dockops tests bench
 
 bench: $(STAMP) ## side-by-side benchmarks (dockops vs docker CLI vs raw Engine API)
+	@test -x /usr/bin/time || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null
 	@bash scripts/with-engine.sh $(BIN)/python -m bench
 
 engine-up: $(STAMP) ## start the disposable engine; prints DOCKER_HOST=... to export
