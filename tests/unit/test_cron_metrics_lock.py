@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+import json
 import stat
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from dockops.core.cleanup import GONE, IN_USE, Failure, Kept, PruneResult, Remov
 from dockops.core.lock import exclusive
 from dockops.core.metrics import write_prune_metrics
 from dockops.errors import InvalidInput, LockHeld
+from tests.conftest import Cli
 
 
 def _entry(**overrides: object) -> str:
@@ -129,3 +132,43 @@ def test_lock_is_exclusive(tmp_path: Path) -> None:
         assert info.value.exit_code == 75
     with exclusive(path):  # released when the block ends
         pass
+
+
+def test_cli_cron_install_twice_then_remove(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///run/fleet/docker.sock")
+    path = tmp_path / "dockops"
+    args = (
+        "cron",
+        "install",
+        "prune-dangling",
+        "--file",
+        str(path),
+        "--schedule",
+        "0 4 * * *",
+        "--older-than",
+        "7d",
+        "--keep-label",
+        "keep",
+        "--json",
+    )
+    first = cli(*args)
+    assert first.code == 0, first.err
+    report = json.loads(first.out)
+    assert report["action"] == "written" and report["path"] == str(path)
+    lines = path.read_text().splitlines()
+    assert "DOCKER_HOST=unix:///run/fleet/docker.sock" in lines
+    job = lines[-1].split()
+    assert job[:6] == ["0", "4", "*", "*", "*", getpass.getuser()]
+    assert Path(job[6]).is_absolute()
+    assert lines[-1].endswith(
+        "prune-dangling --quiet --older-than 7d --keep-label keep 2>&1 | logger -t dockops"
+    )
+    assert json.loads(cli(*args).out)["action"] == "unchanged"
+    assert cli("cron", "install", "other-job", "--file", str(path)).code == 2
+    assert (
+        cli("cron", "install", "prune-dangling", "--file", str(path), "--schedule", "bad").code == 2
+    )
+    removed = cli("cron", "remove", "--file", str(path))
+    assert removed.code == 0 and removed.out.startswith("removed") and not path.exists()
