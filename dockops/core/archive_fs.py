@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from dockops.core.archive import daemon_stream, get_stream, stream_tar, upload
 from dockops.core.archive_io import Written, tar_sink
+from dockops.core.commit import CHANGE_INSTRUCTIONS, validate_changes
 from dockops.engine import engine_errors
 from dockops.errors import EngineRefused, InvalidInput
 from dockops.progress import ProgressCallback, ignore
@@ -20,20 +21,8 @@ if TYPE_CHECKING:
     import docker
 
 # What `docker export` + `docker import` drop: the image's layering and history, and every
-# config field below unless a -c change sets it again.
-CONFIG_FIELDS = (
-    "CMD",
-    "ENTRYPOINT",
-    "ENV",
-    "EXPOSE",
-    "HEALTHCHECK",
-    "LABEL",
-    "ONBUILD",
-    "STOPSIGNAL",
-    "USER",
-    "VOLUME",
-    "WORKDIR",
-)
+# config field a -c change can set (the same instructions a commit takes) unless one sets it.
+CONFIG_FIELDS = CHANGE_INSTRUCTIONS
 EXPORT_LOSES = ("layers", "history", *CONFIG_FIELDS)
 
 
@@ -118,19 +107,12 @@ def lost_by_import(changes: list[str]) -> tuple[str, ...]:
 
 
 def check_changes(changes: list[str]) -> list[str]:
-    """Refuse -c changes the engine would refuse (only config instructions apply to import).
+    """Refuse -c changes the engine would refuse: the same rules as a commit's.
 
     Raises:
-        InvalidInput: an empty change or an instruction other than the config ones.
+        InvalidInput: an unknown instruction, or one without its value.
     """
-    for change in changes:
-        words = change.split(None, 1)
-        if not words or words[0].upper() not in CONFIG_FIELDS:
-            raise InvalidInput(
-                f"invalid change {change!r}: use one of {', '.join(CONFIG_FIELDS)}"
-                " followed by its value"
-            )
-    return changes
+    return list(validate_changes(changes))
 
 
 def import_image(

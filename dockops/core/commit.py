@@ -15,20 +15,18 @@ if TYPE_CHECKING:
 
 # The instructions the daemon applies to a commit (20.10 accepts all but STOPSIGNAL, which
 # later engines added; the daemon's own 400 covers that case).
-CHANGE_INSTRUCTIONS = frozenset(
-    {
-        "CMD",
-        "ENTRYPOINT",
-        "ENV",
-        "EXPOSE",
-        "HEALTHCHECK",
-        "LABEL",
-        "ONBUILD",
-        "STOPSIGNAL",
-        "USER",
-        "VOLUME",
-        "WORKDIR",
-    }
+CHANGE_INSTRUCTIONS = (
+    "CMD",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "HEALTHCHECK",
+    "LABEL",
+    "ONBUILD",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
 )
 
 
@@ -48,7 +46,7 @@ def validate_changes(changes: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     for change in changes:
         instruction, _, argument = change.strip().partition(" ")
         if instruction.upper() not in CHANGE_INSTRUCTIONS:
-            allowed = ", ".join(sorted(CHANGE_INSTRUCTIONS))
+            allowed = ", ".join(CHANGE_INSTRUCTIONS)
             raise InvalidInput(f"invalid change {change!r}: use one of {allowed}")
         if not argument.strip():
             raise InvalidInput(f"invalid change {change!r}: {instruction.upper()} needs arguments")
