@@ -8,6 +8,11 @@ if TYPE_CHECKING:
     from datetime import datetime
 
 
+def short_id(image_id: str) -> str:
+    """The 12 hex digits the docker CLI shows for an image or layer ID."""
+    return image_id.removeprefix("sha256:")[:12]
+
+
 def human_size(size: int | float) -> str:
     """Bytes the way the docker CLI prints them (SI units, 3 significant digits)."""
     units = ["B", "kB", "MB", "GB", "TB", "PB"]

@@ -4,21 +4,18 @@
 summary goes nowhere; `-i -` / `FILE -` read stdin. Progress goes to stderr.
 """
 
-import contextlib
-import signal
 import sys
-from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
 
 from dockops import render
-from dockops.cli.common import JsonOpt, QuietOpt, images
+from dockops.cli.common import JsonOpt, QuietOpt, images, streamed
 from dockops.cli.images import ChangeOpt, MessageOpt
 from dockops.errors import InvalidInput
 from dockops.reference import validate_container
 from dockops.render import Column, Output
-from dockops.units import human_size
+from dockops.units import human_size, short_id
 
 GzipOpt = Annotated[
     bool, typer.Option("--gzip", help="Compress with gzip (implied by .tar.gz / .tgz).")
@@ -26,26 +23,8 @@ GzipOpt = Annotated[
 
 IMAGE_COLUMNS = (
     Column("REFERENCE", lambda i: i.reference or "<none>"),
-    Column("IMAGE ID", lambda i: i.id.removeprefix("sha256:")[:12]),
+    Column("IMAGE ID", lambda i: short_id(i.id)),
 )
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM (kill, timeout, systemd) unwinds like Ctrl-C, so no temp file is left behind."""
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread: nothing to install
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _output_target(output: str, json: bool, quiet: bool, gzip: bool) -> tuple[Any, Output, bool]:
@@ -91,12 +70,13 @@ def save(
     images(references)
     target, mode, compress = _output_target(output, json, quiet, gzip)
     from dockops.core.archive import save_images
-    from dockops.engine import get_client
-    from dockops.progress import reporter
 
-    client = get_client(long_running=True)
-    with _terminate_as_interrupt(), reporter(enabled=not (json or quiet)) as progress:
-        result = save_images(client, references, target, gzip=compress, progress=progress)
+    result = streamed(
+        lambda client, report: save_images(
+            client, references, target, gzip=compress, progress=report
+        ),
+        progress=not (json or quiet),
+    )
     render.emit(
         result,
         mode,
@@ -117,12 +97,11 @@ def load(
     mode = render.output_mode(json, quiet)
     source = _input_source(input_)
     from dockops.core.archive import load_images
-    from dockops.engine import get_client
-    from dockops.progress import reporter
 
-    client = get_client(long_running=True)
-    with _terminate_as_interrupt(), reporter(enabled=not (json or quiet)) as progress:
-        result = load_images(client, source, progress=progress)
+    result = streamed(
+        lambda client, report: load_images(client, source, progress=report),
+        progress=not (json or quiet),
+    )
     render.emit(result, mode, columns=IMAGE_COLUMNS, rows=result.images)
 
 
@@ -139,12 +118,13 @@ def export(
     validate_container(container)
     target, mode, compress = _output_target(output, json, quiet, gzip)
     from dockops.core.archive_fs import export_container
-    from dockops.engine import get_client
-    from dockops.progress import reporter
 
-    client = get_client(long_running=True)
-    with _terminate_as_interrupt(), reporter(enabled=not (json or quiet)) as progress:
-        result = export_container(client, container, target, gzip=compress, progress=progress)
+    result = streamed(
+        lambda client, report: export_container(
+            client, container, target, gzip=compress, progress=report
+        ),
+        progress=not (json or quiet),
+    )
     render.emit(
         result,
         mode,
@@ -170,22 +150,19 @@ def import_(
 ) -> None:
     """Import a filesystem tar as an image (history and config are lost unless -c restores)."""
     images([reference])
-    from dockops.core.archive_fs import check_changes
+    from dockops.core.archive_fs import import_image
+    from dockops.core.commit import validate_changes
 
-    changes = check_changes(list(change or []))
+    changes = list(validate_changes(change or []))
     mode = render.output_mode(json, quiet)
     source = _input_source(file)
-    from dockops.core.archive_fs import import_image
-    from dockops.engine import get_client
-    from dockops.progress import reporter
-
-    client = get_client(long_running=True)
-    with _terminate_as_interrupt(), reporter(enabled=not (json or quiet)) as progress:
-        result = import_image(
-            client, source, reference, changes=changes, message=message, progress=progress
-        )
-    short_id = result.id.removeprefix("sha256:")[:12]
-    render.emit(result, mode, summary=f"imported {result.reference} ({short_id})")
+    result = streamed(
+        lambda client, report: import_image(
+            client, source, reference, changes=changes, message=message, progress=report
+        ),
+        progress=not (json or quiet),
+    )
+    render.emit(result, mode, summary=f"imported {result.reference} ({short_id(result.id)})")
     _note(
         "an imported image has one layer and no history; not set (use -c to set them):"
         f" {', '.join(f for f in result.lost if f != 'history')}",

@@ -1,6 +1,5 @@
 """Cron-grade cleanup: dangling, prune-dangling, cron install/remove."""
 
-import getpass
 import os
 import shutil
 import sys
@@ -14,7 +13,7 @@ from dockops import render
 from dockops.cli.common import DryRunOpt, JsonOpt, QuietOpt
 from dockops.errors import InvalidInput, PartialFailure
 from dockops.render import Column
-from dockops.units import human_age, human_size, parse_duration
+from dockops.units import human_age, human_size, parse_duration, short_id
 
 OlderThanOpt = Annotated[
     str | None,
@@ -34,13 +33,13 @@ MetricsFileOpt = Annotated[
 ]
 
 DANGLING_COLUMNS = (
-    Column("IMAGE ID", lambda d: d.id.removeprefix("sha256:")[:12]),
+    Column("IMAGE ID", lambda d: short_id(d.id)),
     Column("CREATED", lambda d: human_age(d.created)),
     Column("SIZE", lambda d: human_size(d.size)),
     Column("CONTAINERS", lambda d: d.containers),
 )
 PRUNE_COLUMNS = (
-    Column("IMAGE ID", lambda row: row[0].removeprefix("sha256:")[:12]),
+    Column("IMAGE ID", lambda row: short_id(row[0])),
     Column("ACTION", lambda row: row[1]),
     Column("SIZE", lambda row: row[2]),
     Column("REASON", lambda row: row[3]),
@@ -127,6 +126,12 @@ cron_app = typer.Typer(
 )
 
 
+def _current_user() -> str:
+    import getpass
+
+    return getpass.getuser()
+
+
 def _dockops_argv() -> list[str]:
     """How cron should start this very dockops: its absolute path, or python -m dockops."""
     launched = Path(sys.argv[0])
@@ -168,7 +173,7 @@ def cron_install(
             command += [flag, str(value.absolute())]
     content = cron.render_entry(
         schedule=cron.validate_schedule(schedule),
-        user=user or getpass.getuser(),
+        user=user or _current_user(),
         command=command,
         env=os.environ,
         log_file=log_file.absolute() if log_file else None,

@@ -1,11 +1,21 @@
 """Options shared by many commands, and the small helpers every command module uses."""
 
-from typing import Annotated
+import contextlib
+import signal
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from dockops.errors import NotBuilt
 from dockops.reference import validate_image
+
+if TYPE_CHECKING:
+    import docker
+
+    from dockops.progress import ProgressCallback
+
+T = TypeVar("T")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", help="Print nothing on success.")]
@@ -31,3 +41,34 @@ def images(refs: list[str]) -> list[str]:
 def not_built(command: str) -> NotBuilt:
     """The error of a command whose contract is registered but whose work has not landed."""
     return NotBuilt(command)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (kill, timeout, systemd) unwinds like Ctrl-C, so no temp file is left behind."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: nothing to install
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def streamed(
+    work: Callable[["docker.DockerClient", "ProgressCallback"], T], *, progress: bool
+) -> T:
+    """Run one long engine operation (pull, push, save, load, export, import): a client with the
+    long read timeout, progress on stderr when `progress`, and SIGTERM handled like Ctrl-C."""
+    from dockops import progress as progress_output
+    from dockops.engine import get_client
+
+    client = get_client(long_running=True)
+    with _terminate_as_interrupt(), progress_output.reporter(enabled=progress) as report:
+        return work(client, report)

@@ -5,10 +5,10 @@ from typing import Annotated
 import typer
 
 from dockops import render
-from dockops.cli.common import JsonOpt, QuietOpt, RegistryOpt, images, not_built
+from dockops.cli.common import JsonOpt, QuietOpt, RegistryOpt, images, not_built, streamed
 from dockops.reference import validate_container, validate_image
 from dockops.render import Column
-from dockops.units import human_age, human_size
+from dockops.units import human_age, human_size, short_id
 
 ChangeOpt = Annotated[
     list[str] | None,
@@ -20,7 +20,7 @@ AllTagsOpt = Annotated[bool, typer.Option("--all-tags", "-a", help="Every tag of
 IMAGE_COLUMNS = (
     Column("REPOSITORY", lambda r: r.repository),
     Column("TAG", lambda r: r.tag),
-    Column("IMAGE ID", lambda r: r.short_id),
+    Column("IMAGE ID", lambda r: short_id(r.id)),
     Column("CREATED", lambda r: human_age(r.created)),
     Column("SIZE", lambda r: human_size(r.size)),
     Column("CONTAINERS", lambda r: r.containers),
@@ -36,14 +36,14 @@ TRANSFER_COLUMNS = (
     Column("DIGEST", lambda t: t.digest),
 )
 HISTORY_COLUMNS = (
-    Column("IMAGE", lambda r: r.id.removeprefix("sha256:")[:12] if r.id else "<missing>"),
+    Column("IMAGE", lambda r: short_id(r.id) if r.id else "<missing>"),
     Column("CREATED", lambda r: human_age(r.created)),
     Column("CREATED BY", lambda r: _cut(r.created_by, 45)),
     Column("SIZE", lambda r: human_size(r.size)),
     Column("COMMENT", lambda r: r.comment),
 )
 LAYER_COLUMNS = (
-    Column("LAYER", lambda layer: layer.digest.removeprefix("sha256:")[:12]),
+    Column("LAYER", lambda layer: short_id(layer.digest)),
     Column("SIZE", lambda layer: human_size(layer.size)),
     Column("IMAGES", lambda layer: layer.images),
     Column("CREATED BY", lambda layer: _cut(layer.created_by, 40)),
@@ -51,7 +51,7 @@ LAYER_COLUMNS = (
 RMI_COLUMNS = (
     Column("REFERENCE", lambda o: o.reference),
     Column("RESULT", lambda o: o.outcome),
-    Column("IMAGE ID", lambda o: (o.image_id or "").removeprefix("sha256:")[:12]),
+    Column("IMAGE ID", lambda o: short_id(o.image_id or "")),
     Column("DANGLING", lambda o: "yes" if o.dangling else ""),
     Column("CONTAINERS", lambda o: o.containers),
 )
@@ -112,13 +112,12 @@ def pull(
     """Pull an image, with progress and retries on transient faults."""
     output = render.output_mode(json, quiet)
     images([reference])
-    from dockops import progress
     from dockops.core.transfer import pull_image
-    from dockops.engine import get_client
 
-    client = get_client(long_running=True)
-    with progress.reporter(enabled=output is not render.Output.QUIET) as on_progress:
-        result = pull_image(client, reference, all_tags=all_tags, on_progress=on_progress)
+    result = streamed(
+        lambda client, report: pull_image(client, reference, all_tags=all_tags, on_progress=report),
+        progress=output is not render.Output.QUIET,
+    )
     render.emit(
         result,
         output,
@@ -233,13 +232,12 @@ def push(
     """Push an image; an error in the daemon's stream is a failure."""
     output = render.output_mode(json, quiet)
     images([reference])
-    from dockops import progress
     from dockops.core.transfer import push_image
-    from dockops.engine import get_client
 
-    client = get_client(long_running=True)
-    with progress.reporter(enabled=output is not render.Output.QUIET) as on_progress:
-        result = push_image(client, reference, all_tags=all_tags, on_progress=on_progress)
+    result = streamed(
+        lambda client, report: push_image(client, reference, all_tags=all_tags, on_progress=report),
+        progress=output is not render.Output.QUIET,
+    )
     render.emit(
         result,
         output,

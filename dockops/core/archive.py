@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from dockops.core.archive_io import CHUNK, Written, open_archive, tar_sink
 from dockops.core.archive_tar import TarProblem, TarWalker
+from dockops.core.lookup import inspect_image
 from dockops.engine import engine_errors, root_cause
-from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput
+from dockops.errors import EngineRefused, EngineUnreachable
 from dockops.progress import ProgressCallback, ProgressEvent, ignore
 
 if TYPE_CHECKING:
@@ -46,18 +47,10 @@ class LoadResult:
 
 
 def _image_ids(client: docker.DockerClient, references: list[str]) -> list[ArchivedImage]:
-    import docker
-
-    found = []
-    for reference in references:
-        try:
-            with engine_errors(f"inspect {reference}"):
-                found.append(ArchivedImage(reference, client.api.inspect_image(reference)["Id"]))
-        except EngineRefused as exc:
-            if isinstance(exc.__cause__, docker.errors.NotFound):
-                raise InvalidInput(f"no such image: {reference}") from None
-            raise
-    return found
+    return [
+        ArchivedImage(reference, inspect_image(client, reference, f"save {reference}")["Id"])
+        for reference in references
+    ]
 
 
 def stream_tar(
@@ -109,6 +102,29 @@ def get_stream(client: docker.DockerClient, path: str, params: Any, what: str) -
     return response
 
 
+def download_tar(
+    client: docker.DockerClient,
+    path: str,
+    params: Any,
+    target: Path | BinaryIO,
+    *,
+    gzip: bool,
+    what: str,
+    progress: ProgressCallback,
+) -> Written:
+    """Stream the tar the engine serves at `path` into `target` (temp file + rename for a
+    path), checked as a tar on the way; nothing is left behind when it fails."""
+    label = target.name if isinstance(target, Path) else "stdout"
+    response = get_stream(client, path, params, what)
+    written: Written
+    try:
+        with tar_sink(target, gzip=gzip) as (out, written):
+            stream_tar(response, out, what, label, progress)
+    finally:
+        response.close()
+    return written
+
+
 def save_images(
     client: docker.DockerClient,
     references: list[str],
@@ -134,15 +150,16 @@ def save_images(
         EngineRefused, EngineUnreachable: the engine failed; no file is left behind.
     """
     images = _image_ids(client, references)
-    label = target.name if isinstance(target, Path) else "stdout"
     what = f"save {' '.join(references)}"
-    response = get_stream(client, "/images/get", {"names": references}, what)
-    written: Written
-    try:
-        with tar_sink(target, gzip=gzip) as (out, written):
-            stream_tar(response, out, what, label, progress)
-    finally:
-        response.close()
+    written = download_tar(
+        client,
+        "/images/get",
+        {"names": references},
+        target,
+        gzip=gzip,
+        what=what,
+        progress=progress,
+    )
     return SaveResult(
         path=str(target) if isinstance(target, Path) else "-",
         bytes=written.bytes,

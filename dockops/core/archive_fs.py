@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from dockops.core.archive import daemon_stream, get_stream, stream_tar, upload
-from dockops.core.archive_io import Written, tar_sink
+from dockops.core.archive import daemon_stream, download_tar, upload
 from dockops.core.commit import CHANGE_INSTRUCTIONS, validate_changes
+from dockops.core.lookup import named_errors
 from dockops.engine import engine_errors
-from dockops.errors import EngineRefused, InvalidInput
+from dockops.errors import InvalidInput
 from dockops.progress import ProgressCallback, ignore
 
 if TYPE_CHECKING:
@@ -72,24 +72,18 @@ def export_container(
         InvalidInput: no such container.
         EngineRefused, EngineUnreachable: the engine failed; no file is left behind.
     """
-    import docker
-
-    try:
-        with engine_errors(f"inspect {container}"):
-            container_id = str(client.api.inspect_container(container)["Id"])
-    except EngineRefused as exc:
-        if isinstance(exc.__cause__, docker.errors.NotFound):
-            raise InvalidInput(f"no such container: {container}") from None
-        raise
     what = f"export {container}"
-    response = get_stream(client, f"/containers/{container_id}/export", None, what)
-    label = target.name if isinstance(target, Path) else "stdout"
-    written: Written
-    try:
-        with tar_sink(target, gzip=gzip) as (out, written):
-            stream_tar(response, out, what, label, progress)
-    finally:
-        response.close()
+    with named_errors(what):
+        container_id = str(client.api.inspect_container(container)["Id"])
+    written = download_tar(
+        client,
+        f"/containers/{container_id}/export",
+        None,
+        target,
+        gzip=gzip,
+        what=what,
+        progress=progress,
+    )
     return ExportResult(
         container=container,
         container_id=container_id,
@@ -104,15 +98,6 @@ def lost_by_import(changes: list[str]) -> tuple[str, ...]:
     """History, and every config field no `-c` change sets again."""
     restored = {change.split(None, 1)[0].upper() for change in changes if change.strip()}
     return ("history", *(field for field in CONFIG_FIELDS if field not in restored))
-
-
-def check_changes(changes: list[str]) -> list[str]:
-    """Refuse -c changes the engine would refuse: the same rules as a commit's.
-
-    Raises:
-        InvalidInput: an unknown instruction, or one without its value.
-    """
-    return list(validate_changes(changes))
 
 
 def import_image(
@@ -146,7 +131,7 @@ def import_image(
     parsed = parse_reference(reference)
     if parsed.digest:
         raise InvalidInput(f"invalid reference {reference!r}: import takes a tag, not a digest")
-    changes = check_changes(list(changes or []))
+    changes = list(validate_changes(changes or []))
     tag = parsed.tag or "latest"
     params: dict[str, Any] = {"fromSrc": "-", "repo": parsed.repository, "tag": tag}
     if changes:

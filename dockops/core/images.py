@@ -27,10 +27,6 @@ class ImageRow:
     containers: tuple[str, ...]
 
     @property
-    def short_id(self) -> str:
-        return self.id.removeprefix("sha256:")[:12]
-
-    @property
     def dangling(self) -> bool:
         return self.repository == NONE and self.tag == NONE
 

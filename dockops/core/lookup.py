@@ -67,8 +67,3 @@ def inspect_image(client: docker.DockerClient, reference: str, what: str) -> dic
     with named_errors(what):
         found: dict[str, Any] = client.api.inspect_image(reference)
     return found
-
-
-def short_id(image_id: str) -> str:
-    """The 12 hex digits the docker CLI shows for an ID."""
-    return image_id.removeprefix("sha256:")[:12]

@@ -17,9 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dockops.core.lookup import engine_text, short_id
+from dockops.core.lookup import engine_text
 from dockops.engine import engine_errors
 from dockops.errors import DockopsError, EngineRefused, InvalidInput, PartialFailure
+from dockops.units import short_id
 
 if TYPE_CHECKING:
     import docker

@@ -202,7 +202,11 @@ def test_unknown_names_exit_2_and_write_nothing(
         "",
     )
     result = cli("export", "no-such-container", "-o", str(target))
-    assert result == (2, "", "dockops: error: no such container: no-such-container\n")
+    assert result == (
+        2,
+        "",
+        "dockops: error: export no-such-container: No such container: no-such-container\n",
+    )
     assert os.listdir(tmp_path) == []
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dockops.core.archive_fs import CONFIG_FIELDS, check_changes, lost_by_import
+from dockops.core.archive_fs import CONFIG_FIELDS, lost_by_import
 from dockops.core.archive_io import (
     CHUNK,
     check_input_path,
@@ -22,6 +22,7 @@ from dockops.core.archive_io import (
     wants_gzip,
 )
 from dockops.core.archive_tar import TarProblem, TarWalker, looks_like_tar
+from dockops.core.commit import validate_changes
 from dockops.errors import InvalidInput
 from tests.conftest import Cli
 
@@ -195,10 +196,10 @@ def test_what_import_loses() -> None:
     assert lost_by_import([]) == ("history", *CONFIG_FIELDS)
     lost = lost_by_import(['CMD ["sh"]', "env A=b"])
     assert "CMD" not in lost and "ENV" not in lost and lost[0] == "history"
-    assert check_changes(["WORKDIR /x"]) == ["WORKDIR /x"]
+    assert validate_changes(["WORKDIR /x"]) == ("WORKDIR /x",)
     for bad in ["RUN make", "", "FROM busybox"]:
         with pytest.raises(InvalidInput, match="invalid change"):
-            check_changes([bad])
+            validate_changes([bad])
 
 
 @pytest.mark.parametrize(
