@@ -14,9 +14,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from dockops.core.images import containers_by_image, list_images
+from dockops.core.images import containers_by_image, list_images, tags_of
 from dockops.engine import engine_errors
 from dockops.errors import EngineRefused, InvalidInput
 from dockops.units import human_age, human_duration
@@ -192,10 +192,6 @@ def _api_at_least(client: docker.DockerClient, wanted: tuple[int, int]) -> bool:
     return (int(major), int(minor)) >= wanted
 
 
-def _tagged(image: Mapping[str, Any]) -> bool:
-    return any(t != "<none>:<none>" for t in image.get("RepoTags") or [])
-
-
 def engine_state(client: docker.DockerClient) -> list[ImageState]:
     """One snapshot of every image, with its holders, children and unique size.
 
@@ -212,7 +208,7 @@ def engine_state(client: docker.DockerClient) -> list[ImageState]:
             id=i["Id"],
             created=datetime.fromtimestamp(i["Created"], tz=timezone.utc),
             size=sizes.get(i["Id"], int(i.get("Size") or 0)),
-            tagged=_tagged(i),
+            tagged=bool(tags_of(i)),
             labels=i.get("Labels") or {},
             containers=holders.get(i["Id"], ()),
             has_children=i["Id"] in parents,
@@ -307,7 +303,7 @@ def _remove_one(client: docker.DockerClient, planned: Removal) -> Removal | Kept
                 current = client.api.inspect_image(planned.id)
             except docker.errors.NotFound:
                 return Kept(planned.id, _GONE_REASON, GONE)
-            if _tagged(current):
+            if tags_of(current):
                 tags = ", ".join(current["RepoTags"])
                 return Kept(planned.id, f"tagged since planning ({tags})", CHANGED)
             # No force: the engine refuses an image any container uses, atomically with the

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from dockops.core.images import tags_of
 from dockops.engine import engine_address, engine_errors
 from dockops.errors import DockopsError, ExitCode
 from dockops.units import human_size
@@ -49,10 +50,6 @@ def _version_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(".") if part.isdigit())
 
 
-def _tags(image: dict[str, Any]) -> list[str]:
-    return [t for t in image.get("RepoTags") or [] if t != "<none>:<none>"]
-
-
 def run_doctor(connect: Callable[[], docker.DockerClient]) -> DoctorReport:
     """Check the engine; never raises for a failing check, it is recorded in the report.
 
@@ -85,7 +82,7 @@ def run_doctor(connect: Callable[[], docker.DockerClient]) -> DoctorReport:
     api = str(version.get("ApiVersion", "?"))
     api_ok = _version_tuple(api) >= MIN_API_VERSION
     images = usage.get("Images") or []
-    dangling = sum(1 for image in images if not _tags(image))
+    dangling = sum(1 for image in images if not tags_of(image))
     root = info.get("DockerRootDir")
     # Free space is only knowable when the data-root is on this machine.
     free = shutil.disk_usage(root).free if root and os.path.isdir(root) else None

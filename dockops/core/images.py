@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -41,10 +42,16 @@ def containers_by_image(client: docker.DockerClient) -> dict[str, tuple[str, ...
     return {image: tuple(sorted(names)) for image, names in holders.items()}
 
 
+def tags_of(image: Mapping[str, Any]) -> list[str]:
+    """The real tags of an image summary or inspect document (the engine writes
+    `<none>:<none>` for none on some paths)."""
+    return [t for t in image.get("RepoTags") or [] if t != "<none>:<none>"]
+
+
 def _names(image: dict[str, Any]) -> list[tuple[str, str]]:
-    tags = [t for t in image.get("RepoTags") or [] if t != "<none>:<none>"]
+    tags = tags_of(image)
     if tags:
-        return [(t.rsplit(":", 1)[0], t.rsplit(":", 1)[1]) for t in tags]
+        return [(repository, tag) for repository, _, tag in (t.rpartition(":") for t in tags)]
     # Pulled by digest only: the CLI shows the repository with a <none> tag.
     digests = [d for d in image.get("RepoDigests") or [] if d != "<none>@<none>"]
     if digests:

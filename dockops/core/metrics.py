@@ -43,14 +43,21 @@ def write_prune_metrics(path: Path, result: PruneResult, *, success: bool) -> No
     from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
     registry = CollectorRegistry()
-    Gauge(
-        "dockops_prune_removed_images",
-        "Dangling images removed by the last run.",
-        registry=registry,
-    ).set(len(result.removed))
-    Gauge("dockops_prune_reclaimed_bytes", "Bytes freed by the last run.", registry=registry).set(
-        result.reclaimed_bytes
-    )
+    for name, text, value in (
+        (
+            "dockops_prune_removed_images",
+            "Dangling images removed by the last run.",
+            len(result.removed),
+        ),
+        ("dockops_prune_reclaimed_bytes", "Bytes freed by the last run.", result.reclaimed_bytes),
+        (
+            "dockops_prune_failed_images",
+            "Images the last run could not remove.",
+            len(result.failed),
+        ),
+        ("dockops_prune_duration_seconds", "Wall time of the last run.", result.duration_seconds),
+    ):
+        Gauge(name, text, registry=registry).set(value)
     kept = Gauge(
         "dockops_prune_kept_images",
         "Dangling images the last run kept, by reason.",
@@ -59,14 +66,6 @@ def write_prune_metrics(path: Path, result: PruneResult, *, success: bool) -> No
     )
     for kind, count in Counter(k.kind for k in result.kept).items():
         kept.labels(reason=kind).set(count)
-    Gauge(
-        "dockops_prune_failed_images",
-        "Images the last run could not remove.",
-        registry=registry,
-    ).set(len(result.failed))
-    Gauge("dockops_prune_duration_seconds", "Wall time of the last run.", registry=registry).set(
-        result.duration_seconds
-    )
     last = time.time() if success else _previous_success(path)
     if last is not None:
         Gauge(

@@ -7,8 +7,10 @@ import socket
 import time
 
 import docker
+import pytest
 
 from tests.conftest import Cli
+from tests.harness.engine import Engine
 from tests.integration.registry_server import LOOPBACK, search_index
 
 HITS = [
@@ -55,8 +57,11 @@ def test_search_through_the_daemon_with_filters(docker_env: docker.DockerClient,
 
 
 def test_search_when_the_index_is_unreachable_exits_4_at_once(
-    docker_env: docker.DockerClient, cli: Cli
+    engine: Engine, docker_env: docker.DockerClient, cli: Cli
 ) -> None:
+    if not engine.owned:
+        # A named engine may well reach Docker Hub; only the harness's is cut off at loopback.
+        pytest.skip("needs the harness engine, whose DNS and proxy stop at loopback")
     started = time.monotonic()
     result = cli("search", "busybox")
     assert (result.code, result.out) == (4, "")
