@@ -44,8 +44,6 @@ def _matches(name: str, text: str) -> bool:
 
 _NAME_TOTAL_MAX = 255
 
-DEFAULT_DOMAIN = "docker.io"
-
 
 @dataclass(frozen=True)
 class Reference:

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from dockops.errors import NotBuilt
 from dockops.reference import validate_image
 
 if TYPE_CHECKING:
@@ -36,11 +35,6 @@ NameOpt = Annotated[str, typer.Option("--name", help="Registry container name.")
 def images(refs: list[str]) -> list[str]:
     """Validate every image reference before anything talks to the engine."""
     return [validate_image(ref) for ref in refs]
-
-
-def not_built(command: str) -> NotBuilt:
-    """The error of a command whose contract is registered but whose work has not landed."""
-    return NotBuilt(command)
 
 
 @contextlib.contextmanager

@@ -3,7 +3,8 @@
 import typer
 
 from dockops import render
-from dockops.cli.common import JsonOpt, RegistryOpt, not_built
+from dockops.cli.common import JsonOpt, RegistryOpt
+from dockops.errors import NotBuilt
 from dockops.render import Column
 
 CHECK_COLUMNS = (
@@ -17,7 +18,7 @@ def doctor(registry: RegistryOpt = None, json: JsonOpt = False) -> None:
     """Check the engine (and, once built, the default registry); exit with the first failure."""
     if registry is not None:
         # Registry checks land with the private-registry issue; say so rather than skip them.
-        raise not_built("doctor --registry")
+        raise NotBuilt("doctor --registry")
     from dockops.core.doctor import run_doctor
     from dockops.engine import get_client
 

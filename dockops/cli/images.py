@@ -5,7 +5,8 @@ from typing import Annotated
 import typer
 
 from dockops import render
-from dockops.cli.common import JsonOpt, QuietOpt, RegistryOpt, images, not_built, streamed
+from dockops.cli.common import JsonOpt, QuietOpt, RegistryOpt, images, streamed
+from dockops.errors import NotBuilt
 from dockops.reference import validate_container, validate_image
 from dockops.render import Column
 from dockops.units import human_age, human_size, short_id
@@ -95,7 +96,7 @@ def search(
     """Search Docker Hub through the daemon (HOST:PORT/TERM asks that index instead)."""
     if registry is not None:
         # The v2-catalog search lands with the private-registry issue.
-        raise not_built("search --registry")
+        raise NotBuilt("search --registry")
     output = render.output_mode(json)
     from dockops.core.search import search_images
     from dockops.engine import get_client

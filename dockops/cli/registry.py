@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from dockops.cli.common import DryRunOpt, JsonOpt, NameOpt, RegistryOpt, images, not_built
+from dockops.cli.common import DryRunOpt, JsonOpt, NameOpt, RegistryOpt, images
+from dockops.errors import NotBuilt
 from dockops.reference import validate_registry
 
 NetworkOpt = Annotated[str, typer.Option("--network", metavar="bridge|host")]
@@ -25,7 +26,7 @@ def up(
 ) -> None:
     """Run registry:2 (restart=always, deletes enabled); idempotent."""
     images([image])
-    raise not_built("registry up")
+    raise NotBuilt("registry up")
 
 
 @registry_app.command("secure")
@@ -45,7 +46,7 @@ def secure(
 ) -> None:
     """TLS (self-signed CA) and basic auth in front of the registry, through nginx."""
     images([frontend_image])
-    raise not_built("registry secure")
+    raise NotBuilt("registry secure")
 
 
 @registry_app.command("down")
@@ -54,13 +55,13 @@ def down(
     purge: Annotated[bool, typer.Option("--purge", help="Also remove its data.")] = False,
 ) -> None:
     """Stop and remove the registry (and its frontend)."""
-    raise not_built("registry down")
+    raise NotBuilt("registry down")
 
 
 @registry_app.command("status")
 def status(name: NameOpt = "myregistry", json: JsonOpt = False) -> None:
     """Container state, address, TLS, and whether the daemon trusts it."""
-    raise not_built("registry status")
+    raise NotBuilt("registry status")
 
 
 @registry_app.command("ls")
@@ -70,20 +71,20 @@ def ls(
     json: JsonOpt = False,
 ) -> None:
     """List repositories (the catalog, all pages)."""
-    raise not_built("registry ls")
+    raise NotBuilt("registry ls")
 
 
 @registry_app.command("tags")
 def tags(repo: str, registry: RegistryOpt = None, json: JsonOpt = False) -> None:
     """List a repository's tags."""
-    raise not_built("registry tags")
+    raise NotBuilt("registry tags")
 
 
 @registry_app.command("show")
 def show(reference: str, registry: RegistryOpt = None, json: JsonOpt = False) -> None:
     """Digest, layers, total size and creation time of REPO:TAG."""
     images([reference])
-    raise not_built("registry show")
+    raise NotBuilt("registry show")
 
 
 @registry_app.command("rm")
@@ -95,7 +96,7 @@ def rm(
 ) -> None:
     """Delete REPO:TAG by digest (refuses when other tags share it, unless --force)."""
     images([reference])
-    raise not_built("registry rm")
+    raise NotBuilt("registry rm")
 
 
 @registry_app.command("gc")
@@ -105,7 +106,7 @@ def gc(
     delete_untagged: Annotated[bool, typer.Option("--delete-untagged")] = False,
 ) -> None:
     """Garbage-collect the registry's storage (read-only or stopped meanwhile)."""
-    raise not_built("registry gc")
+    raise NotBuilt("registry gc")
 
 
 @registry_app.command("prune")
@@ -117,7 +118,7 @@ def prune(
     json: JsonOpt = False,
 ) -> None:
     """Retention: keep the newest N tags of REPO."""
-    raise not_built("registry prune")
+    raise NotBuilt("registry prune")
 
 
 def login(
@@ -127,13 +128,13 @@ def login(
 ) -> None:
     """Check credentials against the registry, then store them where docker reads them."""
     validate_registry(registry)
-    raise not_built("login")
+    raise NotBuilt("login")
 
 
 def logout(registry: Annotated[str, typer.Argument(metavar="REGISTRY")]) -> None:
     """Forget the stored credentials of REGISTRY."""
     validate_registry(registry)
-    raise not_built("logout")
+    raise NotBuilt("logout")
 
 
 def push_private(
@@ -145,7 +146,7 @@ def push_private(
 ) -> None:
     """Tag REF for the private registry, push it, verify the digest, untag."""
     images([reference])
-    raise not_built("push-private")
+    raise NotBuilt("push-private")
 
 
 def register(app: typer.Typer) -> None:
