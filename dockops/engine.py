@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from dockops.errors import DockopsError, EngineRefused, EngineUnreachable
+from dockops.errors import DockopsError, EngineRefused, EngineUnreachable, InvalidInput
 
 if TYPE_CHECKING:
     import docker
@@ -44,8 +44,6 @@ def _timeout(long_running: bool) -> float:
         try:
             return float(override)
         except ValueError:
-            from dockops.errors import InvalidInput
-
             raise InvalidInput(f"DOCKOPS_TIMEOUT={override!r} is not a number of seconds") from None
     return LONG_TIMEOUT if long_running else DEFAULT_TIMEOUT
 
