@@ -43,9 +43,9 @@ format: $(STAMP) ## apply ruff's fixes and format
 	$(BIN)/ruff check --fix dockops tests bench
 	$(BIN)/ruff format dockops tests bench
 
-bench: $(STAMP) ## side-by-side benchmarks (dockops vs docker CLI vs raw Engine API)
+bench: $(STAMP) ## side-by-side benchmarks (dockops vs docker CLI vs raw Engine API); SUITES="registry …" picks some
 	@test -x /usr/bin/time || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null
-	@bash scripts/with-engine.sh $(BIN)/python -m bench
+	@bash scripts/with-engine.sh $(BIN)/python -m bench $(SUITES)
 
 engine-up: $(STAMP) ## start the disposable engine; prints DOCKER_HOST=... to export
 	@$(HARNESS) up

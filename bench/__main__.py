@@ -14,6 +14,7 @@ SUITES = {
     "images": ("bench.basic", "images"),
     "archive": ("bench.archive", "run"),
     "prune": ("bench.prune", "run"),
+    "registry": ("bench.registry", "run"),
 }
 
 

@@ -60,30 +60,30 @@ def _run(argv: Sequence[str]) -> tuple[float, int]:
         return wall, int(rss_file.read().split()[-1])
 
 
-def _ensure_image() -> int:
-    """Build the big image once (a random layer of SIZE_MB made with network none)."""
+def ensure_random_image(image: str = IMAGE, size_mb: int = SIZE_MB) -> int:
+    """Build the big image once (a random layer of size_mb made with network none)."""
     import docker
 
     client = docker.from_env(version="auto", timeout=3600)
     try:
-        image = client.images.get(IMAGE)
-        if image.labels.get(LABEL) == str(SIZE_MB):
-            return int(image.attrs["Size"])
+        found = client.images.get(image)
+        if found.labels.get(LABEL) == str(size_mb):
+            return int(found.attrs["Size"])
     except docker.errors.ImageNotFound:
         pass
     box = client.containers.run(
         "busybox:latest",
-        ["sh", "-c", f"dd if=/dev/urandom of=/random.bin bs=1048576 count={SIZE_MB}"],
+        ["sh", "-c", f"dd if=/dev/urandom of=/random.bin bs=1048576 count={size_mb}"],
         network_mode="none",
         detach=True,
     )
     try:
         assert box.wait(timeout=600)["StatusCode"] == 0
-        repository, tag = IMAGE.rsplit(":", 1)
-        image = box.commit(repository, tag, changes=[f"LABEL {LABEL}={SIZE_MB}", "CMD sh"])
+        repository, tag = image.rsplit(":", 1)
+        box.commit(repository, tag, changes=[f"LABEL {LABEL}={size_mb}", "CMD sh"])
     finally:
         box.remove(force=True)
-    return int(client.images.get(IMAGE).attrs["Size"])
+    return int(client.images.get(image).attrs["Size"])
 
 
 def _remove_image() -> None:
@@ -133,7 +133,7 @@ def run() -> list[str]:
     socket_path = host.removeprefix("unix://")
     docker_cli = shutil.which("docker") or "/usr/local/bin/docker"
     dockops = str(BIN / "dockops")
-    _ensure_image()
+    ensure_random_image()
     url = f"http://x/images/get?names={IMAGE}"
     with tempfile.TemporaryDirectory(prefix="dockops-bench-", dir=os.environ.get("TMPDIR")) as d:
         out = Path(d)

@@ -110,13 +110,18 @@ def parse_reference(text: str) -> Reference:
     return Reference(domain=domain, path=path, tag=tag, digest=digest or None)
 
 
+def is_image_id(text: str) -> bool:
+    """An image ID (short hex, or sha256:…), as opposed to a reference."""
+    return _matches("id", text)
+
+
 def validate_image(text: str) -> str:
     """Accept an image reference or an image ID (short hex, or sha256:…); return it unchanged.
 
     Raises:
         InvalidInput: neither a reference nor an ID.
     """
-    if _matches("id", text):
+    if is_image_id(text):
         return text
     parse_reference(text)
     return text

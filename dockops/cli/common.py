@@ -32,6 +32,29 @@ DryRunOpt = Annotated[
 NameOpt = Annotated[str, typer.Option("--name", help="Registry container name.")]
 
 
+def read_password(from_stdin: bool, *, confirm: bool = False) -> str:
+    """The password from stdin (--password-stdin) or a hidden prompt: never from an argument,
+    so it stays out of shell history, `ps` and --debug output.
+
+    Raises:
+        InvalidInput: empty, or no terminal to prompt on and no --password-stdin.
+    """
+    import sys
+
+    from dockops.errors import InvalidInput
+
+    if from_stdin:
+        # As docker login: one trailing newline (and CR) is not part of the password.
+        password = sys.stdin.read().removesuffix("\n").removesuffix("\r")
+    elif sys.stdin.isatty():
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=confirm)
+    else:
+        raise InvalidInput("give the password on stdin with --password-stdin")
+    if not password:
+        raise InvalidInput("empty password")
+    return password
+
+
 def images(refs: list[str]) -> list[str]:
     """Validate every image reference before anything talks to the engine."""
     return [validate_image(ref) for ref in refs]

@@ -1,14 +1,25 @@
 """The private registry: registry up/secure/down/status/ls/tags/show/rm/gc/prune, login,
 logout, push-private."""
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from dockops.cli.common import DryRunOpt, JsonOpt, NameOpt, RegistryOpt, images
-from dockops.errors import NotBuilt
-from dockops.reference import validate_registry
+from dockops import render
+from dockops.cli.common import (
+    DryRunOpt,
+    JsonOpt,
+    NameOpt,
+    QuietOpt,
+    RegistryOpt,
+    images,
+    read_password,
+    streamed,
+)
+from dockops.errors import InvalidInput, NotBuilt
+from dockops.reference import validate_container, validate_registry
 
 NetworkOpt = Annotated[str, typer.Option("--network", metavar="bridge|host")]
 registry_app = typer.Typer(help="Run and manage a private registry.", no_args_is_help=True)
@@ -26,42 +37,133 @@ def up(
 ) -> None:
     """Run registry:2 (restart=always, deletes enabled); idempotent."""
     images([image])
-    raise NotBuilt("registry up")
+    validate_container(name)
+    from dockops.config import update_config
+    from dockops.core.registry.deploy import RegistrySpec, registry_up
+    from dockops.core.transfer import pull_image
+    from dockops.engine import get_client
+
+    spec = RegistrySpec(
+        name, image, port, bind, network, str(data.absolute()) if data is not None else None
+    )
+    client = get_client(long_running=True)
+    result = registry_up(client, spec, ensure_image=lambda ref: pull_image(client, ref))
+    update_config(registry=result.address)
+    render.emit(
+        result,
+        render.output_mode(json),
+        summary=f"registry {result.name} {result.state} at {result.address} "
+        f"(data: {result.data}); default registry is now {result.address}",
+    )
 
 
 @registry_app.command("secure")
 def secure(
-    host: Annotated[str, typer.Option("--host")],
+    host: Annotated[str, typer.Option("--host", help="IP or DNS name clients use.")],
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 443,
     name: NameOpt = "myregistry",
     user: Annotated[str | None, typer.Option("--user")] = None,
     password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
     certs_dir: Annotated[Path | None, typer.Option("--certs-dir")] = None,
-    certs_d: Annotated[Path, typer.Option("--certs-d")] = Path("/etc/docker/certs.d"),
+    certs_d: Annotated[
+        Path | None,
+        typer.Option("--certs-d", help="The daemon's certs.d [default: /etc/docker/certs.d]."),
+    ] = None,
     frontend_image: Annotated[str, typer.Option("--frontend-image")] = "nginx:stable",
-    network: NetworkOpt = "bridge",
+    network: Annotated[
+        str | None,
+        typer.Option("--network", metavar="bridge|host", help="Default: the registry's."),
+    ] = None,
     trust: Annotated[bool, typer.Option("--trust/--no-trust")] = True,
     rotate: Annotated[bool, typer.Option("--rotate", help="Make a new CA.")] = False,
     json: JsonOpt = False,
 ) -> None:
     """TLS (self-signed CA) and basic auth in front of the registry, through nginx."""
     images([frontend_image])
-    raise NotBuilt("registry secure")
+    validate_container(name)
+    validate_registry(f"{host}:{port}")
+    password = read_password(password_stdin, confirm=True) if user is not None else None
+    if password_stdin and user is None:
+        raise InvalidInput("--password-stdin needs --user")
+    from dockops.config import config_path
+    from dockops.core.registry.secure import SecureSpec, secure_registry
+    from dockops.engine import get_client
+
+    directory = certs_dir or config_path().parent / "registries" / name
+    spec = SecureSpec(name, host, port, frontend_image, directory.absolute(), network)
+    result = secure_registry(
+        get_client(long_running=True),
+        spec,
+        user=user,
+        password=password,
+        rotate=rotate,
+        certs_d=certs_d,
+        install_trust=trust,
+    )
+    checked = "checked: 401 without credentials"
+    if result.check.authenticated:
+        checked += f", {result.check.authenticated} with them"
+    if result.check.skipped:
+        checked = f"not checked: {result.check.skipped}"
+    render.emit(
+        result,
+        render.output_mode(json),
+        summary=f"registry {name} served over TLS at https://{result.registry} "
+        f"(frontend {result.frontend}; CA {'new' if result.ca_created else 'kept'}, "
+        f"{result.ca_fingerprint}; files in {result.certs_dir}); "
+        + (f"trusted through {result.trusted_at}; " if result.trusted_at else "not trusted; ")
+        + checked,
+    )
 
 
 @registry_app.command("down")
 def down(
     name: NameOpt = "myregistry",
-    purge: Annotated[bool, typer.Option("--purge", help="Also remove its data.")] = False,
+    purge: Annotated[bool, typer.Option("--purge", help="Also remove its data volume.")] = False,
+    dry_run: DryRunOpt = False,
+    json: JsonOpt = False,
 ) -> None:
-    """Stop and remove the registry (and its frontend)."""
-    raise NotBuilt("registry down")
+    """Stop and remove the registry (and its frontend and network)."""
+    validate_container(name)
+    from dockops.core.registry.deploy import registry_down
+    from dockops.engine import get_client
+
+    result = registry_down(get_client(), name, purge=purge, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    render.emit(
+        result,
+        render.output_mode(json),
+        summary=f"{verb}: {', '.join(result.removed) or 'nothing'}"
+        + (f"; kept: {', '.join(result.kept)}" if result.kept else ""),
+    )
+
+
+STATUS_COLUMNS = (
+    render.Column("CONTAINER", lambda p: p.container),
+    render.Column("STATE", lambda p: p.state),
+    render.Column("IMAGE", lambda p: p.image),
+    render.Column("RESTART", lambda p: p.restart),
+    render.Column("ADDRESS", lambda p: p.address),
+)
 
 
 @registry_app.command("status")
 def status(name: NameOpt = "myregistry", json: JsonOpt = False) -> None:
     """Container state, address, TLS, and whether the daemon trusts it."""
-    raise NotBuilt("registry status")
+    validate_container(name)
+    from dockops.core.registry.status import registry_status
+    from dockops.engine import get_client
+
+    result = registry_status(get_client(), name)
+    trusted = "" if result.trusted is None else (", trusted" if result.trusted else ", NOT trusted")
+    render.emit(
+        result,
+        render.output_mode(json),
+        columns=STATUS_COLUMNS,
+        rows=[result.registry, result.frontend],
+        summary=f"{result.address}: {'TLS' if result.tls else 'plain HTTP'}{trusted}; "
+        f"/v2/ answers {result.answer}",
+    )
 
 
 @registry_app.command("ls")
@@ -128,13 +230,35 @@ def login(
 ) -> None:
     """Check credentials against the registry, then store them where docker reads them."""
     validate_registry(registry)
-    raise NotBuilt("login")
+    if username is None:
+        if password_stdin or not sys.stdin.isatty():
+            raise InvalidInput("give the user name with -u USER")
+        username = typer.prompt("Username")
+    password = read_password(password_stdin)
+    from dockops.core.registry.login import login as login_core
+
+    result = login_core(registry, username, password)
+    render.emit(
+        result,
+        render.output_mode(),
+        summary=f"logged in to {result.registry} as {result.username} "
+        f"(stored in {result.stored_in}, {result.config})",
+    )
 
 
 def logout(registry: Annotated[str, typer.Argument(metavar="REGISTRY")]) -> None:
     """Forget the stored credentials of REGISTRY."""
     validate_registry(registry)
-    raise NotBuilt("logout")
+    from dockops.core.registry.login import logout as logout_core
+
+    result = logout_core(registry)
+    render.emit(
+        result,
+        render.output_mode(),
+        summary=f"removed the login for {registry}"
+        if result.removed
+        else f"not logged in to {registry}",
+    )
 
 
 def push_private(
@@ -143,10 +267,30 @@ def push_private(
     as_: Annotated[str | None, typer.Option("--as", metavar="NAME[:TAG]")] = None,
     keep_tag: Annotated[bool, typer.Option("--keep-tag")] = False,
     json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Tag REF for the private registry, push it, verify the digest, untag."""
+    output = render.output_mode(json, quiet)
     images([reference])
-    raise NotBuilt("push-private")
+    from dockops.config import resolve_registry
+
+    address = resolve_registry(registry)
+    if address is None:
+        raise InvalidInput(
+            "no private registry: pass --registry HOST:PORT, set DOCKOPS_REGISTRY, "
+            "or run dockops registry up"
+        )
+    from dockops.core.registry.push import push_private as push_core
+    from dockops.core.registry.push import target
+
+    target(reference, address, as_)  # a bad name fails before the engine is asked
+    result = streamed(
+        lambda client, report: push_core(
+            client, reference, address, as_=as_, keep_tag=keep_tag, on_progress=report
+        ),
+        progress=output is not render.Output.QUIET,
+    )
+    render.emit(result, output, summary=f"pushed {result.reference} {result.digest} (verified)")
 
 
 def register(app: typer.Typer) -> None:

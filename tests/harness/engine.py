@@ -24,6 +24,7 @@ from . import host
 
 ENV_DOCKER_HOST = "DOCKOPS_TEST_DOCKER_HOST"
 ENV_HARNESS_DIR = "DOCKOPS_HARNESS_DIR"
+ENV_CERTS_D = "DOCKOPS_TEST_CERTS_D"
 
 # Binary the harness needs -> Debian package that ships it.
 PACKAGES = {
@@ -61,6 +62,9 @@ class Engine:
     root: Path | None
     pidfile: Path | None
     owned: bool  # False for an engine named by DOCKOPS_TEST_DOCKER_HOST: never stopped by us
+    # Where this engine reads registry CAs (its /etc/docker/certs.d); None when unknown (an
+    # engine named by DOCKOPS_TEST_DOCKER_HOST without DOCKOPS_TEST_CERTS_D): trust tests skip.
+    certs_d: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,11 @@ class _Layout:
     pidfile: Path
     log: Path
     lock: Path
+    etc_docker: Path  # mounted over /etc/docker in dockerd's namespace
+
+    @property
+    def certs_d(self) -> Path:
+        return self.etc_docker / "certs.d"
 
     @classmethod
     def of(cls, root: Path) -> _Layout:
@@ -92,6 +101,7 @@ class _Layout:
             pidfile=root / "docker.pid",
             log=root / "dockerd.log",
             lock=root / "harness.lock",
+            etc_docker=root / "etc-docker",
         )
 
     @property
@@ -112,13 +122,26 @@ def engine_from_env() -> Engine | None:
     named = os.environ.get(ENV_DOCKER_HOST)
     if not named:
         return None
-    return Engine(host=named, root=None, pidfile=None, owned=False)
+    certs_d = os.environ.get(ENV_CERTS_D)
+    return Engine(
+        host=named, root=None, pidfile=None, owned=False, certs_d=Path(certs_d) if certs_d else None
+    )
 
 
 def engine_at(root: Path) -> Engine:
     """The owned engine that lives (or would live) at `root`, without starting anything."""
     layout = _Layout.of(root)
-    return Engine(host=layout.host, root=layout.root, pidfile=layout.pidfile, owned=True)
+    return _owned(layout)
+
+
+def _owned(layout: _Layout) -> Engine:
+    return Engine(
+        host=layout.host,
+        root=layout.root,
+        pidfile=layout.pidfile,
+        owned=True,
+        certs_d=layout.certs_d,
+    )
 
 
 def ensure_packages(need: tuple[str, ...] = tuple(PACKAGES)) -> None:
@@ -200,7 +223,7 @@ def start_engine(root: Path, timeout: float = 60) -> Engine:
     layout.root.mkdir(parents=True, exist_ok=True)
     with _flock(layout.lock, timeout):
         _clean_leftovers(layout, timeout=30)
-        for folder in (layout.data, layout.runtime):
+        for folder in (layout.data, layout.runtime, layout.certs_d):
             folder.mkdir(parents=True, exist_ok=True)
         proc = _spawn(dockerd, layout)
         _CHILDREN[proc.pid] = proc
@@ -210,7 +233,7 @@ def start_engine(root: Path, timeout: float = 60) -> Engine:
             host.terminate(proc.pid, 10, _CHILDREN.pop(proc.pid))
             _clean_leftovers(layout, timeout=10)
             raise
-    return Engine(host=layout.host, root=layout.root, pidfile=layout.pidfile, owned=True)
+    return _owned(layout)
 
 
 def stop_engine(engine: Engine, timeout: float = 30) -> None:
@@ -307,7 +330,8 @@ def _spawn(dockerd: Path, layout: _Layout) -> subprocess.Popen[bytes]:
 
 
 def _in_loopback_dns_namespace(argv: list[str], layout: _Layout) -> list[str]:
-    """Run dockerd in its own mount namespace whose /etc/resolv.conf names only 127.0.0.1.
+    """Run dockerd in its own mount namespace whose /etc/resolv.conf names only 127.0.0.1 and
+    whose /etc/docker is the engine root's own.
 
     The proxy above stops pulls from dialing out, but the daemon (and every host-network
     container, which inherits the daemon's resolv.conf) still resolves names such as
@@ -315,6 +339,11 @@ def _in_loopback_dns_namespace(argv: list[str], layout: _Layout) -> list[str]:
     such lookup goes to 127.0.0.1:53, where nothing answers, and fails at once. Propagation
     is `slave` so mounts made on the host later (a test's tmpfs) are still seen by dockerd.
     `unshare` without --fork execs in place, so the pid stays dockerd's.
+
+    Its own /etc/docker keeps the host's daemon.json and key.json out of the harness engine,
+    and gives it a certs.d of its own: tests trust their registries' CAs there, never in the
+    host's /etc/docker/certs.d. (The host gets an empty /etc/docker to mount on if it has none,
+    as docker.io would make anyway.)
     """
     unshare = shutil.which("unshare") or "/usr/bin/unshare"
     resolv = layout.root / "resolv.conf"
@@ -324,7 +353,8 @@ def _in_loopback_dns_namespace(argv: list[str], layout: _Layout) -> list[str]:
     )
     script = (
         'if [ -e /etc/resolv.conf ]; then mount --bind "$0" /etc/resolv.conf || exit 97; fi; '
-        'exec "$@"'
+        'mkdir -p /etc/docker && mount --bind "$1" /etc/docker || exit 98; '
+        'shift; exec "$@"'
     )
     return [
         unshare,
@@ -336,6 +366,7 @@ def _in_loopback_dns_namespace(argv: list[str], layout: _Layout) -> list[str]:
         "-c",
         script,
         str(resolv),
+        str(layout.etc_docker),
         *argv,
     ]
 

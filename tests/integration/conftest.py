@@ -108,7 +108,10 @@ def docker_env(
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     client = docker.DockerClient(base_url=engine.host, version="auto", timeout=120)
     images_before = {i["Id"] for i in client.api.images(all=True)}
+    tags_before = {t for i in client.api.images(all=True) for t in i["RepoTags"] or ()}
     containers_before = {c["Id"] for c in client.api.containers(all=True)}
+    volumes_before = {v["Name"] for v in client.api.volumes().get("Volumes") or []}
+    networks_before = {n["Id"] for n in client.api.networks()}
     yield client
 
     bad_networks = off_loopback_containers(client, containers_before)
@@ -118,5 +121,15 @@ def docker_env(
     for image in client.api.images(all=True):
         if image["Id"] not in images_before:
             client.api.remove_image(image["Id"], force=True)
+            continue
+        # A tag a test put on a kept image (busybox) would leak into the next test.
+        for tag in set(image["RepoTags"] or ()) - tags_before - {"<none>:<none>"}:
+            client.api.remove_image(tag, noprune=True)
+    for volume in client.api.volumes().get("Volumes") or []:
+        if volume["Name"] not in volumes_before:
+            client.api.remove_volume(volume["Name"], force=True)
+    for network in client.api.networks():
+        if network["Id"] not in networks_before:
+            client.api.remove_network(network["Id"])
     client.close()
     assert not bad_networks, f"containers must use network none or host: {bad_networks}"

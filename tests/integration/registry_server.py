@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -116,8 +117,8 @@ def _serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
 @dataclass
 class FaultProxy:
     """A TCP proxy in front of a registry that answers the first `faults` matching requests
-    itself (with `status`), then forwards everything; `requests` records each first request
-    line of a connection, `faulted` those answered with the fault."""
+    itself (with `status`, or with a TCP reset when `reset`), then forwards everything;
+    `requests` records each first request line of a connection, `faulted` those faulted."""
 
     port: int
     upstream: int
@@ -125,6 +126,7 @@ class FaultProxy:
     status: str = "503 Service Unavailable"
     body: bytes = b""
     match: Callable[[str], bool] = lambda line: True
+    reset: bool = False
     requests: list[str] = field(default_factory=list)
     faulted: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -152,7 +154,12 @@ class FaultProxy:
                     return
                 head += chunk
             line = head.split(b"\r\n", 1)[0].decode("latin-1")
-            if self._take_fault(line):
+            faulted = self._take_fault(line)
+            if faulted and self.reset:
+                # SO_LINGER 0: close() sends RST, the "connection reset by peer" of a flaky LB.
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                return
+            if faulted:
                 client.sendall(
                     f"HTTP/1.1 {self.status}\r\nContent-Type: application/json\r\n"
                     f"Content-Length: {len(self.body)}\r\nConnection: close\r\n\r\n".encode()
@@ -185,6 +192,7 @@ def fault_proxy(
     status: str = "503 Service Unavailable",
     body: bytes = b"",
     match: Callable[[str], bool] = lambda line: True,
+    reset: bool = False,
 ) -> Iterator[FaultProxy]:
     """Run a FaultProxy on a free loopback port in front of 127.0.0.1:upstream."""
     listener = socket.socket()
@@ -199,6 +207,7 @@ def fault_proxy(
         status=status,
         body=body,
         match=match,
+        reset=reset,
     )
     stop = threading.Event()
 

@@ -20,19 +20,12 @@ from tests.conftest import Cli
 
 UNBUILT = [
     ["search", "busybox", "--registry", "localhost:5000"],
-    ["registry", "up"],
-    ["registry", "secure", "--host", "127.0.0.1"],
-    ["registry", "down"],
-    ["registry", "status"],
     ["registry", "ls"],
     ["registry", "tags", "app"],
     ["registry", "show", "app:v1"],
     ["registry", "rm", "app:v1"],
     ["registry", "gc"],
     ["registry", "prune", "app"],
-    ["login", "localhost:5000"],
-    ["logout", "localhost:5000"],
-    ["push-private", "busybox"],
     ["doctor", "--registry", "localhost:5000"],
 ]
 
@@ -208,3 +201,44 @@ def test_typer_exit_codes_pass_through(cli: Cli) -> None:
     code, out, _ = cli("--version")
     assert code == 0 and out.startswith("dockops ")
     assert isinstance(app, typer.Typer)
+
+
+REGISTRY_BAD_INPUT = [
+    (["registry", "up", "--name", "bad name"], "invalid container name"),
+    (["registry", "up", "--network", "overlay"], "choose bridge or host"),
+    (["registry", "secure", "--host", "bad host!"], "invalid registry"),
+    (["registry", "secure", "--host", "h", "--password-stdin"], "--password-stdin needs --user"),
+    (["push-private", "busybox", "--as", "Bad:1", "--registry", "h:1"], "invalid reference"),
+    (["push-private", "busybox", "--as", "x.io/a", "--registry", "h:1"], "without a registry"),
+    (["push-private", "busybox", "--registry", "https://h"], "invalid registry"),
+    (["login", "h:1", "--password-stdin"], "-u USER"),
+    (["login", "h:1", "-u", "u"], "--password-stdin"),  # stdin is no terminal here
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "error"), REGISTRY_BAD_INPUT, ids=[" ".join(a) for a, _ in REGISTRY_BAD_INPUT]
+)
+def test_registry_bad_input_exits_2_before_any_engine_call(
+    args: list[str], error: str, cli: Cli, recording_engine: list[bytes]
+) -> None:
+    code, out, err = cli(*args)
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1 and error in err
+    assert recording_engine == []
+
+
+def test_no_password_option_exists(cli: Cli) -> None:
+    for command in (["login", "h:1"], ["registry", "secure", "--host", "h"]):
+        code, _, err = cli(*command, "--password", "secret")
+        assert code == 2 and "No such option: --password" in err
+
+
+def test_push_private_without_any_registry(
+    cli: Cli, recording_engine: list[bytes], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("DOCKOPS_REGISTRY", raising=False)
+    monkeypatch.setenv("DOCKOPS_CONFIG", str(tmp_path / "none.toml"))
+    code, _, err = cli("push-private", "busybox")
+    assert code == 2 and "no private registry" in err
+    assert recording_engine == []

@@ -1,0 +1,125 @@
+"""push-private vs `docker tag && docker push` of a >= 300 MB image, each run into a fresh
+registry:2 (host network, 127.0.0.1, a free port), runs interleaved so drift hits both alike.
+
+A fresh registry per run matters: into one that already has the layers, a push only sends the
+manifest ("Layer already exists"), and the figure would say nothing about moving the bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from bench.archive import ensure_random_image
+
+BIN = Path(sys.executable).parent
+RUNS = int(os.environ.get("BENCH_REGISTRY_RUNS", "3"))
+SIZE_MB = int(os.environ.get("BENCH_REGISTRY_MB", "320"))
+IMAGE = "dockops-bench/push:latest"
+GOAL_RATIO = 1.15
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def _fresh_registry() -> Iterator[str]:
+    """A registry:2 container with empty storage; removed (with its volume) afterwards."""
+    import docker
+
+    client = docker.from_env(version="auto", timeout=600)
+    port = _free_port()
+    box = client.containers.run(
+        "registry:2",
+        network_mode="host",
+        environment={"REGISTRY_HTTP_ADDR": f"127.0.0.1:{port}"},
+        detach=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield f"127.0.0.1:{port}"
+    finally:
+        box.remove(force=True, v=True)
+        client.close()
+
+
+def _timed(argv: Sequence[str]) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed: {done.stderr.decode().strip()[-300:]}")
+    return wall
+
+
+def _untag(reference: str) -> None:
+    import docker
+
+    client = docker.from_env(version="auto")
+    try:
+        client.api.remove_image(reference, noprune=True)
+    except docker.errors.ImageNotFound:
+        pass
+    finally:
+        client.close()
+
+
+def run() -> list[str]:
+    if not os.environ.get("DOCKER_HOST", "").startswith("unix://"):
+        return ["## registry: skipped (DOCKER_HOST must name a unix socket; run `make bench`)"]
+    docker_cli = shutil.which("docker") or "/usr/bin/docker"
+    dockops = str(BIN / "dockops")
+    size = ensure_random_image(IMAGE, SIZE_MB) / 1e6
+
+    def docker_push(address: str) -> float:
+        target = f"{address}/bench/push:latest"
+        script = f'"$0" tag {IMAGE} {target} && "$0" push {target}'
+        try:
+            return _timed(["sh", "-c", script, docker_cli])
+        finally:
+            _untag(target)
+
+    def dockops_push(address: str) -> float:
+        return _timed(
+            [dockops, "push-private", IMAGE, "--registry", address, "--as", "bench/push", "--quiet"]
+        )
+
+    contenders: dict[str, Callable[[str], float]] = {
+        "docker tag && docker push": docker_push,
+        "dockops push-private": dockops_push,
+    }
+    walls: dict[str, list[float]] = {label: [] for label in contenders}
+    for i in range(RUNS):
+        order = list(contenders) if i % 2 == 0 else list(reversed(contenders))
+        for label in order:
+            with _fresh_registry() as address:
+                walls[label].append(contenders[label](address))
+    base = statistics.median(walls["docker tag && docker push"])
+    lines = [f"## registry push (median of {RUNS} runs; {size:.0f} MB image; fresh registry each)"]
+    for label, samples in walls.items():
+        wall = statistics.median(samples)
+        spread = ", ".join(f"{s:.2f}" for s in samples)
+        lines.append(f"  {label:<28} {wall:7.2f} s  x{wall / base:5.2f}   runs: {spread}")
+    ratio = statistics.median(walls["dockops push-private"]) / base
+    verdict = "met" if ratio <= GOAL_RATIO else "MISSED"
+    lines.append(f"  goal push-private vs docker: x{ratio:.2f} <= {GOAL_RATIO:.2f}: {verdict}")
+    return lines

@@ -1,0 +1,1 @@
+"""The private registry: its HTTP API, deployment (registry:2 + nginx), PKI and credentials."""

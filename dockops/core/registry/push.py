@@ -1,0 +1,179 @@
+"""push-private: tag for the private registry, push, verify the digest there, untag.
+
+The daemon's push is used (it has the layers); its stream is read by transfer.push_image, which
+fails on an errorDetail line and retries transient faults. The registry is asked first (a quick,
+bounded answer when it is down or wants a login) and last (its manifest digest must be the one
+the daemon pushed: a proxy or a half-finished push cannot pass for success).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from dockops.core.lookup import named_errors
+from dockops.core.registry.api import RegistryClient, login_hint
+from dockops.core.registry.credentials import get_credentials
+from dockops.core.transfer import TransferResult, push_image
+from dockops.engine import engine_errors
+from dockops.errors import DockopsError, EngineRefused, InvalidInput, RegistryUnreachable
+from dockops.progress import ProgressCallback, ignore
+from dockops.reference import is_image_id, parse_reference
+
+if TYPE_CHECKING:
+    import docker
+
+    from dockops.core.faults import RetryPolicy
+
+# What the daemon says when the registry wants credentials it did not get. For a loopback
+# registry behind TLS it may also retry over plain HTTP after the 401 and report nginx's
+# "plain HTTP request was sent to HTTPS port" (PITFALLS.md).
+_AUTH = re.compile(
+    r"no basic auth credentials|unauthorized|authentication required"
+    r"|plain http request was sent to https port",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class PushPrivateResult:
+    reference: str  # REGISTRY/NAME:TAG
+    digest: str
+    source: str
+    size: int | None  # manifest size, as the daemon reported it
+    layers: int
+    attempts: int
+    tag_removed: bool  # the local REGISTRY/NAME:TAG tag was removed afterwards
+
+
+def target(source: str, registry: str, as_: str | None = None) -> tuple[str, str]:
+    """The repository and tag in the registry for `source` (pure: unit-tested).
+
+    The source's own registry host is dropped (and Docker Hub's `library/`); --as replaces
+    the name, and the tag too when it names one.
+
+    Raises:
+        InvalidInput: an image ID or digest without --as NAME:TAG, or --as with a host.
+    """
+    name: str | None = None
+    tag: str | None = None
+    if not is_image_id(source):
+        ref = parse_reference(source)
+        name = ref.path.removeprefix("library/") if ref.domain in (None, "docker.io") else ref.path
+        tag = ref.tag or (None if ref.digest else "latest")
+    if as_ is not None:
+        renamed = parse_reference(as_)
+        if renamed.domain is not None or renamed.digest:
+            raise InvalidInput(f"--as {as_}: give NAME[:TAG], without a registry or digest")
+        name = renamed.path
+        tag = renamed.tag or tag or "latest"
+    if name is None or tag is None:
+        raise InvalidInput(f"push-private {source}: give the name to push as with --as NAME:TAG")
+    return f"{registry}/{name}", tag
+
+
+def push_private(
+    client: docker.DockerClient,
+    reference: str,
+    registry: str,
+    *,
+    as_: str | None = None,
+    keep_tag: bool = False,
+    on_progress: ProgressCallback = ignore,
+    policy: RetryPolicy | None = None,
+) -> PushPrivateResult:
+    """Push a local image to the private registry and check the registry has exactly it.
+
+    Args:
+        client: the engine (long-running client).
+        reference: the local image (reference or ID).
+        registry: HOST:PORT.
+        as_: NAME[:TAG] in the registry instead of the source's.
+        keep_tag: keep the local REGISTRY/NAME:TAG tag.
+        on_progress: push progress and retry notices.
+        policy: push retry bounds (default transfer.RETRY).
+
+    Returns:
+        The pushed reference and its verified manifest digest.
+
+    Raises:
+        InvalidInput: no such local image, a bad name.
+        RegistryUnreachable: down, TLS or authentication failure (with the login hint), or
+            faults outlasting the retries.
+        EngineRefused: the daemon refused, or the registry holds another digest.
+    """
+    repository, tag = target(reference, registry, as_)
+    pushed_ref = f"{repository}:{tag}"
+    what = f"push-private {reference}"
+    with named_errors(what):
+        image_id = str(client.api.inspect_image(reference)["Id"])
+    credentials = get_credentials(registry)
+    with RegistryClient(registry, credentials=credentials) as api:
+        api.ping()
+        existed = _tag_exists(client, pushed_ref)
+        with engine_errors(f"tag {pushed_ref}"):
+            client.api.tag(image_id, repository, tag)
+        try:
+            result = _push(
+                client, pushed_ref, registry, credentials is not None, on_progress, policy
+            )
+            pushed = result.tags[0].digest if result.tags else None
+            if not pushed:
+                raise EngineRefused(f"{what}: the daemon reported no digest for {pushed_ref}")
+            name = repository.removeprefix(f"{registry}/")
+            held = api.manifest_digest(name, tag)
+            if held != pushed:
+                raise EngineRefused(
+                    f"{what}: the registry holds {held or 'nothing'} for {name}:{tag}, "
+                    f"but {pushed} was pushed"
+                )
+        finally:
+            removed = not keep_tag and not existed and _untag(client, pushed_ref, image_id)
+    return PushPrivateResult(
+        pushed_ref,
+        pushed,
+        reference,
+        result.tags[0].size,
+        len(result.layers),
+        result.attempts,
+        removed,
+    )
+
+
+def _push(
+    client: docker.DockerClient,
+    reference: str,
+    registry: str,
+    logged_in: bool,
+    on_progress: ProgressCallback,
+    policy: RetryPolicy | None,
+) -> TransferResult:
+    try:
+        return push_image(client, reference, on_progress=on_progress, policy=policy)
+    except DockopsError as exc:
+        if not logged_in and _AUTH.search(exc.message):
+            raise RegistryUnreachable(login_hint(registry)) from exc
+        raise
+
+
+def _tag_exists(client: docker.DockerClient, reference: str) -> bool:
+    import docker
+
+    with engine_errors(f"inspect {reference}"):
+        try:
+            client.api.inspect_image(reference)
+        except docker.errors.ImageNotFound:
+            return False
+    return True
+
+
+def _untag(client: docker.DockerClient, reference: str, image_id: str) -> bool:
+    """Remove our temporary tag, unless it is the image's only name (removing it would then
+    delete the image: an image pushed by ID keeps its new name instead)."""
+    with engine_errors(f"untag {reference}"):
+        tags = client.api.inspect_image(image_id).get("RepoTags") or []
+        if [t for t in tags if t != reference]:
+            client.api.remove_image(reference, noprune=True)
+            return True
+    return False

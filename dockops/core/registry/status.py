@@ -1,0 +1,84 @@
+"""registry status: what runs, where clients reach it, whether TLS is on and trusted, and
+whether it answers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dockops.core.registry import deploy, trust
+from dockops.core.registry.deploy import find, owned
+from dockops.errors import DockopsError, InvalidInput
+
+if TYPE_CHECKING:
+    import docker
+
+
+@dataclass(frozen=True)
+class Part:
+    container: str
+    state: str  # "running", "exited", … as the engine says; "absent"
+    image: str | None
+    restart: str | None
+    address: str | None
+
+
+@dataclass(frozen=True)
+class StatusResult:
+    name: str
+    address: str  # what clients use: the frontend's HOST:PORT when secured
+    registry: Part
+    frontend: Part
+    tls: bool
+    trusted: bool | None  # certs.d holds our CA for the address; None without TLS
+    answer: str  # "200", "401 (login needed)", or why it did not answer
+
+
+def _part(client: docker.DockerClient, name: str, container: str, role: str) -> Part:
+    found = find(client, container)
+    if found is None:
+        return Part(container, "absent", None, None, None)
+    owned(found, name, role)
+    labels: dict[str, Any] = found["Config"].get("Labels") or {}
+    return Part(
+        container,
+        str(found["State"]["Status"]),
+        str(found["Config"]["Image"]),
+        str((found["HostConfig"].get("RestartPolicy") or {}).get("Name") or "no"),
+        labels.get(deploy.ADDRESS),
+    )
+
+
+def registry_status(
+    client: docker.DockerClient, name: str, *, certs_d: Path | None = None
+) -> StatusResult:
+    """The registry `name` and its frontend as they are now.
+
+    Raises:
+        InvalidInput: no registry of that name.
+    """
+    registry = _part(client, name, name, "registry")
+    frontend = _part(client, name, f"{name}-frontend", "frontend")
+    if registry.state == "absent" and frontend.state == "absent":
+        raise InvalidInput(f"no registry named {name}: run dockops registry up --name {name}")
+    tls = frontend.state != "absent"
+    address = str((frontend.address if tls else registry.address) or "")
+    trusted = None
+    if tls:
+        ca = trust.trusted_ca(address, certs_d)
+        trusted = ca is not None
+    return StatusResult(name, address, registry, frontend, tls, trusted, _answer(address))
+
+
+def _answer(address: str) -> str:
+    from dockops.core.faults import RetryPolicy
+    from dockops.core.registry.api import RegistryClient, login_hint
+
+    try:
+        with RegistryClient(address, policy=RetryPolicy(attempts=1)) as api:
+            return str(api.ping().status)
+    except DockopsError as exc:
+        if exc.message == login_hint(address):
+            return "401 (login needed)"
+        return exc.message

@@ -1,0 +1,67 @@
+"""Where the daemon (and dockops) look for a registry's CA: `<certs.d>/HOST:PORT/ca.crt`.
+
+The daemon reads certs.d at each connection, so installing a CA there needs no restart (the
+seed's update-ca-certificates + daemon restart is the heavy way). dockops's own HTTPS requests
+trust the same file, so both sides agree on what is trusted.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+
+from dockops.atomic import write_atomic
+
+DEFAULT_CERTS_D = Path("/etc/docker/certs.d")
+
+
+def default_certs_d() -> Path:
+    """$DOCKOPS_CERTS_D (an engine with another certs.d, as the test harness's), else the
+    daemon's /etc/docker/certs.d."""
+    override = os.environ.get("DOCKOPS_CERTS_D")
+    return Path(override) if override else DEFAULT_CERTS_D
+
+
+def ca_path(registry: str, certs_d: Path | None = None) -> Path:
+    return (certs_d or default_certs_d()) / registry / "ca.crt"
+
+
+def trusted_ca(registry: str, certs_d: Path | None = None) -> Path | None:
+    """The CA file the daemon would trust for `registry`, if there is one."""
+    path = ca_path(registry, certs_d)
+    return path if path.is_file() else None
+
+
+def install_ca(ca_crt: Path, registry: str, certs_d: Path | None = None) -> Path:
+    """Copy `ca_crt` to `<certs_d>/<registry>/ca.crt` (atomically; rewritten only if it differs).
+
+    Returns:
+        The installed path.
+    """
+    target = ca_path(registry, certs_d)
+    data = ca_crt.read_bytes()
+    if not (target.is_file() and target.read_bytes() == data):
+        write_atomic(target, data, mode=0o644)
+    return target
+
+
+def is_trusted(registry: str, ca_crt: Path, certs_d: Path | None = None) -> bool:
+    """True when certs.d holds exactly this CA for `registry`."""
+    installed = trusted_ca(registry, certs_d)
+    return (
+        installed is not None and ca_crt.is_file() and installed.read_bytes() == ca_crt.read_bytes()
+    )
+
+
+def is_loopback(registry: str) -> bool:
+    """The daemon treats 127.0.0.0/8 (and ::1, localhost) registries as insecure by default:
+    it falls back to plain HTTP for them, and so does dockops."""
+    host = registry.rsplit(":", 1)[0] if not registry.endswith("]") else registry
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,216 @@
+"""registry secure end to end: a self-signed CA, nginx with TLS and basic auth in front of
+registry:2 (both on the host network, 127.0.0.1), the daemon's trust through its own certs.d,
+and logins that dockops and the docker CLI share both ways."""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import pytest
+import requests
+
+from tests.conftest import Cli
+from tests.harness.engine import Engine
+from tests.integration.registry_server import free_port
+
+USER, PASSWORD = "alice", "correct horse battery"
+
+
+@dataclass(frozen=True)
+class Secured:
+    address: str  # HOST:PORT of the TLS frontend
+    certs_dir: Path
+    certs_d: Path
+    doc: dict[str, object]  # the JSON of the first `registry secure`
+
+
+def _stdin(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(text))
+
+
+@pytest.fixture
+def secured(
+    docker_env: docker.DockerClient,
+    engine: Engine,
+    cli: Cli,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Secured]:
+    if engine.certs_d is None:
+        pytest.skip("the engine's certs.d is unknown: set DOCKOPS_TEST_CERTS_D")
+    # dockops's own HTTPS requests trust what the engine trusts.
+    monkeypatch.setenv("DOCKOPS_CERTS_D", str(engine.certs_d))
+    up = cli(
+        "registry", "up", "--name", "dockops-s", "--network", "host", "--bind", "127.0.0.1",
+        "--port", str(free_port()),
+    )  # fmt: skip
+    assert up.code == 0, up.err
+    port = free_port()
+    certs_dir = tmp_path / "certs"
+    _stdin(monkeypatch, PASSWORD + "\n")
+    result = cli(
+        "registry", "secure", "--name", "dockops-s", "--host", "127.0.0.1", "--port", str(port),
+        "--user", USER, "--password-stdin", "--certs-dir", str(certs_dir), "--json",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    address = f"127.0.0.1:{port}"
+    try:
+        yield Secured(address, certs_dir, engine.certs_d, json.loads(result.out))
+    finally:
+        cli("registry", "down", "--name", "dockops-s", "--purge")
+        shutil.rmtree(engine.certs_d / address, ignore_errors=True)
+
+
+def test_secure_files_chain_and_answers(secured: Secured) -> None:
+    from cryptography import x509
+
+    doc = secured.doc
+    assert doc["registry"] == secured.address and doc["frontend"] == "created"
+    assert doc["ca_created"] is True and doc["cert_created"] is True
+    assert doc["check"] == {
+        "unauthenticated": 401,
+        "api_version_header": True,
+        "authenticated": 200,
+        "skipped": None,
+    }
+    modes = {p.name: p.stat().st_mode & 0o777 for p in secured.certs_dir.iterdir() if p.is_file()}
+    assert modes["ca.key"] == 0o600 and modes["domain.key"] == 0o600
+    # nginx's workers run unprivileged and read the htpasswd file (PITFALLS.md).
+    assert modes["htpasswd"] == 0o644
+    assert (secured.certs_dir / "htpasswd").read_text().startswith(f"{USER}:$2y$")
+
+    ca = x509.load_pem_x509_certificate((secured.certs_dir / "ca.crt").read_bytes())
+    leaf = x509.load_pem_x509_certificates((secured.certs_dir / "domain.crt").read_bytes())[0]
+    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("127.0.0.1")]
+    leaf.verify_directly_issued_by(ca)
+
+    # The daemon's trust: its certs.d holds our CA for HOST:PORT.
+    installed = secured.certs_d / secured.address / "ca.crt"
+    assert installed.read_bytes() == (secured.certs_dir / "ca.crt").read_bytes()
+    assert doc["trusted_at"] == str(installed)
+
+    # Independent requests, verified against the CA.
+    url = f"https://{secured.address}/v2/"
+    ca_file = str(secured.certs_dir / "ca.crt")
+    anonymous = requests.get(url, verify=ca_file, timeout=10)
+    assert anonymous.status_code == 401
+    assert anonymous.headers["Docker-Distribution-Api-Version"] == "registry/2.0"
+    assert requests.get(url, verify=ca_file, timeout=10, auth=(USER, "wrong")).status_code == 401
+    assert requests.get(url, verify=ca_file, timeout=10, auth=(USER, PASSWORD)).status_code == 200
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(url, timeout=10)  # the system CAs do not know ours
+
+
+def test_rerun_keeps_the_ca_and_the_frontend(
+    secured: Secured, cli: Cli, monkeypatch: pytest.MonkeyPatch, docker_env: docker.DockerClient
+) -> None:
+    port = secured.address.rsplit(":", 1)[1]
+    args = ["registry", "secure", "--name", "dockops-s", "--host", "127.0.0.1", "--port", port]
+    args += ["--certs-dir", str(secured.certs_dir), "--json"]
+    frontend_id = docker_env.api.inspect_container("dockops-s-frontend")["Id"]
+    again = cli(*args)
+    assert again.code == 0, again.err
+    doc = json.loads(again.out)
+    assert doc["ca_created"] is False and doc["cert_created"] is False
+    assert doc["frontend"] == "unchanged" and doc["ca_fingerprint"] == secured.doc["ca_fingerprint"]
+    assert doc["check"]["authenticated"] is None  # no password given this time
+    assert docker_env.api.inspect_container("dockops-s-frontend")["Id"] == frontend_id
+
+    _stdin(monkeypatch, "another password\n")
+    rotated = cli(*args, "--rotate", "--user", "bob", "--password-stdin")
+    assert rotated.code == 0, rotated.err
+    doc = json.loads(rotated.out)
+    assert doc["ca_created"] is True and doc["frontend"] == "recreated"
+    assert doc["ca_fingerprint"] != secured.doc["ca_fingerprint"]
+    assert doc["check"]["authenticated"] == 200
+    # Both users can log in: the file keeps alice.
+    assert (secured.certs_dir / "htpasswd").read_text().count("$2y$") == 2
+
+    status = cli("registry", "status", "--name", "dockops-s", "--json")
+    assert status.code == 0, status.err
+    state = json.loads(status.out)
+    assert state["tls"] is True and state["trusted"] is True
+    assert state["address"] == secured.address and state["answer"] == "401 (login needed)"
+    assert state["frontend"]["state"] == "running" and state["frontend"]["restart"] == "always"
+
+
+def test_login_push_and_docker_cli_interop(
+    secured: Secured,
+    cli: Cli,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    docker_env: docker.DockerClient,
+) -> None:
+    registry = secured.address
+    anonymous = cli("push-private", "busybox", "--registry", registry)
+    assert anonymous.code == 4
+    assert (
+        anonymous.err == f"dockops: error: authentication required: run dockops login {registry}\n"
+    )
+
+    _stdin(monkeypatch, "wrong\n")
+    refused = cli("login", registry, "-u", USER, "--password-stdin")
+    assert refused.code == 4 and "credentials refused" in refused.err
+    assert "wrong" not in refused.err
+
+    _stdin(monkeypatch, PASSWORD + "\n")
+    logged = cli("login", registry, "-u", USER, "--password-stdin")
+    assert logged.code == 0, logged.err
+    config = Path(os.environ["DOCKER_CONFIG"]) / "config.json"
+    assert config.stat().st_mode & 0o777 == 0o600
+    assert registry in json.loads(config.read_text())["auths"]
+
+    pushed = cli("push-private", "busybox", "--as", "secure/bb:1", "--json")  # config default
+    assert pushed.code == 0, pushed.err
+    ref = f"{registry}/secure/bb:1"
+    assert json.loads(pushed.out)["reference"] == ref
+
+    # After dockops login, a plain docker pull works.
+    env = {**os.environ, "DOCKER_HOST": engine.host}
+    docker_cli = shutil.which("docker") or "/usr/bin/docker"
+    pulled = subprocess.run(
+        [docker_cli, "pull", ref], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert pulled.returncode == 0, pulled.stderr
+    assert docker_env.images.get(ref).id == docker_env.images.get("busybox:latest").id
+
+    out = cli("logout", registry)
+    assert out.code == 0 and f"removed the login for {registry}" in out.out
+    assert registry not in json.loads(config.read_text()).get("auths", {})
+    assert cli("logout", registry).out == f"not logged in to {registry}\n"
+
+    # After a plain docker login, dockops push-private works.
+    login = subprocess.run(
+        [docker_cli, "login", registry, "-u", USER, "--password-stdin"],
+        input=PASSWORD + "\n",
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert login.returncode == 0, login.stderr
+    again = cli("push-private", "busybox", "--as", "secure/bb:2", "--json")
+    assert again.code == 0, again.err
+
+
+def test_secure_needs_a_registry_and_a_user(
+    docker_env: docker.DockerClient, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    none = cli("registry", "secure", "--name", "dockops-none", "--host", "127.0.0.1")
+    assert none.code == 2 and "registry up first" in none.err
+    _stdin(monkeypatch, "")
+    empty = cli("login", "127.0.0.1:1", "-u", USER, "--password-stdin")
+    assert empty.code == 2 and "empty password" in empty.err
+    bad = cli("registry", "secure", "--host", "bad host!", "--port", "8443")
+    assert bad.code == 2

@@ -1,0 +1,231 @@
+"""registry up/down/status and push-private on the disposable engine, against the registry:2
+container that `dockops registry up` itself runs (host network, 127.0.0.1, a free port)."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+
+import docker
+import pytest
+
+from dockops.config import load_config
+from dockops.core import transfer
+from dockops.core.faults import RetryPolicy
+from dockops.core.registry.api import MANIFEST_TYPES
+from tests.conftest import Cli
+from tests.integration.registry_server import fault_proxy, free_port
+
+
+@pytest.fixture
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> RetryPolicy:
+    policy = RetryPolicy(attempts=4, first_wait=0.05, max_wait=0.2)
+    monkeypatch.setattr(transfer, "RETRY", policy)
+    return policy
+
+
+@pytest.fixture
+def up(docker_env: docker.DockerClient, cli: Cli) -> Iterator[str]:
+    """A registry made by `dockops registry up` on 127.0.0.1:<free port>; yields its address."""
+    port = free_port()
+    result = cli(
+        "registry", "up", "--name", "dockops-t", "--network", "host",
+        "--bind", "127.0.0.1", "--port", str(port), "--json",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    yield f"127.0.0.1:{port}"
+    cli("registry", "down", "--name", "dockops-t", "--purge")
+
+
+def _head_digest(address: str, repository: str, tag: str) -> str | None:
+    """The registry's digest for repository:tag, asked without dockops's code."""
+    request = urllib.request.Request(
+        f"http://{address}/v2/{repository}/manifests/{tag}",
+        method="HEAD",
+        headers={"Accept": ", ".join(MANIFEST_TYPES)},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return answer.headers.get("Docker-Content-Digest")
+
+
+def test_up_is_idempotent_and_says_what_differs(docker_env: docker.DockerClient, cli: Cli) -> None:
+    port = free_port()
+    args = ["registry", "up", "--name", "dockops-u", "--network", "host", "--bind", "127.0.0.1"]
+    first = cli(*args, "--port", str(port), "--json")
+    assert first.code == 0, first.err
+    doc = json.loads(first.out)
+    assert doc["state"] == "created" and doc["address"] == f"127.0.0.1:{port}"
+    assert doc["data"] == "dockops-u-data"
+    inspected = docker_env.api.inspect_container("dockops-u")
+    assert inspected["HostConfig"]["RestartPolicy"]["Name"] == "always"
+    assert inspected["HostConfig"]["NetworkMode"] == "host"
+    env = inspected["Config"]["Env"]
+    assert "REGISTRY_STORAGE_DELETE_ENABLED=true" in env
+    assert f"REGISTRY_HTTP_ADDR=127.0.0.1:{port}" in env
+    mounts = {m["Destination"]: m for m in inspected["Mounts"]}
+    assert mounts["/var/lib/registry"]["Name"] == "dockops-u-data"
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=5) as answer:
+        assert answer.status == 200
+    # Recorded as the default registry.
+    assert load_config().registry == f"127.0.0.1:{port}"
+
+    again = cli(*args, "--port", str(port), "--json")
+    assert again.code == 0 and json.loads(again.out)["state"] == "already up"
+    assert json.loads(again.out)["id"] == doc["id"]
+
+    other = cli(*args, "--port", str(port + 1))
+    assert other.code == 1
+    assert f"port {port} (asked {port + 1})" in other.err and "registry down" in other.err
+    assert other.err.count("\n") == 1
+
+    docker_env.api.stop(doc["id"], timeout=1)
+    restarted = cli(*args, "--port", str(port), "--json")
+    assert restarted.code == 0 and json.loads(restarted.out)["state"] == "started"
+
+
+def test_status_down_and_purge(docker_env: docker.DockerClient, cli: Cli) -> None:
+    port = free_port()
+    args = ["registry", "up", "--name", "dockops-u", "--network", "host", "--bind", "127.0.0.1"]
+    assert cli(*args, "--port", str(port)).code == 0
+    status = cli("registry", "status", "--name", "dockops-u", "--json")
+    assert status.code == 0, status.err
+    state = json.loads(status.out)
+    assert state["registry"]["state"] == "running" and state["registry"]["restart"] == "always"
+    assert state["frontend"]["state"] == "absent" and state["tls"] is False
+    assert state["address"] == f"127.0.0.1:{port}" and state["answer"] == "200"
+
+    dry = cli("registry", "down", "--name", "dockops-u", "--dry-run", "--json")
+    assert dry.code == 0 and json.loads(dry.out)["removed"] == ["container dockops-u"]
+    assert docker_env.api.inspect_container("dockops-u")["State"]["Running"]
+
+    down = cli("registry", "down", "--name", "dockops-u", "--json")
+    assert down.code == 0, down.err
+    assert json.loads(down.out)["kept"] == ["volume dockops-u-data"]
+    with pytest.raises(docker.errors.NotFound):
+        docker_env.api.inspect_container("dockops-u")
+    assert docker_env.api.inspect_volume("dockops-u-data")
+
+    purge = cli("registry", "down", "--name", "dockops-u", "--purge", "--json")
+    assert purge.code == 0 and json.loads(purge.out)["removed"] == ["volume dockops-u-data"]
+    with pytest.raises(docker.errors.NotFound):
+        docker_env.api.inspect_volume("dockops-u-data")
+
+    gone = cli("registry", "status", "--name", "dockops-u")
+    assert gone.code == 2 and "no registry named dockops-u" in gone.err
+
+
+def test_up_refuses_a_container_it_did_not_make(docker_env: docker.DockerClient, cli: Cli) -> None:
+    docker_env.api.create_container(
+        "busybox:latest",
+        name="dockops-theirs",
+        command="true",
+        host_config=docker_env.api.create_host_config(network_mode="none"),
+    )
+    result = cli("registry", "up", "--name", "dockops-theirs", "--network", "host")
+    assert result.code == 1 and "not made by dockops" in result.err
+    down = cli("registry", "down", "--name", "dockops-theirs")
+    assert down.code == 1
+    assert docker_env.api.inspect_container("dockops-theirs")
+
+
+def test_up_data_folder_is_kept_on_purge(
+    docker_env: docker.DockerClient, cli: Cli, tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    data = Path(str(tmp_path)) / "registry-data"
+    port = free_port()
+    result = cli(
+        "registry", "up", "--name", "dockops-d", "--network", "host", "--bind", "127.0.0.1",
+        "--port", str(port), "--data", str(data), "--json",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["data"] == str(data)
+    down = cli("registry", "down", "--name", "dockops-d", "--purge", "--json")
+    assert down.code == 0 and json.loads(down.out)["kept"] == [f"folder {data}"]
+    assert data.is_dir()
+
+
+def test_push_private_verifies_and_untags(
+    docker_env: docker.DockerClient, up: str, cli: Cli
+) -> None:
+    pushed = cli("push-private", "busybox:latest", "--json")  # registry from config.toml
+    assert pushed.code == 0, pushed.err
+    doc = json.loads(pushed.out)
+    assert doc["reference"] == f"{up}/busybox:latest"
+    assert doc["digest"] == _head_digest(up, "busybox", "latest")
+    assert doc["tag_removed"] is True and doc["attempts"] == 1
+    assert f"{up}/busybox:latest" not in docker_env.images.get("busybox:latest").tags
+
+    renamed = cli("push-private", "busybox", "--as", "team/tools:v1", "--keep-tag", "--json")
+    assert renamed.code == 0, renamed.err
+    ref = f"{up}/team/tools:v1"
+    assert json.loads(renamed.out)["reference"] == ref
+    assert ref in docker_env.images.get("busybox:latest").tags
+
+    # Pull it back through the engine: the same image.
+    docker_env.api.remove_image(ref)
+    pulled = cli("pull", ref, "--json")
+    assert pulled.code == 0, pulled.err
+    assert json.loads(pulled.out)["tags"][0]["digest"] == json.loads(renamed.out)["digest"]
+    assert docker_env.images.get(ref).id == docker_env.images.get("busybox:latest").id
+
+
+def test_push_private_bad_input(docker_env: docker.DockerClient, up: str, cli: Cli) -> None:
+    missing = cli("push-private", "no-such-image:1")
+    assert missing.code == 2 and "no-such-image" in missing.err
+    by_id = cli("push-private", docker_env.images.get("busybox:latest").id)
+    assert by_id.code == 2 and "--as NAME:TAG" in by_id.err
+    host = cli("push-private", "busybox", "--as", "other.io/x:1")
+    assert host.code == 2 and "without a registry" in host.err
+
+
+def test_push_private_without_registry_is_usage(docker_env: docker.DockerClient, cli: Cli) -> None:
+    result = cli("push-private", "busybox")
+    assert result.code == 2 and "no private registry" in result.err
+
+
+def test_push_private_registry_down_exits_4_quickly(
+    docker_env: docker.DockerClient, cli: Cli
+) -> None:
+    started = time.monotonic()
+    address = f"127.0.0.1:{free_port()}"
+    result = cli("push-private", "busybox", "--registry", address)
+    assert result.code == 4, result.err
+    assert "unreachable" in result.err and result.err.count("\n") == 1
+    assert time.monotonic() - started < 15
+    assert not [t for t in docker_env.images.get("busybox:latest").tags if address in t]
+
+
+def _manifest_put(line: str) -> bool:
+    return line.startswith("PUT ") and "/manifests/" in line
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["503", "reset"])
+def test_push_private_through_faults(
+    docker_env: docker.DockerClient, up: str, cli: Cli, fast_retries: RetryPolicy, reset: bool
+) -> None:
+    port = int(up.rsplit(":", 1)[1])
+    # The daemon retries blob uploads itself (for seconds); a manifest PUT it does not, so
+    # that is where the fault makes the push fail and dockops's retries count.
+    with fault_proxy(port, faults=2, reset=reset, match=_manifest_put) as proxy:
+        result = cli("push-private", "busybox", "--registry", proxy.address, "--json")
+    assert result.code == 0, result.err
+    doc = json.loads(result.out)
+    assert proxy.faulted == ["PUT /v2/busybox/manifests/latest HTTP/1.1"] * 2
+    assert doc["attempts"] == 3
+    # The registry behind the proxy holds exactly what was pushed.
+    assert _head_digest(up, "busybox", "latest") == doc["digest"]
+
+
+def test_push_private_faults_outlasting_retries(
+    docker_env: docker.DockerClient, up: str, cli: Cli, fast_retries: RetryPolicy
+) -> None:
+    port = int(up.rsplit(":", 1)[1])
+    with fault_proxy(port, faults=100, match=_manifest_put) as proxy:
+        result = cli("push-private", "busybox", "--registry", proxy.address)
+    assert result.code == 4, result.err
+    assert "gave up after 4 attempts" in result.err
+    assert not [t for t in docker_env.images.get("busybox:latest").tags if proxy.address in t]

@@ -1,0 +1,198 @@
+"""Pure parts of the private registry: container specs (bridge mode is only covered here: the
+running tests stay on loopback), push-private naming, loopback detection, what differs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dockops.core.registry.api import _challenge_params, _error_text, login_hint
+from dockops.core.registry.deploy import RegistrySpec, container_spec, differences, hostport
+from dockops.core.registry.push import target
+from dockops.core.registry.secure import CONF_D, SecureSpec, frontend_spec, listen_address
+from dockops.core.registry.trust import ca_path, install_ca, is_loopback, is_trusted
+from dockops.errors import InvalidInput
+
+
+def test_bridge_registry_publishes_the_port_on_the_bind_address() -> None:
+    spec = container_spec(RegistrySpec(name="reg", port=5001, bind="10.0.0.5"))
+    host = spec["host_config"]
+    assert host["port_bindings"] == {5000: ("10.0.0.5", 5001)}
+    assert spec["ports"] == [5000]
+    assert "network_mode" not in host
+    assert host["restart_policy"] == {"Name": "always"}
+    assert host["binds"] == {"reg-data": {"bind": "/var/lib/registry", "mode": "rw"}}
+    assert spec["environment"] == {"REGISTRY_STORAGE_DELETE_ENABLED": "true"}
+    labels = spec["labels"]
+    assert labels["dockops.registry"] == "reg" and labels["dockops.role"] == "registry"
+    assert labels["dockops.address"] == "10.0.0.5:5001"
+    assert json.loads(labels["dockops.spec"])["port"] == 5001
+
+
+def test_host_registry_listens_on_bind_and_port() -> None:
+    spec = container_spec(
+        RegistrySpec(name="reg", port=5002, bind="127.0.0.1", network="host", data="/srv/reg")
+    )
+    assert spec["host_config"]["network_mode"] == "host"
+    assert "port_bindings" not in spec["host_config"] and spec["ports"] is None
+    assert spec["environment"]["REGISTRY_HTTP_ADDR"] == "127.0.0.1:5002"
+    assert spec["host_config"]["binds"] == {"/srv/reg": {"bind": "/var/lib/registry", "mode": "rw"}}
+
+
+@pytest.mark.parametrize(
+    ("bind", "address", "listen"),
+    [
+        ("0.0.0.0", "127.0.0.1:5000", "0.0.0.0:5000"),
+        ("::", "127.0.0.1:5000", "[::]:5000"),
+        ("::1", "[::1]:5000", "[::1]:5000"),
+        ("192.0.2.7", "192.0.2.7:5000", "192.0.2.7:5000"),
+    ],
+)
+def test_addresses(bind: str, address: str, listen: str) -> None:
+    spec = RegistrySpec(bind=bind, network="host")
+    assert spec.address == address
+    assert container_spec(spec)["environment"]["REGISTRY_HTTP_ADDR"] == listen
+
+
+def test_spec_refuses_bad_settings() -> None:
+    with pytest.raises(InvalidInput, match="bridge or host"):
+        RegistrySpec(network="overlay")
+    with pytest.raises(InvalidInput, match="absolute"):
+        RegistrySpec(data="relative/dir")
+
+
+def test_differences_name_each_setting() -> None:
+    old = {"name": "r", "image": "registry:2", "port": 5000, "bind": "0.0.0.0"}
+    old |= {"network": "bridge", "data": None}
+    assert differences(old, RegistrySpec(name="r")) == []
+    assert differences(old, RegistrySpec(name="r", port=5001, network="host")) == [
+        "port 5000 (asked 5001)",
+        "network 'bridge' (asked 'host')",
+    ]
+
+
+def _secure(host: str = "registry.example", port: int = 8443) -> SecureSpec:
+    return SecureSpec("reg", host, port, "nginx:stable", Path("/c"))
+
+
+def test_bridge_frontend_joins_the_registry_network_and_publishes_443() -> None:
+    files = {CONF_D: Path("/c/nginx"), "/etc/nginx/certs/domain.key": Path("/c/domain.key")}
+    spec = frontend_spec(_secure(), "bridge", files)
+    host = spec["host_config"]
+    assert spec["name"] == "reg-frontend"
+    assert host["network_mode"] == "reg-net" and spec["networking"] == {"reg-net": {}}
+    assert host["port_bindings"] == {443: 8443} and spec["ports"] == [443]
+    assert host["restart_policy"] == {"Name": "always"}
+    assert host["binds"]["/c/nginx"] == {"bind": CONF_D, "mode": "ro"}
+    assert all(b["mode"] == "ro" for b in host["binds"].values())
+    assert spec["labels"]["dockops.address"] == "registry.example:8443"
+
+
+def test_host_frontend() -> None:
+    spec = frontend_spec(_secure("127.0.0.1"), "host", {})
+    assert spec["host_config"]["network_mode"] == "host"
+    assert spec["ports"] is None and spec["networking"] is None
+
+
+@pytest.mark.parametrize(
+    ("host", "network", "listen"),
+    [
+        ("127.0.0.1", "host", "127.0.0.1:8443"),
+        ("::1", "host", "[::1]:8443"),
+        ("registry.example", "host", "8443"),
+        ("127.0.0.1", "bridge", "443"),
+    ],
+)
+def test_listen_address(host: str, network: str, listen: str) -> None:
+    assert listen_address(_secure(host), network) == listen
+
+
+@pytest.mark.parametrize(
+    ("source", "as_", "expected"),
+    [
+        ("myimg", None, ("R/myimg", "latest")),
+        ("busybox:1.36", None, ("R/busybox", "1.36")),
+        ("docker.io/library/nginx:stable", None, ("R/nginx", "stable")),
+        ("ghcr.io/org/app:2", None, ("R/org/app", "2")),
+        ("localhost:5000/team/app", None, ("R/team/app", "latest")),
+        ("myimg:1", "other", ("R/other", "1")),
+        ("myimg:1", "team/other:9", ("R/team/other", "9")),
+        ("sha256:" + "a" * 64, "app:1", ("R/app", "1")),
+        ("app@sha256:" + "b" * 64, "app:2", ("R/app", "2")),
+    ],
+)
+def test_push_private_target(source: str, as_: str | None, expected: tuple[str, str]) -> None:
+    assert target(source, "R", as_) == expected
+
+
+@pytest.mark.parametrize(
+    ("source", "as_", "error"),
+    [
+        ("a" * 64, None, "--as NAME:TAG"),
+        ("app@sha256:" + "b" * 64, None, "--as NAME:TAG"),
+        ("app", "other.io/app:1", "without a registry"),
+        ("app", "Bad Name", "invalid"),
+    ],
+)
+def test_push_private_target_refuses(source: str, as_: str | None, error: str) -> None:
+    with pytest.raises(InvalidInput, match=error):
+        target(source, "R", as_)
+
+
+@pytest.mark.parametrize(
+    ("registry", "loopback"),
+    [
+        ("127.0.0.1:5000", True),
+        ("127.1.2.3", True),
+        ("localhost:5000", True),
+        ("[::1]:5000", True),
+        ("10.0.0.1:5000", False),
+        ("registry.example:443", False),
+        ("[2001:db8::1]:5000", False),
+    ],
+)
+def test_is_loopback(registry: str, loopback: bool) -> None:
+    assert is_loopback(registry) is loopback
+
+
+def test_install_ca_is_atomic_and_idempotent(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.crt"
+    ca.write_bytes(b"CA ONE")
+    certs_d = tmp_path / "certs.d"
+    installed = install_ca(ca, "127.0.0.1:8443", certs_d)
+    assert installed == ca_path("127.0.0.1:8443", certs_d)
+    assert installed.read_bytes() == b"CA ONE" and installed.stat().st_mode & 0o777 == 0o644
+    inode = installed.stat().st_ino
+    install_ca(ca, "127.0.0.1:8443", certs_d)
+    assert installed.stat().st_ino == inode  # unchanged: not rewritten
+    assert is_trusted("127.0.0.1:8443", ca, certs_d)
+    ca.write_bytes(b"CA TWO")
+    assert not is_trusted("127.0.0.1:8443", ca, certs_d)
+
+
+def test_default_certs_d_follows_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DOCKOPS_CERTS_D", str(tmp_path))
+    assert ca_path("h:1") == tmp_path / "h:1" / "ca.crt"
+    monkeypatch.delenv("DOCKOPS_CERTS_D")
+    assert ca_path("h:1") == Path("/etc/docker/certs.d/h:1/ca.crt")
+
+
+def test_challenge_and_error_parsing() -> None:
+    params = _challenge_params('realm="https://auth.example/token",service="reg",scope="a:b:pull"')
+    assert params == {"realm": "https://auth.example/token", "service": "reg", "scope": "a:b:pull"}
+    assert login_hint("h:1") == "authentication required: run dockops login h:1"
+
+    class Answer:
+        status_code = 405
+        reason = "Method Not Allowed"
+
+        def json(self) -> dict[str, object]:
+            return {"errors": [{"code": "UNSUPPORTED", "message": "The operation is unsupported."}]}
+
+    assert _error_text(Answer()) == "UNSUPPORTED: The operation is unsupported."  # type: ignore[arg-type]
+
+
+def test_hostport_brackets_ipv6() -> None:
+    assert hostport("::1", 5) == "[::1]:5" and hostport("h", 5) == "h:5"
