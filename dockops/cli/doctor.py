@@ -4,7 +4,6 @@ import typer
 
 from dockops import render
 from dockops.cli.common import JsonOpt, RegistryOpt
-from dockops.errors import NotBuilt
 from dockops.render import Column
 
 CHECK_COLUMNS = (
@@ -15,14 +14,19 @@ CHECK_COLUMNS = (
 
 
 def doctor(registry: RegistryOpt = None, json: JsonOpt = False) -> None:
-    """Check the engine (and, once built, the default registry); exit with the first failure."""
-    if registry is not None:
-        # Registry checks land with the private-registry issue; say so rather than skip them.
-        raise NotBuilt("doctor --registry")
-    from dockops.core.doctor import run_doctor
+    """Check the engine and the default registry; exit with the first failure."""
+    import dataclasses
+
+    from dockops.config import resolve_registry
+    from dockops.core.doctor import registry_checks, run_doctor
     from dockops.engine import get_client
 
+    address = resolve_registry(registry)
     report = run_doctor(get_client)
+    if address is not None:
+        report = dataclasses.replace(
+            report, registry=address, checks=report.checks + registry_checks(address)
+        )
     render.emit(report, render.output_mode(json), columns=CHECK_COLUMNS, rows=report.checks)
     raise typer.Exit(report.exit_code)
 

@@ -1,4 +1,4 @@
-"""Health checks of the engine dockops will drive (registry checks join them later)."""
+"""Health checks of the engine dockops drives and of the default private registry."""
 
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ class DoctorReport:
     dangling: int | None
     data_root_free_bytes: int | None
     checks: tuple[Check, ...]
+    registry: str | None = None  # the private registry checked too, if any
 
     @property
     def exit_code(self) -> int:
@@ -117,3 +118,53 @@ def run_doctor(connect: Callable[[], docker.DockerClient]) -> DoctorReport:
         data_root_free_bytes=free,
         checks=checks,
     )
+
+
+def registry_checks(registry: str) -> tuple[Check, ...]:
+    """Is the private registry reachable, is its TLS trusted, do we have working credentials?
+
+    Never raises for a failing check: each failure is a Check with exit code 4.
+    """
+    from dockops.core.registry.api import RegistryClient, login_hint
+    from dockops.core.registry.credentials import get_credentials
+    from dockops.core.registry.trust import is_loopback, trusted_ca
+
+    failed = int(ExitCode.REGISTRY_UNREACHABLE)
+    try:
+        with RegistryClient(registry) as api:
+            ping = api.ping()
+        needs_login = False
+    except DockopsError as exc:
+        if exc.message != login_hint(registry):
+            return (Check("registry", False, exc.message, int(exc.exit_code)),)
+        needs_login = True
+        ping = None
+    scheme = "https" if ping is None or ping.url.startswith("https") else "http"
+    checks = [Check("registry", True, f"{registry} answers over {scheme}")]
+    if scheme == "http":
+        ok = is_loopback(registry)
+        detail = "plain HTTP: fine on loopback" if ok else "plain HTTP: the daemon will refuse it"
+        checks.append(Check("trust", ok, detail, 0 if ok else failed))
+    else:
+        ca = trusted_ca(registry)
+        checks.append(
+            Check("trust", True, f"CA {ca}" if ca else "certificate trusted by the system CAs")
+        )
+    try:
+        credentials = get_credentials(registry)
+    except DockopsError as exc:
+        return (*checks, Check("credentials", False, exc.message, failed))
+    if not needs_login:
+        detail = "not needed" if credentials is None else f"stored ({credentials.source})"
+        checks.append(Check("credentials", True, detail))
+        return tuple(checks)
+    if credentials is None:
+        checks.append(Check("credentials", False, login_hint(registry), failed))
+        return tuple(checks)
+    try:
+        with RegistryClient(registry, credentials=credentials) as api:
+            api.ping()
+        checks.append(Check("credentials", True, f"accepted ({credentials.source})"))
+    except DockopsError as exc:
+        checks.append(Check("credentials", False, exc.message, failed))
+    return tuple(checks)

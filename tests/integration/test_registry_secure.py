@@ -142,6 +142,10 @@ def test_rerun_keeps_the_ca_and_the_frontend(
     assert state["tls"] is True and state["trusted"] is True
     assert state["address"] == secured.address and state["answer"] == "401 (login needed)"
     assert state["frontend"]["state"] == "running" and state["frontend"]["restart"] == "always"
+    # A CA in certs.d that is not this registry's does not count as trust.
+    (secured.certs_d / secured.address / "ca.crt").write_bytes(b"another CA")
+    state = json.loads(cli("registry", "status", "--name", "dockops-s", "--json").out)
+    assert state["trusted"] is False
 
 
 def test_login_push_and_docker_cli_interop(
@@ -158,6 +162,13 @@ def test_login_push_and_docker_cli_interop(
         anonymous.err == f"dockops: error: authentication required: run dockops login {registry}\n"
     )
 
+    before = cli("doctor", "--json")  # the default registry, from config.toml
+    assert before.code == 4, before.out
+    checks = {c["name"]: c for c in json.loads(before.out)["checks"]}
+    assert checks["registry"]["ok"] and checks["trust"]["ok"]
+    assert checks["trust"]["detail"] == f"CA {secured.certs_d / registry / 'ca.crt'}"
+    assert not checks["credentials"]["ok"] and "dockops login" in checks["credentials"]["detail"]
+
     _stdin(monkeypatch, "wrong\n")
     refused = cli("login", registry, "-u", USER, "--password-stdin")
     assert refused.code == 4 and "credentials refused" in refused.err
@@ -169,6 +180,11 @@ def test_login_push_and_docker_cli_interop(
     config = Path(os.environ["DOCKER_CONFIG"]) / "config.json"
     assert config.stat().st_mode & 0o777 == 0o600
     assert registry in json.loads(config.read_text())["auths"]
+
+    after = cli("doctor", "--registry", registry, "--json")
+    assert after.code == 0, after.out
+    assert json.loads(after.out)["registry"] == registry
+    assert json.loads(after.out)["checks"][-1]["detail"] == "accepted (config.json)"
 
     pushed = cli("push-private", "busybox", "--as", "secure/bb:1", "--json")  # config default
     assert pushed.code == 0, pushed.err

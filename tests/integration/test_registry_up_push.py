@@ -68,8 +68,14 @@ def test_up_is_idempotent_and_says_what_differs(docker_env: docker.DockerClient,
     assert mounts["/var/lib/registry"]["Name"] == "dockops-u-data"
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=5) as answer:
         assert answer.status == 200
-    # Recorded as the default registry.
+    # Recorded as the default registry, which doctor then checks too.
     assert load_config().registry == f"127.0.0.1:{port}"
+    doctor = cli("doctor", "--json")
+    assert doctor.code == 0, doctor.out
+    checks = {c["name"]: c["detail"] for c in json.loads(doctor.out)["checks"]}
+    assert checks["registry"] == f"127.0.0.1:{port} answers over http"
+    assert checks["trust"] == "plain HTTP: fine on loopback"
+    assert checks["credentials"] == "not needed"
 
     again = cli(*args, "--port", str(port), "--json")
     assert again.code == 0 and json.loads(again.out)["state"] == "already up"
@@ -196,6 +202,8 @@ def test_push_private_registry_down_exits_4_quickly(
     assert result.code == 4, result.err
     assert "unreachable" in result.err and result.err.count("\n") == 1
     assert time.monotonic() - started < 15
+    doctor = cli("doctor", "--registry", address)
+    assert doctor.code == 4 and "unreachable" in doctor.out
     assert not [t for t in docker_env.images.get("busybox:latest").tags if address in t]
 
 

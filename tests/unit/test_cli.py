@@ -26,7 +26,6 @@ UNBUILT = [
     ["registry", "rm", "app:v1"],
     ["registry", "gc"],
     ["registry", "prune", "app"],
-    ["doctor", "--registry", "localhost:5000"],
 ]
 
 BAD_REFERENCES = [
@@ -161,7 +160,9 @@ def test_every_command_has_help_text() -> None:
         assert (getattr(command, "help", None) or "").strip(), f"{path} has no help text"
 
 
-def _run_subprocess(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+def _run_subprocess(
+    args: list[str], stdin: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "dockops", *args],
         check=False,
@@ -169,7 +170,24 @@ def _run_subprocess(args: list[str], **env: str) -> subprocess.CompletedProcess[
         text=True,
         env={**os.environ, **env},
         timeout=60,
+        input=stdin,
     )
+
+
+def test_password_never_in_debug_output(tmp_path: Path) -> None:
+    secret = "S3cret-Never-Shown"
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{probe.getsockname()[1]}"
+    env = {"DOCKER_HOST": "unix:///nonexistent.sock", "DOCKER_CONFIG": str(tmp_path)}
+    for args in (
+        ["--debug", "login", closed, "-u", "u", "--password-stdin"],
+        ["--debug", "registry", "secure", "--host", "127.0.0.1", "--user", "u", "--password-stdin"],
+    ):
+        done = _run_subprocess(args, stdin=secret + "\n", **env)
+        assert done.returncode in (3, 4) and "Traceback" in done.stderr
+        assert secret not in done.stderr + done.stdout
+    assert not list(tmp_path.iterdir())  # nothing stored after a failed login
 
 
 def test_no_traceback_without_debug_and_one_with_it() -> None:

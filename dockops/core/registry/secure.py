@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import docker
 
 HASH = "dockops.frontend.hash"
+CERTS_DIR = "dockops.certs_dir"
 CONF_D = "/etc/nginx/conf.d"
 
 
@@ -84,7 +85,12 @@ def frontend_spec(spec: SecureSpec, network: str, files: dict[str, Path]) -> dic
         "image": spec.image,
         "name": f"{spec.name}-frontend",
         "ports": ports,
-        "labels": {LABEL: spec.name, ROLE: "frontend", deploy.ADDRESS: registry_address(spec)},
+        "labels": {
+            LABEL: spec.name,
+            ROLE: "frontend",
+            deploy.ADDRESS: registry_address(spec),
+            CERTS_DIR: str(spec.certs_dir),
+        },
         "host_config": host_config,
         "networking": networking,
     }

@@ -22,6 +22,7 @@ class Part:
     image: str | None
     restart: str | None
     address: str | None
+    certs_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ def _part(client: docker.DockerClient, name: str, container: str, role: str) -> 
         str(found["Config"]["Image"]),
         str((found["HostConfig"].get("RestartPolicy") or {}).get("Name") or "no"),
         labels.get(deploy.ADDRESS),
+        labels.get("dockops.certs_dir"),
     )
 
 
@@ -65,9 +67,11 @@ def registry_status(
     tls = frontend.state != "absent"
     address = str((frontend.address if tls else registry.address) or "")
     trusted = None
-    if tls:
-        ca = trust.trusted_ca(address, certs_d)
-        trusted = ca is not None
+    if tls and frontend.certs_dir:
+        # Trusted means certs.d holds this registry's own CA, not just some file.
+        trusted = trust.is_trusted(address, Path(frontend.certs_dir) / "ca.crt", certs_d)
+    elif tls:
+        trusted = trust.trusted_ca(address, certs_d) is not None
     return StatusResult(name, address, registry, frontend, tls, trusted, _answer(address))
 
 
