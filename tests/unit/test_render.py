@@ -60,6 +60,7 @@ def test_doctor_json_shape_is_pinned(capsys: pytest.CaptureFixture[str]) -> None
         "dangling": 1,
         "data_root_free_bytes": None,
         "checks": [{"name": "engine", "ok": True, "detail": "fine", "exit_code": 0}],
+        "registry": None,
     }
 
 
