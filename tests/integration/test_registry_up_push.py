@@ -237,3 +237,13 @@ def test_push_private_faults_outlasting_retries(
     assert result.code == 4, result.err
     assert "gave up after 4 attempts" in result.err
     assert not [t for t in docker_env.images.get("busybox:latest").tags if proxy.address in t]
+
+
+def test_push_private_to_a_stopped_registry_exits_4(
+    docker_env: docker.DockerClient, up: str, cli: Cli
+) -> None:
+    docker_env.api.stop("dockops-t", timeout=1)
+    started = time.monotonic()
+    result = cli("push-private", "busybox")
+    assert result.code == 4 and f"{up} unreachable" in result.err
+    assert time.monotonic() - started < 15
