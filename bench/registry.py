@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.archive import ensure_random_image
+from tests.integration.registry_server import free_port, wait_for_port
 
 BIN = Path(sys.executable).parent
 RUNS = int(os.environ.get("BENCH_REGISTRY_RUNS", "3"))
@@ -27,19 +27,13 @@ IMAGE = "dockops-bench/push:latest"
 GOAL_RATIO = 1.15
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def _fresh_registry() -> Iterator[str]:
     """A registry:2 container with empty storage; removed (with its volume) afterwards."""
     import docker
 
     client = docker.from_env(version="auto", timeout=600)
-    port = _free_port()
+    port = free_port()
     box = client.containers.run(
         "registry:2",
         network_mode="host",
@@ -47,15 +41,7 @@ def _fresh_registry() -> Iterator[str]:
         detach=True,
     )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        wait_for_port(port)
         yield f"127.0.0.1:{port}"
     finally:
         box.remove(force=True, v=True)
