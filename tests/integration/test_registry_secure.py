@@ -219,6 +219,15 @@ def test_login_push_and_docker_cli_interop(
     again = cli("push-private", "busybox", "--as", "secure/bb:2", "--json")
     assert again.code == 0, again.err
 
+    # A re-run of secure without a password proves the 200 with the stored login.
+    port = registry.rsplit(":", 1)[1]
+    rerun = cli(
+        "registry", "secure", "--name", "dockops-s", "--host", "127.0.0.1", "--port", port,
+        "--certs-dir", str(secured.certs_dir), "--json",
+    )  # fmt: skip
+    assert rerun.code == 0, rerun.err
+    assert json.loads(rerun.out)["check"]["authenticated"] == 200
+
 
 def test_secure_needs_a_registry_and_a_user(
     docker_env: docker.DockerClient, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -45,7 +45,7 @@ class SecureSpec:
 class Check:
     unauthenticated: int | None  # expected 401
     api_version_header: bool  # Docker-Distribution-Api-Version on that 401
-    authenticated: int | None  # expected 200; None when no password was given this run
+    authenticated: int | None  # expected 200; None without a password or a stored login
     skipped: str | None = None
 
 
@@ -187,6 +187,9 @@ def secure_registry(
     trusted_at = None
     if install_trust:
         trusted_at = str(trust.install_ca(files.ca_crt, registry_address(spec), certs_d))
+    if user is None:
+        # No password this run: a stored login (dockops or docker login) still proves the 200.
+        user, password = _stored_login(registry_address(spec))
     check = check_frontend(registry_address(spec), files.ca_crt, user, password)
     from dockops.config import update_config
 
@@ -202,6 +205,17 @@ def secure_registry(
         files.ca_fingerprint,
         check,
     )
+
+
+def _stored_login(address: str) -> tuple[str | None, str | None]:
+    from dockops.core.registry.credentials import get_credentials
+    from dockops.errors import DockopsError
+
+    try:
+        stored = get_credentials(address)
+    except DockopsError:  # a missing credential helper: check without a login
+        return None, None
+    return (stored.username, stored.password) if stored else (None, None)
 
 
 def _fingerprint(args: dict[str, Any], mounts: dict[str, Path], image_id: str) -> str:
