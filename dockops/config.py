@@ -27,6 +27,7 @@ else:  # pragma: no cover
 class Config:
     path: Path
     registry: str | None = None
+    insecure_registries: tuple[str, ...] = ()
 
 
 def config_path() -> Path:
@@ -63,7 +64,14 @@ def load_config() -> Config:
         if not isinstance(registry, str):
             raise InvalidInput(f"config file {path}: 'registry' must be a string")
         validate_registry(registry)
-    return Config(path=path, registry=registry)
+    insecure = table.get("insecure_registries", [])
+    if not isinstance(insecure, list) or not all(isinstance(i, str) for i in insecure):
+        raise InvalidInput(f"config file {path}: 'insecure_registries' must be a list of strings")
+    return Config(
+        path=path,
+        registry=registry,
+        insecure_registries=tuple(validate_registry(i) for i in insecure),
+    )
 
 
 def resolve_registry(flag: str | None) -> str | None:

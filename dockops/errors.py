@@ -38,15 +38,6 @@ class EngineRefused(DockopsError):
     exit_code = ExitCode.REFUSED
 
 
-class NotBuilt(DockopsError):
-    """A command of the CLI contract whose implementation has not landed yet."""
-
-    exit_code = ExitCode.REFUSED
-
-    def __init__(self, command: str) -> None:
-        super().__init__(f"'dockops {command}' is not built yet")
-
-
 class InvalidInput(DockopsError):
     """Bad reference, bad flag value, missing file: caught before any engine call."""
 

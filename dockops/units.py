@@ -77,3 +77,21 @@ def human_duration(seconds: float) -> str:
         if count:
             out += f"{count}{unit}"
     return out or "0s"
+
+
+def parse_timestamp(text: str) -> datetime | None:
+    """An image config's `created` (RFC 3339, Go's nanoseconds) as an aware datetime; None when
+    it is missing or unreadable."""
+    import re
+    from datetime import datetime, timezone
+
+    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?", text)
+    if not match:
+        return None
+    base, fraction, zone = match.groups()
+    iso = base + (f".{fraction[:6].ljust(6, '0')}" if fraction else "")
+    iso += "+00:00" if zone in (None, "Z") else zone
+    try:
+        return datetime.fromisoformat(iso).astimezone(timezone.utc)
+    except ValueError:
+        return None

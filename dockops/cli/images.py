@@ -6,7 +6,6 @@ import typer
 
 from dockops import render
 from dockops.cli.common import JsonOpt, QuietOpt, RegistryOpt, images, streamed
-from dockops.errors import NotBuilt
 from dockops.reference import validate_container, validate_image
 from dockops.render import Column
 from dockops.units import human_age, human_size, short_id
@@ -82,6 +81,12 @@ def images_cmd(
     render.emit(rows, output, columns=IMAGE_COLUMNS)
 
 
+REGISTRY_SEARCH_COLUMNS = (
+    Column("REPOSITORY", lambda r: r.repository),
+    Column("TAGS", lambda r: ", ".join(r.tags)),
+)
+
+
 def search(
     term: str,
     registry: RegistryOpt = None,
@@ -93,11 +98,18 @@ def search(
     ] = 20.0,
     json: JsonOpt = False,
 ) -> None:
-    """Search Docker Hub through the daemon (HOST:PORT/TERM asks that index instead)."""
-    if registry is not None:
-        # The v2-catalog search lands with the private-registry issue.
-        raise NotBuilt("search --registry")
+    """Search Docker Hub through the daemon; with --registry, that registry's catalog (substring
+    or glob) and tags."""
     output = render.output_mode(json)
+    if registry is not None:
+        from dockops.config import resolve_registry
+        from dockops.core.registry.api import connect
+        from dockops.core.registry.browse import search as search_registry
+
+        with connect(str(resolve_registry(registry))) as api:
+            found = search_registry(api, term, limit=limit)
+        render.emit(found, output, columns=REGISTRY_SEARCH_COLUMNS)
+        return
     from dockops.core.search import search_images
     from dockops.engine import get_client
 

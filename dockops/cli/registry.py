@@ -18,8 +18,9 @@ from dockops.cli.common import (
     read_password,
     streamed,
 )
-from dockops.errors import InvalidInput, NotBuilt
+from dockops.errors import InvalidInput
 from dockops.reference import validate_container, validate_registry
+from dockops.units import human_size, parse_duration
 
 NetworkOpt = Annotated[str, typer.Option("--network", metavar="bridge|host")]
 registry_app = typer.Typer(help="Run and manage a private registry.", no_args_is_help=True)
@@ -166,6 +167,39 @@ def status(name: NameOpt = "myregistry", json: JsonOpt = False) -> None:
     )
 
 
+def _registry(flag: str | None) -> str:
+    from dockops.config import resolve_registry
+
+    address = resolve_registry(flag)
+    if address is None:
+        raise InvalidInput(
+            "no private registry: pass --registry HOST:PORT, set DOCKOPS_REGISTRY, "
+            "or run dockops registry up"
+        )
+    return address
+
+
+def _repository(text: str) -> str:
+    """A repository path inside the registry (no host, tag or digest)."""
+    from dockops.reference import parse_reference
+
+    ref = parse_reference(text)
+    if ref.domain is not None or ref.tag or ref.digest:
+        raise InvalidInput(
+            f"{text}: give a repository name inside the registry, without host or tag"
+        )
+    return ref.path
+
+
+def _tagged(text: str) -> tuple[str, str]:
+    from dockops.reference import parse_reference
+
+    ref = parse_reference(text)
+    if ref.domain is not None or ref.digest or not ref.tag:
+        raise InvalidInput(f"{text}: give REPO:TAG inside the registry, without host or digest")
+    return ref.path, ref.tag
+
+
 @registry_app.command("ls")
 def ls(
     registry: RegistryOpt = None,
@@ -173,32 +207,82 @@ def ls(
     json: JsonOpt = False,
 ) -> None:
     """List repositories (the catalog, all pages)."""
-    raise NotBuilt("registry ls")
+    address = _registry(registry)
+    from dockops.core.registry.api import connect
+    from dockops.core.registry.browse import catalog, matches
+
+    with connect(address) as api:
+        names = [name for name in catalog(api) if matches(name, filter_)]
+    render.emit(names, render.output_mode(json), columns=(render.Column("REPOSITORY", str),))
 
 
 @registry_app.command("tags")
 def tags(repo: str, registry: RegistryOpt = None, json: JsonOpt = False) -> None:
     """List a repository's tags."""
-    raise NotBuilt("registry tags")
+    repository = _repository(repo)
+    address = _registry(registry)
+    from dockops.core.registry.api import connect
+    from dockops.core.registry.browse import tags as list_tags
+
+    with connect(address) as api:
+        found = list_tags(api, repository)
+    render.emit(found, render.output_mode(json), columns=(render.Column("TAG", str),))
+
+
+LAYER_COLUMNS = (
+    render.Column("DIGEST", lambda layer: layer.digest),
+    render.Column("SIZE", lambda layer: human_size(layer.size)),
+)
 
 
 @registry_app.command("show")
 def show(reference: str, registry: RegistryOpt = None, json: JsonOpt = False) -> None:
     """Digest, layers, total size and creation time of REPO:TAG."""
-    images([reference])
-    raise NotBuilt("registry show")
+    repository, tag = _tagged(reference)
+    address = _registry(registry)
+    from dockops.core.registry.api import connect
+    from dockops.core.registry.browse import show as show_manifest
+
+    with connect(address) as api:
+        info = show_manifest(api, repository, tag)
+    platforms = ", ".join(f"{p.os}/{p.architecture}" for p in info.platforms)
+    render.emit(
+        info,
+        render.output_mode(json),
+        columns=LAYER_COLUMNS if info.layers else (),
+        rows=info.layers,
+        summary=f"{address}/{info.reference} {info.digest}\n{info.media_type}; "
+        + (f"platforms: {platforms}" if info.platforms else f"{len(info.layers)} layers")
+        + f"; {human_size(info.total_size)}"
+        + (f"; created {info.created}" if info.created else ""),
+    )
 
 
 @registry_app.command("rm")
 def rm(
     reference: str,
     registry: RegistryOpt = None,
-    force: Annotated[bool, typer.Option("--force")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Also delete the other tags sharing the digest.")
+    ] = False,
     dry_run: DryRunOpt = False,
+    json: JsonOpt = False,
 ) -> None:
     """Delete REPO:TAG by digest (refuses when other tags share it, unless --force)."""
-    images([reference])
-    raise NotBuilt("registry rm")
+    repository, tag = _tagged(reference)
+    address = _registry(registry)
+    from dockops.core.registry.api import connect
+    from dockops.core.registry.remove import remove_tag
+
+    with connect(address) as api:
+        result = remove_tag(api, repository, tag, force=force, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    render.emit(
+        result,
+        render.output_mode(json),
+        summary=f"{verb} {result.digest} ({', '.join(result.tags_removed)}); "
+        "run dockops registry gc to free the space",
+    )
 
 
 @registry_app.command("gc")
@@ -206,21 +290,62 @@ def gc(
     name: NameOpt = "myregistry",
     dry_run: DryRunOpt = False,
     delete_untagged: Annotated[bool, typer.Option("--delete-untagged")] = False,
+    json: JsonOpt = False,
 ) -> None:
-    """Garbage-collect the registry's storage (read-only or stopped meanwhile)."""
-    raise NotBuilt("registry gc")
+    """Garbage-collect the registry's storage (stopped meanwhile, then started again)."""
+    validate_container(name)
+    from dockops.core.registry.gc import garbage_collect
+    from dockops.engine import get_client
+
+    result = garbage_collect(
+        get_client(long_running=True), name, dry_run=dry_run, delete_untagged=delete_untagged
+    )
+    freed = "unknown" if result.freed_bytes is None else human_size(result.freed_bytes)
+    render.emit(
+        result,
+        render.output_mode(json),
+        summary=f"{'dry run: ' if dry_run else ''}{result.blobs_eligible} blobs and "
+        f"{result.manifests_eligible} manifests eligible for deletion; freed {freed}",
+    )
+
+
+PRUNE_COLUMNS = (
+    render.Column("TAG", lambda a: a.tag),
+    render.Column("DIGEST", lambda a: a.digest[:19]),
+    render.Column("CREATED", lambda a: a.created),
+    render.Column("ACTION", lambda a: f"keep: {a.reason}" if a.reason else "delete"),
+)
 
 
 @registry_app.command("prune")
 def prune(
     repo: str,
+    registry: RegistryOpt = None,
     keep: Annotated[int | None, typer.Option("--keep", min=0)] = None,
     older_than: Annotated[str | None, typer.Option("--older-than", metavar="DUR")] = None,
     dry_run: DryRunOpt = False,
     json: JsonOpt = False,
 ) -> None:
-    """Retention: keep the newest N tags of REPO."""
-    raise NotBuilt("registry prune")
+    """Retention: keep the newest N tags of REPO (by the image's created time)."""
+    repository = _repository(repo)
+    from datetime import timedelta
+
+    age = timedelta(seconds=parse_duration(older_than)) if older_than else None
+    address = _registry(registry)
+    from dockops.core.registry.api import connect
+    from dockops.core.registry.remove import prune_repository
+
+    with connect(address) as api:
+        result = prune_repository(api, repository, keep=keep, older_than=age, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    render.emit(
+        result,
+        render.output_mode(json),
+        columns=PRUNE_COLUMNS,
+        rows=[*result.removed, *result.kept],
+        summary=f"{verb} {len(result.removed)} tags ({len(result.deleted_digests)} digests), "
+        f"kept {len(result.kept)}",
+    )
 
 
 def login(
@@ -272,14 +397,7 @@ def push_private(
     """Tag REF for the private registry, push it, verify the digest, untag."""
     output = render.output_mode(json, quiet)
     images([reference])
-    from dockops.config import resolve_registry
-
-    address = resolve_registry(registry)
-    if address is None:
-        raise InvalidInput(
-            "no private registry: pass --registry HOST:PORT, set DOCKOPS_REGISTRY, "
-            "or run dockops registry up"
-        )
+    address = _registry(registry)
     from dockops.core.registry.push import push_private as push_core
     from dockops.core.registry.push import target
 

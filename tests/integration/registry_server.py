@@ -244,13 +244,13 @@ class Registry:
 
 
 @contextlib.contextmanager
-def registry(client: docker.DockerClient) -> Iterator[Registry]:
+def registry(client: docker.DockerClient, env: dict[str, str] | None = None) -> Iterator[Registry]:
     """A registry:2 container on the host network, listening on 127.0.0.1:<free port>."""
     port = free_port()
     container = client.containers.run(
         "registry:2",
         network_mode="host",
-        environment={"REGISTRY_HTTP_ADDR": f"{LOOPBACK}:{port}"},
+        environment={"REGISTRY_HTTP_ADDR": f"{LOOPBACK}:{port}", **(env or {})},
         detach=True,
     )
     try:

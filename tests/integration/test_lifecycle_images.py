@@ -87,11 +87,6 @@ def test_search_of_a_silent_index_times_out_as_exit_4(
     assert time.monotonic() - started < 10
 
 
-def test_search_registry_flag_is_not_built_yet(cli: Cli) -> None:
-    result = cli("search", "x", "--registry", "localhost:5000")
-    assert result.code == 1 and result.err.endswith("is not built yet\n")
-
-
 def test_commit_applies_every_change(docker_env: docker.DockerClient, cli: Cli) -> None:
     _container(docker_env, "echo hi > /made", "dockops-commit-src")
     changes = [

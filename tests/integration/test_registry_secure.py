@@ -191,6 +191,15 @@ def test_login_push_and_docker_cli_interop(
     ref = f"{registry}/secure/bb:1"
     assert json.loads(pushed.out)["reference"] == ref
 
+    # The registry API commands go through the TLS frontend with the stored login.
+    listed = cli("registry", "ls", "--json")
+    assert listed.code == 0 and json.loads(listed.out) == ["secure/bb"]
+    shown = cli("registry", "show", "secure/bb:1", "--json")
+    assert shown.code == 0 and json.loads(shown.out)["digest"] == json.loads(pushed.out)["digest"]
+    assert json.loads(cli("search", "bb", "--registry", registry, "--json").out) == [
+        {"repository": "secure/bb", "tags": ["1"]}
+    ]
+
     # After dockops login, a plain docker pull works.
     env = {**os.environ, "DOCKER_HOST": engine.host}
     docker_cli = shutil.which("docker") or "/usr/bin/docker"

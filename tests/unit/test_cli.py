@@ -18,16 +18,6 @@ import typer
 from dockops.cli.main import app
 from tests.conftest import Cli
 
-UNBUILT = [
-    ["search", "busybox", "--registry", "localhost:5000"],
-    ["registry", "ls"],
-    ["registry", "tags", "app"],
-    ["registry", "show", "app:v1"],
-    ["registry", "rm", "app:v1"],
-    ["registry", "gc"],
-    ["registry", "prune", "app"],
-]
-
 BAD_REFERENCES = [
     ["images", "Bad/Ref"],
     ["pull", "busybox:"],
@@ -74,16 +64,6 @@ def recording_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     stop.set()
     thread.join()
     server.close()
-
-
-@pytest.mark.parametrize("args", UNBUILT, ids=lambda a: " ".join(a[:2]))
-def test_unbuilt_commands_say_so_and_exit_1(
-    args: list[str], cli: Cli, recording_engine: list[bytes]
-) -> None:
-    code, out, err = cli(*args)
-    assert (code, out) == (1, "")
-    assert err.startswith("dockops: error: 'dockops ") and err.endswith("is not built yet\n")
-    assert recording_engine == []
 
 
 @pytest.mark.parametrize("args", BAD_REFERENCES, ids=" ".join)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dockops.core.faults import RetryPolicy
-from dockops.core.registry.trust import is_loopback, trusted_ca
+from dockops.core.registry.trust import is_insecure, trusted_ca
 from dockops.errors import DockopsError, EngineRefused, RegistryUnreachable
 
 if TYPE_CHECKING:
@@ -77,6 +77,7 @@ class RegistryClient:
         self.session.verify = str(ca) if ca else True
         self.base_url: str | None = None
         self._token: str | None = None
+        self._challenge: dict[str, str] | None = None
 
     def close(self) -> None:
         self.session.close()
@@ -101,6 +102,18 @@ class RegistryClient:
             response.status_code,
             response.headers.get("Docker-Distribution-Api-Version"),
         )
+
+    def get_json(self, path: str, **kwargs: Any) -> tuple[Any, requests.Response]:
+        """GET a JSON document; the decoded body and the response (for its headers).
+
+        Raises:
+            EngineRefused: the body is not JSON.
+        """
+        response = self.request("GET", path, **kwargs)
+        try:
+            return response.json(), response
+        except ValueError:
+            raise EngineRefused(f"{self.registry}: {path}: the answer is not JSON") from None
 
     def manifest_digest(self, repository: str, reference: str) -> str | None:
         """The registry's digest for repository:reference (HEAD, all manifest types); None
@@ -195,8 +208,10 @@ class RegistryClient:
             headers = {**headers, "Authorization": f"Bearer {self._token}"}
         kwargs = {"timeout": TIMEOUT, "allow_redirects": True, **kwargs}
         bases = [self.base_url] if self.base_url else [f"https://{self.registry}"]
-        if not self.base_url and is_loopback(self.registry):
+        if not self.base_url and is_insecure(self.registry):
             bases.append(f"http://{self.registry}")
+        if path.startswith(("https://", "http://")):  # a Link header, already resolved
+            bases = [""]
         for i, base in enumerate(bases):
             try:
                 response = self.session.request(method, base + path, headers=headers, **kwargs)
@@ -217,22 +232,27 @@ class RegistryClient:
                 raise _Transient(
                     RegistryUnreachable(f"{self.registry} timed out: {reason(exc)}")
                 ) from None
-            self.base_url = base
+            self.base_url = self.base_url or base
             return response
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _answer_challenge(self, response: requests.Response) -> bool:
         """Set up auth for a 401's challenge; False when there is nothing (new) to offer."""
-        if self.credentials is None or self._token is not None:
-            return False
         scheme, _, params = response.headers.get("WWW-Authenticate", "").partition(" ")
+        if self.credentials is None:
+            return False
         if scheme.lower() == "basic":
             if self.session.auth is not None:
                 return False
             self.session.auth = (self.credentials.username, self.credentials.password)
             return True
         if scheme.lower() == "bearer":
-            self._token = self._fetch_token(_challenge_params(params))
+            # A token is good for one scope; a challenge for a new scope asks for another.
+            challenge = _challenge_params(params)
+            if challenge == self._challenge:
+                return False
+            self._challenge = dict(challenge)
+            self._token = self._fetch_token(challenge)
             return True
         return False
 
@@ -288,3 +308,10 @@ def reason(exc: BaseException) -> str:
     if "] " in text and text.startswith("["):  # "[SSL: CERTIFICATE_VERIFY_FAILED] cert…"
         text = text.split("] ", 1)[1]
     return " ".join(text.split())[:200]
+
+
+def connect(registry: str) -> RegistryClient:
+    """A client for `registry` with the stored login (dockops or docker login), if any."""
+    from dockops.core.registry.credentials import get_credentials
+
+    return RegistryClient(registry, credentials=get_credentials(registry))

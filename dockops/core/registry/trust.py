@@ -54,6 +54,19 @@ def is_trusted(registry: str, ca_crt: Path, certs_d: Path | None = None) -> bool
     )
 
 
+def is_insecure(registry: str) -> bool:
+    """Plain HTTP is allowed for loopback (as the daemon does) and for the registries listed in
+    $DOCKOPS_INSECURE_REGISTRIES (comma-separated) or `insecure_registries` in config.toml."""
+    if is_loopback(registry):
+        return True
+    listed = os.environ.get("DOCKOPS_INSECURE_REGISTRIES")
+    if listed is not None:
+        return registry in {item.strip() for item in listed.split(",")}
+    from dockops.config import load_config
+
+    return registry in load_config().insecure_registries
+
+
 def is_loopback(registry: str) -> bool:
     """The daemon treats 127.0.0.0/8 (and ::1, localhost) registries as insecure by default:
     it falls back to plain HTTP for them, and so does dockops."""
