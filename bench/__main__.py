@@ -15,6 +15,7 @@ SUITES = {
     "archive": ("bench.archive", "run"),
     "prune": ("bench.prune", "run"),
     "registry": ("bench.registry", "run"),
+    "registry-ls": ("bench.registry_api", "run"),
 }
 
 
