@@ -16,6 +16,7 @@ SUITES = {
     "prune": ("bench.prune", "run"),
     "registry": ("bench.registry", "run"),
     "registry-ls": ("bench.registry_api", "run"),
+    "direct": ("bench.direct", "run"),
 }
 
 

@@ -40,7 +40,7 @@ class Sample:
         return max(self.rss_kib) / 1024
 
 
-def _run(argv: Sequence[str]) -> tuple[float, int]:
+def wall_and_rss(argv: Sequence[str]) -> tuple[float, int]:
     """Wall time and peak RSS (KiB) of one command, which must succeed.
 
     RSS comes from /usr/bin/time -f %M: wait4's ru_maxrss on a child forked from this Python
@@ -100,7 +100,7 @@ def _measure(commands: dict[str, Sequence[str]], before: object = None) -> list[
         for label, argv in commands.items():
             if callable(before):
                 before()
-            wall, rss = _run(argv)
+            wall, rss = wall_and_rss(argv)
             samples[label].walls.append(wall)
             samples[label].rss_kib.append(rss)
     return list(samples.values())

@@ -28,7 +28,7 @@ GOAL_RATIO = 1.15
 
 
 @contextmanager
-def _fresh_registry() -> Iterator[str]:
+def fresh_registry() -> Iterator[str]:
     """A registry:2 container with empty storage; removed (with its volume) afterwards."""
     import docker
 
@@ -57,7 +57,7 @@ def _timed(argv: Sequence[str]) -> float:
     return wall
 
 
-def _untag(reference: str) -> None:
+def untag(reference: str) -> None:
     import docker
 
     client = docker.from_env(version="auto")
@@ -82,7 +82,7 @@ def run() -> list[str]:
         try:
             return _timed(["sh", "-c", script, docker_cli])
         finally:
-            _untag(target)
+            untag(target)
 
     def dockops_push(address: str) -> float:
         return _timed(
@@ -97,7 +97,7 @@ def run() -> list[str]:
     for i in range(RUNS):
         order = list(contenders) if i % 2 == 0 else list(reversed(contenders))
         for label in order:
-            with _fresh_registry() as address:
+            with fresh_registry() as address:
                 walls[label].append(contenders[label](address))
     base = statistics.median(walls["docker tag && docker push"])
     lines = [f"## registry push (median of {RUNS} runs; {size:.0f} MB image; fresh registry each)"]

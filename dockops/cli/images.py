@@ -6,6 +6,7 @@ import typer
 
 from dockops import render
 from dockops.cli.common import JsonOpt, QuietOpt, RegistryOpt, images, streamed
+from dockops.errors import InvalidInput
 from dockops.reference import validate_container, validate_image
 from dockops.render import Column
 from dockops.units import human_age, human_size, short_id
@@ -240,11 +241,35 @@ def rmi(
 
 
 def push(
-    reference: str, all_tags: AllTagsOpt = False, json: JsonOpt = False, quiet: QuietOpt = False
+    reference: str,
+    all_tags: AllTagsOpt = False,
+    via: Annotated[
+        str,
+        typer.Option(
+            "--via",
+            metavar="daemon|direct",
+            help="daemon: the engine pushes; direct: dockops compresses and uploads the layers.",
+        ),
+    ] = "daemon",
+    json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Push an image; an error in the daemon's stream is a failure."""
     output = render.output_mode(json, quiet)
     images([reference])
+    if via not in ("daemon", "direct"):
+        raise InvalidInput(f"--via {via}: choose direct or daemon")
+    if via == "direct":
+        if all_tags:
+            raise InvalidInput("push --all-tags goes --via daemon")
+        from dockops.core.registry.push import push_reference_direct
+
+        direct = streamed(
+            lambda client, report: push_reference_direct(client, reference, on_progress=report),
+            progress=output is not render.Output.QUIET,
+        )
+        render.emit(direct, output, summary=f"pushed {direct.reference} {direct.digest}")
+        return
     from dockops.core.transfer import push_image
 
     result = streamed(

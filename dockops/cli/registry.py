@@ -22,6 +22,14 @@ from dockops.errors import InvalidInput
 from dockops.reference import validate_container, validate_registry
 from dockops.units import human_size, parse_duration
 
+ViaOpt = Annotated[
+    str,
+    typer.Option(
+        "--via",
+        metavar="direct|daemon",
+        help="direct: dockops compresses (isal) and uploads the layers; daemon: docker push.",
+    ),
+]
 NetworkOpt = Annotated[str, typer.Option("--network", metavar="bridge|host")]
 registry_app = typer.Typer(help="Run and manage a private registry.", no_args_is_help=True)
 
@@ -391,20 +399,23 @@ def push_private(
     registry: RegistryOpt = None,
     as_: Annotated[str | None, typer.Option("--as", metavar="NAME[:TAG]")] = None,
     keep_tag: Annotated[bool, typer.Option("--keep-tag")] = False,
+    via: ViaOpt = "daemon",
     json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Tag REF for the private registry, push it, verify the digest, untag."""
+    """Push REF to the private registry as REGISTRY/NAME:TAG and verify the digest there."""
     output = render.output_mode(json, quiet)
     images([reference])
     address = _registry(registry)
+    from dockops.core.registry.push import VIAS, target
     from dockops.core.registry.push import push_private as push_core
-    from dockops.core.registry.push import target
 
+    if via not in VIAS:
+        raise InvalidInput(f"--via {via}: choose direct or daemon")
     target(reference, address, as_)  # a bad name fails before the engine is asked
     result = streamed(
         lambda client, report: push_core(
-            client, reference, address, as_=as_, keep_tag=keep_tag, on_progress=report
+            client, reference, address, as_=as_, keep_tag=keep_tag, via=via, on_progress=report
         ),
         progress=output is not render.Output.QUIET,
     )

@@ -32,6 +32,7 @@ PACKAGES = {
     "docker-registry": "docker-registry",
     "nginx": "nginx",
     "busybox": "busybox-static",
+    "skopeo": "skopeo",  # reads what push --via direct wrote, as a second opinion
 }
 
 # sun_path holds 108 bytes with the NUL; containerd's longest socket adds 32 to the exec-root.

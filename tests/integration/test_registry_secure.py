@@ -248,3 +248,40 @@ def test_secure_needs_a_registry_and_a_user(
     assert empty.code == 2 and "empty password" in empty.err
     bad = cli("registry", "secure", "--host", "bad host!", "--port", "8443")
     assert bad.code == 2
+
+
+def test_direct_push_through_tls_and_auth(
+    secured: Secured,
+    cli: Cli,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    docker_env: docker.DockerClient,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    registry = secured.address
+    anonymous = cli("push-private", "busybox", "--via", "direct")
+    assert anonymous.code == 4 and f"dockops login {registry}" in anonymous.err
+    _stdin(monkeypatch, PASSWORD + "\n")
+    assert cli("login", registry, "-u", USER, "--password-stdin").code == 0
+    box = docker_env.containers.run(
+        "busybox:latest", ["sh", "-c", "seq 1 100000 > /n"], network_mode="none", detach=True
+    )
+    box.wait()
+    image = box.commit("tls/direct", "1")
+    box.remove()
+    pushed = cli("push-private", "tls/direct:1", "--via", "direct", "--json")
+    assert pushed.code == 0, pushed.err
+    assert json.loads(pushed.out)["uploaded_layers"] == 2
+    docker_env.api.remove_image("tls/direct:1")
+    docker_cli = shutil.which("docker") or "/usr/bin/docker"
+    pulled = subprocess.run(
+        [docker_cli, "pull", f"{registry}/tls/direct:1"],
+        env={**os.environ, "DOCKER_HOST": engine.host},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert pulled.returncode == 0, pulled.stderr
+    assert docker_env.images.get(f"{registry}/tls/direct:1").id == image.id

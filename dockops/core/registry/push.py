@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from dockops.core.lookup import named_errors
 from dockops.core.registry.api import RegistryClient, login_hint
 from dockops.core.registry.credentials import get_credentials
+from dockops.core.registry.direct import DirectResult, push_direct
 from dockops.core.transfer import TransferResult, push_image
 from dockops.engine import engine_errors
 from dockops.errors import DockopsError, EngineRefused, InvalidInput, RegistryUnreachable
@@ -36,15 +37,20 @@ _AUTH = re.compile(
 )
 
 
+VIAS = ("direct", "daemon")
+
+
 @dataclass(frozen=True)
 class PushPrivateResult:
     reference: str  # REGISTRY/NAME:TAG
     digest: str
     source: str
-    size: int | None  # manifest size, as the daemon reported it
+    via: str  # "direct" (dockops uploads) or "daemon" (the engine's push)
     layers: int
+    uploaded_layers: int | None  # direct only: layers sent (the rest the registry had)
+    uploaded_bytes: int | None  # direct only: compressed bytes sent
     attempts: int
-    tag_removed: bool  # the local REGISTRY/NAME:TAG tag was removed afterwards
+    tag_removed: bool  # daemon: the temporary local REGISTRY/NAME:TAG tag was removed after
 
 
 def target(source: str, registry: str, as_: str | None = None) -> tuple[str, str]:
@@ -80,6 +86,7 @@ def push_private(
     *,
     as_: str | None = None,
     keep_tag: bool = False,
+    via: str = "daemon",
     on_progress: ProgressCallback = ignore,
     policy: RetryPolicy | None = None,
 ) -> PushPrivateResult:
@@ -90,7 +97,8 @@ def push_private(
         reference: the local image (reference or ID).
         registry: HOST:PORT.
         as_: NAME[:TAG] in the registry instead of the source's.
-        keep_tag: keep the local REGISTRY/NAME:TAG tag.
+        keep_tag: keep (direct: make) the local REGISTRY/NAME:TAG tag.
+        via: "direct" (dockops reads the image from the engine and uploads it) or "daemon".
         on_progress: push progress and retry notices.
         policy: push retry bounds (default transfer.RETRY).
 
@@ -103,8 +111,11 @@ def push_private(
             faults outlasting the retries.
         EngineRefused: the daemon refused, or the registry holds another digest.
     """
+    if via not in VIAS:
+        raise InvalidInput(f"--via {via}: choose direct or daemon")
     repository, tag = target(reference, registry, as_)
     pushed_ref = f"{repository}:{tag}"
+    name = repository.removeprefix(f"{registry}/")
     what = f"push-private {reference}"
     with named_errors(what):
         image_id = str(client.api.inspect_image(reference)["Id"])
@@ -112,33 +123,59 @@ def push_private(
     with RegistryClient(registry, credentials=credentials) as api:
         api.ping()
         existed = _tag_exists(client, pushed_ref)
+        if via == "direct":
+            result = push_direct(
+                client, api, image_id, name, tag, on_progress=on_progress, policy=policy
+            )
+            _verify(api, what, name, tag, result.digest)
+            if keep_tag:
+                with engine_errors(f"tag {pushed_ref}"):
+                    client.api.tag(image_id, repository, tag)
+            uploaded = [layer for layer in result.layers if layer.action == "uploaded"]
+            return PushPrivateResult(
+                pushed_ref,
+                result.digest,
+                reference,
+                via,
+                len(result.layers),
+                len(uploaded),
+                result.uploaded_bytes,
+                result.attempts,
+                False,
+            )
         with engine_errors(f"tag {pushed_ref}"):
             client.api.tag(image_id, repository, tag)
         try:
-            result = _push(
+            pushed_by_daemon = _push(
                 client, pushed_ref, registry, credentials is not None, on_progress, policy
             )
-            pushed = result.tags[0].digest if result.tags else None
+            pushed = pushed_by_daemon.tags[0].digest if pushed_by_daemon.tags else None
             if not pushed:
                 raise EngineRefused(f"{what}: the daemon reported no digest for {pushed_ref}")
-            name = repository.removeprefix(f"{registry}/")
-            held = api.manifest_digest(name, tag)
-            if held != pushed:
-                raise EngineRefused(
-                    f"{what}: the registry holds {held or 'nothing'} for {name}:{tag}, "
-                    f"but {pushed} was pushed"
-                )
+            _verify(api, what, name, tag, pushed)
         finally:
             removed = not keep_tag and not existed and _untag(client, pushed_ref, image_id)
     return PushPrivateResult(
         pushed_ref,
         pushed,
         reference,
-        result.tags[0].size,
-        len(result.layers),
-        result.attempts,
+        via,
+        len(pushed_by_daemon.layers),
+        None,
+        None,
+        pushed_by_daemon.attempts,
         removed,
     )
+
+
+def _verify(api: RegistryClient, what: str, name: str, tag: str, pushed: str) -> None:
+    """The registry's own digest for name:tag must be the one just pushed."""
+    held = api.manifest_digest(name, tag)
+    if held != pushed:
+        raise EngineRefused(
+            f"{what}: the registry holds {held or 'nothing'} for {name}:{tag}, "
+            f"but {pushed} was pushed"
+        )
 
 
 def _push(
@@ -177,3 +214,35 @@ def _untag(client: docker.DockerClient, reference: str, image_id: str) -> bool:
             client.api.remove_image(reference, noprune=True)
             return True
     return False
+
+
+def push_reference_direct(
+    client: docker.DockerClient,
+    reference: str,
+    *,
+    on_progress: ProgressCallback = ignore,
+    policy: RetryPolicy | None = None,
+) -> DirectResult:
+    """`dockops push REGISTRY/NAME:TAG --via direct`: the local image of that name, uploaded
+    by dockops to the registry the reference names.
+
+    Raises:
+        InvalidInput: no registry host in the reference, a digest, no such local image.
+        RegistryUnreachable, EngineRefused: as push_private.
+    """
+    ref = parse_reference(reference)
+    if ref.domain in (None, "docker.io") or ref.digest:
+        raise InvalidInput(
+            f"push {reference} --via direct: name a registry host and a tag (HOST:PORT/NAME:TAG)"
+        )
+    assert ref.domain is not None
+    tag = ref.tag or "latest"
+    with named_errors(f"push {reference}"):
+        image_id = str(client.api.inspect_image(f"{ref.repository}:{tag}")["Id"])
+    with RegistryClient(ref.domain, credentials=get_credentials(ref.domain)) as api:
+        api.ping()
+        result = push_direct(
+            client, api, image_id, ref.path, tag, on_progress=on_progress, policy=policy
+        )
+        _verify(api, f"push {reference}", ref.path, tag, result.digest)
+    return result

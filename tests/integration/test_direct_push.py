@@ -1,0 +1,174 @@
+"""push-private --via direct: dockops reads the image from the engine's save stream, compresses
+the layers with isal and uploads them itself. The pushed image must be one the daemon pulls and
+runs with the same image ID, that skopeo reads, and re-pushes must send only what is new."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from dockops.core import transfer
+from dockops.core.faults import RetryPolicy
+from tests.conftest import Cli
+from tests.harness.engine import Engine
+from tests.integration.http_faults import http_faults
+from tests.integration.registry_server import Registry, registry
+
+
+@pytest.fixture
+def reg(
+    docker_env: docker.DockerClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Registry]:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # a fresh blob cache
+    with registry(docker_env) as running:
+        yield running
+
+
+def _commit(client: docker.DockerClient, base: str, ref: str, script: str) -> str:
+    box = client.containers.run(base, ["sh", "-c", script], network_mode="none", detach=True)
+    assert box.wait()["StatusCode"] == 0
+    repository, tag = ref.rsplit(":", 1)
+    image = box.commit(repository, tag)
+    box.remove()
+    return str(image.id)
+
+
+def _docker(engine: Engine, *args: str) -> subprocess.CompletedProcess[str]:
+    docker_cli = shutil.which("docker") or "/usr/bin/docker"
+    return subprocess.run(
+        [docker_cli, *args],
+        env={**os.environ, "DOCKER_HOST": engine.host},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_direct_push_pulls_back_runs_and_resends_nothing(
+    docker_env: docker.DockerClient, engine: Engine, reg: Registry, cli: Cli
+) -> None:
+    v1 = _commit(docker_env, "busybox:latest", "direct/app:1", "echo one > /one; seq 1 50000 > /n")
+    args = ["--registry", reg.address, "--via", "direct", "--json"]
+    first = cli("push-private", "direct/app:1", *args)
+    assert first.code == 0, first.err
+    doc = json.loads(first.out)
+    assert doc["via"] == "direct" and doc["reference"] == f"{reg.address}/direct/app:1"
+    assert doc["layers"] == 2 and doc["uploaded_layers"] == 2 and doc["uploaded_bytes"] > 0
+    assert doc["tag_removed"] is False
+    assert not [t for t in docker_env.images.get(v1).tags if reg.address in t]
+
+    # The daemon pulls it, with the same image ID (the config is the engine's own bytes),
+    # and it runs.
+    docker_env.api.remove_image("direct/app:1")
+    pulled = _docker(engine, "pull", f"{reg.address}/direct/app:1")
+    assert pulled.returncode == 0, pulled.stderr
+    assert docker_env.images.get(f"{reg.address}/direct/app:1").id == v1
+    ran = docker_env.containers.run(
+        f"{reg.address}/direct/app:1", ["cat", "/one"], network_mode="none", remove=True
+    )
+    assert ran == b"one\n"
+
+    # Again: no layer is sent.
+    again = cli("push-private", f"{reg.address}/direct/app:1", "--as", "direct/app:1", *args)
+    assert again.code == 0, again.err
+    second = json.loads(again.out)
+    assert second["uploaded_layers"] == 0 and second["uploaded_bytes"] == 0
+    assert second["digest"] == doc["digest"]
+
+    # v2 on top of v1: only its own layer goes.
+    v2 = _commit(docker_env, f"{reg.address}/direct/app:1", "direct/app:2", "echo two > /two")
+    pushed = cli("push-private", "direct/app:2", *args)
+    assert pushed.code == 0, pushed.err
+    third = json.loads(pushed.out)
+    assert third["layers"] == 3 and third["uploaded_layers"] == 1
+
+    # Another repository of the same registry mounts the layers instead of uploading them.
+    mounted = cli("push-private", "direct/app:2", "--as", "other/app:2", *args)
+    assert mounted.code == 0, mounted.err
+    assert json.loads(mounted.out)["uploaded_layers"] == 0
+
+    docker_env.api.remove_image("direct/app:2")
+    assert _docker(engine, "pull", f"{reg.address}/direct/app:2").returncode == 0
+    assert docker_env.images.get(f"{reg.address}/direct/app:2").id == v2
+
+    skopeo = shutil.which("skopeo")
+    if skopeo is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("skopeo is missing (tests/harness installs it)")
+        pytest.skip("skopeo not installed")
+    inspected = subprocess.run(
+        [skopeo, "inspect", "--tls-verify=false", f"docker://{reg.address}/direct/app:2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert inspected.returncode == 0, inspected.stderr
+    assert json.loads(inspected.stdout)["Digest"] == third["digest"]
+
+
+def test_direct_keep_tag_makes_the_local_tag(
+    docker_env: docker.DockerClient, reg: Registry, cli: Cli
+) -> None:
+    result = cli(
+        "push-private", "busybox", "--registry", reg.address, "--via", "direct", "--keep-tag"
+    )
+    assert result.code == 0, result.err
+    assert f"{reg.address}/busybox:latest" in docker_env.images.get("busybox:latest").tags
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["503", "reset"])
+def test_direct_push_survives_faults(
+    docker_env: docker.DockerClient,
+    reg: Registry,
+    cli: Cli,
+    reset: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(transfer, "RETRY", RetryPolicy(attempts=4, first_wait=0.05, max_wait=0.2))
+    _commit(docker_env, "busybox:latest", "direct/faulty:1", "seq 1 20000 > /n")
+    with http_faults(
+        reg.port, faults=2, reset=reset, match=lambda line: line.startswith(("PATCH ", "PUT "))
+    ) as proxy:
+        result = cli(
+            "push-private", "direct/faulty:1", "--registry", proxy.address, "--via", "direct",
+            "--json",
+        )  # fmt: skip
+    assert result.code == 0, result.err
+    doc = json.loads(result.out)
+    assert len(proxy.faulted) == 2 and doc["attempts"] >= 2
+    assert "retrying" in result.err
+
+
+def test_direct_push_gives_up_in_bounded_tries(
+    docker_env: docker.DockerClient, reg: Registry, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transfer, "RETRY", RetryPolicy(attempts=3, first_wait=0.05, max_wait=0.1))
+    with http_faults(reg.port, faults=1000, match=lambda line: line.startswith("PATCH ")) as proxy:
+        result = cli("push-private", "busybox", "--registry", proxy.address, "--via", "direct")
+    assert result.code == 4, result.err
+    assert len(proxy.faulted) == 3
+
+
+def test_unknown_via_is_usage(docker_env: docker.DockerClient, reg: Registry, cli: Cli) -> None:
+    result = cli("push-private", "busybox", "--registry", reg.address, "--via", "carrier-pigeon")
+    assert result.code == 2 and "choose direct or daemon" in result.err
+
+
+def test_plain_push_via_direct(docker_env: docker.DockerClient, reg: Registry, cli: Cli) -> None:
+    ref = f"{reg.address}/plain/bb:1"
+    docker_env.api.tag("busybox:latest", f"{reg.address}/plain/bb", "1")
+    result = cli("push", ref, "--via", "direct", "--json")
+    assert result.code == 0, result.err
+    doc = json.loads(result.out)
+    assert doc["reference"] == ref and doc["config"] == docker_env.images.get("busybox").id
+    hub = cli("push", "busybox", "--via", "direct")
+    assert hub.code == 2 and "name a registry host" in hub.err
