@@ -26,8 +26,9 @@ ViaOpt = Annotated[
     str,
     typer.Option(
         "--via",
-        metavar="direct|daemon",
-        help="direct: dockops compresses (isal) and uploads the layers; daemon: docker push.",
+        metavar="auto|direct|daemon",
+        help="direct: dockops compresses (isal) and uploads the layers; daemon: docker push; "
+        "auto: direct for an engine on this machine, else daemon.",
     ),
 ]
 NetworkOpt = Annotated[str, typer.Option("--network", metavar="bridge|host")]
@@ -399,7 +400,7 @@ def push_private(
     registry: RegistryOpt = None,
     as_: Annotated[str | None, typer.Option("--as", metavar="NAME[:TAG]")] = None,
     keep_tag: Annotated[bool, typer.Option("--keep-tag")] = False,
-    via: ViaOpt = "daemon",
+    via: ViaOpt = "auto",
     json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -407,11 +408,10 @@ def push_private(
     output = render.output_mode(json, quiet)
     images([reference])
     address = _registry(registry)
-    from dockops.core.registry.push import VIAS, target
     from dockops.core.registry.push import push_private as push_core
+    from dockops.core.registry.push import resolve_via, target
 
-    if via not in VIAS:
-        raise InvalidInput(f"--via {via}: choose direct or daemon")
+    resolve_via(via)
     target(reference, address, as_)  # a bad name fails before the engine is asked
     result = streamed(
         lambda client, report: push_core(

@@ -160,7 +160,7 @@ def test_direct_push_gives_up_in_bounded_tries(
 
 def test_unknown_via_is_usage(docker_env: docker.DockerClient, reg: Registry, cli: Cli) -> None:
     result = cli("push-private", "busybox", "--registry", reg.address, "--via", "carrier-pigeon")
-    assert result.code == 2 and "choose direct or daemon" in result.err
+    assert result.code == 2 and "choose auto, direct or daemon" in result.err
 
 
 def test_plain_push_via_direct(docker_env: docker.DockerClient, reg: Registry, cli: Cli) -> None:

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -211,7 +212,9 @@ def test_gc_needs_a_dockops_registry(docker_env: docker.DockerClient, cli: Cli) 
 def test_commands_need_a_registry(docker_env: docker.DockerClient, cli: Cli) -> None:
     result = cli("registry", "ls")
     assert result.code == 2 and "no private registry" in result.err
-    unreachable = cli("registry", "ls", "--registry", f"127.0.0.1:{free_port()}")
+    with socket.socket() as held:  # bound, never listening: refused, and not reusable
+        held.bind(("127.0.0.1", 0))
+        unreachable = cli("registry", "ls", "--registry", f"127.0.0.1:{held.getsockname()[1]}")
     assert unreachable.code == 4 and "unreachable" in unreachable.err
 
 

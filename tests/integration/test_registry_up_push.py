@@ -4,6 +4,7 @@ container that `dockops registry up` itself runs (host network, 127.0.0.1, a fre
 from __future__ import annotations
 
 import json
+import socket
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -157,18 +158,22 @@ def test_up_data_folder_is_kept_on_purge(
 def test_push_private_verifies_and_untags(
     docker_env: docker.DockerClient, up: str, cli: Cli
 ) -> None:
-    pushed = cli("push-private", "busybox:latest", "--json")  # registry from config.toml
+    # The daemon path: a temporary local tag, pushed by the engine, then removed.
+    pushed = cli("push-private", "busybox:latest", "--via", "daemon", "--json")  # config.toml
     assert pushed.code == 0, pushed.err
     doc = json.loads(pushed.out)
-    assert doc["reference"] == f"{up}/busybox:latest"
+    assert doc["reference"] == f"{up}/busybox:latest" and doc["via"] == "daemon"
     assert doc["digest"] == _head_digest(up, "busybox", "latest")
     assert doc["tag_removed"] is True and doc["attempts"] == 1
     assert f"{up}/busybox:latest" not in docker_env.images.get("busybox:latest").tags
 
+    # The default on an engine of this machine is the direct path.
     renamed = cli("push-private", "busybox", "--as", "team/tools:v1", "--keep-tag", "--json")
     assert renamed.code == 0, renamed.err
     ref = f"{up}/team/tools:v1"
-    assert json.loads(renamed.out)["reference"] == ref
+    assert (
+        json.loads(renamed.out)["reference"] == ref and json.loads(renamed.out)["via"] == "direct"
+    )
     assert ref in docker_env.images.get("busybox:latest").tags
 
     # Pull it back through the engine: the same image.
@@ -196,13 +201,19 @@ def test_push_private_without_registry_is_usage(docker_env: docker.DockerClient,
 def test_push_private_registry_down_exits_4_quickly(
     docker_env: docker.DockerClient, cli: Cli
 ) -> None:
+    # Bound but not listening, and held: nothing else can take the port meanwhile, and every
+    # connection to it is refused.
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    address = f"127.0.0.1:{held.getsockname()[1]}"
     started = time.monotonic()
-    address = f"127.0.0.1:{free_port()}"
-    result = cli("push-private", "busybox", "--registry", address)
+    with held:
+        result = cli("push-private", "busybox", "--registry", address)
+        elapsed = time.monotonic() - started
+        doctor = cli("doctor", "--registry", address)
     assert result.code == 4, result.err
     assert "unreachable" in result.err and result.err.count("\n") == 1
-    assert time.monotonic() - started < 15
-    doctor = cli("doctor", "--registry", address)
+    assert elapsed < 15
     assert doctor.code == 4 and "unreachable" in doctor.out
     assert not [t for t in docker_env.images.get("busybox:latest").tags if address in t]
 
@@ -219,7 +230,9 @@ def test_push_private_through_faults(
     # The daemon retries blob uploads itself (for seconds); a manifest PUT it does not, so
     # that is where the fault makes the push fail and dockops's retries count.
     with fault_proxy(port, faults=2, reset=reset, match=_manifest_put) as proxy:
-        result = cli("push-private", "busybox", "--registry", proxy.address, "--json")
+        result = cli(
+            "push-private", "busybox", "--registry", proxy.address, "--via", "daemon", "--json"
+        )
     assert result.code == 0, result.err
     doc = json.loads(result.out)
     assert proxy.faulted == ["PUT /v2/busybox/manifests/latest HTTP/1.1"] * 2
@@ -233,7 +246,7 @@ def test_push_private_faults_outlasting_retries(
 ) -> None:
     port = int(up.rsplit(":", 1)[1])
     with fault_proxy(port, faults=100, match=_manifest_put) as proxy:
-        result = cli("push-private", "busybox", "--registry", proxy.address)
+        result = cli("push-private", "busybox", "--registry", proxy.address, "--via", "daemon")
     assert result.code == 4, result.err
     assert "gave up after 4 attempts" in result.err
     assert not [t for t in docker_env.images.get("busybox:latest").tags if proxy.address in t]

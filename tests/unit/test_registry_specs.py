@@ -196,3 +196,23 @@ def test_challenge_and_error_parsing() -> None:
 
 def test_hostport_brackets_ipv6() -> None:
     assert hostport("::1", 5) == "[::1]:5" and hostport("h", 5) == "h:5"
+
+
+@pytest.mark.parametrize(
+    ("host", "via"),
+    [
+        ("unix:///var/run/docker.sock", "direct"),
+        ("tcp://10.0.0.5:2376", "daemon"),
+        ("ssh://builder", "daemon"),
+    ],
+)
+def test_auto_via_follows_where_the_engine_is(
+    host: str, via: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dockops.core.registry.push import resolve_via
+
+    monkeypatch.setenv("DOCKER_HOST", host)
+    assert resolve_via("auto") == via
+    assert resolve_via("daemon") == "daemon" and resolve_via("direct") == "direct"
+    with pytest.raises(InvalidInput, match="choose auto, direct or daemon"):
+        resolve_via("pigeon")

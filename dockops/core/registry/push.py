@@ -37,7 +37,21 @@ _AUTH = re.compile(
 )
 
 
-VIAS = ("direct", "daemon")
+VIAS = ("auto", "direct", "daemon")
+
+
+def resolve_via(via: str) -> str:
+    """auto: direct when the engine is on this machine (a unix socket), where reading its save
+    stream costs nothing and dockops's compression is 2x faster than the daemon's push
+    (bench/direct.py); daemon for a remote engine, whose layers should not make a round trip
+    through this machine."""
+    if via not in VIAS:
+        raise InvalidInput(f"--via {via}: choose auto, direct or daemon")
+    if via != "auto":
+        return via
+    from dockops.engine import engine_address
+
+    return "direct" if engine_address().startswith("unix://") else "daemon"
 
 
 @dataclass(frozen=True)
@@ -86,7 +100,7 @@ def push_private(
     *,
     as_: str | None = None,
     keep_tag: bool = False,
-    via: str = "daemon",
+    via: str = "auto",
     on_progress: ProgressCallback = ignore,
     policy: RetryPolicy | None = None,
 ) -> PushPrivateResult:
@@ -98,7 +112,8 @@ def push_private(
         registry: HOST:PORT.
         as_: NAME[:TAG] in the registry instead of the source's.
         keep_tag: keep (direct: make) the local REGISTRY/NAME:TAG tag.
-        via: "direct" (dockops reads the image from the engine and uploads it) or "daemon".
+        via: "direct" (dockops reads the image from the engine and uploads it), "daemon", or
+            "auto" (resolve_via).
         on_progress: push progress and retry notices.
         policy: push retry bounds (default transfer.RETRY).
 
@@ -111,8 +126,7 @@ def push_private(
             faults outlasting the retries.
         EngineRefused: the daemon refused, or the registry holds another digest.
     """
-    if via not in VIAS:
-        raise InvalidInput(f"--via {via}: choose direct or daemon")
+    via = resolve_via(via)
     repository, tag = target(reference, registry, as_)
     pushed_ref = f"{repository}:{tag}"
     name = repository.removeprefix(f"{registry}/")
