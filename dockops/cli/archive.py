@@ -4,7 +4,9 @@
 summary goes nowhere; `-i -` / `FILE -` read stdin. Progress goes to stderr.
 """
 
+import io
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -63,12 +65,42 @@ def save(
         str, typer.Option("--output", "-o", help="FILE, .tar.gz for gzip, - for stdout.")
     ],
     gzip: GzipOpt = False,
+    delta_from: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--delta-from",
+            metavar="BASE",
+            help="Leave out the layers this image or archive already holds (repeatable).",
+        ),
+    ] = None,
     json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Save images to one tar, streamed in constant memory."""
     images(references)
+    import os
+
+    images([b for b in delta_from or [] if not os.path.isfile(b)])
     target, mode, compress = _output_target(output, json, quiet, gzip)
+    if delta_from:
+        from dockops.core.delta import save_delta
+
+        delta = streamed(
+            lambda client, report: save_delta(
+                client, references, delta_from, target, gzip=compress, progress=report
+            ),
+            progress=not (json or quiet),
+        )
+        render.emit(
+            delta,
+            mode,
+            columns=IMAGE_COLUMNS,
+            rows=delta.images,
+            summary=f"saved a delta to {delta.path}: {human_size(delta.bytes)} "
+            f"(the full archive: {human_size(delta.full_bytes)}; {len(delta.omitted)} layers "
+            f"left out), sha256 {delta.sha256}",
+        )
+        return
     from dockops.core.archive import save_images
 
     result = streamed(
@@ -93,15 +125,26 @@ def load(
     json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Load images from a tar, streamed."""
+    """Load images from a tar, streamed; a delta archive only where its base layers are."""
     mode = render.output_mode(json, quiet)
     source = _input_source(input_)
     from dockops.core.archive import load_images
+    from dockops.core.delta import Prepended, check_delta, read_delta, read_head
 
-    result = streamed(
-        lambda client, report: load_images(client, source, progress=report),
-        progress=not (json or quiet),
-    )
+    if isinstance(source, Path):
+        with source.open("rb") as handle:
+            head = read_head(handle)
+    else:  # stdin: what was read to look is put back in front
+        head = read_head(source)
+        source = io.BufferedReader(Prepended(head, source))
+    delta = read_delta(head)
+
+    def work(client: Any, report: Any) -> Any:
+        if delta is not None:
+            check_delta(client, delta, input_)
+        return load_images(client, source, progress=report)
+
+    result = streamed(work, progress=not (json or quiet))
     render.emit(result, mode, columns=IMAGE_COLUMNS, rows=result.images)
 
 
