@@ -17,6 +17,7 @@ SUITES = {
     "registry": ("bench.registry", "run"),
     "registry-ls": ("bench.registry_api", "run"),
     "direct": ("bench.direct", "run"),
+    "delta": ("bench.delta", "run"),
 }
 
 
