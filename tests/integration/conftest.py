@@ -6,6 +6,7 @@ one. With CI=true a missing engine fails the run; elsewhere the tests skip with 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,6 +93,25 @@ def off_loopback_containers(client: docker.DockerClient, known: set[str]) -> lis
     ]
 
 
+def _remove_new_images(client: docker.DockerClient, ids: set[str], tags: set[str]) -> None:
+    """Remove the images a test made, and the tags it put on images that were there before."""
+    import docker
+
+    for image in client.api.images(all=True):
+        if image["Id"] in ids:
+            # A tag a test put on a kept image (busybox) would leak into the next test.
+            for tag in set(image["RepoTags"] or ()) - tags - {"<none>:<none>"}:
+                client.api.remove_image(tag, noprune=True)
+    # Children before parents: an image with dependent child images cannot be removed yet.
+    for _ in range(10):
+        left = [i["Id"] for i in client.api.images(all=True) if i["Id"] not in ids]
+        if not left:
+            return
+        for image_id in left:
+            with contextlib.suppress(docker.errors.APIError):
+                client.api.remove_image(image_id, force=True)
+
+
 @pytest.fixture
 def docker_env(
     engine: Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
@@ -118,13 +138,7 @@ def docker_env(
     for container in client.api.containers(all=True):
         if container["Id"] not in containers_before:
             client.api.remove_container(container["Id"], force=True, v=True)
-    for image in client.api.images(all=True):
-        if image["Id"] not in images_before:
-            client.api.remove_image(image["Id"], force=True)
-            continue
-        # A tag a test put on a kept image (busybox) would leak into the next test.
-        for tag in set(image["RepoTags"] or ()) - tags_before - {"<none>:<none>"}:
-            client.api.remove_image(tag, noprune=True)
+    _remove_new_images(client, images_before, tags_before)
     for volume in client.api.volumes().get("Volumes") or []:
         if volume["Name"] not in volumes_before:
             client.api.remove_volume(volume["Name"], force=True)

@@ -221,7 +221,15 @@ class RegistryClient:
                 # not verify is never a reason to drop to http.
                 if i + 1 < len(bases) and "certificate" not in str(exc).lower():
                     continue
-                raise RegistryUnreachable(f"{self.registry}: TLS: {reason(exc)}") from None
+                text = f"{self.registry}: TLS: {reason(exc)}"
+                if "certificate" in str(exc).lower():
+                    from dockops.core.registry.trust import ca_path
+
+                    text += (
+                        f"; to trust its CA, put it in {ca_path(self.registry)} "
+                        "(dockops registry secure does it with --trust)"
+                    )
+                raise RegistryUnreachable(text) from None
             except requests.exceptions.ConnectionError as exc:
                 if i + 1 < len(bases):
                     continue
