@@ -5,8 +5,6 @@ is, refuses cleanly where it is not, and chains."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,24 +14,16 @@ import pytest
 
 from tests.conftest import Cli
 from tests.harness.engine import Engine
-
-
-def _commit(client: docker.DockerClient, base: str, ref: str, script: str) -> str:
-    box = client.containers.run(base, ["sh", "-c", script], network_mode="none", detach=True)
-    assert box.wait()["StatusCode"] == 0
-    repository, tag = ref.rsplit(":", 1)
-    image = box.commit(repository, tag)
-    box.remove()
-    return str(image.id)
+from tests.integration.tools import commit, docker_cli
 
 
 @pytest.fixture
 def versions(docker_env: docker.DockerClient) -> dict[str, str]:
     """base (2 MiB of its own), then v1, v2, v3: each a small layer on the one before."""
-    ids = {"base": _commit(docker_env, "busybox:latest", "delta/app:base", "seq 1 300000 > /b")}
-    ids["v1"] = _commit(docker_env, "delta/app:base", "delta/app:v1", "echo 1 > /v")
-    ids["v2"] = _commit(docker_env, "delta/app:v1", "delta/app:v2", "echo 2 > /v")
-    ids["v3"] = _commit(docker_env, "delta/app:v2", "delta/app:v3", "echo 3 > /v")
+    ids = {"base": commit(docker_env, "delta/app:base", "seq 1 300000 > /b")}
+    ids["v1"] = commit(docker_env, "delta/app:v1", "echo 1 > /v", base="delta/app:base")
+    ids["v2"] = commit(docker_env, "delta/app:v2", "echo 2 > /v", base="delta/app:v1")
+    ids["v3"] = commit(docker_env, "delta/app:v3", "echo 3 > /v", base="delta/app:v2")
     return ids
 
 
@@ -72,15 +62,7 @@ def test_delta_leaves_out_the_base_and_loads_where_it_is(
 
     # A plain docker load reads it too.
     docker_env.api.remove_image("delta/app:v2")
-    docker_cli = shutil.which("docker") or "/usr/bin/docker"
-    plain = subprocess.run(
-        [docker_cli, "load", "-i", str(tmp_path / "d.tar")],
-        env={**os.environ, "DOCKER_HOST": engine.host},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    plain = docker_cli(engine.host, "load", "-i", str(tmp_path / "d.tar"))
     assert plain.returncode == 0, plain.stderr
     assert docker_env.images.get("delta/app:v2").id == versions["v2"]
 

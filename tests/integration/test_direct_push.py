@@ -20,6 +20,7 @@ from tests.conftest import Cli
 from tests.harness.engine import Engine
 from tests.integration.http_faults import http_faults
 from tests.integration.registry_server import Registry, registry
+from tests.integration.tools import commit, docker_cli
 
 
 @pytest.fixture
@@ -31,31 +32,10 @@ def reg(
         yield running
 
 
-def _commit(client: docker.DockerClient, base: str, ref: str, script: str) -> str:
-    box = client.containers.run(base, ["sh", "-c", script], network_mode="none", detach=True)
-    assert box.wait()["StatusCode"] == 0
-    repository, tag = ref.rsplit(":", 1)
-    image = box.commit(repository, tag)
-    box.remove()
-    return str(image.id)
-
-
-def _docker(engine: Engine, *args: str) -> subprocess.CompletedProcess[str]:
-    docker_cli = shutil.which("docker") or "/usr/bin/docker"
-    return subprocess.run(
-        [docker_cli, *args],
-        env={**os.environ, "DOCKER_HOST": engine.host},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_direct_push_pulls_back_runs_and_resends_nothing(
     docker_env: docker.DockerClient, engine: Engine, reg: Registry, cli: Cli
 ) -> None:
-    v1 = _commit(docker_env, "busybox:latest", "direct/app:1", "echo one > /one; seq 1 50000 > /n")
+    v1 = commit(docker_env, "direct/app:1", "echo one > /one; seq 1 50000 > /n")
     args = ["--registry", reg.address, "--via", "direct", "--json"]
     first = cli("push-private", "direct/app:1", *args)
     assert first.code == 0, first.err
@@ -68,7 +48,7 @@ def test_direct_push_pulls_back_runs_and_resends_nothing(
     # The daemon pulls it, with the same image ID (the config is the engine's own bytes),
     # and it runs.
     docker_env.api.remove_image("direct/app:1")
-    pulled = _docker(engine, "pull", f"{reg.address}/direct/app:1")
+    pulled = docker_cli(engine.host, "pull", f"{reg.address}/direct/app:1")
     assert pulled.returncode == 0, pulled.stderr
     assert docker_env.images.get(f"{reg.address}/direct/app:1").id == v1
     ran = docker_env.containers.run(
@@ -84,7 +64,7 @@ def test_direct_push_pulls_back_runs_and_resends_nothing(
     assert second["digest"] == doc["digest"]
 
     # v2 on top of v1: only its own layer goes.
-    v2 = _commit(docker_env, f"{reg.address}/direct/app:1", "direct/app:2", "echo two > /two")
+    v2 = commit(docker_env, "direct/app:2", "echo two > /two", base=f"{reg.address}/direct/app:1")
     pushed = cli("push-private", "direct/app:2", *args)
     assert pushed.code == 0, pushed.err
     third = json.loads(pushed.out)
@@ -96,7 +76,7 @@ def test_direct_push_pulls_back_runs_and_resends_nothing(
     assert json.loads(mounted.out)["uploaded_layers"] == 0
 
     docker_env.api.remove_image("direct/app:2")
-    assert _docker(engine, "pull", f"{reg.address}/direct/app:2").returncode == 0
+    assert docker_cli(engine.host, "pull", f"{reg.address}/direct/app:2").returncode == 0
     assert docker_env.images.get(f"{reg.address}/direct/app:2").id == v2
 
     skopeo = shutil.which("skopeo")
@@ -134,7 +114,7 @@ def test_direct_push_survives_faults(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(transfer, "RETRY", RetryPolicy(attempts=4, first_wait=0.05, max_wait=0.2))
-    _commit(docker_env, "busybox:latest", "direct/faulty:1", "seq 1 20000 > /n")
+    commit(docker_env, "direct/faulty:1", "seq 1 20000 > /n")
     with http_faults(
         reg.port, faults=2, reset=reset, match=lambda line: line.startswith(("PATCH ", "PUT "))
     ) as proxy:

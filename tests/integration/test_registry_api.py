@@ -4,11 +4,8 @@ show (digest as the docker CLI reports it), rm by digest, retention, and gc on r
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import socket
-import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -19,6 +16,7 @@ from tests.conftest import Cli
 from tests.harness.engine import Engine
 from tests.integration.registry_seed import BASE, Seeder
 from tests.integration.registry_server import free_port, registry
+from tests.integration.tools import docker_cli
 
 
 def test_ls_follows_every_page_and_filters(docker_env: docker.DockerClient, cli: Cli) -> None:
@@ -57,15 +55,8 @@ def test_show_matches_the_docker_cli_digest(
     with registry(docker_env) as reg:
         ref = f"{reg.address}/tools/bb:1"
         docker_env.api.tag("busybox:latest", f"{reg.address}/tools/bb", "1")
-        docker_cli = shutil.which("docker") or "/usr/bin/docker"
-        pushed = subprocess.run(
-            [docker_cli, "push", ref],
-            env={**os.environ, "DOCKER_HOST": engine.host},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
-        )
+        pushed = docker_cli(engine.host, "push", ref)
+        assert pushed.returncode == 0, pushed.stderr
         digest = re.search(r"digest: (sha256:[0-9a-f]{64})", pushed.stdout)
         assert digest, pushed.stdout
         shown = cli("registry", "show", "tools/bb:1", "--registry", reg.address, "--json")

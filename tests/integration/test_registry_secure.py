@@ -9,7 +9,6 @@ import ipaddress
 import json
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import requests
 from tests.conftest import Cli
 from tests.harness.engine import Engine
 from tests.integration.registry_server import free_port
+from tests.integration.tools import commit, docker_cli
 
 USER, PASSWORD = "alice", "correct horse battery"
 
@@ -201,11 +201,7 @@ def test_login_push_and_docker_cli_interop(
     ]
 
     # After dockops login, a plain docker pull works.
-    env = {**os.environ, "DOCKER_HOST": engine.host}
-    docker_cli = shutil.which("docker") or "/usr/bin/docker"
-    pulled = subprocess.run(
-        [docker_cli, "pull", ref], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
+    pulled = docker_cli(engine.host, "pull", ref)
     assert pulled.returncode == 0, pulled.stderr
     assert docker_env.images.get(ref).id == docker_env.images.get("busybox:latest").id
 
@@ -215,14 +211,8 @@ def test_login_push_and_docker_cli_interop(
     assert cli("logout", registry).out == f"not logged in to {registry}\n"
 
     # After a plain docker login, dockops push-private works.
-    login = subprocess.run(
-        [docker_cli, "login", registry, "-u", USER, "--password-stdin"],
-        input=PASSWORD + "\n",
-        check=False,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    login = docker_cli(
+        engine.host, "login", registry, "-u", USER, "--password-stdin", stdin=PASSWORD + "\n"
     )
     assert login.returncode == 0, login.stderr
     again = cli("push-private", "busybox", "--as", "secure/bb:2", "--json")
@@ -264,24 +254,11 @@ def test_direct_push_through_tls_and_auth(
     assert anonymous.code == 4 and f"dockops login {registry}" in anonymous.err
     _stdin(monkeypatch, PASSWORD + "\n")
     assert cli("login", registry, "-u", USER, "--password-stdin").code == 0
-    box = docker_env.containers.run(
-        "busybox:latest", ["sh", "-c", "seq 1 100000 > /n"], network_mode="none", detach=True
-    )
-    box.wait()
-    image = box.commit("tls/direct", "1")
-    box.remove()
+    image_id = commit(docker_env, "tls/direct:1", "seq 1 100000 > /n")
     pushed = cli("push-private", "tls/direct:1", "--via", "direct", "--json")
     assert pushed.code == 0, pushed.err
     assert json.loads(pushed.out)["uploaded_layers"] == 2
     docker_env.api.remove_image("tls/direct:1")
-    docker_cli = shutil.which("docker") or "/usr/bin/docker"
-    pulled = subprocess.run(
-        [docker_cli, "pull", f"{registry}/tls/direct:1"],
-        env={**os.environ, "DOCKER_HOST": engine.host},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    pulled = docker_cli(engine.host, "pull", f"{registry}/tls/direct:1")
     assert pulled.returncode == 0, pulled.stderr
-    assert docker_env.images.get(f"{registry}/tls/direct:1").id == image.id
+    assert docker_env.images.get(f"{registry}/tls/direct:1").id == image_id
