@@ -1,13 +1,19 @@
-"""`python -m bench [SUITE...]`: print the figures the closing notes report.
+"""`python -m bench [SUITE...]`: run the side-by-side benchmarks and report them.
 
-Each suite is a module of this package with `run() -> list[str]`; `make bench` runs them all
-with DOCKER_HOST pointing at the disposable engine.
+Each suite is a module of this package with `run() -> list[str]` (or another function named in
+SUITES); `make bench` runs them all with DOCKER_HOST pointing at the disposable engine. Every
+suite's lines are printed as they come. A run of every suite (no arguments) also writes
+bench/results.md: a table per suite, the environment, and any suite that failed; a run of some
+suites writes bench/results/partial.md (git-ignored), so it never replaces the full table.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+import time
+import traceback
+from pathlib import Path
 
 SUITES = {
     "startup": ("bench.basic", "startup"),
@@ -16,27 +22,55 @@ SUITES = {
     "prune": ("bench.prune", "run"),
     "registry": ("bench.registry", "run"),
     "registry-ls": ("bench.registry_api", "run"),
-    "direct": ("bench.direct", "run"),
-    "delta": ("bench.delta", "run"),
 }
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results.md"
+PARTIAL = HERE / "results" / "partial.md"
+
+
+def _run_suite(name: str) -> list[str]:
+    module_name, function = SUITES[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        return [f"## {name}: not built yet"]
+    lines: list[str] = getattr(module, function)()
+    return lines
 
 
 def main(argv: list[str]) -> int:
-    for name in argv or list(SUITES):
-        if name not in SUITES:
-            print(f"unknown suite {name!r}; choose from {', '.join(SUITES)}", file=sys.stderr)
-            return 2
-        module_name, function = SUITES[name]
+    unknown = [name for name in argv if name not in SUITES]
+    if unknown:
+        print(f"unknown suite {unknown[0]!r}; choose from {', '.join(SUITES)}", file=sys.stderr)
+        return 2
+    from bench import results
+
+    names = argv or list(SUITES)
+    sections: list[results.Section] = []
+    timings: dict[str, float] = {}
+    failures: dict[str, str] = {}
+    for name in names:
+        started = time.monotonic()
         try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            print(f"## {name}: not built yet")
-            continue
-        for line in getattr(module, function)():
+            lines = _run_suite(name)
+        except Exception as exc:  # one broken suite must not cost the others' figures
+            traceback.print_exc()
+            failures[name] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+            lines = []
+        timings[name] = time.monotonic() - started
+        for line in lines:
             print(line, flush=True)
-    return 0
+        sections += results.parse(name, lines)
+
+    from dockops.atomic import write_atomic
+
+    target = RESULTS if not argv else PARTIAL
+    text = results.render(sections, results.environment(), timings, failures)
+    write_atomic(target, text.encode(), 0o644)  # a reader never sees half a table
+    print(f"wrote {target.relative_to(HERE.parent)}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

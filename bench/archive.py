@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 BIN = Path(sys.executable).parent
 RUNS = int(os.environ.get("BENCH_ARCHIVE_RUNS", "3"))
@@ -60,30 +61,34 @@ def wall_and_rss(argv: Sequence[str]) -> tuple[float, int]:
         return wall, int(rss_file.read().split()[-1])
 
 
-def ensure_random_image(image: str = IMAGE, size_mb: int = SIZE_MB) -> int:
-    """Build the big image once (a random layer of size_mb made with network none)."""
+def ensure_built(
+    image: str, script: str, key: str, *, base: str = "busybox:latest", **run: Any
+) -> int:
+    """Build `image` once: `script` run in `base` (network none), committed with the label
+    LABEL=key; a later call finds it by that label and builds nothing. Returns its size."""
     import docker
 
     client = docker.from_env(version="auto", timeout=3600)
     try:
         found = client.images.get(image)
-        if found.labels.get(LABEL) == str(size_mb):
+        if found.labels.get(LABEL) == key:
             return int(found.attrs["Size"])
     except docker.errors.ImageNotFound:
         pass
-    box = client.containers.run(
-        "busybox:latest",
-        ["sh", "-c", f"dd if=/dev/urandom of=/random.bin bs=1048576 count={size_mb}"],
-        network_mode="none",
-        detach=True,
-    )
+    box = client.containers.run(base, ["sh", "-c", script], network_mode="none", detach=True, **run)
     try:
-        assert box.wait(timeout=600)["StatusCode"] == 0
+        box.wait(timeout=900)
         repository, tag = image.rsplit(":", 1)
-        box.commit(repository, tag, changes=[f"LABEL {LABEL}={size_mb}", "CMD sh"])
+        box.commit(repository, tag, changes=[f"LABEL {LABEL}={key}", "CMD sh"])
     finally:
         box.remove(force=True)
     return int(client.images.get(image).attrs["Size"])
+
+
+def ensure_random_image(image: str = IMAGE, size_mb: int = SIZE_MB) -> int:
+    """The big image: one layer of size_mb random bytes."""
+    script = f"dd if=/dev/urandom of=/random.bin bs=1048576 count={size_mb}"
+    return ensure_built(image, script, str(size_mb))
 
 
 def _remove_image() -> None:

@@ -11,7 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.archive import ensure_random_image, wall_and_rss
+from bench.archive import ensure_built, ensure_random_image, wall_and_rss
 
 BIN = Path(sys.executable).parent
 RUNS = int(os.environ.get("BENCH_DELTA_RUNS", "3"))
@@ -22,29 +22,12 @@ NEW = "dockops-bench/delta-new:latest"
 
 
 def _ensure_new() -> None:
-    """The base plus one layer of CHANGE_MB random bytes."""
+    """The base plus one layer of CHANGE_MB random bytes (rebuilt when the base changes)."""
     import docker
 
-    client = docker.from_env(version="auto", timeout=3600)
-    base_id = client.images.get(BASE).id
-    try:
-        found = client.images.get(NEW)
-        if found.labels.get("dockops.bench.base") == base_id:
-            return
-    except docker.errors.ImageNotFound:
-        pass
-    box = client.containers.run(
-        BASE,
-        ["sh", "-c", f"dd if=/dev/urandom of=/change.bin bs=1048576 count={CHANGE_MB}"],
-        network_mode="none",
-        detach=True,
-    )
-    try:
-        box.wait(timeout=600)
-        repository, tag = NEW.rsplit(":", 1)
-        box.commit(repository, tag, changes=[f"LABEL dockops.bench.base={base_id}"])
-    finally:
-        box.remove(force=True)
+    base_id = docker.from_env(version="auto").images.get(BASE).id
+    script = f"dd if=/dev/urandom of=/change.bin bs=1048576 count={CHANGE_MB}"
+    ensure_built(NEW, script, f"on-{base_id}", base=BASE)
 
 
 def run() -> list[str]:

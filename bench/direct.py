@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.archive import LABEL, ensure_random_image, wall_and_rss
+from bench.archive import ensure_built, ensure_random_image, wall_and_rss
 from bench.registry import fresh_registry, untag
 
 BIN = Path(sys.executable).parent
@@ -27,33 +27,12 @@ GOAL_VS_DOCKER = 0.55
 def ensure_files_image() -> int:
     """A layer of real files: the host's /usr, read-only in a busybox container, copied in up
     to SIZE_MB (binaries, libraries, text: it compresses as real images do)."""
-    import docker
-
-    client = docker.from_env(version="auto", timeout=3600)
-    try:
-        found = client.images.get(FILES_IMAGE)
-        if found.labels.get(LABEL) == str(SIZE_MB):
-            return int(found.attrs["Size"])
-    except docker.errors.ImageNotFound:
-        pass
     script = (
         f"tar -C /src -cf - lib share bin | head -c {SIZE_MB * 1048576} > /tmp/usr.tar; "
         "mkdir /data && tar -C /data -xf /tmp/usr.tar 2>/dev/null; rm /tmp/usr.tar; true"
     )
-    box = client.containers.run(
-        "busybox:latest",
-        ["sh", "-c", script],
-        volumes={"/usr": {"bind": "/src", "mode": "ro"}},
-        network_mode="none",
-        detach=True,
-    )
-    try:
-        box.wait(timeout=900)
-        repository, tag = FILES_IMAGE.rsplit(":", 1)
-        box.commit(repository, tag, changes=[f"LABEL {LABEL}={SIZE_MB}", "CMD sh"])
-    finally:
-        box.remove(force=True)
-    return int(client.images.get(FILES_IMAGE).attrs["Size"])
+    volumes = {"/usr": {"bind": "/src", "mode": "ro"}}
+    return ensure_built(FILES_IMAGE, script, f"files-{SIZE_MB}", volumes=volumes)
 
 
 def _contenders(image: str, cache: str) -> dict[str, Callable[[str], tuple[float, int]]]:
