@@ -22,6 +22,8 @@ SUITES = {
     "prune": ("bench.prune", "run"),
     "registry": ("bench.registry", "run"),
     "registry-ls": ("bench.registry_api", "run"),
+    "direct": ("bench.direct", "run"),
+    "delta": ("bench.delta", "run"),
 }
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.md"
