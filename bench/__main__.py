@@ -1,10 +1,12 @@
 """`python -m bench [SUITE...]`: run the side-by-side benchmarks and report them.
 
 Each suite is a module of this package with `run() -> list[str]` (or another function named in
-SUITES); `make bench` runs them all with DOCKER_HOST pointing at the disposable engine. Every
-suite's lines are printed as they come. A run of every suite (no arguments) also writes
-bench/results.md: a table per suite, the environment, and any suite that failed; a run of some
-suites writes bench/results/partial.md (git-ignored), so it never replaces the full table.
+SUITES); a module with a `run()` that SUITES does not list yet is found and run too, under its
+own name, so a suite added for another feature is never left out of `make bench`, which runs
+them all with DOCKER_HOST pointing at the disposable engine. Every suite's lines are printed as
+they come. A run of every suite (no arguments) also writes bench/results.md: a table per suite,
+the environment, and any suite that failed; a run of some suites writes
+bench/results/partial.md (git-ignored), so it never replaces the full table.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ SUITES = {
     "direct": ("bench.direct", "run"),
     "delta": ("bench.delta", "run"),
 }
+# Modules of this package that are helpers, not suites.
+_NOT_SUITES = {"__main__", "results", "timing", "minimal_typer"}
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.md"
 PARTIAL = HERE / "results" / "partial.md"
@@ -42,7 +46,24 @@ def _run_suite(name: str) -> list[str]:
     return lines
 
 
+def discover(folder: Path | None = None, package: str = "bench") -> dict[str, tuple[str, str]]:
+    """SUITES, then every other module of `package` (in `folder`, default this one) with a
+    `run()`, named after the module."""
+    import pkgutil
+
+    found = dict(SUITES)
+    listed = {module for module, _ in SUITES.values()}
+    for info in sorted(pkgutil.iter_modules([str(folder or HERE)]), key=lambda i: i.name):
+        module_name = f"{package}.{info.name}"
+        if info.name in _NOT_SUITES or module_name in listed:
+            continue
+        if callable(getattr(importlib.import_module(module_name), "run", None)):
+            found[info.name.replace("_", "-")] = (module_name, "run")
+    return found
+
+
 def main(argv: list[str]) -> int:
+    SUITES.update(discover())
     unknown = [name for name in argv if name not in SUITES]
     if unknown:
         print(f"unknown suite {unknown[0]!r}; choose from {', '.join(SUITES)}", file=sys.stderr)

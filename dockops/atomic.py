@@ -10,6 +10,22 @@ from pathlib import Path
 from typing import BinaryIO
 
 
+def _make_folders(folder: Path) -> None:
+    """Create missing folders 0755 whatever the umask (mkdir -p would use the umask's mode for
+    every level, and under umask 0 a certs.d/HOST:PORT anyone may write lets anyone replace the
+    CA the daemon trusts)."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for level in reversed(missing):
+        try:
+            level.mkdir(mode=0o755)
+        except FileExistsError:
+            continue
+        os.chmod(level, 0o755)  # mkdir's mode is masked by the umask
+
+
 @contextlib.contextmanager
 def atomic_writer(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
     """Yield a binary file that replaces `path` only when the block ends without error.
@@ -17,7 +33,7 @@ def atomic_writer(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
     The temp file is created with `mode` from the start (keys never exist with looser modes),
     fsynced, then renamed over `path`; on any error, or an interrupt, it is removed.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_folders(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, mode)

@@ -21,6 +21,11 @@ if TYPE_CHECKING:
 # waits longer than that between chunks while the daemon works, so long operations get more.
 DEFAULT_TIMEOUT = 60.0
 LONG_TIMEOUT = 3600.0
+# A pull or push stream that says nothing for this long is stalled (see core/transfer.py). The
+# daemon reports progress at least every 100 ms while bytes move, so two minutes of silence is
+# a registry that accepted a request and never answered, which the daemon would wait on forever.
+DEFAULT_STALL_TIMEOUT = 120.0
+STALL_TIMEOUT_ENV = "DOCKOPS_STALL_TIMEOUT"
 _DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 
 
@@ -48,6 +53,39 @@ def _timeout(long_running: bool) -> float:
     return LONG_TIMEOUT if long_running else DEFAULT_TIMEOUT
 
 
+def stall_timeout() -> float:
+    """Seconds a pull/push stream may stay silent before it counts as stalled:
+    $DOCKOPS_STALL_TIMEOUT, else DEFAULT_STALL_TIMEOUT.
+
+    Raises:
+        InvalidInput: the variable is not a positive number of seconds.
+    """
+    text = os.environ.get(STALL_TIMEOUT_ENV)
+    if not text:
+        return DEFAULT_STALL_TIMEOUT
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds < float("inf"):  # also refuses nan
+        raise InvalidInput(
+            f"{STALL_TIMEOUT_ENV}={text!r} is not a positive number of seconds"
+        ) from None
+    return seconds
+
+
+def engine_answers(client: docker.DockerClient, timeout: float = 5.0) -> bool:
+    """True when the engine answers /_ping within `timeout`: tells a stream the engine cut or
+    left silent (engine gone, exit 3) from one the engine ended on purpose."""
+    api = client.api
+    try:
+        response = api._get(api._url("/_ping"), timeout=timeout)
+    except Exception:  # any failure to get an answer means: not answering
+        return False
+    with contextlib.closing(response):
+        return bool(response.ok)
+
+
 def get_client(*, long_running: bool = False) -> docker.DockerClient:
     """Build a client for the current engine and check that it answers.
 
@@ -61,6 +99,8 @@ def get_client(*, long_running: bool = False) -> docker.DockerClient:
     import docker
 
     timeout = _timeout(long_running)
+    if long_running:
+        stall_timeout()  # a bad value is bad input, said before the engine is asked
     try:
         # version="auto" makes docker-py ask the daemon (GET /version) before anything else,
         # which doubles as the reachability check.
@@ -73,8 +113,11 @@ def get_client(*, long_running: bool = False) -> docker.DockerClient:
 
 def root_cause(exc: BaseException) -> str:
     """The innermost OS-level reason of a requests/urllib3 error chain, as one short line."""
+    from http.client import RemoteDisconnected
+
     seen: set[int] = set()
     stack: list[object] = [exc]
+    hung_up = False
     while stack:
         item = stack.pop()
         if isinstance(item, (tuple, list)):
@@ -85,7 +128,12 @@ def root_cause(exc: BaseException) -> str:
         seen.add(id(item))
         if isinstance(item, OSError) and item.strerror:
             return item.strerror.lower()
+        # An engine that goes away between two requests: no errno, only http.client's words
+        # ("('Connection aborted.', RemoteDisconnected(...))" is no line for a user).
+        hung_up = hung_up or isinstance(item, RemoteDisconnected)
         stack.extend([item.__cause__, item.__context__, *item.args])
+    if hung_up:
+        return "connection closed without an answer"
     return " ".join(str(exc).split())
 
 

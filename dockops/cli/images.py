@@ -107,7 +107,13 @@ def search(
         from dockops.core.registry.api import connect
         from dockops.core.registry.browse import search as search_registry
 
-        with connect(str(resolve_registry(registry))) as api:
+        address = resolve_registry(registry)
+        if address is None:
+            raise InvalidInput(
+                "search --registry: no registry named, and no default (DOCKOPS_REGISTRY, "
+                "config.toml)"
+            )
+        with connect(address) as api:
             found = search_registry(api, term, limit=limit)
         render.emit(found, output, columns=REGISTRY_SEARCH_COLUMNS)
         return

@@ -7,16 +7,17 @@ a whole tar in memory), checked as a tar on the way (see archive_tar for why).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from dockops.core.archive_io import CHUNK, Written, open_archive, tar_sink
+from dockops.core.archive_io import CHUNK, Written, open_archive, tar_sink, unwritable
 from dockops.core.archive_tar import TarProblem, TarWalker
 from dockops.core.lookup import inspect_image
-from dockops.engine import engine_errors, root_cause
-from dockops.errors import EngineRefused, EngineUnreachable
+from dockops.engine import engine_address, engine_answers, engine_errors, root_cause
+from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput
 from dockops.progress import ProgressCallback, ProgressEvent, ignore
 
 if TYPE_CHECKING:
@@ -59,8 +60,13 @@ def stream_tar(
     what: str,
     label: str,
     progress: ProgressCallback,
+    client: docker.DockerClient | None = None,
 ) -> None:
-    """Copy the engine's tar body to `out`, walking its headers; raise if it is incomplete."""
+    """Copy the engine's tar body to `out`, walking its headers; raise if it is incomplete.
+
+    With `client`, a stream that stops early is checked against the engine: when the engine no
+    longer answers (stopped, crashed) that is the error to report, not the short tar.
+    """
     from http.client import HTTPException
 
     from urllib3.exceptions import HTTPError as Urllib3Error
@@ -75,6 +81,8 @@ def stream_tar(
                 # Reading the raw body skips requests' wrapping, so urllib3's ProtocolError
                 # ("Connection broken: IncompleteRead") arrives untranslated.
                 reason = root_cause(exc) if isinstance(exc, OSError) else "connection closed"
+                if client is not None and not engine_answers(client):
+                    reason += f"; the Docker engine at {engine_address()} no longer answers"
                 raise EngineUnreachable(
                     f"{what}: the engine's stream broke after {walker.offset} bytes ({reason})"
                 ) from exc
@@ -89,6 +97,11 @@ def stream_tar(
     try:
         walker.finish()
     except TarProblem as exc:
+        if exc.engine_error is None and client is not None and not engine_answers(client):
+            raise EngineUnreachable(
+                f"{what}: lost the Docker engine at {engine_address()}: it stopped answering "
+                f"after {walker.offset} bytes of the stream"
+            ) from None
         raise EngineRefused(f"{what}: the engine's stream stopped early ({exc.message})") from None
     progress(ProgressEvent(label, "written", walker.offset))
 
@@ -119,7 +132,14 @@ def download_tar(
     written: Written
     try:
         with tar_sink(target, gzip=gzip) as (out, written):
-            stream_tar(response, out, what, label, progress)
+            stream_tar(response, out, what, label, progress, client)
+    except OSError as exc:
+        # The engine side turns its own OSErrors into DockopsErrors: this is the disk (full,
+        # quota, read-only, I/O error), and the temp file is already gone.
+        error = unwritable(what, target, exc)
+        if error is None:
+            raise
+        raise error from exc
     finally:
         response.close()
     return written
@@ -264,6 +284,11 @@ def load_images(
                 loaded.append(ArchivedImage(None, text.split(":", 1)[1].strip()))
             elif text.startswith("Loaded image:"):
                 loaded.append(ArchivedImage(text.split(":", 1)[1].strip(), ""))
+    except EngineRefused as exc:
+        missing = _missing_member(what, exc)
+        if missing is None:
+            raise
+        raise missing from exc
     finally:
         response.close()
     # The engine names tagged images by reference only: ask for their IDs.
@@ -275,3 +300,21 @@ def load_images(
             for image in loaded
         )
     return LoadResult(source=name, bytes=consumed, images=images)
+
+
+# The engine unpacks a load into a temp folder, then opens each file manifest.json names.
+_NOT_IN_TAR = re.compile(r"/docker-import-\d+/(\S+?): no such file or directory")
+
+
+def _missing_member(what: str, refusal: EngineRefused) -> InvalidInput | None:
+    """A tar whose manifest.json names a file it does not hold (a layer, a config), which the
+    engine does not have either: the engine says "open <its temp path>: no such file"; say
+    which file of the tar is missing instead. (A missing layer the engine already holds is
+    no error: it loads, as `docker load` does, which delta archives rely on.)"""
+    found = _NOT_IN_TAR.search(refusal.message)
+    if found is None:
+        return None
+    return InvalidInput(
+        f"{what}: incomplete archive: its manifest.json names {found[1]}, which is not in the "
+        "tar (and the engine does not hold that layer already)"
+    )

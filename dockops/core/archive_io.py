@@ -52,6 +52,17 @@ def check_output_path(path: str) -> Path | None:
     return target
 
 
+def unwritable(what: str, target: Path | BinaryIO, exc: OSError) -> InvalidInput | None:
+    """The one line for an output that could not be written (disk full, quota, read-only,
+    I/O error); None for a reader that left a pipe (`save -o - | head`), not an error."""
+    if isinstance(exc, BrokenPipeError):
+        return None
+    reason = (exc.strerror or str(exc)).lower()
+    where = str(target) if isinstance(target, Path) else "stdout"
+    left = "; nothing was left behind" if isinstance(target, Path) else ""
+    return InvalidInput(f"{what}: cannot write {where}: {reason}{left}")
+
+
 def check_input_path(path: str) -> Path | None:
     """Validate an input file before any engine call; None means stdin ("-").
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dockops.core.images import containers_by_image, list_images, tags_of
 from dockops.engine import engine_errors
-from dockops.errors import EngineRefused, InvalidInput
+from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput
 from dockops.units import human_age, human_duration
 
 if TYPE_CHECKING:
@@ -180,11 +180,37 @@ def _unique_sizes(client: docker.DockerClient) -> dict[str, int]:
             True,
         )
     else:
-        images = client.api.df().get("Images") or []
+        images = _disk_usage(client).get("Images") or []
     return {
         i["Id"]: max(0, int(i.get("Size") or 0) - max(0, int(i.get("SharedSize") or 0)))
         for i in images
     }
+
+
+def _disk_usage(client: docker.DockerClient) -> dict[str, Any]:
+    """GET /system/df, waiting out what another run going at the same time causes: the daemon
+    runs one df at a time and refuses the others with 409 "a disk usage operation is already
+    running" (two prunes, or a prune and a monitoring agent's `docker system df`), and a df
+    that meets a delete half-done fails with "layer ... was not found (corruption?)"."""
+    import random
+
+    import docker
+
+    deadline = time.monotonic() + 60
+    half_done = 0
+    while True:
+        try:
+            usage: dict[str, Any] = client.api.df()
+            return usage
+        except docker.errors.APIError as exc:
+            text = str(exc)
+            if "already running" in text and time.monotonic() < deadline:
+                pass
+            elif "(corruption?)" in text and half_done < 5:  # a real one stays: bounded
+                half_done += 1
+            else:
+                raise
+        time.sleep(random.uniform(0.05, 0.5))
 
 
 def _api_at_least(client: docker.DockerClient, wanted: tuple[int, int]) -> bool:
@@ -277,12 +303,30 @@ def execute_plan(
         Removed images, the plan's kept images plus those kept at the re-check, and failures.
 
     Raises:
-        EngineUnreachable: the engine went away mid-run.
+        EngineUnreachable: the engine went away mid-run; the message says how many deletes
+            were done before that (a rerun plans again from what is left).
     """
     started = time.monotonic() if started is None else started
+    outcomes: list[Removal | Kept | Failure] = []
+    lost: EngineUnreachable | None = None
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        outcomes = list(pool.map(lambda r: _remove_one(client, r), plan.remove))
+        futures = [pool.submit(_remove_one, client, r) for r in plan.remove]
+        for future in futures:
+            try:
+                outcomes.append(future.result())
+            except CancelledError:
+                continue
+            except EngineUnreachable as exc:
+                # Stop sending deletes to an engine that is gone; keep counting those done.
+                lost = lost or exc
+                for pending in futures:
+                    pending.cancel()
     removed = tuple(o for o in outcomes if isinstance(o, Removal))
+    if lost is not None:
+        raise EngineUnreachable(
+            f"prune: {lost.message}; {len(removed)} of {len(plan.remove)} planned images were "
+            "removed before that, run again to finish"
+        ) from lost
     return PruneResult(
         dry_run=False,
         removed=removed,
@@ -311,7 +355,24 @@ def _remove_one(client: docker.DockerClient, planned: Removal) -> Removal | Kept
             client.api.remove_image(planned.id, force=False, noprune=True)
             return planned
     except EngineRefused as exc:
+        if "layer does not exist" in exc.message and _gone(client, planned.id):
+            # Two deletes of one image racing inside the daemon (two runs without a shared
+            # lock): the loser may fail on the layer the winner released. The image is gone,
+            # which is what this run wanted. Any other failure stays one, even when the image
+            # record went (a layer the engine could not remove still holds the space).
+            return Kept(planned.id, _GONE_REASON, GONE)
         return _refusal(planned, exc.message)
+
+
+def _gone(client: docker.DockerClient, image_id: str) -> bool:
+    import docker
+
+    with engine_errors():
+        try:
+            client.api.inspect_image(image_id)
+        except docker.errors.NotFound:
+            return True
+    return False
 
 
 _GONE_REASON = "gone before its turn (removed by another process)"
@@ -319,7 +380,9 @@ _GONE_REASON = "gone before its turn (removed by another process)"
 
 def _refusal(planned: Removal, text: str) -> Kept | Failure:
     """Read the engine's 409/404 text: these are reasons to keep, not failures."""
-    if "No such image" in text:
+    # Another process deleted it first: the 20.10 daemon says "No such image" when the
+    # image was gone before the delete began, "unrecognized image ID" when it went during it.
+    if "No such image" in text or "unrecognized image ID" in text:
         return Kept(planned.id, _GONE_REASON, GONE)
     if "being used by" in text:
         holder = text.rsplit("container", 1)[-1].strip()

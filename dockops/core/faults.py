@@ -47,10 +47,25 @@ _REGISTRY = (
 )
 
 
+# A certificate chain that does not lead to a CA the client trusts, as Go (the daemon) and
+# OpenSSL (Python) word it. A name mismatch or an expired certificate is not in it: trusting
+# the CA would not fix those.
+_UNTRUSTED = (
+    r"unknown authority",
+    r"self[- ]signed certificate",
+    r"unable to get (?:local )?issuer certificate",
+    r"certificate is not trusted",
+    # OpenSSL's reason code alone (requests often keeps nothing else): unless the rest says
+    # the name or the dates are wrong, a CA it does not know is what fails in practice.
+    r"certificate[ _]verify[ _]failed(?!: (?:hostname mismatch|ip address mismatch|"
+    r"certificate has expired))",
+)
+_PATTERNS = {"transient": _TRANSIENT, "registry": _REGISTRY, "untrusted": _UNTRUSTED}
+
+
 @functools.cache
 def _pattern(name: str) -> re.Pattern[str]:
-    parts = _TRANSIENT if name == "transient" else _REGISTRY
-    return re.compile("|".join(f"(?:{p})" for p in parts), re.IGNORECASE)
+    return re.compile("|".join(f"(?:{p})" for p in _PATTERNS[name]), re.IGNORECASE)
 
 
 def is_transient(message: str) -> bool:
@@ -62,6 +77,20 @@ def is_transient(message: str) -> bool:
 def is_registry_cause(message: str) -> bool:
     """True when the text says the registry is unreachable, or TLS or authentication failed."""
     return is_transient(message) or _pattern("registry").search(message) is not None
+
+
+def untrusted_hint(registry: str, message: str) -> str | None:
+    """What to do when `message` says the registry's certificate is not trusted: the certs.d
+    file where the daemon (and dockops) look for its CA; None for any other message."""
+    if _pattern("untrusted").search(message) is None:
+        return None
+    from dockops.core.registry.trust import ca_path
+
+    # The same words as the registry API client's (core/registry/api.py).
+    return (
+        f"to trust its CA, put it in {ca_path(registry)} "
+        "(dockops registry secure does it with --trust)"
+    )
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,8 @@
 docker-py's high-level calls lose the failure: `images.push()` returns the stream text even when it
 holds an `errorDetail` line, and `images.pull()` throws the log away and reports ImageNotFound. So
 the low-level stream is read here; an error line is a failure carrying the daemon's own words.
+
+The streams come from transfer_stream, which bounds how long one may stay silent (a stall).
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dockops.core.faults import RetryPolicy, is_registry_cause, is_transient
+from dockops.core.faults import RetryPolicy, is_registry_cause, is_transient, untrusted_hint
 from dockops.core.lookup import named_errors
+from dockops.core.transfer_stream import Stalled, daemon_lines
 from dockops.engine import engine_errors
 from dockops.errors import DockopsError, EngineRefused, InvalidInput, RegistryUnreachable
 from dockops.progress import ProgressCallback, ProgressEvent, ignore
@@ -106,13 +109,15 @@ def _attempt(
                 for line in stream:
                     seen.take(line, on)
             finally:
-                # A dropped generator leaks its socket (docker-py#3282).
                 close = getattr(stream, "close", None)
                 if close is not None:
                     close()
         except docker.errors.APIError as exc:
             status = exc.response.status_code if exc.response is not None else None
             raise _DaemonError(str(exc.explanation or exc), status) from exc
+        except Stalled as exc:
+            # Not retried: each try would add a whole stall timeout to a bounded wait.
+            raise exc.error(what) from exc
     return seen
 
 
@@ -122,6 +127,8 @@ def _run(
     start: Callable[[], Iterator[dict[str, Any]]],
     on_progress: ProgressCallback,
     policy: RetryPolicy,
+    *,
+    registry: str | None = None,
 ) -> tuple[_Seen, int]:
     from tenacity import (
         RetryCallState,
@@ -158,17 +165,26 @@ def _run(
                 seen = _attempt(what, label, start, on_progress)
     except _DaemonError as exc:
         attempts = int(retrying.statistics.get("attempt_number", 1))
-        raise _failure(what, exc, attempts) from exc
+        raise _failure(what, exc, attempts, registry) from exc
     return seen, int(retrying.statistics.get("attempt_number", 1))
 
 
-def _failure(what: str, exc: _DaemonError, attempts: int) -> DockopsError:
+def _failure(
+    what: str, exc: _DaemonError, attempts: int, registry: str | None = None
+) -> DockopsError:
     text = f"{what}: {exc.message}"
     if is_transient(exc.message) and attempts > 1:
         text += f" (gave up after {attempts} attempts)"
+    hint = untrusted_hint(registry, exc.message) if registry else None
+    if hint:
+        text += f"; {hint}"
     if is_registry_cause(exc.message):
         return RegistryUnreachable(text)
     return EngineRefused(text)
+
+
+def _registry_of(ref: Reference) -> str:
+    return ref.domain or "docker.io"
 
 
 def _target(reference: str, all_tags: bool, action: str) -> tuple[Reference, str | None]:
@@ -204,20 +220,21 @@ def pull_image(
     Raises:
         InvalidInput: a tag together with all_tags.
         EngineRefused: the daemon refused (missing tag, bad manifest...), with its own text.
-        RegistryUnreachable: registry down, TLS or auth failure, or transient faults outlasting
-            the retries.
-        EngineUnreachable: lost the engine.
+        RegistryUnreachable: registry down, TLS or auth failure, transient faults outlasting
+            the retries, or a stall (no progress for DOCKOPS_STALL_TIMEOUT; not retried).
+        EngineUnreachable: lost the engine, or it stopped answering.
     """
     ref, tag = _target(reference, all_tags, "pull")
     what = f"pull {ref.repository if all_tags else reference}"
     seen, attempts = _run(
         what,
         ref.repository,
-        lambda: client.api.pull(
-            ref.repository, tag=tag, all_tags=all_tags, stream=True, decode=True
+        lambda: daemon_lines(
+            client, "/images/create", {"fromImage": ref.repository, "tag": tag}, ref.repository
         ),
         on_progress,
         policy or RETRY,
+        registry=_registry_of(ref),
     )
     tags = []
     for item in seen.tags.values():
@@ -260,9 +277,9 @@ def push_image(
     Raises:
         InvalidInput: a digest, a tag with all_tags, or no such local image.
         EngineRefused: the daemon refused, with its own text.
-        RegistryUnreachable: registry down, TLS or auth failure, or transient faults outlasting
-            the retries.
-        EngineUnreachable: lost the engine.
+        RegistryUnreachable: registry down, TLS or auth failure, transient faults outlasting
+            the retries, or a stall (no progress for DOCKOPS_STALL_TIMEOUT; not retried).
+        EngineUnreachable: lost the engine, or it stopped answering.
     """
     ref, tag = _target(reference, all_tags, "push")
     if ref.digest:
@@ -280,9 +297,12 @@ def push_image(
     seen, attempts = _run(
         what,
         ref.repository,
-        lambda: client.api.push(ref.repository, tag=tag, stream=True, decode=True),
+        lambda: daemon_lines(
+            client, "/images/{0}/push", {"tag": tag}, ref.repository, json_body=True
+        ),
         on_progress,
         policy or RETRY,
+        registry=_registry_of(ref),
     )
     return TransferResult(
         "push",

@@ -118,7 +118,11 @@ def _serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
 class FaultProxy:
     """A TCP proxy in front of a registry that answers the first `faults` matching requests
     itself (with `status`, or with a TCP reset when `reset`), then forwards everything;
-    `requests` records each first request line of a connection, `faulted` those faulted."""
+    `requests` records each first request line of a connection, `faulted` those faulted.
+
+    With `stall`, a faulted request gets no answer at all: the connection is held open, silent,
+    until the client closes it (recorded in `released`) or the proxy stops — a registry that
+    accepted the request and hung."""
 
     port: int
     upstream: int
@@ -130,6 +134,10 @@ class FaultProxy:
     requests: list[str] = field(default_factory=list)
     faulted: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    stall: bool = False
+    released: list[str] = field(default_factory=list)
+    stalled: threading.Event = field(default_factory=threading.Event)
+    _stopping: threading.Event = field(default_factory=threading.Event)
 
     @property
     def address(self) -> str:
@@ -155,6 +163,9 @@ class FaultProxy:
                 head += chunk
             line = head.split(b"\r\n", 1)[0].decode("latin-1")
             faulted = self._take_fault(line)
+            if faulted and self.stall:
+                self._hold(client, line)
+                return
             if faulted and self.reset:
                 # SO_LINGER 0: close() sends RST, the "connection reset by peer" of a flaky LB.
                 client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -172,6 +183,37 @@ class FaultProxy:
                 pump.start()
                 _pipe(client, server)
                 pump.join()
+
+    def _hold(self, client: socket.socket, line: str) -> None:
+        """Say nothing; note when the client gives up and closes its end."""
+        self.stalled.set()
+        client.settimeout(0.2)
+        while not self._stopping.is_set():
+            try:
+                data = client.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:  # a reset is a close too
+                data = b""
+            if not data:
+                with self._lock:
+                    self.released.append(line)
+                return
+
+    def drop_stalled(self) -> None:
+        """Close every held connection, as a registry that restarts does: whoever waited on
+        one (the daemon) gets an EOF at last."""
+        self._stopping.set()
+
+    def wait_released(self, count: int = 1, timeout: float = 30.0) -> bool:
+        """Wait until `count` stalled connections were closed by their client."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if len(self.released) >= count:
+                    return True
+            time.sleep(0.05)
+        return False
 
 
 def _pipe(source: socket.socket, sink: socket.socket) -> None:
@@ -193,6 +235,7 @@ def fault_proxy(
     body: bytes = b"",
     match: Callable[[str], bool] = lambda line: True,
     reset: bool = False,
+    stall: bool = False,
 ) -> Iterator[FaultProxy]:
     """Run a FaultProxy on a free loopback port in front of 127.0.0.1:upstream."""
     listener = socket.socket()
@@ -208,6 +251,7 @@ def fault_proxy(
         body=body,
         match=match,
         reset=reset,
+        stall=stall,
     )
     stop = threading.Event()
 
@@ -226,6 +270,7 @@ def fault_proxy(
         yield proxy
     finally:
         stop.set()
+        proxy._stopping.set()
         thread.join()
         listener.close()
 

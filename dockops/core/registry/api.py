@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dockops.core.faults import RetryPolicy
-from dockops.core.registry.trust import is_insecure, trusted_ca
+from dockops.core.registry.trust import is_insecure, is_loopback, trusted_ca
 from dockops.errors import DockopsError, EngineRefused, RegistryUnreachable
 
 if TYPE_CHECKING:
@@ -75,6 +75,12 @@ class RegistryClient:
         self.session.trust_env = False  # a proxy for the outside world is no way to a registry
         ca = trusted_ca(registry, certs_d)
         self.session.verify = str(ca) if ca else True
+        if not is_loopback(registry) and is_insecure(registry):
+            # Named insecure by the user: as the daemon, TLS without verification, then http.
+            import urllib3
+
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+            self.session.verify = False
         self.base_url: str | None = None
         self._token: str | None = None
         self._challenge: dict[str, str] | None = None
@@ -221,15 +227,11 @@ class RegistryClient:
                 # not verify is never a reason to drop to http.
                 if i + 1 < len(bases) and "certificate" not in str(exc).lower():
                     continue
-                text = f"{self.registry}: TLS: {reason(exc)}"
-                if "certificate" in str(exc).lower():
-                    from dockops.core.registry.trust import ca_path
+                from dockops.core.faults import untrusted_hint
 
-                    text += (
-                        f"; to trust its CA, put it in {ca_path(self.registry)} "
-                        "(dockops registry secure does it with --trust)"
-                    )
-                raise RegistryUnreachable(text) from None
+                text = f"{self.registry}: TLS: {reason(exc)}"
+                hint = untrusted_hint(self.registry, text)
+                raise RegistryUnreachable(f"{text}; {hint}" if hint else text) from None
             except requests.exceptions.ConnectionError as exc:
                 if i + 1 < len(bases):
                     continue
@@ -307,10 +309,27 @@ def _error_text(response: requests.Response) -> str:
     return response.reason or str(response.status_code)
 
 
+def _verify_message(exc: BaseException | None) -> str | None:
+    seen = 0
+    while exc is not None and seen < 10:
+        message = getattr(exc, "verify_message", None)
+        if message:
+            return str(message)
+        for arg in getattr(exc, "args", ()):
+            if isinstance(arg, BaseException) and (inner := _verify_message(arg)):
+                return inner
+        exc = getattr(exc, "reason", None) or exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
 def reason(exc: BaseException) -> str:
     """The innermost cause of a requests error, without urllib3's object reprs."""
     while exc.__context__ is not None and exc.__context__ is not exc:
         exc = exc.__context__
+    verify = _verify_message(exc)
+    if verify:  # OpenSSL's own words: "self-signed certificate", "hostname mismatch"...
+        return f"certificate verify failed: {verify}"
     cause = getattr(exc, "reason", None)
     text = str(cause if cause is not None else exc)
     if "] " in text and text.startswith("["):  # "[SSL: CERTIFICATE_VERIFY_FAILED] cert…"

@@ -1,0 +1,122 @@
+"""`python -m bench`: the suites' lines become bench/results.md tables (pure text work; the
+suites themselves need an engine and run with `make bench`, never in `make test`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import bench.__main__ as bench_main
+from bench import results
+
+# One line of each shape the suites print (bench/timing.py, archive.py, registry.py, ...).
+ARCHIVE = [
+    "## save (median of 3 runs; 629 MB; ratio to raw API: curl /images/get)",
+    "  raw API: curl /images/get            1.52 s  x 1.00     414 MB/s  peak RSS    5.1 MiB",
+    "  dockops save -o                      1.61 s  x 1.06     391 MB/s  peak RSS   41.0 MiB",
+    "  goal dockops save vs raw: x1.06 <= 1.10, 41.0 <= 80 MiB: met",
+    "  dockops save vs docker save -o: x0.97",
+]
+STARTUP = [
+    "## start-up (median of 15 runs; ratio to python3 -c pass)",
+    "  python3 -c pass                                  21.1 ms   x 1.00",
+    "  dockops --version                               148.0 ms   x 7.03",
+]
+REGISTRY = [
+    "## registry push (median of 3 runs; 336 MB image; fresh registry each)",
+    "  docker tag && docker push       4.10 s  x 1.00   runs: 4.10, 4.20, 4.00",
+    "  dockops push-private            4.30 s  x 1.05   runs: 4.30, 4.40, 4.20",
+    "## registry ls (1200 repositories, default page size; median of 7 runs)",
+    "  curl loop                 180.2 ms  x 1.00  13 catalog requests",
+    "  dockops registry ls | x   220.0 ms  x 1.22  2 catalog requests",
+]
+
+
+def test_rows_keep_time_ratio_throughput_rss_and_notes() -> None:
+    [save] = results.parse("archive", ARCHIVE)
+    assert save.title.startswith("save (median of 3 runs")
+    assert [(r.label, r.time, r.ratio, r.rate, r.rss, r.notes) for r in save.rows] == [
+        ("raw API: curl /images/get", "1.52 s", "x1.00", "414 MB/s", "5.1 MiB", ""),
+        ("dockops save -o", "1.61 s", "x1.06", "391 MB/s", "41.0 MiB", ""),
+    ]
+    assert save.notes == [
+        "goal dockops save vs raw: x1.06 <= 1.10, 41.0 <= 80 MiB: met",
+        "dockops save vs docker save -o: x0.97",
+    ]
+    push, listing = results.parse("registry", REGISTRY)
+    assert push.rows[1].notes == "runs: 4.30, 4.40, 4.20"
+    assert listing.rows[1].label == "dockops registry ls | x"
+    assert listing.rows[0].notes == "13 catalog requests"
+
+
+def test_tables_leave_out_empty_columns_and_escape_pipes() -> None:
+    [startup] = results.parse("startup", STARTUP)
+    assert results.table(startup) == [
+        "| measurement | time (median) | ratio |",
+        "|---|---|---|",
+        "| python3 -c pass | 21.1 ms | x1.00 |",
+        "| dockops --version | 148.0 ms | x7.03 |",
+    ]
+    _, listing = results.parse("registry", REGISTRY)
+    assert "| dockops registry ls \\| x | 220.0 ms | x1.22 | 2 catalog requests |" in (
+        results.table(listing)
+    )
+
+
+def fine() -> list[str]:
+    return STARTUP
+
+
+def broken() -> list[str]:
+    raise RuntimeError("the engine went away")
+
+
+@pytest.fixture
+def fake_suites(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    here = "tests.unit.test_bench_results"
+    monkeypatch.setattr(bench_main, "SUITES", {"fine": (here, "fine"), "broken": (here, "broken")})
+    monkeypatch.setattr(bench_main, "RESULTS", tmp_path / "results.md")
+    monkeypatch.setattr(bench_main, "PARTIAL", tmp_path / "results" / "partial.md")
+    monkeypatch.setattr(bench_main, "HERE", tmp_path)
+    monkeypatch.setattr(results, "environment", lambda: [("CPU", "2 x test")])
+    return tmp_path
+
+
+def test_a_full_run_writes_results_md_and_names_a_failed_suite(
+    fake_suites: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert bench_main.main([]) == 1  # a suite failed: the run says so
+    text = (fake_suites / "results.md").read_text()
+    assert "| CPU | 2 x test |" in text
+    assert "| suites | fine (0 s), broken (0 s) |" in text
+    assert "## fine\n\n### start-up (median of 15 runs; ratio to python3 -c pass)" in text
+    assert "| dockops --version | 148.0 ms | x7.03 |" in text
+    assert "## Failed suites\n\n- broken: RuntimeError: the engine went away" in text
+    assert "dockops --version" in capsys.readouterr().out  # lines still printed as they come
+    assert not (fake_suites / "results").exists()
+
+
+def test_a_partial_run_never_replaces_the_full_table(fake_suites: Path) -> None:
+    assert bench_main.main(["fine"]) == 0
+    assert not (fake_suites / "results.md").exists()
+    assert "x7.03" in (fake_suites / "results" / "partial.md").read_text()
+    assert bench_main.main(["nope"]) == 2
+
+
+def test_a_suite_module_no_one_listed_is_found_and_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = tmp_path / "benchprobe"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "new_suite.py").write_text(
+        "def run():\n    return ['## new', '  a   1.0 s  x1.00']\n"
+    )
+    (package / "helper.py").write_text("X = 1\n")
+    (package / "timing.py").write_text("def run():\n    raise AssertionError\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    found = bench_main.discover(package, "benchprobe")
+    assert found["new-suite"] == ("benchprobe.new_suite", "run")
+    assert "helper" not in found and "timing" not in found
+    assert {"archive", "registry-ls", "prune"} <= set(found)  # the listed ones stay first
