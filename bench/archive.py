@@ -73,6 +73,9 @@ def ensure_built(
         found = client.images.get(image)
         if found.labels.get(LABEL) == key:
             return int(found.attrs["Size"])
+        # An outdated build would be left dangling by the new tag, and the engine tests'
+        # dangling-image counts would see it.
+        client.api.remove_image(found.id, force=True)
     except docker.errors.ImageNotFound:
         pass
     box = client.containers.run(base, ["sh", "-c", script], network_mode="none", detach=True, **run)

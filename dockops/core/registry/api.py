@@ -318,7 +318,8 @@ def _verify_message(exc: BaseException | None) -> str | None:
         for arg in getattr(exc, "args", ()):
             if isinstance(arg, BaseException) and (inner := _verify_message(arg)):
                 return inner
-        exc = getattr(exc, "reason", None) or exc.__cause__ or exc.__context__
+        cause = getattr(exc, "reason", None)
+        exc = cause if isinstance(cause, BaseException) else exc.__cause__ or exc.__context__
         seen += 1
     return None
 
