@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
@@ -116,6 +117,28 @@ def _wait_for_temp(folder: Path, timeout: float = 30) -> list[str]:
     raise AssertionError(f"no partial file appeared in {folder}")
 
 
+def interrupt_mid_stream(
+    args: list[str], folder: Path, name: str, relay: Any, signum: int
+) -> tuple[int, bytes]:
+    """Run `dockops ARGS -o FOLDER/NAME` through `relay`, send `signum` once the relay holds
+    the stream mid-way (a temp file, never the target name, holds part of the tar then)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dockops", *args, "-o", str(folder / name)],
+        env={**os.environ, "DOCKER_HOST": f"unix://{relay.path}"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        partial = _wait_for_temp(folder)
+        assert relay.reached.wait(30)
+        assert all(n.startswith(f".{name}.") and n.endswith(".tmp") for n in partial)
+        process.send_signal(signum)
+        _, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    return process.returncode, err
+
+
 @pytest.mark.parametrize(
     ("signum", "name"), [(signal.SIGINT, "x.tar"), (signal.SIGTERM, "x.tar.gz")]
 )
@@ -127,22 +150,8 @@ def test_interrupted_save_leaves_no_file_and_no_temp_file(
     relay = relay_factory(limit=3 * 1024 * 1024 + 12345, cut=False)
     folder = tmp_path / "out"
     folder.mkdir()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dockops", "save", ref, "-o", str(folder / name)],
-        env={**os.environ, "DOCKER_HOST": f"unix://{relay.path}"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        partial = _wait_for_temp(folder)
-        assert relay.reached.wait(30)
-        # Mid-stream: a temp file (never the target name) holds part of the tar.
-        assert all(n.startswith(f".{name}.") and n.endswith(".tmp") for n in partial)
-        process.send_signal(signum)
-        _, err = process.communicate(timeout=30)
-    finally:
-        process.kill()
-    assert process.returncode == 130
+    returncode, err = interrupt_mid_stream(["save", ref], folder, name, relay, signum)
+    assert returncode == 130
     # Typer turns KeyboardInterrupt into a silent Exit(130) before dockops' error boundary
     # sees it, so no "interrupted" line is asserted here (see the report).
     assert "Traceback" not in err.decode()

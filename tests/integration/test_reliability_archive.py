@@ -11,7 +11,6 @@ import io
 import os
 import signal
 import subprocess
-import sys
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ import pytest
 from tests.conftest import Cli
 from tests.imagefactory import FakeImage, write_save_tar
 from tests.integration.test_archive import make_image
-from tests.integration.test_archive_interrupt import _wait_for_temp, relay_factory
+from tests.integration.test_archive_interrupt import interrupt_mid_stream, relay_factory
 
 __all__ = ["relay_factory"]  # the fixture, shared with test_archive_interrupt.py
 
@@ -84,21 +83,9 @@ def test_an_interrupted_export_leaves_no_file_and_no_temp_file(
     relay = relay_factory(limit=3 * 1024 * 1024 + 4321, cut=False)
     folder = tmp_path / "out"
     folder.mkdir()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dockops", "export", "dockops-export-int", "-o", str(folder / name)],
-        env={**os.environ, "DOCKER_HOST": f"unix://{relay.path}"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        partial = _wait_for_temp(folder)
-        assert relay.reached.wait(30)
-        assert all(n.startswith(f".{name}.") and n.endswith(".tmp") for n in partial)
-        process.send_signal(signum)
-        _, err = process.communicate(timeout=30)
-    finally:
-        process.kill()
-    assert process.returncode == 130, err
+    args = ["export", "dockops-export-int"]
+    returncode, err = interrupt_mid_stream(args, folder, name, relay, signum)
+    assert returncode == 130, err
     assert "Traceback" not in err.decode()
     assert os.listdir(folder) == []
 
