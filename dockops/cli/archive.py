@@ -129,14 +129,15 @@ def load(
     mode = render.output_mode(json, quiet)
     source = _input_source(input_)
     from dockops.core.archive import load_images
-    from dockops.core.delta import Prepended, check_delta, read_delta, read_head
+    from dockops.core.archive_io import HeadFirst
+    from dockops.core.delta import check_delta, read_delta, read_head
 
     if isinstance(source, Path):
         with source.open("rb") as handle:
             head = read_head(handle)
     else:  # stdin: what was read to look is put back in front
         head = read_head(source)
-        source = io.BufferedReader(Prepended(head, source))
+        source = io.BufferedReader(HeadFirst(head, source))
     delta = read_delta(head)
 
     def work(client: Any, report: Any) -> Any:

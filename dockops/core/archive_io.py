@@ -209,8 +209,9 @@ def tar_sink(target: Path | BinaryIO, *, gzip: bool) -> Iterator[tuple[BinaryIO,
         written.bytes, written.sha256 = hashing.bytes, hashing.sha256.hexdigest()
 
 
-class _Source(io.RawIOBase):
-    """The raw input with its sniffed head put back in front, counting what is read."""
+class HeadFirst(io.RawIOBase):
+    """A stream whose first bytes were already read (to sniff them), with those bytes put back
+    in front; counts what is read."""
 
     def __init__(self, head: bytes, rest: BinaryIO) -> None:
         self._head = memoryview(head)
@@ -236,7 +237,7 @@ class Opened:
     """An input archive: `chunks` yields its tar bytes (decompressed when gzip)."""
 
     kind: str  # "tar", "gzip", or a compression the engine decodes itself
-    source: _Source
+    source: HeadFirst
     reader: BinaryIO
 
     def chunks(self, name: str) -> Iterator[bytes]:
@@ -287,7 +288,7 @@ def open_archive(stream: BinaryIO, name: str) -> Opened:
         head += piece
     if not head:
         raise InvalidInput(f"{name}: empty input")
-    source = _Source(head, stream)
+    source = HeadFirst(head, stream)
     if head.startswith(GZIP_MAGIC):
         from isal import igzip_threaded
 

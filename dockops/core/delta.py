@@ -17,7 +17,6 @@ output, or is compressed into it. Memory stays flat; the temp file holds only th
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -335,27 +334,6 @@ def check_delta(client: docker.DockerClient, doc: dict[str, Any], name: str) -> 
             f"load {name}: a delta archive; this engine lacks {len(missing)} of the layers it "
             f"leaves out ({layers}): load the base image first ({', '.join(bases)})"
         )
-
-
-class Prepended(io.RawIOBase):
-    """`head` (already read, to look for the delta record) put back in front of `rest`."""
-
-    def __init__(self, head: bytes, rest: BinaryIO) -> None:
-        self._head = memoryview(head)
-        self._rest = rest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if self._head:
-            count = min(len(buffer), len(self._head))
-            buffer[:count] = self._head[:count]
-            self._head = self._head[count:]
-            return count
-        data = self._rest.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
 
 def read_head(stream: BinaryIO, size: int = 1024 * 1024) -> bytes:

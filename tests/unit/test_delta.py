@@ -6,10 +6,10 @@ import gzip
 import io
 import tarfile
 
+from dockops.core.archive_io import HeadFirst
 from dockops.core.delta import (
     DELTA_NAME,
     Base,
-    Prepended,
     _header,
     omittable,
     read_delta,
@@ -70,5 +70,5 @@ def test_prepended_gives_the_head_back() -> None:
     rest = io.BytesIO(b"0123456789" * 1000)
     head = read_head(rest, 25)
     assert head == (b"0123456789" * 3)[:25]
-    again = io.BufferedReader(Prepended(head, rest))
+    again = io.BufferedReader(HeadFirst(head, rest))
     assert again.read() == b"0123456789" * 1000
