@@ -216,3 +216,15 @@ def test_auto_via_follows_where_the_engine_is(
     assert resolve_via("daemon") == "daemon" and resolve_via("direct") == "direct"
     with pytest.raises(InvalidInput, match="choose auto, direct or daemon"):
         resolve_via("pigeon")
+
+
+def test_registry_read_timeout_follows_the_stall_knob(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dockops.core.registry import api
+
+    monkeypatch.delenv("DOCKOPS_STALL_TIMEOUT", raising=False)
+    assert api._timeout() == api.TIMEOUT
+    monkeypatch.setenv("DOCKOPS_STALL_TIMEOUT", "7.5")
+    assert api._timeout() == (api.TIMEOUT[0], 7.5)
+    monkeypatch.setenv("DOCKOPS_STALL_TIMEOUT", "soon")
+    with pytest.raises(InvalidInput, match="DOCKOPS_STALL_TIMEOUT"):
+        api._timeout()

@@ -212,7 +212,7 @@ class RegistryClient:
 
         if self._token:
             headers = {**headers, "Authorization": f"Bearer {self._token}"}
-        kwargs = {"timeout": TIMEOUT, "allow_redirects": True, **kwargs}
+        kwargs = {"timeout": _timeout(), "allow_redirects": True, **kwargs}
         bases = [self.base_url] if self.base_url else [f"https://{self.registry}"]
         if not self.base_url and is_insecure(self.registry):
             bases.append(f"http://{self.registry}")
@@ -289,6 +289,16 @@ class RegistryClient:
             )
         body = response.json()
         return str(body.get("token") or body.get("access_token") or "")
+
+
+def _timeout() -> tuple[float, float]:
+    """TIMEOUT, with the read part from $DOCKOPS_STALL_TIMEOUT when set: one knob for how
+    long a silent registry may take, for the daemon's pushes and for dockops's own requests."""
+    import os
+
+    from dockops.engine import STALL_TIMEOUT_ENV, stall_timeout
+
+    return (TIMEOUT[0], stall_timeout()) if os.environ.get(STALL_TIMEOUT_ENV) else TIMEOUT
 
 
 def _challenge_params(text: str) -> dict[str, str]:
