@@ -15,6 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from dockops.core.cleanup import CHANGED, IN_USE, engine_state, execute_plan, plan_prune
+from dockops.core.engine_http import EngineHTTP
 from dockops.core.lock import exclusive
 from tests.conftest import Cli
 from tests.imagefactory import FakeImage, ago, load_images
@@ -89,7 +90,14 @@ def test_each_rule_and_dry_run_equals_real_run(
     holder.remove()
 
 
-def test_images_that_change_after_planning_are_kept(docker_env: docker.DockerClient) -> None:
+@pytest.mark.parametrize("transport", ["unix socket", "docker-py"])
+def test_images_that_change_after_planning_are_kept(
+    docker_env: docker.DockerClient, monkeypatch: pytest.MonkeyPatch, transport: str
+) -> None:
+    # The lean unix-socket client serves local engines; docker-py any other (tcp, ssh).
+    assert EngineHTTP.for_client(docker_env) is not None
+    if transport == "docker-py":
+        monkeypatch.setattr(EngineHTTP, "for_client", classmethod(lambda cls, client: None))
     gains_tag, gains_container, stays = load_images(
         docker_env, [FakeImage(seed=f"recheck-{n}") for n in range(3)]
     )
