@@ -27,6 +27,14 @@ HOST = "registry.example.com"
 NOW = datetime.now(timezone.utc)
 
 
+@pytest.fixture(autouse=True)
+def _now() -> None:
+    """NOW is taken when each test starts: certificates are issued 5 minutes before the real
+    time, and a NOW from collection time is older than that once the suite has run a while."""
+    global NOW
+    NOW = datetime.now(timezone.utc)
+
+
 def certs(path: Path) -> list[x509.Certificate]:
     return x509.load_pem_x509_certificates(path.read_bytes())
 
