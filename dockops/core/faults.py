@@ -60,7 +60,22 @@ _UNTRUSTED = (
     r"certificate[ _]verify[ _]failed(?!: (?:hostname mismatch|ip address mismatch|"
     r"certificate has expired))",
 )
-_PATTERNS = {"transient": _TRANSIENT, "registry": _REGISTRY, "untrusted": _UNTRUSTED}
+# The registry wanted credentials it did not get. For a loopback registry behind TLS the daemon
+# may retry over plain HTTP after the 401 and report nginx's "plain HTTP request was sent to
+# HTTPS port" (PITFALLS.md).
+_LOGIN = (
+    r"no basic auth credentials",
+    r"unauthorized",
+    r"authentication required",
+    r"plain http request was sent to https port",
+)
+
+_PATTERNS = {
+    "transient": _TRANSIENT,
+    "registry": _REGISTRY,
+    "untrusted": _UNTRUSTED,
+    "login": _LOGIN,
+}
 
 
 @functools.cache
@@ -77,6 +92,11 @@ def is_transient(message: str) -> bool:
 def is_registry_cause(message: str) -> bool:
     """True when the text says the registry is unreachable, or TLS or authentication failed."""
     return is_transient(message) or _pattern("registry").search(message) is not None
+
+
+def wants_login(message: str) -> bool:
+    """True when the daemon's text says the registry asked for credentials."""
+    return _pattern("login").search(message) is not None
 
 
 def untrusted_hint(registry: str, message: str) -> str | None:

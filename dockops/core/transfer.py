@@ -13,7 +13,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dockops.core.faults import RetryPolicy, is_registry_cause, is_transient, untrusted_hint
+from dockops.core.faults import (
+    RetryPolicy,
+    is_registry_cause,
+    is_transient,
+    untrusted_hint,
+    wants_login,
+)
 from dockops.core.lookup import named_errors
 from dockops.core.transfer_stream import Stalled, daemon_lines
 from dockops.engine import engine_errors
@@ -172,6 +178,10 @@ def _run(
 def _failure(
     what: str, exc: _DaemonError, attempts: int, registry: str | None = None
 ) -> DockopsError:
+    if registry and wants_login(exc.message) and not _has_login(registry):
+        from dockops.core.registry.api import login_hint
+
+        return RegistryUnreachable(f"{what}: {login_hint(registry)}")
     text = f"{what}: {exc.message}"
     if is_transient(exc.message) and attempts > 1:
         text += f" (gave up after {attempts} attempts)"
@@ -181,6 +191,17 @@ def _failure(
     if is_registry_cause(exc.message):
         return RegistryUnreachable(text)
     return EngineRefused(text)
+
+
+def _has_login(registry: str) -> bool:
+    """Credentials are stored for `registry` (a helper that cannot be asked counts as yes:
+    the daemon's own words are then the better message)."""
+    from dockops.core.registry.credentials import get_credentials
+
+    try:
+        return get_credentials(registry) is not None
+    except DockopsError:
+        return True
 
 
 def _registry_of(ref: Reference) -> str:

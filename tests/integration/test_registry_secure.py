@@ -148,6 +148,18 @@ def test_rerun_keeps_the_ca_and_the_frontend(
     assert state["trusted"] is False
 
 
+def test_a_daemon_push_without_login_gets_the_login_hint(
+    secured: Secured, cli: Cli, docker_env: docker.DockerClient
+) -> None:
+    registry = secured.address
+    # The daemon says it in other words ("no basic auth credentials", or nginx's "plain HTTP
+    # request was sent to HTTPS port"): the same hint as push-private's.
+    docker_env.api.tag("busybox:latest", f"{registry}/anon/bb", "1")
+    daemon = cli("push", f"{registry}/anon/bb:1")
+    assert daemon.code == 4, daemon.err
+    assert daemon.err.endswith(f"authentication required: run dockops login {registry}\n")
+
+
 def test_login_push_and_docker_cli_interop(
     secured: Secured,
     cli: Cli,

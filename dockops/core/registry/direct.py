@@ -23,7 +23,6 @@ from typing import IO, TYPE_CHECKING, Any
 
 from dockops.core.archive import get_stream
 from dockops.core.archive_io import CHUNK
-from dockops.core.lookup import inspect_image
 from dockops.core.registry.api import RegistryClient
 from dockops.core.registry.blobs import (
     BlobCache,
@@ -338,7 +337,7 @@ class _Push:
 def push_direct(
     client: docker.DockerClient,
     api: RegistryClient,
-    image: str,
+    image: dict[str, Any],
     repository: str,
     tag: str,
     *,
@@ -347,8 +346,10 @@ def push_direct(
 ) -> DirectResult:
     """Push a local image to `api`'s registry as repository:tag without the daemon's push.
 
+    Args:
+        image: the image's inspect document (its ID and RootFS layers).
+
     Raises:
-        InvalidInput: no such local image.
         RegistryUnreachable: down, TLS, auth, or transient faults outlasting the retries.
         EngineRefused: the registry refused the manifest, or the engine's stream is odd.
     """
@@ -357,7 +358,6 @@ def push_direct(
     from dockops.core import transfer
 
     policy = policy or transfer.RETRY
-    inspected = inspect_image(client, image, f"push {image}")
     cache = BlobCache.load()
     total = 0
     state: _Push | None = None
@@ -380,7 +380,7 @@ def push_direct(
     )
     for attempt in retrying:
         with attempt:
-            state = _Push(client, api, repository, inspected, cache, on_progress)
+            state = _Push(client, api, repository, image, cache, on_progress)
             try:
                 manifest = state.run()
             finally:

@@ -1,24 +1,23 @@
-"""push-private: tag for the private registry, push, verify the digest there, untag.
+"""push-private: push a local image to the private registry and verify the digest there.
 
-The daemon's push is used (it has the layers); its stream is read by transfer.push_image, which
-fails on an errorDetail line and retries transient faults. The registry is asked first (a quick,
-bounded answer when it is down or wants a login) and last (its manifest digest must be the one
-the daemon pushed: a proxy or a half-finished push cannot pass for success).
+Two ways (resolve_via): direct (direct.py: dockops compresses and uploads the layers), or the
+daemon's push (a temporary local tag, the stream read by transfer.push_image, the tag removed).
+Either way the registry is asked first (a quick, bounded answer when it is down or wants a
+login) and last (its manifest digest must be the one pushed: a proxy or a half-finished push
+cannot pass for success).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dockops.core.lookup import named_errors
-from dockops.core.registry.api import RegistryClient, login_hint
-from dockops.core.registry.credentials import get_credentials
+from dockops.core.registry.api import RegistryClient, connect
 from dockops.core.registry.direct import DirectResult, push_direct
-from dockops.core.transfer import TransferResult, push_image
+from dockops.core.transfer import push_image
 from dockops.engine import engine_errors
-from dockops.errors import DockopsError, EngineRefused, InvalidInput, RegistryUnreachable
+from dockops.errors import EngineRefused, InvalidInput
 from dockops.progress import ProgressCallback, ignore
 from dockops.reference import is_image_id, parse_reference
 
@@ -26,16 +25,6 @@ if TYPE_CHECKING:
     import docker
 
     from dockops.core.faults import RetryPolicy
-
-# What the daemon says when the registry wants credentials it did not get. For a loopback
-# registry behind TLS it may also retry over plain HTTP after the 401 and report nginx's
-# "plain HTTP request was sent to HTTPS port" (PITFALLS.md).
-_AUTH = re.compile(
-    r"no basic auth credentials|unauthorized|authentication required"
-    r"|plain http request was sent to https port",
-    re.IGNORECASE,
-)
-
 
 VIAS = ("auto", "direct", "daemon")
 
@@ -132,14 +121,13 @@ def push_private(
     name = repository.removeprefix(f"{registry}/")
     what = f"push-private {reference}"
     with named_errors(what):
-        image_id = str(client.api.inspect_image(reference)["Id"])
-    credentials = get_credentials(registry)
-    with RegistryClient(registry, credentials=credentials) as api:
+        image = client.api.inspect_image(reference)
+    image_id = str(image["Id"])
+    with connect(registry) as api:
         api.ping()
-        existed = _tag_exists(client, pushed_ref)
         if via == "direct":
             result = push_direct(
-                client, api, image_id, name, tag, on_progress=on_progress, policy=policy
+                client, api, image, name, tag, on_progress=on_progress, policy=policy
             )
             _verify(api, what, name, tag, result.digest)
             if keep_tag:
@@ -157,11 +145,12 @@ def push_private(
                 result.attempts,
                 False,
             )
+        existed = _tag_exists(client, pushed_ref)
         with engine_errors(f"tag {pushed_ref}"):
             client.api.tag(image_id, repository, tag)
         try:
-            pushed_by_daemon = _push(
-                client, pushed_ref, registry, credentials is not None, on_progress, policy
+            pushed_by_daemon = push_image(
+                client, pushed_ref, on_progress=on_progress, policy=policy
             )
             pushed = pushed_by_daemon.tags[0].digest if pushed_by_daemon.tags else None
             if not pushed:
@@ -190,22 +179,6 @@ def _verify(api: RegistryClient, what: str, name: str, tag: str, pushed: str) ->
             f"{what}: the registry holds {held or 'nothing'} for {name}:{tag}, "
             f"but {pushed} was pushed"
         )
-
-
-def _push(
-    client: docker.DockerClient,
-    reference: str,
-    registry: str,
-    logged_in: bool,
-    on_progress: ProgressCallback,
-    policy: RetryPolicy | None,
-) -> TransferResult:
-    try:
-        return push_image(client, reference, on_progress=on_progress, policy=policy)
-    except DockopsError as exc:
-        if not logged_in and _AUTH.search(exc.message):
-            raise RegistryUnreachable(login_hint(registry)) from exc
-        raise
 
 
 def _tag_exists(client: docker.DockerClient, reference: str) -> bool:
@@ -252,11 +225,11 @@ def push_reference_direct(
     assert ref.domain is not None
     tag = ref.tag or "latest"
     with named_errors(f"push {reference}"):
-        image_id = str(client.api.inspect_image(f"{ref.repository}:{tag}")["Id"])
-    with RegistryClient(ref.domain, credentials=get_credentials(ref.domain)) as api:
+        image = client.api.inspect_image(f"{ref.repository}:{tag}")
+    with connect(ref.domain) as api:
         api.ping()
         result = push_direct(
-            client, api, image_id, ref.path, tag, on_progress=on_progress, policy=policy
+            client, api, image, ref.path, tag, on_progress=on_progress, policy=policy
         )
         _verify(api, f"push {reference}", ref.path, tag, result.digest)
     return result
