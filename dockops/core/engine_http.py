@@ -19,7 +19,9 @@ from dockops.engine import engine_address, root_cause
 from dockops.errors import EngineRefused, EngineUnreachable
 
 
-class _UnixConnection(http.client.HTTPConnection):
+class UnixConnection(http.client.HTTPConnection):
+    """http.client on a unix socket (also the test harness's readiness polls)."""
+
     def __init__(self, path: str, timeout: float) -> None:
         super().__init__("localhost", timeout=timeout)
         self._path = path
@@ -46,10 +48,10 @@ class EngineHTTP:
             return None
         return cls(address.removeprefix("unix://"), str(client.api.api_version))
 
-    def _connection(self) -> _UnixConnection:
+    def _connection(self) -> UnixConnection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._local.conn = _UnixConnection(self.path, self.timeout)
+            conn = self._local.conn = UnixConnection(self.path, self.timeout)
         return conn
 
     def request(self, method: str, path: str) -> tuple[int, bytes]:

@@ -11,7 +11,6 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -19,6 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+
+from dockops.core.engine_http import UnixConnection
 
 from . import host
 
@@ -411,26 +412,13 @@ def _kill_containers(socket_path: Path) -> None:
 
 
 def _request(socket_path: Path, method: str, url: str, timeout: float = 10) -> tuple[int, bytes]:
-    conn = _UnixHTTPConnection(str(socket_path), timeout)
+    conn = UnixConnection(str(socket_path), timeout)
     try:
         conn.request(method, url)
         response = conn.getresponse()
         return response.status, response.read()
     finally:
         conn.close()
-
-
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    # http.client over a unix socket: readiness polls stay cheap and need no docker import.
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self._path)
-        self.sock = sock
 
 
 def _log_tail(log: Path, lines: int = 5) -> str:
