@@ -8,6 +8,7 @@ docker config), else the local socket. The API version is negotiated with the da
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -30,10 +31,12 @@ _DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 
 
 def engine_address() -> str:
-    """The engine address a client would use, for messages (never contacts it)."""
+    """The engine address a client would use (never contacts it)."""
     host = os.environ.get("DOCKER_HOST")
     if host:
         return host
+    if _named_context() is None:
+        return _DEFAULT_SOCKET  # what the built-in default context names, without import docker
     with contextlib.suppress(Exception):
         from docker.context import ContextAPI
 
@@ -43,7 +46,21 @@ def engine_address() -> str:
     return _DEFAULT_SOCKET
 
 
-def _timeout(long_running: bool) -> float:
+def _named_context() -> str | None:
+    """The docker CLI context chosen by DOCKER_CONTEXT or config.json's currentContext, as
+    docker-py reads them; None for the built-in default (the local socket)."""
+    name = os.environ.get("DOCKER_CONTEXT")
+    if not name:
+        folder = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+        try:
+            with open(os.path.join(folder, "config.json"), "rb") as config:
+                name = json.load(config).get("currentContext")
+        except (OSError, ValueError, AttributeError):
+            name = None
+    return None if not name or name == "default" else str(name)
+
+
+def request_timeout(long_running: bool = False) -> float:
     override = os.environ.get("DOCKOPS_TIMEOUT")
     if override:
         try:
@@ -98,7 +115,7 @@ def get_client(*, long_running: bool = False) -> docker.DockerClient:
     """
     import docker
 
-    timeout = _timeout(long_running)
+    timeout = request_timeout(long_running)
     if long_running:
         stall_timeout()  # a bad value is bad input, said before the engine is asked
     try:

@@ -70,18 +70,18 @@ def prune_dangling(
     while one holds the lock exits 75 at once.
     """
     from dockops.core.cleanup import parse_label_rule, prune_dangling
+    from dockops.core.engine_http import open_engine
     from dockops.core.lock import default_lock_path, exclusive
-    from dockops.engine import get_client
 
     output = render.output_mode(json, quiet)
     age = parse_duration(older_than) if older_than is not None else None
     rules = [parse_label_rule(text) for text in keep_label or []]
     if dry_run:  # read-only: no lock, so a look is possible while a real run works
-        result = prune_dangling(get_client(), older_than=age, keep_labels=rules, dry_run=True)
+        result = prune_dangling(open_engine(), older_than=age, keep_labels=rules, dry_run=True)
     else:
         with exclusive(lock_file or default_lock_path("prune-dangling")):
             result = prune_dangling(
-                get_client(), older_than=age, keep_labels=rules, workers=workers
+                open_engine(), older_than=age, keep_labels=rules, workers=workers
             )
             if metrics_file is not None:
                 from dockops.core.metrics import write_prune_metrics

@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from dockops.core.engine_http import EngineHTTP
-from dockops.core.images import containers_by_image, list_images, tags_of
-from dockops.engine import engine_errors
+from dockops.core.images import holders_by_image, list_images, tags_of
 from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput
 from dockops.units import human_age, human_duration
 
 if TYPE_CHECKING:
     import docker
+
+    from dockops.core.engine_http import ImageEngine
 
 # Why an image was kept; the human summary counts by these.
 IN_USE = "in-use"
@@ -170,65 +170,65 @@ def plan_prune(
     return PrunePlan(tuple(remove), tuple(kept))
 
 
-def _unique_sizes(client: docker.DockerClient) -> dict[str, int]:
-    """Bytes each image holds alone (what deleting it frees): Size minus SharedSize.
-
-    API 1.42+ gives SharedSize in the image list; older engines only through /system/df.
-    """
-    if _api_at_least(client, (1, 42)):
-        images = client.api._result(
-            client.api._get(client.api._url("/images/json"), params={"all": 1, "shared-size": 1}),
-            True,
-        )
-    else:
-        images = _disk_usage(client).get("Images") or []
+def _unique_sizes(images: list[dict[str, Any]]) -> dict[str, int]:
+    """Bytes each image holds alone (what deleting it frees): Size minus SharedSize, which
+    API 1.42+ gives in the image list and older engines only through /system/df."""
     return {
         i["Id"]: max(0, int(i.get("Size") or 0) - max(0, int(i.get("SharedSize") or 0)))
         for i in images
     }
 
 
-def _disk_usage(client: docker.DockerClient) -> dict[str, Any]:
+def _disk_usage(engine: ImageEngine) -> dict[str, Any]:
     """GET /system/df, waiting out what another run going at the same time causes: the daemon
     runs one df at a time and refuses the others with 409 "a disk usage operation is already
     running" (two prunes, or a prune and a monitoring agent's `docker system df`), and a df
     that meets a delete half-done fails with "layer ... was not found (corruption?)"."""
     import random
 
-    import docker
-
     deadline = time.monotonic() + 60
     half_done = 0
     while True:
         try:
-            usage: dict[str, Any] = client.api.df()
-            return usage
-        except docker.errors.APIError as exc:
-            text = str(exc)
-            if "already running" in text and time.monotonic() < deadline:
+            return engine.disk_usage()
+        except EngineRefused as exc:
+            if "already running" in exc.message and time.monotonic() < deadline:
                 pass
-            elif "(corruption?)" in text and half_done < 5:  # a real one stays: bounded
+            elif "(corruption?)" in exc.message and half_done < 5:  # a real one stays: bounded
                 half_done += 1
             else:
                 raise
         time.sleep(random.uniform(0.05, 0.5))
 
 
-def _api_at_least(client: docker.DockerClient, wanted: tuple[int, int]) -> bool:
-    major, _, minor = str(client.api.api_version).partition(".")
+def _api_at_least(version: str, wanted: tuple[int, int]) -> bool:
+    major, _, minor = version.partition(".")
     return (int(major), int(minor)) >= wanted
 
 
-def engine_state(client: docker.DockerClient) -> list[ImageState]:
+def engine_state(engine: ImageEngine) -> list[ImageState]:
     """One snapshot of every image, with its holders, children and unique size.
 
     Raises:
         EngineRefused, EngineUnreachable: from the engine.
     """
-    with engine_errors("list images"):
-        images = client.api.images(all=True)
-        sizes = _unique_sizes(client)
-    holders = containers_by_image(client)
+    # Three requests at once: the engine answers them in parallel, and on a cron run with
+    # nothing to remove they are most of the time after start-up.
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        shared_size = _api_at_least(engine.api_version, (1, 42))
+        listing = pool.submit(engine.images, shared_size=shared_size)
+        usage = pool.submit(lambda: None if shared_size else _disk_usage(engine))
+        holding = pool.submit(engine.containers)
+        try:
+            images = listing.result()
+            df = usage.result()
+        except EngineRefused as exc:
+            raise EngineRefused(f"list images: {exc.message}") from exc
+        try:
+            holders = holders_by_image(holding.result())
+        except EngineRefused as exc:
+            raise EngineRefused(f"list containers: {exc.message}") from exc
+    sizes = _unique_sizes(images if df is None else df.get("Images") or [])
     parents = {i.get("ParentId") for i in images if i.get("ParentId")}
     return [
         ImageState(
@@ -245,7 +245,7 @@ def engine_state(client: docker.DockerClient) -> list[ImageState]:
 
 
 def prune_dangling(
-    client: docker.DockerClient,
+    engine: ImageEngine,
     *,
     older_than: float | None = None,
     keep_labels: Sequence[LabelRule] = (),
@@ -256,7 +256,7 @@ def prune_dangling(
     """Plan the cleanup from one snapshot and, unless `dry_run`, delete exactly that plan.
 
     Args:
-        client: the engine.
+        engine: the engine (engine_http.open_engine).
         older_than: seconds; only images created before now minus this go.
         keep_labels: images with any of these labels stay.
         dry_run: return the plan as the result, delete nothing.
@@ -273,7 +273,7 @@ def prune_dangling(
     """
     started = time.monotonic()
     plan = plan_prune(
-        engine_state(client),
+        engine_state(engine),
         now=now or datetime.now(timezone.utc),
         older_than=older_than,
         keep_labels=keep_labels,
@@ -286,16 +286,16 @@ def prune_dangling(
             reclaimed_bytes=sum(r.size for r in plan.remove),
             duration_seconds=time.monotonic() - started,
         )
-    return execute_plan(client, plan, workers=workers, started=started)
+    return execute_plan(engine, plan, workers=workers, started=started)
 
 
 def execute_plan(
-    client: docker.DockerClient, plan: PrunePlan, *, workers: int = 4, started: float | None = None
+    engine: ImageEngine, plan: PrunePlan, *, workers: int = 4, started: float | None = None
 ) -> PruneResult:
     """Delete exactly the images of `plan`, each checked again just before its delete.
 
     Args:
-        client: the engine.
+        engine: the engine.
         plan: from plan_prune.
         workers: deletes in flight at once; the outcome does not depend on it.
         started: monotonic start time to report the duration from (default: now).
@@ -311,8 +311,7 @@ def execute_plan(
     outcomes: list[Removal | Kept | Failure] = []
     lost: EngineUnreachable | None = None
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        lean = EngineHTTP.for_client(client)
-        futures = [pool.submit(_remove_one, client, r, lean) for r in plan.remove]
+        futures = [pool.submit(_remove_one, engine, r) for r in plan.remove]
         for future in futures:
             try:
                 outcomes.append(future.result())
@@ -339,54 +338,27 @@ def execute_plan(
     )
 
 
-def _remove_one(
-    client: docker.DockerClient, planned: Removal, lean: EngineHTTP | None = None
-) -> Removal | Kept | Failure:
-    """Check one planned image again, then delete it without force and without its parents
-    (through the lean unix-socket client when there is one: same requests, less overhead)."""
-    import docker
-
+def _remove_one(engine: ImageEngine, planned: Removal) -> Removal | Kept | Failure:
+    """Check one planned image again, then delete it without force and without its parents."""
     try:
-        if lean is not None:
-            found = lean.inspect_image(planned.id)
-            if found is None:
-                return Kept(planned.id, _GONE_REASON, GONE)
-            if tags_of(found):
-                tags = ", ".join(found["RepoTags"])
-                return Kept(planned.id, f"tagged since planning ({tags})", CHANGED)
-            lean.remove_image(planned.id, force=False, noprune=True)
-            return planned
-        with engine_errors():
-            try:
-                current = client.api.inspect_image(planned.id)
-            except docker.errors.NotFound:
-                return Kept(planned.id, _GONE_REASON, GONE)
-            if tags_of(current):
-                tags = ", ".join(current["RepoTags"])
-                return Kept(planned.id, f"tagged since planning ({tags})", CHANGED)
-            # No force: the engine refuses an image any container uses, atomically with the
-            # delete. noprune: parents that become dangling are not in the plan, so they stay.
-            client.api.remove_image(planned.id, force=False, noprune=True)
-            return planned
+        current = engine.inspect_image(planned.id)
+        if current is None:
+            return Kept(planned.id, _GONE_REASON, GONE)
+        if tags_of(current):
+            tags = ", ".join(current["RepoTags"])
+            return Kept(planned.id, f"tagged since planning ({tags})", CHANGED)
+        # No force: the engine refuses an image any container uses, atomically with the
+        # delete. noprune: parents that become dangling are not in the plan, so they stay.
+        engine.remove_image(planned.id, force=False, noprune=True)
+        return planned
     except EngineRefused as exc:
-        if "layer does not exist" in exc.message and _gone(client, planned.id):
+        if "layer does not exist" in exc.message and engine.inspect_image(planned.id) is None:
             # Two deletes of one image racing inside the daemon (two runs without a shared
             # lock): the loser may fail on the layer the winner released. The image is gone,
             # which is what this run wanted. Any other failure stays one, even when the image
             # record went (a layer the engine could not remove still holds the space).
             return Kept(planned.id, _GONE_REASON, GONE)
         return _refusal(planned, exc.message)
-
-
-def _gone(client: docker.DockerClient, image_id: str) -> bool:
-    import docker
-
-    with engine_errors():
-        try:
-            client.api.inspect_image(image_id)
-        except docker.errors.NotFound:
-            return True
-    return False
 
 
 _GONE_REASON = "gone before its turn (removed by another process)"

@@ -1,52 +1,187 @@
-"""A lean keep-alive HTTP/1.1 client on the engine's unix socket, for hot loops.
+"""The few engine requests image cleanup makes, over two transports with one interface.
 
-prune-dangling makes two small requests per image (inspect, then delete). Through docker-py
-each costs about 1.3 ms of client-side Python (requests, urllib3, adapters) on top of the
-engine's own work; http.client on a kept-alive unix socket costs a fraction of that, and the
-per-image re-check stays. One connection per thread; any transport failure is the engine gone.
+prune-dangling lists the engine once and then makes two small requests per image (inspect,
+then delete). Through docker-py each request costs about 1.3 ms of client-side Python
+(requests, urllib3, adapters) on top of the engine's own work, and `import docker` alone costs
+more than 0.1 s of a cron run. On a local engine (a unix socket) EngineHTTP speaks HTTP/1.1
+itself with http.client, one kept-alive connection per thread; any other engine (tcp, ssh)
+gets DockerPyEngine, the same methods over the one docker-py client factory.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import socket
 import threading
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 from urllib.parse import quote
 
-from dockops.engine import engine_address, root_cause
+from dockops.engine import engine_address, engine_errors, request_timeout, root_cause
 from dockops.errors import EngineRefused, EngineUnreachable
 
+if TYPE_CHECKING:
+    import docker
 
-class UnixConnection(http.client.HTTPConnection):
-    """http.client on a unix socket (also the test harness's readiness polls)."""
+
+class ImageEngine(Protocol):
+    """What cleanup asks of an engine; errors come as EngineRefused / EngineUnreachable."""
+
+    api_version: str
+
+    def images(self, *, shared_size: bool = False) -> list[dict[str, Any]]: ...
+
+    def containers(self) -> list[dict[str, Any]]: ...
+
+    def disk_usage(self) -> dict[str, Any]: ...
+
+    def inspect_image(self, image_id: str) -> dict[str, Any] | None: ...
+
+    def remove_image(self, image_id: str, *, force: bool, noprune: bool) -> None: ...
+
+
+def open_engine() -> ImageEngine:
+    """The current engine (as get_client chooses it), lean when it is a local socket.
+
+    Raises:
+        EngineUnreachable: nothing answers at the engine address.
+    """
+    lean = EngineHTTP.connect()
+    if lean is not None:
+        return lean
+    from dockops.engine import get_client
+
+    return DockerPyEngine(get_client())
+
+
+class BadAnswer(ConnectionError):
+    """The engine closed the connection without an answer, or answered something not HTTP."""
+
+
+class HungUp(BadAnswer):
+    """Closed before the status line: a kept-alive connection the engine had closed meanwhile
+    (the request was not read, so sending it again is safe), or an engine that went away."""
+
+
+class UnixConnection:
+    """One kept-alive HTTP/1.1 connection on a unix socket, for the engine's small JSON
+    answers (a Content-Length or chunked body); also the test harness's readiness polls.
+
+    Not http.client: importing it (with email and ssl) takes ~40 ms, a sixth of a cron prune's
+    start-up, for what the engine's answers need of HTTP here.
+    """
 
     def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
+        self.path, self.timeout = path, timeout
+        self._sock: socket.socket | None = None
+        self._file: BinaryIO | None = None
 
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self._path)
-        self.sock = sock
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+        self._sock = self._file = None
+
+    def request(self, method: str, target: str) -> tuple[int, bytes]:
+        """Send a request without a body; return the answer's status and body.
+
+        Raises:
+            OSError: the socket failed; BadAnswer when the engine hung up or spoke no HTTP.
+        """
+        if self._sock is None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(self.timeout)
+            try:
+                sock.connect(self.path)
+            except OSError:
+                sock.close()
+                raise
+            self._sock, self._file = sock, sock.makefile("rb")
+        assert self._file is not None
+        head = f"{method} {target} HTTP/1.1\r\nHost: docker\r\nContent-Length: 0\r\n\r\n"
+        self._sock.sendall(head.encode())
+        try:
+            return self._answer(self._file)
+        except (ValueError, IndexError) as exc:
+            self.close()
+            raise BadAnswer(f"not an HTTP answer ({exc})") from exc
+
+    def _answer(self, file: BinaryIO) -> tuple[int, bytes]:
+        status_line = file.readline(_LINE_MAX)
+        if not status_line:
+            self.close()
+            raise HungUp("connection closed without an answer")
+        version, status = status_line.split(None, 2)[:2]
+        headers = {}
+        while (line := file.readline(_LINE_MAX)) not in (b"\r\n", b"\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip().lower()
+        if headers.get("transfer-encoding") == "chunked":
+            body = b"".join(_chunks(file))
+        elif "content-length" in headers:
+            body = _exactly(file, int(headers["content-length"]))
+        elif int(status) in (204, 304):
+            body = b""
+        else:  # no length: the body ends when the engine closes
+            body = file.read()
+            headers["connection"] = "close"
+        if headers.get("connection") == "close" or version == b"HTTP/1.0":
+            self.close()
+        return int(status), body
+
+
+_LINE_MAX = 65536
+
+
+def _exactly(file: BinaryIO, size: int) -> bytes:
+    data = file.read(size)
+    if len(data) != size:
+        raise BadAnswer(f"answer cut short ({len(data)} of {size} bytes)")
+    return data
+
+
+def _chunks(file: BinaryIO) -> Iterator[bytes]:
+    while True:
+        size = int(file.readline(_LINE_MAX).split(b";", 1)[0], 16)
+        if size == 0:
+            while file.readline(_LINE_MAX) not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+            return
+        yield _exactly(file, size)
+        file.readline(_LINE_MAX)
 
 
 class EngineHTTP:
     """Requests to the engine at a unix socket, versioned like docker-py's."""
 
     def __init__(self, path: str, api_version: str, timeout: float = 60.0) -> None:
-        self.path, self.prefix, self.timeout = path, f"/v{api_version}", timeout
+        self.path, self.api_version, self.timeout = path, api_version, timeout
         self._local = threading.local()
 
+    @property
+    def prefix(self) -> str:
+        return f"/v{self.api_version}" if self.api_version else ""
+
     @classmethod
-    def for_client(cls, client: Any) -> EngineHTTP | None:
-        """The lean client for docker-py `client`'s engine, when that is a unix socket."""
+    def connect(cls) -> EngineHTTP | None:
+        """The lean client for the current engine when that is a unix socket (else None),
+        with the API version negotiated as docker-py's version="auto" does: the daemon's own.
+
+        Raises:
+            EngineUnreachable: nothing answers at the socket (the message names it).
+            InvalidInput: DOCKOPS_TIMEOUT is not a number.
+        """
         address = engine_address()
         if not address.startswith("unix://"):
             return None
-        return cls(address.removeprefix("unix://"), str(client.api.api_version))
+        engine = cls(address.removeprefix("unix://"), "", request_timeout())
+        try:
+            version = engine.get_json("/version")
+        except EngineUnreachable as exc:
+            raise EngineUnreachable(
+                f"cannot reach the Docker engine at {address}: {root_cause(exc)}"
+            ) from exc
+        engine.api_version = str(version.get("ApiVersion") or "")
+        return engine
 
     def _connection(self) -> UnixConnection:
         conn = getattr(self._local, "conn", None)
@@ -64,15 +199,12 @@ class EngineHTTP:
         for attempt in (1, 2):
             conn = self._connection()
             try:
-                conn.request(method, self.prefix + path)
-                answer = conn.getresponse()
-                return answer.status, answer.read()
-            except (OSError, http.client.HTTPException) as exc:
+                return conn.request(method, self.prefix + path)
+            except OSError as exc:
                 conn.close()
                 self._local.conn = None
-                if attempt == 2 or not isinstance(
-                    exc, (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
-                ):
+                stale = isinstance(exc, (HungUp, BrokenPipeError, ConnectionResetError))
+                if attempt == 2 or not stale:
                     # The words engine_errors uses for docker-py's requests.
                     if isinstance(exc, TimeoutError):
                         raise EngineUnreachable(
@@ -82,6 +214,23 @@ class EngineHTTP:
                         f"lost the Docker engine at unix://{self.path}: {root_cause(exc)}"
                     ) from exc
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def get_json(self, path: str) -> Any:
+        """The decoded JSON answer of a GET; a refusal as EngineRefused with its text."""
+        status, body = self.request("GET", path)
+        if status >= 400:
+            raise EngineRefused(_message(body, status))
+        return json.loads(body)
+
+    def images(self, *, shared_size: bool = False) -> list[dict[str, Any]]:
+        query = "all=1&shared-size=1" if shared_size else "all=1"
+        return list(self.get_json(f"/images/json?{query}"))
+
+    def containers(self) -> list[dict[str, Any]]:
+        return list(self.get_json("/containers/json?all=1"))
+
+    def disk_usage(self) -> dict[str, Any]:
+        return dict(self.get_json("/system/df"))
 
     def inspect_image(self, image_id: str) -> dict[str, Any] | None:
         """The image's inspect document; None when the engine has no such image."""
@@ -107,3 +256,38 @@ def _message(body: bytes, status: int) -> str:
     except ValueError:
         text = body.decode(errors="replace")
     return " ".join(text.split()) or f"HTTP {status}"
+
+
+class DockerPyEngine:
+    """ImageEngine over a docker-py client: engines that are not a local socket."""
+
+    def __init__(self, client: docker.DockerClient) -> None:
+        self.client = client
+        self.api_version = str(client.api.api_version)
+
+    def images(self, *, shared_size: bool = False) -> list[dict[str, Any]]:
+        api = self.client.api
+        params = {"all": 1, "shared-size": 1} if shared_size else {"all": 1}
+        with engine_errors():
+            return list(api._result(api._get(api._url("/images/json"), params=params), True))
+
+    def containers(self) -> list[dict[str, Any]]:
+        with engine_errors():
+            return list(self.client.api.containers(all=True))
+
+    def disk_usage(self) -> dict[str, Any]:
+        with engine_errors():
+            return dict(self.client.api.df())
+
+    def inspect_image(self, image_id: str) -> dict[str, Any] | None:
+        import docker
+
+        with engine_errors():
+            try:
+                return dict(self.client.api.inspect_image(image_id))
+            except docker.errors.NotFound:
+                return None
+
+    def remove_image(self, image_id: str, *, force: bool, noprune: bool) -> None:
+        with engine_errors():
+            self.client.api.remove_image(image_id, force=force, noprune=noprune)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -34,11 +34,16 @@ class ImageRow:
 
 def containers_by_image(client: docker.DockerClient) -> dict[str, tuple[str, ...]]:
     """Map image ID → names of the containers (running or stopped) created from it."""
-    holders: dict[str, list[str]] = defaultdict(list)
     with engine_errors("list containers"):
-        for container in client.api.containers(all=True):
-            names = container.get("Names") or [container["Id"][:12]]
-            holders[container["ImageID"]].append(names[0].lstrip("/"))
+        return holders_by_image(client.api.containers(all=True))
+
+
+def holders_by_image(containers: Iterable[Mapping[str, Any]]) -> dict[str, tuple[str, ...]]:
+    """Map image ID → names of `containers` (the engine's container list) created from it."""
+    holders: dict[str, list[str]] = defaultdict(list)
+    for container in containers:
+        names = container.get("Names") or [container["Id"][:12]]
+        holders[container["ImageID"]].append(names[0].lstrip("/"))
     return {image: tuple(sorted(names)) for image, names in holders.items()}
 
 

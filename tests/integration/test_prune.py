@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from dockops.core.cleanup import CHANGED, IN_USE, engine_state, execute_plan, plan_prune
-from dockops.core.engine_http import EngineHTTP
+from dockops.core.engine_http import DockerPyEngine, EngineHTTP, ImageEngine
 from dockops.core.lock import exclusive
 from tests.conftest import Cli
 from tests.imagefactory import FakeImage, ago, load_images
@@ -95,19 +95,19 @@ def test_images_that_change_after_planning_are_kept(
     docker_env: docker.DockerClient, monkeypatch: pytest.MonkeyPatch, transport: str
 ) -> None:
     # The lean unix-socket client serves local engines; docker-py any other (tcp, ssh).
-    assert EngineHTTP.for_client(docker_env) is not None
-    if transport == "docker-py":
-        monkeypatch.setattr(EngineHTTP, "for_client", classmethod(lambda cls, client: None))
+    lean = EngineHTTP.connect()
+    assert lean is not None and lean.api_version == docker_env.api.api_version
+    engine: ImageEngine = lean if transport == "unix socket" else DockerPyEngine(docker_env)
     gains_tag, gains_container, stays = load_images(
         docker_env, [FakeImage(seed=f"recheck-{n}") for n in range(3)]
     )
-    plan = plan_prune(engine_state(docker_env), now=ago(seconds=0))
+    plan = plan_prune(engine_state(engine), now=ago(seconds=0))
     planned = {r.id for r in plan.remove}
     assert {gains_tag, gains_container, stays} <= planned
     docker_env.api.tag(gains_tag, "dockops-test/late", "v1")
     docker_env.containers.create(gains_container, ["sh"], network_mode="none")
 
-    result = execute_plan(docker_env, plan, workers=4)
+    result = execute_plan(engine, plan, workers=4)
     kinds = {k.id: k.kind for k in result.kept}
     assert kinds[gains_tag] == CHANGED and kinds[gains_container] == IN_USE
     assert stays in {r.id for r in result.removed}

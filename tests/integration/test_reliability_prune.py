@@ -17,6 +17,7 @@ import docker
 import pytest
 
 from dockops.core.cleanup import LabelRule, engine_state, plan_prune
+from dockops.core.engine_http import DockerPyEngine
 from tests.imagefactory import FakeImage, ago, load_images
 
 
@@ -42,7 +43,7 @@ def test_prunes_started_together_end_as_one_run_would(
 
     # What one run would do, planned from the same snapshot rules the command uses.
     plan = plan_prune(
-        engine_state(docker_env),
+        engine_state(DockerPyEngine(docker_env)),
         now=datetime.now(timezone.utc),
         older_than=86400,
         keep_labels=[LabelRule("keep")],

@@ -1,0 +1,125 @@
+"""UnixConnection and EngineHTTP against a canned-answer server on a real unix socket: how
+bodies end (Content-Length, chunked, close), keep-alive, and an engine that hangs up."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dockops.core.engine_http import BadAnswer, EngineHTTP, HungUp, UnixConnection
+from dockops.errors import EngineRefused, EngineUnreachable
+
+
+class Canned:
+    """Answers each request read on a connection with the next canned answer; an answer of
+    None closes the connection without a word. Records the request lines it read."""
+
+    def __init__(self, path: Path, answers: list[bytes | None]) -> None:
+        self.answers, self.requests, self.connections = list(answers), [], 0
+        self.server = socket.socket(socket.AF_UNIX)
+        self.server.bind(str(path))
+        self.server.listen()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while self.answers:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with conn, conn.makefile("rb") as reader:
+                while self.answers:
+                    head = b""
+                    while not head.endswith(b"\r\n\r\n"):
+                        line = reader.readline()
+                        if not line:
+                            break
+                        head += line
+                    if not head:
+                        break
+                    self.requests.append(head.split(b"\r\n", 1)[0].decode())
+                    answer = self.answers.pop(0)
+                    if answer is None:
+                        break
+                    conn.sendall(answer)
+
+    def close(self) -> None:
+        self.server.close()
+
+
+@pytest.fixture
+def sock(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path / "engine.sock"
+
+
+def _json(body: bytes, status: str = "200 OK") -> bytes:
+    return f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+
+
+def test_bodies_by_length_chunked_and_close_on_one_kept_alive_connection(sock: Path) -> None:
+    chunked = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"4\r\n[1, \r\n2;x=y\r\n2]\r\n0\r\n\r\n"
+    )
+    closing = b"HTTP/1.0 200 OK\r\n\r\nthe rest"
+    server = Canned(
+        sock, [_json(b'{"a": 1}'), chunked, b"HTTP/1.1 204 No Content\r\n\r\n", closing]
+    )
+    conn = UnixConnection(str(sock), 5)
+    assert conn.request("GET", "/a") == (200, b'{"a": 1}')
+    assert conn.request("GET", "/b") == (200, b"[1, 2]")
+    assert conn.request("DELETE", "/c") == (204, b"")
+    assert conn.request("GET", "/d") == (200, b"the rest")
+    assert server.requests == [
+        "GET /a HTTP/1.1",
+        "GET /b HTTP/1.1",
+        "DELETE /c HTTP/1.1",
+        "GET /d HTTP/1.1",
+    ]
+    assert server.connections == 1
+    server.close()
+
+
+def test_a_hang_up_before_the_status_line_is_hungup_and_garbage_is_badanswer(sock: Path) -> None:
+    server = Canned(sock, [None, b"SSH-2.0-OpenSSH\r\n\r\n", _json(b"short", "200 OK")[:-2]])
+    conn = UnixConnection(str(sock), 5)
+    with pytest.raises(HungUp):
+        conn.request("GET", "/x")
+    with pytest.raises(BadAnswer, match="not an HTTP answer"):
+        conn.request("GET", "/y")
+    server.close()
+
+
+def test_enginehttp_reconnects_once_when_the_kept_alive_connection_went_stale(
+    sock: Path,
+) -> None:
+    version = _json(b'{"ApiVersion": "1.41"}')
+    server = Canned(sock, [version, None, _json(b"{}")])
+    engine = EngineHTTP(str(sock), "")
+    assert engine.get_json("/version") == {"ApiVersion": "1.41"}
+    engine.api_version = "1.41"
+    # The engine closed the first connection: the request goes again on a new one.
+    assert engine.inspect_image("sha256:abc") == {}
+    assert server.requests[-1] == "GET /v1.41/images/sha256%3Aabc/json HTTP/1.1"
+    assert server.connections == 2
+    server.close()
+
+
+def test_enginehttp_refusals_and_missing_images(sock: Path) -> None:
+    refused = _json(b'{"message": "conflict:\\n  image is being used"}', "409 Conflict")
+    server = Canned(sock, [_json(b'{"message": "No such image"}', "404 Not Found"), refused])
+    engine = EngineHTTP(str(sock), "1.41")
+    assert engine.inspect_image("gone") is None
+    with pytest.raises(EngineRefused, match=r"^conflict: image is being used$"):
+        engine.remove_image("busy", force=False, noprune=True)
+    server.close()
+
+
+def test_enginehttp_on_a_socket_nobody_serves_is_unreachable(sock: Path) -> None:
+    with pytest.raises(EngineUnreachable, match="no such file or directory"):
+        EngineHTTP(str(sock), "1.41").get_json("/version")
