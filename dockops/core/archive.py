@@ -7,6 +7,8 @@ a whole tar in memory), checked as a tar on the way (see archive_tar for why).
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -55,14 +57,15 @@ def _image_ids(client: docker.DockerClient, references: list[str]) -> list[Archi
 
 
 def stream_tar(
-    response: requests.Response,
+    pieces: Iterator[bytes | memoryview],
     out: BinaryIO,
     what: str,
     label: str,
     progress: ProgressCallback,
     client: docker.DockerClient | None = None,
 ) -> None:
-    """Copy the engine's tar body to `out`, walking its headers; raise if it is incomplete.
+    """Copy the engine's tar body, in `pieces`, to `out`, walking its headers; raise if it is
+    incomplete.
 
     With `client`, a stream that stops early is checked against the engine: when the engine no
     longer answers (stopped, crashed) that is the error to report, not the short tar.
@@ -72,11 +75,11 @@ def stream_tar(
     from urllib3.exceptions import HTTPError as Urllib3Error
 
     walker = TarWalker()
-    raw = response.raw
+    reported = 0
     with engine_errors(what):
         while True:
             try:
-                chunk = raw.read(CHUNK)
+                chunk = next(pieces, None)
             except (Urllib3Error, HTTPException, OSError) as exc:
                 # Reading the raw body skips requests' wrapping, so urllib3's ProtocolError
                 # ("Connection broken: IncompleteRead") arrives untranslated.
@@ -86,14 +89,16 @@ def stream_tar(
                 raise EngineUnreachable(
                     f"{what}: the engine's stream broke after {walker.offset} bytes ({reason})"
                 ) from exc
-            if not chunk:
+            if chunk is None:
                 break
             try:
                 walker.feed(chunk)
             except TarProblem as exc:
                 raise EngineRefused(f"{what}: {exc.engine_error or exc.message}") from None
             out.write(chunk)
-            progress(ProgressEvent(label, "writing", walker.offset))
+            if walker.offset - reported >= CHUNK:  # pieces can be small: report per MiB
+                reported = walker.offset
+                progress(ProgressEvent(label, "writing", walker.offset))
     try:
         walker.finish()
     except TarProblem as exc:
@@ -115,6 +120,39 @@ def get_stream(client: docker.DockerClient, path: str, params: Any, what: str) -
     return response
 
 
+@contextlib.contextmanager
+def _body(
+    client: docker.DockerClient, path: str, params: Any, what: str
+) -> Iterator[Iterator[bytes | memoryview]]:
+    """The pieces of a streamed GET's body: straight off the socket for a local engine (see
+    engine_stream), else through docker-py. A refusal before the first byte raises here."""
+    address = engine_address()
+    if not address.startswith("unix://"):
+        response = get_stream(client, path, params, what)
+        try:
+            yield iter(functools.partial(response.raw.read, CHUNK), b"")
+        finally:
+            response.close()
+        return
+    from dockops.core.engine_stream import open_stream
+
+    api = client.api
+    try:
+        stream = open_stream(
+            address.removeprefix("unix://"), api.api_version, path, params, api.timeout
+        )
+    except EngineRefused as exc:
+        raise EngineRefused(f"{what}: {exc.message}") from exc
+    except OSError as exc:
+        raise EngineUnreachable(
+            f"{what}: lost the Docker engine at {address}: {root_cause(exc)}"
+        ) from exc
+    try:
+        yield stream.pieces()
+    finally:
+        stream.close()
+
+
 def download_tar(
     client: docker.DockerClient,
     path: str,
@@ -128,20 +166,18 @@ def download_tar(
     """Stream the tar the engine serves at `path` into `target` (temp file + rename for a
     path), checked as a tar on the way; nothing is left behind when it fails."""
     label = target.name if isinstance(target, Path) else "stdout"
-    response = get_stream(client, path, params, what)
     written: Written
-    try:
-        with tar_sink(target, gzip=gzip) as (out, written):
-            stream_tar(response, out, what, label, progress, client)
-    except OSError as exc:
-        # The engine side turns its own OSErrors into DockopsErrors: this is the disk (full,
-        # quota, read-only, I/O error), and the temp file is already gone.
-        error = unwritable(what, target, exc)
-        if error is None:
-            raise
-        raise error from exc
-    finally:
-        response.close()
+    with _body(client, path, params, what) as pieces:
+        try:
+            with tar_sink(target, gzip=gzip) as (out, written):
+                stream_tar(pieces, out, what, label, progress, client)
+        except OSError as exc:
+            # The engine side turns its own OSErrors into DockopsErrors: this is the disk
+            # (full, quota, read-only, I/O error), and the temp file is already gone.
+            error = unwritable(what, target, exc)
+            if error is None:
+                raise
+            raise error from exc
     return written
 
 

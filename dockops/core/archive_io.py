@@ -9,7 +9,7 @@ import contextlib
 import hashlib
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, cast
@@ -21,6 +21,7 @@ from dockops.errors import InvalidInput
 # enough to keep the peak RSS far below the 80 MiB budget even with the gzip queues.
 CHUNK = 1024 * 1024
 SYNC_EVERY = 32 * CHUNK
+WRITE_PIECE = 64 * 1024
 GZIP_SUFFIXES = (".tar.gz", ".tgz")
 GZIP_MAGIC = b"\x1f\x8b"
 # Compressions the engine itself understands (docker load/import): passed through untouched.
@@ -84,10 +85,16 @@ def check_input_path(path: str) -> Path | None:
 
 
 class _Hashing(io.RawIOBase):
-    """A write-through file that counts and hashes what reaches the disk (or stdout)."""
+    """A write-through file that counts and hashes what reaches the disk (or stdout).
 
-    def __init__(self, target: BinaryIO) -> None:
+    Large writes are hashed and written WRITE_PIECE bytes at a time: measured here, writing
+    600 MB took 0.2 s in 64 KiB writes and 1.4 s in 1 MiB ones, the kernel's copy into the
+    page cache being that much faster from a source still in the CPU's cache.
+    """
+
+    def __init__(self, target: BinaryIO, written: Callable[[int], None] | None = None) -> None:
         self._target = target
+        self._written = written
         self.sha256 = hashlib.sha256()
         self.bytes = 0
 
@@ -95,59 +102,60 @@ class _Hashing(io.RawIOBase):
         return True
 
     def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
-        self.sha256.update(data)
-        self._target.write(data)
-        self.bytes += len(data)
-        return len(data)
+        size = len(data)
+        if size <= WRITE_PIECE:  # the usual case: a piece of the engine's chunked stream
+            self.sha256.update(data)
+            self._target.write(data)
+        else:
+            view = memoryview(data)
+            for start in range(0, size, WRITE_PIECE):
+                piece = view[start : start + WRITE_PIECE]
+                self.sha256.update(piece)
+                self._target.write(piece)
+        self.bytes += size
+        if self._written is not None:
+            self._written(size)
+        return size
 
 
-class _Behind(io.RawIOBase):
-    """Writes (and hashes) in a worker thread, so the thread reading the engine socket never
-    waits on the disk: measured, a serial read-hash-write loop made the daemon idle and save
-    ~1.4x the raw stream; the gzip path, threaded by isal, did not have that gap."""
+class _Syncer:
+    """Flushes a file being written to disk in the background, every SYNC_EVERY bytes.
 
-    def __init__(self, target: _Hashing, fd: int | None, depth: int = 8) -> None:
-        import queue
+    The final fsync (atomic_writer) of a 600 MB tar took ~2 s here when it had everything
+    still to write, all after the stream had ended. Syncing along the way overlaps that
+    writeback with the stream; doing it in this thread keeps the writer from waiting on it.
+    """
+
+    def __init__(self, fd: int) -> None:
         import threading
 
-        self._target = target
-        # The final fsync (atomic_writer) of a 600 MB tar took ~2 s here, all after the
-        # stream had ended; syncing every SYNC_EVERY bytes in this thread overlaps that
-        # writeback with the engine's own tar work instead.
         self._fd = fd
-        self._unsynced = 0
-        self._queue: queue.Queue[bytes | None] = queue.Queue(depth)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._pending = 0
+        self._wake = threading.Event()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
-    def _drain(self) -> None:
-        while (chunk := self._queue.get()) is not None:
-            if self._error is None:
-                try:
-                    self._target.write(chunk)
-                    self._unsynced += len(chunk)
-                    if self._fd is not None and self._unsynced >= SYNC_EVERY:
-                        os.fdatasync(self._fd)
-                        self._unsynced = 0
-                except BaseException as exc:  # handed to the producer on its next write
-                    self._error = exc
+    def written(self, size: int) -> None:
+        self._pending += size
+        if self._pending >= SYNC_EVERY:
+            self._pending = 0
+            self._wake.set()
 
-    def writable(self) -> bool:
-        return True
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._stop:
+                return
+            # An error here (EIO) shows again in the final fsync, which reports it.
+            with contextlib.suppress(OSError):
+                os.fdatasync(self._fd)
 
-    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
-        if self._error is not None:
-            raise self._error
-        self._queue.put(bytes(data))
-        return len(data)
-
-    def finish(self) -> None:
-        """Wait until everything queued is written; re-raise a write error."""
-        self._queue.put(None)
+    def stop(self) -> None:
+        self._stop = True
+        self._wake.set()
         self._thread.join()
-        if self._error is not None:
-            raise self._error
 
 
 @dataclass
@@ -175,7 +183,10 @@ def tar_sink(target: Path | BinaryIO, *, gzip: bool) -> Iterator[tuple[BinaryIO,
             if isinstance(target, Path)
             else target
         )
-        hashing = _Hashing(raw)
+        syncer = _Syncer(raw.fileno()) if isinstance(target, Path) else None
+        if syncer is not None:
+            stack.callback(syncer.stop)
+        hashing = _Hashing(raw, syncer.written if syncer is not None else None)
         if gzip:
             from isal import igzip_threaded
 
@@ -197,14 +208,7 @@ def tar_sink(target: Path | BinaryIO, *, gzip: bool) -> Iterator[tuple[BinaryIO,
                 raise
             out.close()
         else:
-            behind = _Behind(hashing, raw.fileno() if isinstance(target, Path) else None)
-            try:
-                yield behind, written  # type: ignore[misc]
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    behind.finish()  # stop the thread; the first error is the one to report
-                raise
-            behind.finish()
+            yield cast(BinaryIO, hashing), written
         raw.flush()
         written.bytes, written.sha256 = hashing.bytes, hashing.sha256.hexdigest()
 

@@ -219,7 +219,7 @@ class EngineHTTP:
         """The decoded JSON answer of a GET; a refusal as EngineRefused with its text."""
         status, body = self.request("GET", path)
         if status >= 400:
-            raise EngineRefused(_message(body, status))
+            raise EngineRefused(refusal_text(body, status))
         return json.loads(body)
 
     def images(self, *, shared_size: bool = False) -> list[dict[str, Any]]:
@@ -238,7 +238,7 @@ class EngineHTTP:
         if status == 404:
             return None
         if status >= 400:
-            raise EngineRefused(_message(body, status))
+            raise EngineRefused(refusal_text(body, status))
         document: dict[str, Any] = json.loads(body)
         return document
 
@@ -247,10 +247,11 @@ class EngineHTTP:
         query = f"force={int(force)}&noprune={int(noprune)}"
         status, body = self.request("DELETE", f"/images/{quote(image_id)}?{query}")
         if status >= 400:
-            raise EngineRefused(_message(body, status))
+            raise EngineRefused(refusal_text(body, status))
 
 
-def _message(body: bytes, status: int) -> str:
+def refusal_text(body: bytes, status: int) -> str:
+    """The engine's error message in an answer body, on one line."""
     try:
         text = str(json.loads(body).get("message") or "")
     except ValueError:
