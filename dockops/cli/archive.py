@@ -129,8 +129,8 @@ def load(
     mode = render.output_mode(json, quiet)
     source = _input_source(input_)
     from dockops.core.archive import load_images
-    from dockops.core.archive_io import HeadFirst
-    from dockops.core.delta import check_delta, read_delta, read_head
+    from dockops.core.archive_io import HeadFirst, read_head
+    from dockops.core.delta import check_delta, read_delta
 
     if isinstance(source, Path):
         with source.open("rb") as handle:

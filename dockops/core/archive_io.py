@@ -278,18 +278,24 @@ class Opened:
             yield held
 
 
+def read_head(stream: BinaryIO, size: int = 1024 * 1024) -> bytes:
+    """Up to `size` bytes from the start of `stream` (a pipe may give them in pieces)."""
+    head = b""
+    while len(head) < size:
+        piece = stream.read(size - len(head))
+        if not piece:
+            break
+        head += piece
+    return head
+
+
 def open_archive(stream: BinaryIO, name: str) -> Opened:
     """Sniff a tar / tar.gz (or an engine-decoded compression) at the start of `stream`.
 
     Raises:
         InvalidInput: empty, or neither a tar nor a compressed file.
     """
-    head = b""
-    while len(head) < BLOCK:
-        piece = stream.read(BLOCK - len(head))
-        if not piece:
-            break
-        head += piece
+    head = read_head(stream, BLOCK)
     if not head:
         raise InvalidInput(f"{name}: empty input")
     source = HeadFirst(head, stream)

@@ -334,14 +334,3 @@ def check_delta(client: docker.DockerClient, doc: dict[str, Any], name: str) -> 
             f"load {name}: a delta archive; this engine lacks {len(missing)} of the layers it "
             f"leaves out ({layers}): load the base image first ({', '.join(bases)})"
         )
-
-
-def read_head(stream: BinaryIO, size: int = 1024 * 1024) -> bytes:
-    """Up to `size` bytes from the start of `stream` (a pipe may give them in pieces)."""
-    head = b""
-    while len(head) < size:
-        piece = stream.read(size - len(head))
-        if not piece:
-            break
-        head += piece
-    return head

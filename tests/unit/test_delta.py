@@ -6,14 +6,13 @@ import gzip
 import io
 import tarfile
 
-from dockops.core.archive_io import HeadFirst
+from dockops.core.archive_io import HeadFirst, read_head
 from dockops.core.delta import (
     DELTA_NAME,
     Base,
     _header,
     omittable,
     read_delta,
-    read_head,
 )
 
 
