@@ -11,19 +11,16 @@ from typing import BinaryIO
 
 
 def _make_folders(folder: Path) -> None:
-    """Create missing folders 0755 whatever the umask (mkdir -p would use the umask's mode for
-    every level, and under umask 0 a certs.d/HOST:PORT anyone may write lets anyone replace the
-    CA the daemon trusts)."""
+    """Create missing folders 0755, less what the umask takes away: mkdir -p gives 0777 less
+    the umask, so under umask 0 a certs.d/HOST:PORT anyone may write would let anyone replace
+    the CA the daemon trusts; a stricter umask (077) is kept."""
     missing = []
     while not folder.exists():
         missing.append(folder)
         folder = folder.parent
     for level in reversed(missing):
-        try:
+        with contextlib.suppress(FileExistsError):
             level.mkdir(mode=0o755)
-        except FileExistsError:
-            continue
-        os.chmod(level, 0o755)  # mkdir's mode is masked by the umask
 
 
 @contextlib.contextmanager

@@ -46,6 +46,13 @@ def engine_address() -> str:
     return _DEFAULT_SOCKET
 
 
+def local_socket() -> str | None:
+    """The path of the engine's unix socket when the engine is on this machine, else None
+    (tcp, ssh): where dockops may speak HTTP to the socket itself."""
+    address = engine_address()
+    return address.removeprefix("unix://") if address.startswith("unix://") else None
+
+
 def _named_context() -> str | None:
     """The docker CLI context chosen by DOCKER_CONTEXT or config.json's currentContext, as
     docker-py reads them; None for the built-in default (the local socket)."""

@@ -54,6 +54,11 @@ class RegistryUnreachable(DockopsError):
     exit_code = ExitCode.REGISTRY_UNREACHABLE
 
 
+class RegistryTransient(RegistryUnreachable):
+    """A fault another attempt may not meet (unreachable, timed out, 429, 5xx) that outlasted
+    the registry client's own tries; a whole operation (a direct push) may start over."""
+
+
 class PartialFailure(DockopsError):
     """Some items were done, some failed; `result` is rendered before exiting 5."""
 

@@ -268,7 +268,9 @@ def push(
     if via == "direct":
         if all_tags:
             raise InvalidInput("push --all-tags goes --via daemon")
-        from dockops.core.registry.push import push_reference_direct
+        from dockops.core.registry.push import direct_reference, push_reference_direct
+
+        direct_reference(reference)  # bad input before the engine is asked
 
         direct = streamed(
             lambda client, report: push_reference_direct(client, reference, on_progress=report),

@@ -91,7 +91,9 @@ def secure(
     """TLS (self-signed CA) and basic auth in front of the registry, through nginx."""
     images([frontend_image])
     validate_container(name)
-    validate_registry(f"{host}:{port}")
+    from dockops.core.registry.deploy import hostport
+
+    validate_registry(hostport(host, port))
     password = read_password(password_stdin, confirm=True) if user is not None else None
     if password_stdin and user is None:
         raise InvalidInput("--password-stdin needs --user")
@@ -309,12 +311,17 @@ def gc(
     result = garbage_collect(
         get_client(long_running=True), name, dry_run=dry_run, delete_untagged=delete_untagged
     )
+
+    def count(n: int | None) -> str:  # None: the collector's log said no number we know
+        return "an unknown number of" if n is None else str(n)
+
     freed = "unknown" if result.freed_bytes is None else human_size(result.freed_bytes)
     render.emit(
         result,
         render.output_mode(json),
-        summary=f"{'dry run: ' if dry_run else ''}{result.blobs_eligible} blobs and "
-        f"{result.manifests_eligible} manifests eligible for deletion; freed {freed}",
+        summary=f"{'dry run: ' if dry_run else ''}{count(result.blobs_eligible)} blobs and "
+        f"{count(result.manifests_eligible)} manifests eligible for deletion"
+        + ("" if dry_run else f"; freed {freed}"),
     )
 
 

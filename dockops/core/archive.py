@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from dockops.core.archive_io import CHUNK, Written, open_archive, tar_sink, unwritable
 from dockops.core.archive_tar import TarProblem, TarWalker
 from dockops.core.lookup import inspect_image
-from dockops.engine import engine_address, engine_answers, engine_errors, root_cause
+from dockops.engine import engine_address, engine_answers, engine_errors, local_socket, root_cause
 from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput
 from dockops.progress import ProgressCallback, ProgressEvent, ignore
 
@@ -62,12 +62,12 @@ def stream_tar(
     what: str,
     label: str,
     progress: ProgressCallback,
-    client: docker.DockerClient | None = None,
+    client: docker.DockerClient,
 ) -> None:
     """Copy the engine's tar body, in `pieces`, to `out`, walking its headers; raise if it is
     incomplete.
 
-    With `client`, a stream that stops early is checked against the engine: when the engine no
+    A stream that stops early is checked against the engine (`client`): when the engine no
     longer answers (stopped, crashed) that is the error to report, not the short tar.
     """
     from http.client import HTTPException
@@ -84,7 +84,7 @@ def stream_tar(
                 # Reading the raw body skips requests' wrapping, so urllib3's ProtocolError
                 # ("Connection broken: IncompleteRead") arrives untranslated.
                 reason = root_cause(exc) if isinstance(exc, OSError) else "connection closed"
-                if client is not None and not engine_answers(client):
+                if not engine_answers(client):
                     reason += f"; the Docker engine at {engine_address()} no longer answers"
                 raise EngineUnreachable(
                     f"{what}: the engine's stream broke after {walker.offset} bytes ({reason})"
@@ -102,7 +102,7 @@ def stream_tar(
     try:
         walker.finish()
     except TarProblem as exc:
-        if exc.engine_error is None and client is not None and not engine_answers(client):
+        if exc.engine_error is None and not engine_answers(client):
             raise EngineUnreachable(
                 f"{what}: lost the Docker engine at {engine_address()}: it stopped answering "
                 f"after {walker.offset} bytes of the stream"
@@ -126,8 +126,8 @@ def _body(
 ) -> Iterator[Iterator[bytes | memoryview]]:
     """The pieces of a streamed GET's body: straight off the socket for a local engine (see
     engine_stream), else through docker-py. A refusal before the first byte raises here."""
-    address = engine_address()
-    if not address.startswith("unix://"):
+    socket_path = local_socket()
+    if socket_path is None:
         response = get_stream(client, path, params, what)
         try:
             yield iter(functools.partial(response.raw.read, CHUNK), b"")
@@ -138,14 +138,12 @@ def _body(
 
     api = client.api
     try:
-        stream = open_stream(
-            address.removeprefix("unix://"), api.api_version, path, params, api.timeout
-        )
+        stream = open_stream(socket_path, api.api_version, path, params, api.timeout)
     except EngineRefused as exc:
         raise EngineRefused(f"{what}: {exc.message}") from exc
     except OSError as exc:
         raise EngineUnreachable(
-            f"{what}: lost the Docker engine at {address}: {root_cause(exc)}"
+            f"{what}: lost the Docker engine at unix://{socket_path}: {root_cause(exc)}"
         ) from exc
     try:
         yield stream.pieces()

@@ -4,7 +4,7 @@ prune-dangling lists the engine once and then makes two small requests per image
 then delete). Through docker-py each request costs about 1.3 ms of client-side Python
 (requests, urllib3, adapters) on top of the engine's own work, and `import docker` alone costs
 more than 0.1 s of a cron run. On a local engine (a unix socket) EngineHTTP speaks HTTP/1.1
-itself with http.client, one kept-alive connection per thread; any other engine (tcp, ssh)
+itself (UnixConnection), one kept-alive connection per thread; any other engine (tcp, ssh)
 gets DockerPyEngine, the same methods over the one docker-py client factory.
 """
 
@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 from urllib.parse import quote
 
-from dockops.engine import engine_address, engine_errors, request_timeout, root_cause
+from dockops.engine import engine_errors, local_socket, request_timeout, root_cause
 from dockops.errors import EngineRefused, EngineUnreachable
 
 if TYPE_CHECKING:
@@ -170,15 +170,15 @@ class EngineHTTP:
             EngineUnreachable: nothing answers at the socket (the message names it).
             InvalidInput: DOCKOPS_TIMEOUT is not a number.
         """
-        address = engine_address()
-        if not address.startswith("unix://"):
+        path = local_socket()
+        if path is None:
             return None
-        engine = cls(address.removeprefix("unix://"), "", request_timeout())
+        engine = cls(path, "", request_timeout())
         try:
             version = engine.get_json("/version")
         except EngineUnreachable as exc:
             raise EngineUnreachable(
-                f"cannot reach the Docker engine at {address}: {root_cause(exc)}"
+                f"cannot reach the Docker engine at unix://{path}: {root_cause(exc)}"
             ) from exc
         engine.api_version = str(version.get("ApiVersion") or "")
         return engine

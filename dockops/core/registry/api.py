@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from dockops.core.faults import RetryPolicy
 from dockops.core.registry.trust import is_insecure, is_loopback, trusted_ca
-from dockops.errors import DockopsError, EngineRefused, RegistryUnreachable
+from dockops.errors import DockopsError, EngineRefused, RegistryTransient, RegistryUnreachable
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -202,7 +202,7 @@ class RegistryClient:
             raise RegistryUnreachable(f"{self.registry}: access denied ({text})")
         error = EngineRefused(f"{self.registry}: {method} {path}: {status} {text}")
         if status in _TRANSIENT_STATUS:
-            raise _Transient(RegistryUnreachable(error.message))
+            raise _Transient(RegistryTransient(error.message))
         raise error
 
     def _send(
@@ -236,11 +236,11 @@ class RegistryClient:
                 if i + 1 < len(bases):
                     continue
                 raise _Transient(
-                    RegistryUnreachable(f"{self.registry} unreachable: {reason(exc)}")
+                    RegistryTransient(f"{self.registry} unreachable: {reason(exc)}")
                 ) from None
             except requests.exceptions.Timeout as exc:
                 raise _Transient(
-                    RegistryUnreachable(f"{self.registry} timed out: {reason(exc)}")
+                    RegistryTransient(f"{self.registry} timed out: {reason(exc)}")
                 ) from None
             self.base_url = self.base_url or base
             return response

@@ -207,23 +207,25 @@ def wait_ready(
 
     scheme = "https" if https else "http"
     deadline = time.monotonic() + READY_TIMEOUT
-    while True:
-        # Any HTTP answer will do (401 included); trust is checked afterwards, for real.
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                requests.get(f"{scheme}://{address}/v2/", timeout=1, verify=False)
-            return
-        except requests.exceptions.RequestException:
-            pass
-        with engine_errors("wait for the registry"):
-            state = client.api.inspect_container(container_id)["State"]
-            if not state["Running"] or time.monotonic() > deadline:
-                logs = client.api.logs(container_id, tail=5).decode(errors="replace").strip()
-                last = logs.splitlines()[-1] if logs else "no log"
-                why = "exited" if not state["Running"] else "did not answer"
-                raise EngineRefused(f"{address}: the container {why}: {last}")
-        time.sleep(0.1)
+    with requests.Session() as session:
+        session.trust_env = False  # a proxy from the environment must not catch this probe
+        while True:
+            # Any HTTP answer will do (401 included); trust is checked afterwards, for real.
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    session.get(f"{scheme}://{address}/v2/", timeout=1, verify=False).close()
+                return
+            except requests.exceptions.RequestException:
+                pass
+            with engine_errors("wait for the registry"):
+                state = client.api.inspect_container(container_id)["State"]
+                if not state["Running"] or time.monotonic() > deadline:
+                    logs = client.api.logs(container_id, tail=5).decode(errors="replace").strip()
+                    last = logs.splitlines()[-1] if logs else "no log"
+                    why = "exited" if not state["Running"] else "did not answer"
+                    raise EngineRefused(f"{address}: the container {why}: {last}")
+            time.sleep(0.1)
 
 
 @dataclass(frozen=True)

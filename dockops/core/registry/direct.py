@@ -34,7 +34,7 @@ from dockops.core.registry.blobs import (
     stream_blob,
 )
 from dockops.engine import engine_errors
-from dockops.errors import EngineRefused, RegistryUnreachable
+from dockops.errors import EngineRefused, RegistryTransient
 from dockops.progress import ProgressCallback, ProgressEvent, ignore
 
 if TYPE_CHECKING:
@@ -353,7 +353,12 @@ def push_direct(
         RegistryUnreachable: down, TLS, auth, or transient faults outlasting the retries.
         EngineRefused: the registry refused the manifest, or the engine's stream is odd.
     """
-    from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+    from tenacity import (
+        Retrying,
+        retry_if_exception_type,
+        stop_after_attempt,
+        wait_random_exponential,
+    )
 
     from dockops.core import transfer
 
@@ -362,13 +367,10 @@ def push_direct(
     total = 0
     state: _Push | None = None
 
-    def transient(exc: BaseException) -> bool:
-        return isinstance(exc, RegistryUnreachable) and "credentials" not in exc.message
-
     retrying = Retrying(
         stop=stop_after_attempt(policy.attempts),
         wait=wait_random_exponential(multiplier=policy.first_wait, max=policy.max_wait),
-        retry=retry_if_exception(transient),
+        retry=retry_if_exception_type(RegistryTransient),
         before_sleep=lambda s: on_progress(
             ProgressEvent(
                 repository,

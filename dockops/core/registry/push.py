@@ -19,7 +19,7 @@ from dockops.core.transfer import push_image
 from dockops.engine import engine_errors
 from dockops.errors import EngineRefused, InvalidInput
 from dockops.progress import ProgressCallback, ignore
-from dockops.reference import is_image_id, parse_reference
+from dockops.reference import Reference, is_image_id, parse_reference
 
 if TYPE_CHECKING:
     import docker
@@ -38,9 +38,9 @@ def resolve_via(via: str) -> str:
         raise InvalidInput(f"--via {via}: choose auto, direct or daemon")
     if via != "auto":
         return via
-    from dockops.engine import engine_address
+    from dockops.engine import local_socket
 
-    return "direct" if engine_address().startswith("unix://") else "daemon"
+    return "direct" if local_socket() is not None else "daemon"
 
 
 @dataclass(frozen=True)
@@ -203,6 +203,21 @@ def _untag(client: docker.DockerClient, reference: str, image_id: str) -> bool:
     return False
 
 
+def direct_reference(reference: str) -> Reference:
+    """The reference a direct push takes: one naming a registry host (never Docker Hub),
+    by tag.
+
+    Raises:
+        InvalidInput: no registry host in the reference, or a digest.
+    """
+    ref = parse_reference(reference)
+    if ref.domain in (None, "docker.io") or ref.digest:
+        raise InvalidInput(
+            f"push {reference} --via direct: name a registry host and a tag (HOST:PORT/NAME:TAG)"
+        )
+    return ref
+
+
 def push_reference_direct(
     client: docker.DockerClient,
     reference: str,
@@ -217,11 +232,7 @@ def push_reference_direct(
         InvalidInput: no registry host in the reference, a digest, no such local image.
         RegistryUnreachable, EngineRefused: as push_private.
     """
-    ref = parse_reference(reference)
-    if ref.domain in (None, "docker.io") or ref.digest:
-        raise InvalidInput(
-            f"push {reference} --via direct: name a registry host and a tag (HOST:PORT/NAME:TAG)"
-        )
+    ref = direct_reference(reference)
     assert ref.domain is not None
     tag = ref.tag or "latest"
     with named_errors(f"push {reference}"):

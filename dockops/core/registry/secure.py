@@ -310,7 +310,7 @@ def check_frontend(address: str, ca_crt: Path, user: str | None, password: str |
                 if user is not None and password is not None
                 else None
             )
-    except requests.exceptions.ConnectionError as exc:
+    except requests.exceptions.RequestException as exc:  # refused, TLS, timeouts...
         if "Name or service not known" in str(exc) or "nodename nor servname" in str(exc):
             return Check(None, False, None, skipped=f"{address} does not resolve on this host")
         raise RegistryUnreachable(f"checking https://{address}/v2/: {reason(exc)}") from None
