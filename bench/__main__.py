@@ -12,6 +12,7 @@ bench/results/partial.md (git-ignored), so it never replaces the full table.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import time
 import traceback
@@ -63,6 +64,10 @@ def discover(folder: Path | None = None, package: str = "bench") -> dict[str, tu
 
 
 def main(argv: list[str]) -> int:
+    if not os.environ.get("DOCKER_HOST"):
+        # Never the machine's own engine (environment() would ask /var/run/docker.sock).
+        print("bench: DOCKER_HOST names no engine; run `make bench`", file=sys.stderr)
+        return 2
     SUITES.update(discover())
     unknown = [name for name in argv if name not in SUITES]
     if unknown:

@@ -53,8 +53,7 @@ class PausingRelay:
         self._server.bind(str(path))
         self._server.listen(16)
         self._server.settimeout(0.1)
-        self._threads = [threading.Thread(target=self._accept, daemon=True)]
-        self._threads[0].start()
+        threading.Thread(target=self._accept, daemon=True).start()
 
     @property
     def host(self) -> str:
@@ -85,9 +84,7 @@ class PausingRelay:
                 continue
             conn = _Connection(client, upstream)
             for name in ("request", "answer"):
-                thread = threading.Thread(target=self._pump, args=(conn, name), daemon=True)
-                thread.start()
-                self._threads.append(thread)
+                threading.Thread(target=self._pump, args=(conn, name), daemon=True).start()
 
     def _hold(self) -> None:
         self.reached.set()

@@ -26,7 +26,6 @@ class HttpFaults:
     faults: int
     reset: bool
     match: Callable[[str], bool]
-    requests: list[str] = field(default_factory=list)
     faulted: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -36,7 +35,6 @@ class HttpFaults:
 
     def take(self, line: str) -> bool:
         with self.lock:
-            self.requests.append(line)
             if self.match(line) and len(self.faulted) < self.faults:
                 self.faulted.append(line)
                 return True

@@ -205,16 +205,6 @@ class FaultProxy:
         one (the daemon) gets an EOF at last."""
         self._stopping.set()
 
-    def wait_released(self, count: int = 1, timeout: float = 30.0) -> bool:
-        """Wait until `count` stalled connections were closed by their client."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                if len(self.released) >= count:
-                    return True
-            time.sleep(0.05)
-        return False
-
 
 def _pipe(source: socket.socket, sink: socket.socket) -> None:
     try:

@@ -80,7 +80,18 @@ def fake_suites(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setattr(bench_main, "PARTIAL", tmp_path / "results" / "partial.md")
     monkeypatch.setattr(bench_main, "HERE", tmp_path)
     monkeypatch.setattr(results, "environment", lambda: [("CPU", "2 x test")])
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     return tmp_path
+
+
+def test_without_docker_host_nothing_runs_and_no_table_is_written(
+    fake_suites: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Else environment() would ask the machine's own engine at /var/run/docker.sock.
+    monkeypatch.delenv("DOCKER_HOST")
+    assert bench_main.main([]) == 2
+    assert "run `make bench`" in capsys.readouterr().err
+    assert not (fake_suites / "results.md").exists()
 
 
 def test_a_full_run_writes_results_md_and_names_a_failed_suite(
@@ -119,4 +130,6 @@ def test_a_suite_module_no_one_listed_is_found_and_run(
     found = bench_main.discover(package, "benchprobe")
     assert found["new-suite"] == ("benchprobe.new_suite", "run")
     assert "helper" not in found and "timing" not in found
-    assert {"archive", "registry-ls", "prune"} <= set(found)  # the listed ones stay first
+    listed = list(bench_main.SUITES)
+    assert list(found)[: len(listed)] == listed  # the listed ones stay first, in their order
+    assert list(found)[len(listed) :] == ["new-suite"]

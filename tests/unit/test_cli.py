@@ -211,6 +211,7 @@ REGISTRY_BAD_INPUT = [
     (["push-private", "busybox", "--registry", "https://h"], "invalid registry"),
     (["login", "h:1", "--password-stdin"], "-u USER"),
     (["login", "h:1", "-u", "u"], "--password-stdin"),  # stdin is no terminal here
+    (["push", "busybox", "--via", "direct"], "name a registry host"),  # never Docker Hub
 ]
 
 
