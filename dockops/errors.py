@@ -54,6 +54,10 @@ class RegistryUnreachable(DockopsError):
     exit_code = ExitCode.REGISTRY_UNREACHABLE
 
 
+class LoginRequired(RegistryUnreachable):
+    """The registry answered 401 and no credentials were offered: a login would help."""
+
+
 class RegistryTransient(RegistryUnreachable):
     """A fault another attempt may not meet (unreachable, timed out, 429, 5xx) that outlasted
     the registry client's own tries; a whole operation (a direct push) may start over."""

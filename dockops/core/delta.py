@@ -318,15 +318,28 @@ def check_delta(client: docker.DockerClient, doc: dict[str, Any], name: str) -> 
         raise InvalidInput(f"load {name}: its {DELTA_NAME} is damaged") from None
     if not needed:
         return
-    chains: list[tuple[str, ...]] = []
+    missing = [o for _, o in needed]
+
+    def look_at(image_id: str) -> None:
+        nonlocal missing
+        try:
+            found = client.api.inspect_image(image_id)
+        except docker.errors.NotFound:
+            return
+        have = tuple((found.get("RootFS") or {}).get("Layers") or [])
+        missing = [o for chain, o in needed if o in missing and have[: len(chain)] != chain]
+
     with engine_errors(f"load {name}"):
-        for image in client.api.images(all=True):
-            try:
-                found = client.api.inspect_image(image["Id"])
-            except docker.errors.NotFound:
-                continue
-            chains.append(tuple((found.get("RootFS") or {}).get("Layers") or []))
-    missing = [o for chain, o in needed if not any(c[: len(chain)] == chain for c in chains)]
+        # The bases the delta was cut against first: usually they hold every chain, and an
+        # engine with many images is then asked two or three questions, not one per image.
+        for base in doc.get("bases") or []:
+            if missing and isinstance(base, dict) and base.get("id"):
+                look_at(str(base["id"]))
+        if missing:
+            for image in client.api.images(all=True):
+                look_at(image["Id"])
+                if not missing:
+                    break
     if missing:
         bases = sorted({b for o in missing for b in o.get("provided_by") or []})
         layers = ", ".join(str(o["diff_id"])[7:19] for o in missing)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from dockops.core.images import tags_of
 from dockops.engine import engine_address, engine_errors
-from dockops.errors import DockopsError, ExitCode
+from dockops.errors import DockopsError, ExitCode, LoginRequired
 from dockops.units import human_size
 
 if TYPE_CHECKING:
@@ -134,11 +134,11 @@ def registry_checks(registry: str) -> tuple[Check, ...]:
         with RegistryClient(registry) as api:
             ping = api.ping()
         needs_login = False
-    except DockopsError as exc:
-        if exc.message != login_hint(registry):
-            return (Check("registry", False, exc.message, int(exc.exit_code)),)
+    except LoginRequired:
         needs_login = True
         ping = None
+    except DockopsError as exc:
+        return (Check("registry", False, exc.message, int(exc.exit_code)),)
     scheme = "https" if ping is None or ping.url.startswith("https") else "http"
     checks = [Check("registry", True, f"{registry} answers over {scheme}")]
     if scheme == "http":

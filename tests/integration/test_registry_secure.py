@@ -197,6 +197,9 @@ def test_login_push_and_docker_cli_interop(
     assert after.code == 0, after.out
     assert json.loads(after.out)["registry"] == registry
     assert json.loads(after.out)["checks"][-1]["detail"] == "accepted (config.json)"
+    # registry status asks /v2/ with the stored login, as a push would.
+    status = json.loads(cli("registry", "status", "--name", "dockops-s", "--json").out)
+    assert status["answer"] == "200"
 
     pushed = cli("push-private", "busybox", "--as", "secure/bb:1", "--json")  # config default
     assert pushed.code == 0, pushed.err

@@ -70,17 +70,37 @@ def spare() -> Iterator[Spare]:
 @pytest.fixture
 def fresh(spare: Spare) -> Iterator[Spare]:
     """The spare engine, running and holding no images, before and after the test."""
-    spare.up()
-    client = spare.client()
-    for image in client.api.images(all=True):
-        client.api.remove_image(image["Id"], force=True)
-    client.close()
+    _wipe(spare)
     yield spare
+    _wipe(spare)
+
+
+def _wipe(spare: Spare) -> None:
     spare.up()
     client = spare.client()
     for image in client.api.images(all=True):
         client.api.remove_image(image["Id"], force=True)
     client.close()
+
+
+def _stop_engine_midway(
+    fresh: Spare, relay: PausingRelay, args: list[str], what: str, *, held: Path | None = None
+) -> tuple[int, str, str]:
+    """Run dockops ARGS through `relay`; once the relay holds the stream, stop the engine,
+    let the stream go on, and return dockops's exit code, stdout and stderr. With `held`, a
+    temp file must be in that folder while the stream is held."""
+    process = _dockops(relay.host, *args)
+    try:
+        assert relay.reached.wait(60), f"the {what} never got going"
+        if held is not None:
+            assert os.listdir(held), "no temp file while the stream is held"
+        fresh.down()
+        relay.resume()
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+        relay.close()
+    return process.returncode, out, err
 
 
 def _socket(spare: Spare) -> str:
@@ -117,17 +137,10 @@ def test_engine_stopped_mid_save_is_exit_3_and_leaves_no_file(
     )  # fmt: skip
     out = tmp_path / "out"
     out.mkdir()
-    process = _dockops(relay.host, "save", "big:1", "-o", str(out / name))
-    try:
-        assert relay.reached.wait(60), "the save never got going"
-        assert os.listdir(out), "no temp file while the stream is held"
-        fresh.down()
-        relay.resume()
-        _, err = process.communicate(timeout=120)
-    finally:
-        process.kill()
-        relay.close()
-    assert process.returncode == 3, err
+    code, _, err = _stop_engine_midway(
+        fresh, relay, ["save", "big:1", "-o", str(out / name)], "save", held=out
+    )
+    assert code == 3, err
     line = _error_line(err)
     assert line.startswith("dockops: error: save big:1: the engine's stream broke after "), line
     assert line.endswith(f"the Docker engine at {relay.host} no longer answers)"), line
@@ -143,16 +156,8 @@ def test_engine_stopped_mid_load_is_exit_3_and_loads_nothing(fresh: Spare, tmp_p
         tmp_path / "relay.sock", _socket(fresh), marker=b"/images/load", direction="request",
         limit=8 * MIB,
     )  # fmt: skip
-    process = _dockops(relay.host, "load", "-i", str(tar))
-    try:
-        assert relay.reached.wait(60), "the load never got going"
-        fresh.down()
-        relay.resume()
-        _, err = process.communicate(timeout=120)
-    finally:
-        process.kill()
-        relay.close()
-    assert process.returncode == 3, err
+    code, _, err = _stop_engine_midway(fresh, relay, ["load", "-i", str(tar)], "load")
+    assert code == 3, err
     line = _error_line(err)
     assert line.startswith(f"dockops: error: load {tar}: lost the Docker engine at "), line
     assert tar.stat().st_size == size
@@ -173,16 +178,8 @@ def test_engine_stopped_mid_prune_is_exit_3_and_a_rerun_finishes(
     )
     lock, metrics = tmp_path / "prune.lock", tmp_path / "textfile" / "dockops.prom"
     args = ["prune-dangling", "--lock-file", str(lock), "--metrics-file", str(metrics)]
-    process = _dockops(relay.host, *args)
-    try:
-        assert relay.reached.wait(60), "the prune never got to its deletes"
-        fresh.down()
-        relay.resume()
-        out, err = process.communicate(timeout=120)
-    finally:
-        process.kill()
-        relay.close()
-    assert (process.returncode, out) == (3, ""), err
+    code, out, err = _stop_engine_midway(fresh, relay, args, "prune")
+    assert (code, out) == (3, ""), err
     line = _error_line(err)
     assert line.startswith(f"dockops: error: prune: lost the Docker engine at {relay.host}: "), line
     assert line.endswith(" of 60 planned images were removed before that, run again to finish")

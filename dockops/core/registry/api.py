@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from dockops.core.faults import RetryPolicy
 from dockops.core.registry.trust import is_insecure, is_loopback, trusted_ca
-from dockops.errors import DockopsError, EngineRefused, RegistryTransient, RegistryUnreachable
+from dockops.errors import (
+    DockopsError,
+    EngineRefused,
+    LoginRequired,
+    RegistryTransient,
+    RegistryUnreachable,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -193,11 +199,9 @@ class RegistryClient:
             return response
         text = _error_text(response)
         if status == 401:
-            raise RegistryUnreachable(
-                f"{self.registry}: credentials refused ({text})"
-                if self.credentials
-                else login_hint(self.registry)
-            )
+            if self.credentials:
+                raise RegistryUnreachable(f"{self.registry}: credentials refused ({text})")
+            raise LoginRequired(login_hint(self.registry))
         if status == 403:
             raise RegistryUnreachable(f"{self.registry}: access denied ({text})")
         error = EngineRefused(f"{self.registry}: {method} {path}: {status} {text}")
@@ -348,8 +352,8 @@ def reason(exc: BaseException) -> str:
     return " ".join(text.split())[:200]
 
 
-def connect(registry: str) -> RegistryClient:
+def connect(registry: str, policy: RetryPolicy = RETRY) -> RegistryClient:
     """A client for `registry` with the stored login (dockops or docker login), if any."""
     from dockops.core.registry.credentials import get_credentials
 
-    return RegistryClient(registry, credentials=get_credentials(registry))
+    return RegistryClient(registry, credentials=get_credentials(registry), policy=policy)

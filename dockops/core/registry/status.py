@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from dockops.core.registry import deploy, trust
 from dockops.core.registry.deploy import find, owned
-from dockops.errors import DockopsError, InvalidInput
+from dockops.errors import DockopsError, InvalidInput, LoginRequired
 
 if TYPE_CHECKING:
     import docker
@@ -76,13 +76,14 @@ def registry_status(
 
 
 def _answer(address: str) -> str:
+    """/v2/'s status, asked with the stored login when there is one (as push would)."""
     from dockops.core.faults import RetryPolicy
-    from dockops.core.registry.api import RegistryClient, login_hint
+    from dockops.core.registry.api import connect
 
     try:
-        with RegistryClient(address, policy=RetryPolicy(attempts=1)) as api:
+        with connect(address, policy=RetryPolicy(attempts=1)) as api:
             return str(api.ping().status)
+    except LoginRequired:
+        return "401 (login needed)"
     except DockopsError as exc:
-        if exc.message == login_hint(address):
-            return "401 (login needed)"
         return exc.message
