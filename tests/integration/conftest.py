@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from dockops.core import transfer
+from dockops.core.faults import RetryPolicy
 from tests.harness.engine import (
     Engine,
     HarnessUnavailable,
@@ -24,6 +26,7 @@ from tests.harness.engine import (
     stop_engine,
 )
 from tests.harness.images import ensure_base_images
+from tests.integration.registry_server import Registry, registry
 
 if TYPE_CHECKING:
     import docker
@@ -147,3 +150,19 @@ def docker_env(
             client.api.remove_network(network["Id"])
     client.close()
     assert not bad_networks, f"containers must use network none or host: {bad_networks}"
+
+
+@pytest.fixture
+def reg(docker_env: docker.DockerClient) -> Iterator[Registry]:
+    """A registry:2 of the test's own on a free 127.0.0.1 port."""
+    with registry(docker_env) as running:
+        yield running
+
+
+@pytest.fixture
+def fast_retries(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> RetryPolicy:
+    """dockops's retry policy with waits of a few hundredths of a second; 3 attempts, or the
+    number given by `@pytest.mark.parametrize("fast_retries", [N], indirect=True)`."""
+    policy = RetryPolicy(attempts=getattr(request, "param", 3), first_wait=0.05, max_wait=0.2)
+    monkeypatch.setattr(transfer, "RETRY", policy)
+    return policy

@@ -8,28 +8,21 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import docker
 import pytest
 
-from dockops.core import transfer
-from dockops.core.faults import RetryPolicy
 from tests.conftest import Cli
 from tests.harness.engine import Engine
 from tests.integration.http_faults import http_faults
-from tests.integration.registry_server import Registry, registry
+from tests.integration.registry_server import Registry
 from tests.integration.tools import commit, docker_cli
 
 
-@pytest.fixture
-def reg(
-    docker_env: docker.DockerClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Registry]:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # a fresh blob cache
-    with registry(docker_env) as running:
-        yield running
+@pytest.fixture(autouse=True)
+def fresh_blob_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
 
 def test_direct_push_pulls_back_runs_and_resends_nothing(
@@ -105,15 +98,11 @@ def test_direct_keep_tag_makes_the_local_tag(
     assert f"{reg.address}/busybox:latest" in docker_env.images.get("busybox:latest").tags
 
 
+@pytest.mark.parametrize("fast_retries", [4], indirect=True)
 @pytest.mark.parametrize("reset", [False, True], ids=["503", "reset"])
 def test_direct_push_survives_faults(
-    docker_env: docker.DockerClient,
-    reg: Registry,
-    cli: Cli,
-    reset: bool,
-    monkeypatch: pytest.MonkeyPatch,
+    docker_env: docker.DockerClient, reg: Registry, cli: Cli, reset: bool, fast_retries: object
 ) -> None:
-    monkeypatch.setattr(transfer, "RETRY", RetryPolicy(attempts=4, first_wait=0.05, max_wait=0.2))
     commit(docker_env, "direct/faulty:1", "seq 1 20000 > /n")
     with http_faults(
         reg.port, faults=2, reset=reset, match=lambda line: line.startswith(("PATCH ", "PUT "))
@@ -129,9 +118,8 @@ def test_direct_push_survives_faults(
 
 
 def test_direct_push_gives_up_in_bounded_tries(
-    docker_env: docker.DockerClient, reg: Registry, cli: Cli, monkeypatch: pytest.MonkeyPatch
+    docker_env: docker.DockerClient, reg: Registry, cli: Cli, fast_retries: object
 ) -> None:
-    monkeypatch.setattr(transfer, "RETRY", RetryPolicy(attempts=3, first_wait=0.05, max_wait=0.1))
     with http_faults(reg.port, faults=1000, match=lambda line: line.startswith("PATCH ")) as proxy:
         result = cli("push-private", "busybox", "--registry", proxy.address, "--via", "direct")
     assert result.code == 4, result.err

@@ -5,28 +5,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 
 import docker
-import pytest
 
-from dockops.core import transfer
 from dockops.core.faults import RetryPolicy
 from tests.conftest import Cli
-from tests.integration.registry_server import Registry, fault_proxy, free_port, registry
-
-
-@pytest.fixture
-def reg(docker_env: docker.DockerClient) -> Iterator[Registry]:
-    with registry(docker_env) as running:
-        yield running
-
-
-@pytest.fixture
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> RetryPolicy:
-    policy = RetryPolicy(attempts=3, first_wait=0.05, max_wait=0.2)
-    monkeypatch.setattr(transfer, "RETRY", policy)
-    return policy
+from tests.integration.registry_server import Registry, fault_proxy, free_port
 
 
 def _busybox_id(client: docker.DockerClient) -> str:

@@ -13,18 +13,10 @@ import docker
 import pytest
 
 from dockops.config import load_config
-from dockops.core import transfer
 from dockops.core.faults import RetryPolicy
 from dockops.core.registry.api import MANIFEST_TYPES
 from tests.conftest import Cli
 from tests.integration.registry_server import fault_proxy, free_port
-
-
-@pytest.fixture
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> RetryPolicy:
-    policy = RetryPolicy(attempts=4, first_wait=0.05, max_wait=0.2)
-    monkeypatch.setattr(transfer, "RETRY", policy)
-    return policy
 
 
 @pytest.fixture
@@ -222,6 +214,7 @@ def _manifest_put(line: str) -> bool:
     return line.startswith("PUT ") and "/manifests/" in line
 
 
+@pytest.mark.parametrize("fast_retries", [4], indirect=True)
 @pytest.mark.parametrize("reset", [False, True], ids=["503", "reset"])
 def test_push_private_through_faults(
     docker_env: docker.DockerClient, up: str, cli: Cli, fast_retries: RetryPolicy, reset: bool
@@ -241,6 +234,7 @@ def test_push_private_through_faults(
     assert _head_digest(up, "busybox", "latest") == doc["digest"]
 
 
+@pytest.mark.parametrize("fast_retries", [4], indirect=True)
 def test_push_private_faults_outlasting_retries(
     docker_env: docker.DockerClient, up: str, cli: Cli, fast_retries: RetryPolicy
 ) -> None:

@@ -23,17 +23,9 @@ from dockops.core.registry.pki import ensure_pki
 from tests.conftest import Cli
 from tests.integration.registry_server import free_port
 from tests.integration.test_registry_secure import PASSWORD, USER, Secured, secured
+from tests.integration.tools import error_line
 
 __all__ = ["secured"]  # the fixture, shared with test_registry_secure.py
-
-
-def _one_line(result: tuple[int, str, str], code: int) -> str:
-    """Assert the exit code, an empty stdout and a single `dockops: error:` line; return it."""
-    got, out, err = result
-    assert (got, out) == (code, ""), result
-    assert err.count("\n") == 1 and err.startswith("dockops: error: "), err
-    assert "Traceback" not in err
-    return err
 
 
 def _verify_failed(err: str) -> bool:
@@ -54,7 +46,7 @@ ENGINE_COMMANDS = [
 
 
 @pytest.mark.parametrize("args", ENGINE_COMMANDS, ids=lambda a: a[0])
-def test_engine_down_is_exit_3_and_one_line(
+def test_engine_down_is_exit_3_anderror_line(
     cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
 ) -> None:
     dead = tmp_path / "docker.sock"
@@ -64,7 +56,7 @@ def test_engine_down_is_exit_3_and_one_line(
         tar = tmp_path / "in.tar"
         tar.write_bytes(b"\0" * 1024)
         argv = [a.format(tmp=tmp_path, tar=tar) for a in args]
-        err = _one_line(cli(*argv), 3)
+        err = error_line(cli(*argv), 3)
     assert f"cannot reach the Docker engine at unix://{dead}: connection refused" in err
     assert not (tmp_path / "x.tar").exists()
 
@@ -82,7 +74,7 @@ REGISTRY_COMMANDS = [
 
 
 @pytest.mark.parametrize("args", REGISTRY_COMMANDS, ids=lambda a: " ".join(a[:2]))
-def test_registry_down_is_exit_4_and_one_line(
+def test_registry_down_is_exit_4_anderror_line(
     docker_env: docker.DockerClient, cli: Cli, args: list[str]
 ) -> None:
     address = f"127.0.0.1:{free_port()}"
@@ -116,7 +108,7 @@ def _stdin(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
     monkeypatch.setattr("sys.stdin", io.StringIO(text))
 
 
-def test_untrusted_tls_and_a_wrong_password_are_exit_4_and_one_line(
+def test_untrusted_tls_and_a_wrong_password_are_exit_4_anderror_line(
     untrusted: Secured, cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     address = untrusted.address
@@ -127,14 +119,14 @@ def test_untrusted_tls_and_a_wrong_password_are_exit_4_and_one_line(
         ["search", "bb", "--registry", address],
     ):
         _stdin(monkeypatch, PASSWORD + "\n")
-        err = _one_line(cli(*args), 4)
+        err = error_line(cli(*args), 4)
         assert f"{address}: TLS: " in err and _verify_failed(err), (args, err)
 
     (untrusted.certs_d / address / "ca.crt").write_bytes(
         (untrusted.certs_dir / "ca.crt").read_bytes()
     )
     _stdin(monkeypatch, "not the password\n")
-    err = _one_line(cli("login", address, "-u", USER, "--password-stdin"), 4)
+    err = error_line(cli("login", address, "-u", USER, "--password-stdin"), 4)
     assert "credentials refused" in err and "not the password" not in err
     _stdin(monkeypatch, PASSWORD + "\n")
     assert cli("login", address, "-u", USER, "--password-stdin").code == 0
@@ -151,7 +143,7 @@ def test_an_untrusted_certificate_names_the_certs_d_file_to_fix_it(
         ["search", "bb", "--registry", untrusted.address],
     ):
         _stdin(monkeypatch, PASSWORD + "\n")
-        err = _one_line(cli(*args), 4)
+        err = error_line(cli(*args), 4)
         assert f"; to trust its CA, put it in {fix} " in err, (args, err)
 
 
@@ -219,7 +211,7 @@ def test_tls_is_verified_unless_loopback_or_named_insecure(
     with _serve(loopback, context) as tls_port, _serve(loopback, None) as http_port:
         tls, plain = f"{name}:{tls_port}", f"{name}:{http_port}"
         # A certificate from a CA nobody trusts: refused, and never retried over plain HTTP.
-        err = _one_line(cli("registry", "ls", "--registry", tls), 4)
+        err = error_line(cli("registry", "ls", "--registry", tls), 4)
         assert f"{tls}: TLS: " in err and _verify_failed(err)
         # Its CA in certs.d/HOST:PORT/ca.crt: verified and accepted.
         (certs_d / tls).mkdir(parents=True)
@@ -227,7 +219,7 @@ def test_tls_is_verified_unless_loopback_or_named_insecure(
         trusted = cli("registry", "ls", "--registry", tls, "--json")
         assert trusted.code == 0 and json.loads(trusted.out) == ["policy/probe"], trusted
         # Plain HTTP under a name that is not loopback: refused...
-        err = _one_line(cli("registry", "ls", "--registry", plain), 4)
+        err = error_line(cli("registry", "ls", "--registry", plain), 4)
         assert f"{plain}: TLS: " in err
         # ...unless the user names it insecure, or it is a loopback address.
         monkeypatch.setenv("DOCKOPS_INSECURE_REGISTRIES", plain)

@@ -22,17 +22,9 @@ from tests.conftest import Cli
 from tests.imagefactory import FakeImage, write_save_tar
 from tests.integration.test_archive import make_image
 from tests.integration.test_archive_interrupt import interrupt_mid_stream, relay_factory
+from tests.integration.tools import error_line
 
 __all__ = ["relay_factory"]  # the fixture, shared with test_archive_interrupt.py
-
-
-def _one_line(result: tuple[int, str, str], code: int) -> str:
-    got, out, err = result
-    assert (got, out) == (code, ""), result
-    lines = err.rstrip("\n").splitlines()  # progress lines come first (stderr is no TTY)
-    assert lines[-1].startswith("dockops: error: ") and "Traceback" not in err, err
-    assert sum(line.startswith("dockops: error") for line in lines) == 1, err
-    return lines[-1]
 
 
 @contextlib.contextmanager
@@ -61,7 +53,7 @@ def test_a_full_disk_during_save_is_one_clear_line_and_no_file(
     make_image(docker_env, ref, megabytes=8)  # random data: gzip does not make it fit
     with small_disk(tmp_path / "small") as disk:
         target = disk / name
-        line = _one_line(cli("save", ref, "-o", str(target)), 2)
+        line = error_line(cli("save", ref, "-o", str(target)), 2, progress=True)
         assert line == (
             f"dockops: error: save {ref}: cannot write {target}: no space left on device; "
             "nothing was left behind"
@@ -129,7 +121,7 @@ def test_import_refuses_corrupt_truncated_and_non_tar_input_and_makes_nothing(
         path = tmp_path / name
         path.write_bytes(content)
         for args in (["import", str(path), "dockops-test/imported:bad"], ["load", "-i", str(path)]):
-            line = _one_line(cli(*args), 2)
+            line = error_line(cli(*args), 2, progress=True)
             assert EXPECTED[name] in line, (args, line)
             assert line.startswith(f"dockops: error: {path}: "), line
     assert {i["Id"] for i in docker_env.api.images(all=True)} == before  # nothing was made
@@ -161,7 +153,7 @@ def test_a_tar_whose_manifest_names_missing_layers(
     partial.write_bytes(_without_layers(full.getvalue()))
 
     # The engine lacks the layer: refused, naming the file the tar should have held.
-    line = _one_line(cli("load", "-i", str(partial)), 2)
+    line = error_line(cli("load", "-i", str(partial)), 2, progress=True)
     assert line == (
         f"dockops: error: load {partial}: incomplete archive: its manifest.json names {layer}, "
         "which is not in the tar (and the engine does not hold that layer already)"

@@ -30,6 +30,7 @@ from tests.harness.engine import (
 )
 from tests.imagefactory import FakeImage, load_images, write_save_tar
 from tests.integration.engine_relay import PausingRelay
+from tests.integration.tools import error_line
 
 MIB = 1024 * 1024
 
@@ -117,13 +118,6 @@ def _dockops(host: str, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def _error_line(err: str) -> str:
-    lines = err.rstrip("\n").splitlines()
-    assert sum(line.startswith("dockops: error:") for line in lines) == 1, err
-    assert "Traceback" not in err
-    return lines[-1]
-
-
 @pytest.mark.parametrize("name", ["big.tar", "big.tar.gz"])
 def test_engine_stopped_mid_save_is_exit_3_and_leaves_no_file(
     fresh: Spare, tmp_path: Path, name: str
@@ -137,11 +131,10 @@ def test_engine_stopped_mid_save_is_exit_3_and_leaves_no_file(
     )  # fmt: skip
     out = tmp_path / "out"
     out.mkdir()
-    code, _, err = _stop_engine_midway(
+    result = _stop_engine_midway(
         fresh, relay, ["save", "big:1", "-o", str(out / name)], "save", held=out
     )
-    assert code == 3, err
-    line = _error_line(err)
+    line = error_line(result, 3, progress=True)
     assert line.startswith("dockops: error: save big:1: the engine's stream broke after "), line
     assert line.endswith(f"the Docker engine at {relay.host} no longer answers)"), line
     assert os.listdir(out) == []
@@ -156,9 +149,8 @@ def test_engine_stopped_mid_load_is_exit_3_and_loads_nothing(fresh: Spare, tmp_p
         tmp_path / "relay.sock", _socket(fresh), marker=b"/images/load", direction="request",
         limit=8 * MIB,
     )  # fmt: skip
-    code, _, err = _stop_engine_midway(fresh, relay, ["load", "-i", str(tar)], "load")
-    assert code == 3, err
-    line = _error_line(err)
+    result = _stop_engine_midway(fresh, relay, ["load", "-i", str(tar)], "load")
+    line = error_line(result, 3, progress=True)
     assert line.startswith(f"dockops: error: load {tar}: lost the Docker engine at "), line
     assert tar.stat().st_size == size
     fresh.up()
@@ -178,9 +170,7 @@ def test_engine_stopped_mid_prune_is_exit_3_and_a_rerun_finishes(
     )
     lock, metrics = tmp_path / "prune.lock", tmp_path / "textfile" / "dockops.prom"
     args = ["prune-dangling", "--lock-file", str(lock), "--metrics-file", str(metrics)]
-    code, out, err = _stop_engine_midway(fresh, relay, args, "prune")
-    assert (code, out) == (3, ""), err
-    line = _error_line(err)
+    line = error_line(_stop_engine_midway(fresh, relay, args, "prune"), 3, progress=True)
     assert line.startswith(f"dockops: error: prune: lost the Docker engine at {relay.host}: "), line
     assert line.endswith(" of 60 planned images were removed before that, run again to finish")
     done = int(line.split(" of 60 planned")[0].rsplit(" ", 1)[1])

@@ -1,4 +1,5 @@
-"""Small helpers the engine tests share: build an image by commit, run the docker CLI."""
+"""Small helpers the engine tests share: build an image by commit, run the docker CLI, read
+the one error line of a failed command."""
 
 from __future__ import annotations
 
@@ -35,3 +36,16 @@ def docker_cli(
         timeout=timeout,
         check=False,
     )
+
+
+def error_line(result: tuple[int, str, str], code: int, *, progress: bool = False) -> str:
+    """Assert that a command exited `code` with nothing on stdout and exactly one
+    `dockops: error:` line, the last on stderr, and no traceback; return that line. With
+    `progress`, plain progress lines may come before it (stderr is no TTY in tests)."""
+    got, out, err = result
+    assert (got, out) == (code, ""), result
+    lines = err.rstrip("\n").splitlines()
+    assert lines and lines[-1].startswith("dockops: error: ") and "Traceback" not in err, err
+    assert sum(line.startswith("dockops: error") for line in lines) == 1, err
+    assert progress or len(lines) == 1, err
+    return lines[-1]
