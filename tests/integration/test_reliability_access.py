@@ -150,18 +150,20 @@ def test_an_untrusted_certificate_names_the_certs_d_file_to_fix_it(
 # --- TLS verification policy ----------------------------------------------------------------
 
 
-def _loopback_alias() -> str | None:
-    """A host name other than localhost that resolves to a loopback address here (the machine's
-    own name, usually): dockops must treat it as any remote registry."""
-    for name in (socket.gethostname(), "localhost.localdomain"):
-        if not name or name == "localhost":
-            continue
-        try:
-            address = socket.gethostbyname(name)
-        except OSError:
-            continue
+def _loopback_alias() -> tuple[str, str] | None:
+    """A host name other than localhost that /etc/hosts maps to a loopback address (the
+    machine's own name, usually): dockops must treat it as any remote registry. Read from the
+    file, not the resolver, so the test never asks a DNS server."""
+    try:
+        lines = Path("/etc/hosts").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        address, *names = line.split("#", 1)[0].split() or [""]
         if address.startswith("127."):
-            return name
+            for name in names:
+                if not name.startswith("localhost"):
+                    return name, address
     return None
 
 
@@ -196,10 +198,10 @@ def _serve(address: str, context: ssl.SSLContext | None) -> Iterator[int]:
 def test_tls_is_verified_unless_loopback_or_named_insecure(
     cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    name = _loopback_alias()
-    if name is None:
-        pytest.skip("no host name other than localhost resolves to loopback here")
-    loopback = socket.gethostbyname(name)
+    alias = _loopback_alias()
+    if alias is None:
+        pytest.skip("no host name other than localhost maps to loopback in /etc/hosts")
+    name, loopback = alias
     certs_d = tmp_path / "certs.d"
     monkeypatch.setenv("DOCKOPS_CERTS_D", str(certs_d))
     monkeypatch.setenv("DOCKOPS_CONFIG", str(tmp_path / "none.toml"))
