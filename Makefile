@@ -21,6 +21,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	@# The wheels of dockops's dependencies, fetched here (set-up), so the install playbook's
+	@# test can install offline (--no-index) as a fleet without internet does.
+	$(BIN)/pip wheel -q --disable-pip-version-check -w .build/wheelhouse .
 	@touch $@
 
 install: $(STAMP) ## a venv (.venv) with dockops and its dev extra
