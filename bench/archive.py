@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 BIN = Path(sys.executable).parent
-RUNS = int(os.environ.get("BENCH_ARCHIVE_RUNS", "3"))
+RUNS = int(os.environ.get("BENCH_ARCHIVE_RUNS", "5"))
 IMAGE = "dockops-bench/big:latest"
 SIZE_MB = int(os.environ.get("BENCH_ARCHIVE_MB", "600"))
 LABEL = "dockops.bench.random-mb"
@@ -134,13 +134,20 @@ def _lines(title: str, samples: list[Sample], mb: float) -> list[str]:
     return lines
 
 
-def _verdict(sample: Sample, raw: Sample, what: str) -> str:
-    ratio = sample.wall / raw.wall
+def _verdict(sample: Sample, raw: Sample, what: str) -> list[str]:
+    """The goal, judged on the median of per-round ratios: a round's runs follow each other,
+    so they share the machine's load of the moment and the engine's state, which move the
+    ~4 s the engine spends before its first byte (the same work for every client) by more
+    than the difference measured; the ratio of the medians is shown beside it."""
+    paired = [ours / theirs for ours, theirs in zip(sample.walls, raw.walls, strict=True)]
+    ratio = statistics.median(paired)
     ok = ratio <= GOAL_RATIO and sample.rss_mib <= GOAL_RSS_MIB
-    return (
-        f"  goal {what}: x{ratio:.2f} <= {GOAL_RATIO:.2f}, {sample.rss_mib:.1f} <= "
-        f"{GOAL_RSS_MIB} MiB: {'met' if ok else 'MISSED'}"
-    )
+    return [
+        f"  {what}, per round: {', '.join(f'x{r:.2f}' for r in paired)}",
+        f"  goal {what}: median paired ratio x{ratio:.2f} <= {GOAL_RATIO:.2f} (ratio of "
+        f"medians x{sample.wall / raw.wall:.2f}), {sample.rss_mib:.1f} <= {GOAL_RSS_MIB} MiB: "
+        f"{'met' if ok else 'MISSED'}",
+    ]
 
 
 def run() -> list[str]:
@@ -181,7 +188,7 @@ def run() -> list[str]:
         tar_mb = (out / "dockops.tar").stat().st_size / 1e6
         gz_mb = (out / "dockops.tar.gz").stat().st_size / 1e6
         lines = _lines("save", save, tar_mb)
-        lines.append(_verdict(save[2], save[0], "dockops save vs raw"))
+        lines += _verdict(save[2], save[0], "dockops save vs raw")
         lines.append(f"  dockops save vs docker save -o: x{save[2].wall / save[1].wall:.2f}")
         lines.append(
             f"  gzip save: {tar_mb / save[3].wall:.0f} MB/s of tar in, {gz_mb:.0f} MB written "
@@ -204,7 +211,7 @@ def run() -> list[str]:
             before=_remove_image,
         )  # fmt: skip
         lines += _lines("load (image removed before each run)", load, tar_mb)
-        lines.append(_verdict(load[2], load[0], "dockops load vs raw"))
+        lines += _verdict(load[2], load[0], "dockops load vs raw")
         lines.append(f"  dockops load vs docker load -i: x{load[2].wall / load[1].wall:.2f}")
         lines.append(f"  gzip load: {tar_mb / load[3].wall:.0f} MB/s of tar out")
     return lines

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from dockops import render
-from dockops.cli.common import JsonOpt, QuietOpt, images, streamed
+from dockops.cli.common import JsonOpt, QuietOpt, images, streamed, streamed_lean
 from dockops.cli.images import ChangeOpt, MessageOpt
 from dockops.errors import InvalidInput
 from dockops.reference import validate_container
@@ -103,9 +103,9 @@ def save(
         return
     from dockops.core.archive import save_images
 
-    result = streamed(
-        lambda client, report: save_images(
-            client, references, target, gzip=compress, progress=report
+    result = streamed_lean(
+        lambda engine, report: save_images(
+            engine, references, target, gzip=compress, progress=report
         ),
         progress=not (json or quiet),
     )

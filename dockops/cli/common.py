@@ -12,6 +12,7 @@ from dockops.reference import validate_image
 if TYPE_CHECKING:
     import docker
 
+    from dockops.core.engine_http import ImageEngine
     from dockops.progress import ProgressCallback
 
 T = TypeVar("T")
@@ -83,9 +84,21 @@ def streamed(
 ) -> T:
     """Run one long engine operation (pull, push, save, load, export, import): a client with the
     long read timeout, progress on stderr when `progress`, and SIGTERM handled like Ctrl-C."""
-    from dockops import progress as progress_output
     from dockops.engine import get_client
 
-    client = get_client(long_running=True)
+    return _long_running(get_client(long_running=True), work, progress)
+
+
+def streamed_lean(work: Callable[["ImageEngine", "ProgressCallback"], T], *, progress: bool) -> T:
+    """streamed(), over an ImageEngine: no docker-py at all when the engine is a local socket
+    (importing it is ~0.12 s of a save's start-up)."""
+    from dockops.core.engine_http import open_engine
+
+    return _long_running(open_engine(long_running=True), work, progress)
+
+
+def _long_running(engine: Any, work: Callable[[Any, "ProgressCallback"], T], progress: bool) -> T:
+    from dockops import progress as progress_output
+
     with _terminate_as_interrupt(), progress_output.reporter(enabled=progress) as report:
-        return work(client, report)
+        return work(engine, report)

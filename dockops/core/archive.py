@@ -17,14 +17,15 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from dockops.core.archive_io import CHUNK, Written, open_archive, tar_sink, unwritable
 from dockops.core.archive_tar import TarProblem, TarWalker
-from dockops.core.lookup import inspect_image
-from dockops.engine import engine_address, engine_answers, engine_errors, local_socket, root_cause
+from dockops.engine import engine_address, engine_errors, root_cause
 from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput
 from dockops.progress import ProgressCallback, ProgressEvent, ignore
 
 if TYPE_CHECKING:
     import docker
     import requests
+
+    from dockops.core.engine_http import ImageEngine
 
 
 @dataclass(frozen=True)
@@ -49,66 +50,68 @@ class LoadResult:
     images: tuple[ArchivedImage, ...]
 
 
-def _image_ids(client: docker.DockerClient, references: list[str]) -> list[ArchivedImage]:
-    return [
-        ArchivedImage(reference, inspect_image(client, reference, f"save {reference}")["Id"])
-        for reference in references
-    ]
+@dataclass
+class Body:
+    """A streamed answer's body, as pieces, and what its transport raises when it breaks."""
+
+    pieces: Iterator[bytes | memoryview]
+    broken: tuple[type[BaseException], ...]
+    ends_at_close: bool  # unframed: a connection cut early looks like the body's end
 
 
 def stream_tar(
-    pieces: Iterator[bytes | memoryview],
+    body: Body,
     out: BinaryIO,
     what: str,
     label: str,
     progress: ProgressCallback,
-    client: docker.DockerClient,
+    engine: ImageEngine,
 ) -> None:
-    """Copy the engine's tar body, in `pieces`, to `out`, walking its headers; raise if it is
-    incomplete.
+    """Copy the engine's tar body to `out`, walking its headers; raise if it is incomplete.
 
-    A stream that stops early is checked against the engine (`client`): when the engine no
-    longer answers (stopped, crashed) that is the error to report, not the short tar.
+    A stream that stops early is checked against `engine`: when the engine no longer answers
+    (stopped, crashed) that is the error to report, not the short tar.
     """
-    from http.client import HTTPException
-
-    from urllib3.exceptions import HTTPError as Urllib3Error
-
     walker = TarWalker()
     reported = 0
-    with engine_errors(what):
-        while True:
-            try:
-                chunk = next(pieces, None)
-            except (Urllib3Error, HTTPException, OSError) as exc:
-                # Reading the raw body skips requests' wrapping, so urllib3's ProtocolError
-                # ("Connection broken: IncompleteRead") arrives untranslated.
-                reason = root_cause(exc) if isinstance(exc, OSError) else "connection closed"
-                if not engine_answers(client):
-                    reason += f"; the Docker engine at {engine_address()} no longer answers"
-                raise EngineUnreachable(
-                    f"{what}: the engine's stream broke after {walker.offset} bytes ({reason})"
-                ) from exc
-            if chunk is None:
-                break
-            try:
-                walker.feed(chunk)
-            except TarProblem as exc:
-                raise EngineRefused(f"{what}: {exc.engine_error or exc.message}") from None
-            out.write(chunk)
-            if walker.offset - reported >= CHUNK:  # pieces can be small: report per MiB
-                reported = walker.offset
-                progress(ProgressEvent(label, "writing", walker.offset))
+    while True:
+        try:
+            chunk = next(body.pieces, None)
+        except body.broken as exc:
+            reason = root_cause(exc) if isinstance(exc, OSError) else "connection closed"
+            raise _broke(what, walker.offset, reason, engine) from exc
+        if chunk is None:
+            break
+        try:
+            walker.feed(chunk)
+        except TarProblem as exc:
+            raise EngineRefused(f"{what}: {exc.engine_error or exc.message}") from None
+        out.write(chunk)
+        if walker.offset - reported >= CHUNK:  # pieces can be small: report per MiB
+            reported = walker.offset
+            progress(ProgressEvent(label, "writing", walker.offset))
     try:
         walker.finish()
     except TarProblem as exc:
-        if exc.engine_error is None and not engine_answers(client):
+        if exc.engine_error is not None:  # moby's FormatError, written after the 200
+            raise EngineRefused(f"{what}: {exc.engine_error}") from None
+        if body.ends_at_close:
+            # An unframed body ends only when the engine closes: short of the tar's end
+            # marker, and with no error said, that close cut the stream.
+            raise _broke(what, walker.offset, "connection closed", engine) from None
+        if not engine.answers():
             raise EngineUnreachable(
                 f"{what}: lost the Docker engine at {engine_address()}: it stopped answering "
                 f"after {walker.offset} bytes of the stream"
             ) from None
         raise EngineRefused(f"{what}: the engine's stream stopped early ({exc.message})") from None
     progress(ProgressEvent(label, "written", walker.offset))
+
+
+def _broke(what: str, offset: int, reason: str, engine: ImageEngine) -> EngineUnreachable:
+    if not engine.answers():
+        reason += f"; the Docker engine at {engine_address()} no longer answers"
+    return EngineUnreachable(f"{what}: the engine's stream broke after {offset} bytes ({reason})")
 
 
 def get_stream(client: docker.DockerClient, path: str, params: Any, what: str) -> Any:
@@ -121,38 +124,44 @@ def get_stream(client: docker.DockerClient, path: str, params: Any, what: str) -
 
 
 @contextlib.contextmanager
-def _body(
-    client: docker.DockerClient, path: str, params: Any, what: str
-) -> Iterator[Iterator[bytes | memoryview]]:
-    """The pieces of a streamed GET's body: straight off the socket for a local engine (see
-    engine_stream), else through docker-py. A refusal before the first byte raises here."""
-    socket_path = local_socket()
-    if socket_path is None:
-        response = get_stream(client, path, params, what)
-        try:
-            yield iter(functools.partial(response.raw.read, CHUNK), b"")
-        finally:
-            response.close()
-        return
-    from dockops.core.engine_stream import open_stream
+def _body(engine: ImageEngine, path: str, params: Any, what: str) -> Iterator[Body]:
+    """A streamed GET's body: straight off the socket for a local engine (see engine_stream),
+    else through docker-py. A refusal before the first byte raises here."""
+    from dockops.core.engine_http import DockerPyEngine, EngineHTTP
 
-    api = client.api
+    if isinstance(engine, EngineHTTP):
+        from dockops.core.engine_stream import open_stream
+
+        try:
+            stream = open_stream(engine.path, engine.api_version, path, params, engine.timeout)
+        except EngineRefused as exc:
+            raise EngineRefused(f"{what}: {exc.message}") from exc
+        except OSError as exc:
+            raise EngineUnreachable(
+                f"{what}: lost the Docker engine at unix://{engine.path}: {root_cause(exc)}"
+            ) from exc
+        try:
+            yield Body(stream.pieces(), (OSError,), stream.ends_at_close)
+        finally:
+            stream.close()
+        return
+    from http.client import HTTPException
+
+    from urllib3.exceptions import HTTPError
+
+    assert isinstance(engine, DockerPyEngine)
+    response = get_stream(engine.client, path, params, what)
     try:
-        stream = open_stream(socket_path, api.api_version, path, params, api.timeout)
-    except EngineRefused as exc:
-        raise EngineRefused(f"{what}: {exc.message}") from exc
-    except OSError as exc:
-        raise EngineUnreachable(
-            f"{what}: lost the Docker engine at unix://{socket_path}: {root_cause(exc)}"
-        ) from exc
-    try:
-        yield stream.pieces()
+        # Reading the raw body skips requests' wrapping, so urllib3's ProtocolError
+        # ("Connection broken: IncompleteRead") arrives untranslated.
+        pieces = iter(functools.partial(response.raw.read, CHUNK), b"")
+        yield Body(pieces, (HTTPError, HTTPException, OSError), ends_at_close=False)
     finally:
-        stream.close()
+        response.close()
 
 
 def download_tar(
-    client: docker.DockerClient,
+    engine: ImageEngine,
     path: str,
     params: Any,
     target: Path | BinaryIO,
@@ -165,10 +174,10 @@ def download_tar(
     path), checked as a tar on the way; nothing is left behind when it fails."""
     label = target.name if isinstance(target, Path) else "stdout"
     written: Written
-    with _body(client, path, params, what) as pieces:
+    with _body(engine, path, params, what) as body:
         try:
             with tar_sink(target, gzip=gzip) as (out, written):
-                stream_tar(pieces, out, what, label, progress, client)
+                stream_tar(body, out, what, label, progress, engine)
         except OSError as exc:
             # The engine side turns its own OSErrors into DockopsErrors: this is the disk
             # (full, quota, read-only, I/O error), and the temp file is already gone.
@@ -180,7 +189,7 @@ def download_tar(
 
 
 def save_images(
-    client: docker.DockerClient,
+    engine: ImageEngine,
     references: list[str],
     target: Path | BinaryIO,
     *,
@@ -190,7 +199,7 @@ def save_images(
     """Save images (with their tags) to one tar, as `docker save` does.
 
     Args:
-        client: the engine.
+        engine: the engine (engine_http.open_engine).
         references: image references or IDs (validated by the caller).
         target: a file path (temp file + rename) or an open binary stream (stdout).
         gzip: compress with gzip (isal, threaded).
@@ -203,10 +212,13 @@ def save_images(
         InvalidInput: an image does not exist (checked before anything is written).
         EngineRefused, EngineUnreachable: the engine failed; no file is left behind.
     """
-    images = _image_ids(client, references)
+    images = [
+        ArchivedImage(reference, engine.image(reference, f"save {reference}")["Id"])
+        for reference in references
+    ]
     what = f"save {' '.join(references)}"
     written = download_tar(
-        client,
+        engine,
         "/images/get",
         {"names": references},
         target,

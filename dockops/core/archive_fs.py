@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from dockops.core.archive import daemon_stream, download_tar, upload
 from dockops.core.commit import CHANGE_INSTRUCTIONS, validate_changes
+from dockops.core.engine_http import engine_of
 from dockops.core.lookup import named_errors
 from dockops.engine import engine_errors
 from dockops.errors import InvalidInput
@@ -76,7 +77,7 @@ def export_container(
     with named_errors(what):
         container_id = str(client.api.inspect_container(container)["Id"])
     written = download_tar(
-        client,
+        engine_of(client),
         f"/containers/{container_id}/export",
         None,
         target,

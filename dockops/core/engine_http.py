@@ -1,11 +1,13 @@
-"""The few engine requests image cleanup makes, over two transports with one interface.
+"""The few engine requests image cleanup and archive downloads make, over two transports
+with one interface.
 
 prune-dangling lists the engine once and then makes two small requests per image (inspect,
 then delete). Through docker-py each request costs about 1.3 ms of client-side Python
 (requests, urllib3, adapters) on top of the engine's own work, and `import docker` alone costs
-more than 0.1 s of a cron run. On a local engine (a unix socket) EngineHTTP speaks HTTP/1.1
-itself (UnixConnection), one kept-alive connection per thread; any other engine (tcp, ssh)
-gets DockerPyEngine, the same methods over the one docker-py client factory.
+more than 0.1 s of a cron run or a save. On a local engine (a unix socket) EngineHTTP speaks
+HTTP/1.1 itself (UnixConnection), one kept-alive connection per thread, and streams large
+bodies with engine_stream; any other engine (tcp, ssh) gets DockerPyEngine, the same methods
+over the one docker-py client factory.
 """
 
 from __future__ import annotations
@@ -17,17 +19,30 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 from urllib.parse import quote
 
-from dockops.engine import engine_errors, local_socket, request_timeout, root_cause
-from dockops.errors import EngineRefused, EngineUnreachable
+from dockops.core.lookup import said_once
+from dockops.engine import (
+    engine_answers,
+    engine_errors,
+    local_socket,
+    request_timeout,
+    root_cause,
+    stall_timeout,
+)
+from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput
 
 if TYPE_CHECKING:
     import docker
 
 
 class ImageEngine(Protocol):
-    """What cleanup asks of an engine; errors come as EngineRefused / EngineUnreachable."""
+    """What cleanup and archive downloads ask of an engine; errors come as EngineRefused /
+    EngineUnreachable."""
 
     api_version: str
+
+    def answers(self) -> bool: ...
+
+    def image(self, reference: str, what: str) -> dict[str, Any]: ...
 
     def images(self, *, shared_size: bool = False) -> list[dict[str, Any]]: ...
 
@@ -40,18 +55,30 @@ class ImageEngine(Protocol):
     def remove_image(self, image_id: str, *, force: bool, noprune: bool) -> None: ...
 
 
-def open_engine() -> ImageEngine:
+def open_engine(*, long_running: bool = False) -> ImageEngine:
     """The current engine (as get_client chooses it), lean when it is a local socket.
+
+    Args:
+        long_running: the long read timeout, for streams (save).
 
     Raises:
         EngineUnreachable: nothing answers at the engine address.
+        InvalidInput: a timeout variable is not a number of seconds.
     """
-    lean = EngineHTTP.connect()
+    lean = EngineHTTP.connect(long_running=long_running)
     if lean is not None:
         return lean
     from dockops.engine import get_client
 
-    return DockerPyEngine(get_client())
+    return DockerPyEngine(get_client(long_running=long_running))
+
+
+def engine_of(client: docker.DockerClient) -> ImageEngine:
+    """The same engine as `client`, lean when it is a local socket (no request is made)."""
+    path = local_socket()
+    if path is None:
+        return DockerPyEngine(client)
+    return EngineHTTP(path, str(client.api.api_version), float(client.api.timeout))
 
 
 class BadAnswer(ConnectionError):
@@ -162,18 +189,21 @@ class EngineHTTP:
         return f"/v{self.api_version}" if self.api_version else ""
 
     @classmethod
-    def connect(cls) -> EngineHTTP | None:
+    def connect(cls, *, long_running: bool = False) -> EngineHTTP | None:
         """The lean client for the current engine when that is a unix socket (else None),
         with the API version negotiated as docker-py's version="auto" does: the daemon's own.
 
         Raises:
             EngineUnreachable: nothing answers at the socket (the message names it).
-            InvalidInput: DOCKOPS_TIMEOUT is not a number.
+            InvalidInput: DOCKOPS_TIMEOUT (or, long_running, DOCKOPS_STALL_TIMEOUT) is not a
+                number of seconds.
         """
         path = local_socket()
         if path is None:
             return None
-        engine = cls(path, "", request_timeout())
+        if long_running:
+            stall_timeout()  # a bad value is bad input, as get_client says it
+        engine = cls(path, "", request_timeout(long_running))
         try:
             version = engine.get_json("/version")
         except EngineUnreachable as exc:
@@ -222,6 +252,30 @@ class EngineHTTP:
             raise EngineRefused(refusal_text(body, status))
         return json.loads(body)
 
+    def answers(self) -> bool:
+        """True when the engine answers /_ping within 5 s, on a connection of its own."""
+        probe = UnixConnection(self.path, min(self.timeout, 5.0))
+        try:
+            return probe.request("GET", "/_ping")[0] == 200
+        except OSError:
+            return False
+        finally:
+            probe.close()
+
+    def image(self, reference: str, what: str) -> dict[str, Any]:
+        """The image's inspect document.
+
+        Raises:
+            InvalidInput: no such image (the engine's text, after `what`).
+        """
+        status, body = self.request("GET", f"/images/{quote(reference, safe='/:')}/json")
+        if status == 404:
+            raise InvalidInput(f"{what}: {said_once(refusal_text(body, status))}")
+        if status >= 400:
+            raise EngineRefused(f"{what}: {refusal_text(body, status)}")
+        document: dict[str, Any] = json.loads(body)
+        return document
+
     def images(self, *, shared_size: bool = False) -> list[dict[str, Any]]:
         query = "all=1&shared-size=1" if shared_size else "all=1"
         return list(self.get_json(f"/images/json?{query}"))
@@ -265,6 +319,14 @@ class DockerPyEngine:
     def __init__(self, client: docker.DockerClient) -> None:
         self.client = client
         self.api_version = str(client.api.api_version)
+
+    def answers(self) -> bool:
+        return engine_answers(self.client)
+
+    def image(self, reference: str, what: str) -> dict[str, Any]:
+        from dockops.core.lookup import inspect_image
+
+        return inspect_image(self.client, reference, what)
 
     def images(self, *, shared_size: bool = False) -> list[dict[str, Any]]:
         api = self.client.api

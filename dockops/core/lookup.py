@@ -34,12 +34,17 @@ def named_errors(what: str) -> Iterator[None]:
 
 
 def engine_text(exc: docker.errors.APIError) -> str:
-    """The engine's explanation on one line, said once.
+    """The engine's explanation on one line, said once (said_once)."""
+    return said_once(str(exc.explanation or exc))
+
+
+def said_once(text: str) -> str:
+    """An engine text on one line, said once.
 
     The 20.10 daemon doubles some 404 texts ("no such image: x: No such image: x"); the
     second half is kept then.
     """
-    text = " ".join(str(exc.explanation or exc).split())
+    text = " ".join(text.split())
     parts = text.split(": ")
     half = len(parts) // 2
     if len(parts) % 2 == 0 and [p.lower() for p in parts[:half]] == [

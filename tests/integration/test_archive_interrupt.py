@@ -5,12 +5,16 @@ stalls or cuts the tar stream at a chosen byte, so the failure happens mid-strea
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
+import json
 import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import threading
 import time
 from collections.abc import Iterator
@@ -27,13 +31,23 @@ STREAMS = (b"/images/get", b"/export")
 
 
 class Relay:
-    """Forwards a unix socket to the engine; after `limit` bytes of a save/export answer it
-    either stops forwarding (stall) or closes both ends (cut)."""
+    """Forwards a unix socket (or, `tcp`, a free 127.0.0.1 port) to the engine; after `limit`
+    bytes of a save/export answer it either stops forwarding (stall) or closes both ends (cut).
+    `host` is the DOCKER_HOST that reaches the engine through it."""
 
-    def __init__(self, path: Path, engine_socket: str, limit: int, cut: bool) -> None:
+    def __init__(
+        self, path: Path, engine_socket: str, limit: int, cut: bool, tcp: bool = False
+    ) -> None:
         self.path, self.engine_socket, self.limit, self.cut = path, engine_socket, limit, cut
-        self.server = socket.socket(socket.AF_UNIX)
-        self.server.bind(str(path))
+        if tcp:
+            # A tcp DOCKER_HOST is what makes dockops use docker-py rather than the socket.
+            self.server = socket.socket(socket.AF_INET)
+            self.server.bind(("127.0.0.1", 0))
+            self.host = f"tcp://127.0.0.1:{self.server.getsockname()[1]}"
+        else:
+            self.server = socket.socket(socket.AF_UNIX)
+            self.server.bind(str(path))
+            self.host = f"unix://{path}"
         self.server.listen(8)
         self.server.settimeout(0.1)
         self.stop = threading.Event()
@@ -98,8 +112,8 @@ def relay_factory(tmp_path: Path, docker_env: docker.DockerClient) -> Iterator[o
     relays: list[Relay] = []
     engine_socket = os.environ["DOCKER_HOST"].removeprefix("unix://")
 
-    def make(limit: int, cut: bool) -> Relay:
-        relay = Relay(tmp_path / f"relay{len(relays)}.sock", engine_socket, limit, cut)
+    def make(limit: int, cut: bool, tcp: bool = False) -> Relay:
+        relay = Relay(tmp_path / f"relay{len(relays)}.sock", engine_socket, limit, cut, tcp)
         relays.append(relay)
         return relay
 
@@ -159,6 +173,7 @@ def test_interrupted_save_leaves_no_file_and_no_temp_file(
     assert os.listdir(folder) == []
 
 
+@pytest.mark.parametrize("transport", ["unix", "tcp"])
 @pytest.mark.parametrize("command", ["save", "export"])
 def test_stream_cut_by_the_engine_side_leaves_nothing(
     docker_env: docker.DockerClient,
@@ -167,12 +182,15 @@ def test_stream_cut_by_the_engine_side_leaves_nothing(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     command: str,
+    transport: str,
 ) -> None:
+    # unix: dockops reads the socket itself (an HTTP/1.0 body, ended only by the close);
+    # tcp: through docker-py (a chunked body, whose missing last chunk tells the cut).
     ref = "dockops-test/cut:1"
     make_image(docker_env, ref, megabytes=4)
     docker_env.containers.create(ref, name="dockops-cut", network_mode="none")
-    relay = relay_factory(limit=2 * 1024 * 1024 + 999, cut=True)
-    monkeypatch.setenv("DOCKER_HOST", f"unix://{relay.path}")
+    relay = relay_factory(limit=2 * 1024 * 1024 + 999, cut=True, tcp=transport == "tcp")
+    monkeypatch.setenv("DOCKER_HOST", relay.host)
     target = ref if command == "save" else "dockops-cut"
     code, out, err = cli(command, target, "-o", str(tmp_path / "x.tar"))
     assert relay.reached.is_set()
@@ -180,9 +198,33 @@ def test_stream_cut_by_the_engine_side_leaves_nothing(
     last = err.splitlines()[-1]  # the lines before it are progress (stderr is no TTY)
     assert last.startswith(f"dockops: error: {command} ")
     # Every byte that arrived before the cut is counted (the relay's limit also covers the
-    # HTTP head and the chunk framing, so a little less than that).
+    # HTTP head and any chunk framing, so a little less than that).
     found = re.search(r"the engine's stream broke after (\d+) bytes \(connection closed\)", last)
     assert found is not None, last
     assert 2 * 1024 * 1024 - 4096 <= int(found[1]) <= 2 * 1024 * 1024 + 999
     assert "Traceback" not in err
     assert [p.name for p in tmp_path.iterdir() if not p.name.startswith("relay")] == []
+
+
+def test_save_and_export_through_docker_py_write_whole_files(
+    docker_env: docker.DockerClient,
+    relay_factory,
+    cli: Cli,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An engine that is not a local socket (tcp here) is read through docker-py."""
+    ref = "dockops-test/tcp:1"
+    make_image(docker_env, ref, megabytes=3)
+    docker_env.containers.create(ref, name="dockops-tcp", network_mode="none")
+    relay = relay_factory(limit=1 << 40, cut=False, tcp=True)
+    monkeypatch.setenv("DOCKER_HOST", relay.host)
+    for command, target, name in (("save", ref, "s.tar"), ("export", "dockops-tcp", "e.tar")):
+        result = cli(command, target, "-o", str(tmp_path / name), "--json")
+        assert result.code == 0, result.err
+        data = (tmp_path / name).read_bytes()
+        assert json.loads(result.out)["sha256"] == hashlib.sha256(data).hexdigest()
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            names = tar.getnames()
+        assert ("manifest.json" if command == "save" else "marker") in names
+    assert relay.host.startswith("tcp://127.0.0.1:")

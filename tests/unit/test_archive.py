@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from dockops.core.archive import Body, stream_tar
 from dockops.core.archive_fs import CONFIG_FIELDS, lost_by_import
 from dockops.core.archive_io import (
     CHUNK,
@@ -23,7 +24,7 @@ from dockops.core.archive_io import (
 )
 from dockops.core.archive_tar import TarProblem, TarWalker, looks_like_tar
 from dockops.core.commit import validate_changes
-from dockops.errors import InvalidInput
+from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput
 from tests.conftest import Cli
 
 
@@ -60,6 +61,65 @@ def test_walker_accepts_a_whole_tar_in_any_chunking(chunk: int, fmt: int) -> Non
     walker = walk(data, chunk)
     assert walker.ended
     assert walker.members >= len(members)
+
+
+class _Engine:
+    """The one question stream_tar asks an engine once a stream stopped short."""
+
+    def __init__(self, answers: bool) -> None:
+        self._answers = answers
+        self.asked = 0
+
+    def answers(self) -> bool:
+        self.asked += 1
+        return self._answers
+
+
+def _stream(data: bytes, *, ends_at_close: bool, engine: _Engine) -> bytes:
+    body = Body(
+        iter([data[i : i + 700] for i in range(0, len(data), 700)]), (OSError,), ends_at_close
+    )
+    out = io.BytesIO()
+    stream_tar(body, out, "save x:1", "x.tar", lambda event: None, engine)  # type: ignore[arg-type]
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("ends_at_close", [True, False])
+def test_stream_tar_copies_a_whole_tar_without_asking_the_engine(ends_at_close: bool) -> None:
+    data = make_tar(SAMPLE)
+    engine = _Engine(answers=True)
+    assert _stream(data, ends_at_close=ends_at_close, engine=engine) == data
+    assert engine.asked == 0
+
+
+@pytest.mark.parametrize("answers", [True, False])
+def test_an_unframed_body_short_of_the_end_marker_is_a_broken_stream(answers: bool) -> None:
+    # HTTP/1.0: the engine's close is the body's only end, so a short tar means a cut stream.
+    cut = make_tar(SAMPLE)[:5000]
+    with pytest.raises(EngineUnreachable) as caught:
+        _stream(cut, ends_at_close=True, engine=_Engine(answers))
+    expected = "save x:1: the engine's stream broke after 5000 bytes (connection closed"
+    assert caught.value.message.startswith(expected)
+    assert caught.value.message.endswith("no longer answers)") is not answers
+
+
+def test_a_framed_body_that_ended_short_is_an_early_stop_by_an_engine_that_answers() -> None:
+    cut = make_tar(SAMPLE)[:5000]
+    with pytest.raises(
+        EngineRefused, match=r"^save x:1: the engine's stream stopped early \(trunc"
+    ):
+        _stream(cut, ends_at_close=False, engine=_Engine(answers=True))
+    with pytest.raises(EngineUnreachable, match="it stopped answering after 5000 bytes"):
+        _stream(cut, ends_at_close=False, engine=_Engine(answers=False))
+
+
+@pytest.mark.parametrize("ends_at_close", [True, False])
+def test_the_engines_error_after_part_of_a_tar_is_its_refusal(ends_at_close: bool) -> None:
+    error = b'{"errorDetail":{"message":"layer vanished"},"error":"layer vanished"}\r\n'
+    engine = _Engine(answers=True)
+    with pytest.raises(EngineRefused, match=r"^save x:1: layer vanished$"):
+        _stream(make_tar(SAMPLE)[:2048] + error, ends_at_close=ends_at_close, engine=engine)
+    assert engine.asked == 0
 
 
 def _end_of_members(data: bytes) -> int:

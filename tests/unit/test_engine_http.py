@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from dockops.core.engine_http import BadAnswer, EngineHTTP, HungUp, UnixConnection
-from dockops.errors import EngineRefused, EngineUnreachable
+from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput
 
 
 class Canned:
@@ -123,3 +123,33 @@ def test_enginehttp_refusals_and_missing_images(sock: Path) -> None:
 def test_enginehttp_on_a_socket_nobody_serves_is_unreachable(sock: Path) -> None:
     with pytest.raises(EngineUnreachable, match="no such file or directory"):
         EngineHTTP(str(sock), "1.41").get_json("/version")
+
+
+def test_a_named_image_the_engine_lacks_is_bad_input_in_the_engines_words(sock: Path) -> None:
+    doubled = b'{"message": "no such image: x:v1: No such image: x:v1"}'
+    server = Canned(
+        sock,
+        [
+            _json(b'{"Id": "sha256:aa"}'),
+            _json(doubled, "404 Not Found"),
+            _json(b'{"message": "boom"}', "500 Internal Server Error"),
+        ],
+    )
+    engine = EngineHTTP(str(sock), "1.41")
+    assert engine.image("library/x:v1", "save library/x:v1") == {"Id": "sha256:aa"}
+    # As docker-py quotes it: the slash and colon stay.
+    assert server.requests[0] == "GET /v1.41/images/library/x:v1/json HTTP/1.1"
+    with pytest.raises(InvalidInput, match=r"^save x:v1: No such image: x:v1$"):
+        engine.image("x:v1", "save x:v1")
+    with pytest.raises(EngineRefused, match=r"^save y: boom$"):
+        engine.image("y", "save y")
+    server.close()
+
+
+def test_answers_is_a_ping_on_its_own_connection(sock: Path) -> None:
+    assert EngineHTTP(str(sock), "1.41").answers() is False  # nobody serves the socket
+    server = Canned(sock, [_json(b"OK"), _json(b"OK")])
+    engine = EngineHTTP(str(sock), "1.41")
+    assert engine.answers() is True
+    assert server.requests == ["GET /_ping HTTP/1.1"]
+    server.close()

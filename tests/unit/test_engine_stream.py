@@ -71,7 +71,9 @@ def test_chunked_body_split_anywhere_comes_out_whole(tmp_path: Path, seed: int) 
     got = b"".join(bytes(piece) for piece in stream.pieces())
     stream.close()
     assert got == body
-    assert seen == [b"GET /v1.41/images/get?names=a%3A1&names=b HTTP/1.1"]
+    assert not stream.ends_at_close
+    # HTTP/1.0 asks for an unframed body; an engine that answers chunked anyway is decoded.
+    assert seen == [b"GET /v1.41/images/get?names=a%3A1&names=b HTTP/1.0"]
 
 
 def test_a_body_cut_before_its_last_chunk_is_an_error(tmp_path: Path) -> None:
@@ -95,4 +97,5 @@ def test_a_body_without_chunking_ends_when_the_engine_closes(tmp_path: Path) -> 
     answer = b"HTTP/1.0 200 OK\r\n\r\n" + b"y" * 70_000
     _serve(tmp_path / "s.sock", answer, [10, 10])
     stream = open_stream(str(tmp_path / "s.sock"), "1.41", "/x", None, 10)
+    assert stream.ends_at_close  # so only the tar's own end marker tells it was whole
     assert b"".join(bytes(p) for p in stream.pieces()) == b"y" * 70_000
