@@ -140,12 +140,19 @@ def load(
         source = io.BufferedReader(HeadFirst(head, source))
     delta = read_delta(head)
 
-    def work(client: Any, report: Any) -> Any:
-        if delta is not None:
-            check_delta(client, delta, input_)
-        return load_images(client, source, progress=report)
+    if delta is None:
+        result = streamed_lean(
+            lambda engine, report: load_images(engine, source, progress=report),
+            progress=not (json or quiet),
+        )
+    else:
+        from dockops.core.engine_http import engine_of
 
-    result = streamed(work, progress=not (json or quiet))
+        def work(client: Any, report: Any) -> Any:
+            check_delta(client, delta, input_)
+            return load_images(engine_of(client), source, progress=report)
+
+        result = streamed(work, progress=not (json or quiet))
     render.emit(result, mode, columns=IMAGE_COLUMNS, rows=result.images)
 
 

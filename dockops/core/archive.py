@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -23,7 +23,6 @@ from dockops.progress import ProgressCallback, ProgressEvent, ignore
 
 if TYPE_CHECKING:
     import docker
-    import requests
 
     from dockops.core.engine_http import ImageEngine
 
@@ -235,37 +234,44 @@ def save_images(
     )
 
 
-def daemon_stream(response: requests.Response, what: str) -> Iterator[dict[str, Any]]:
+def daemon_docs(lines: Iterable[bytes], what: str) -> Iterator[dict[str, Any]]:
     """The engine's JSON-lines answer; an `errorDetail` in it is a refusal (HTTP was 200)."""
     import json
 
-    with engine_errors(what):
-        for line in response.iter_lines():
-            if not line.strip():
-                continue
-            try:
-                doc = json.loads(line)
-            except ValueError:
-                raise EngineRefused(f"{what}: unexpected answer {line[:200]!r}") from None
-            if "errorDetail" in doc or "error" in doc:
-                detail = doc.get("errorDetail") or {}
-                text = detail.get("message") or doc.get("error") or "unknown error"
-                raise EngineRefused(f"{what}: {' '.join(str(text).split())}")
-            yield doc
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            raise EngineRefused(f"{what}: unexpected answer {line[:200]!r}") from None
+        if "errorDetail" in doc or "error" in doc:
+            detail = doc.get("errorDetail") or {}
+            text = detail.get("message") or doc.get("error") or "unknown error"
+            raise EngineRefused(f"{what}: {' '.join(str(text).split())}")
+        yield doc
 
 
 def upload(
-    client: docker.DockerClient,
+    engine: ImageEngine,
     path: str,
-    params: Any,
+    params: dict[str, Any],
     source: BinaryIO,
     name: str,
     what: str,
     total: int | None,
     progress: ProgressCallback,
-) -> tuple[requests.Response, int]:
-    """POST an archive as a chunked body straight from `source`; return the answer and the
-    number of source bytes read."""
+) -> tuple[list[dict[str, Any]], int]:
+    """POST an archive as a chunked body straight from `source`; return the engine's answer
+    (its JSON documents) and the number of source bytes read.
+
+    Raises:
+        InvalidInput: a corrupt or truncated archive (the upload is left unfinished, so the
+            engine loads nothing).
+        EngineRefused, EngineUnreachable: the engine's own error text.
+    """
+    from dockops.core.engine_http import DockerPyEngine, EngineHTTP, refusal_text
+
     opened = open_archive(source, name)
 
     def body() -> Iterator[bytes]:
@@ -274,24 +280,35 @@ def upload(
             progress(ProgressEvent(name, "sending", opened.source.consumed, total))
         progress(ProgressEvent(name, "engine working", opened.source.consumed, total))
 
-    api = client.api
     try:
-        with engine_errors(what):
-            response = api._post(
-                api._url(path),
-                params=params,
-                data=body(),
-                headers={"Content-Type": "application/x-tar"},
-                stream=True,
-            )
-            api._raise_for_status(response)
+        if isinstance(engine, EngineHTTP):
+            status, answer = engine.upload(path, params, body(), what)
+            if status >= 400:
+                raise EngineRefused(f"{what}: {refusal_text(answer, status)}")
+            docs = list(daemon_docs(answer.splitlines(), what))
+        else:
+            assert isinstance(engine, DockerPyEngine)
+            api = engine.client.api
+            with engine_errors(what):
+                response = api._post(
+                    api._url(path),
+                    params=params,
+                    data=body(),
+                    headers={"Content-Type": "application/x-tar"},
+                    stream=True,
+                )
+                try:
+                    api._raise_for_status(response)
+                    docs = list(daemon_docs(response.iter_lines(), what))
+                finally:
+                    response.close()
     finally:
         opened.reader.close()
-    return response, opened.source.consumed
+    return docs, opened.source.consumed
 
 
 def load_images(
-    client: docker.DockerClient,
+    engine: ImageEngine,
     source: Path | BinaryIO,
     *,
     progress: ProgressCallback = ignore,
@@ -299,7 +316,7 @@ def load_images(
     """Load images from a `docker save` tar (plain or gzip), streamed to the engine.
 
     Args:
-        client: the engine.
+        engine: the engine (engine_http.open_engine).
         source: a file path, or an open binary stream (stdin).
         progress: called with bytes read so far.
 
@@ -316,35 +333,31 @@ def load_images(
     stream = open(source, "rb", buffering=0) if isinstance(source, Path) else source  # noqa: SIM115
     what = f"load {name}"
     try:
-        response, consumed = upload(
-            client, "/images/load", {"quiet": "1"}, stream, name, what, total, progress
+        docs, consumed = upload(
+            engine, "/images/load", {"quiet": "1"}, stream, name, what, total, progress
         )
-    finally:
-        if isinstance(source, Path):
-            stream.close()
-    loaded: list[ArchivedImage] = []
-    try:
-        for doc in daemon_stream(response, what):
-            text = str(doc.get("stream") or "").strip()
-            if text.startswith("Loaded image ID:"):
-                loaded.append(ArchivedImage(None, text.split(":", 1)[1].strip()))
-            elif text.startswith("Loaded image:"):
-                loaded.append(ArchivedImage(text.split(":", 1)[1].strip(), ""))
     except EngineRefused as exc:
         missing = _missing_member(what, exc)
         if missing is None:
             raise
         raise missing from exc
     finally:
-        response.close()
+        if isinstance(source, Path):
+            stream.close()
+    loaded: list[ArchivedImage] = []
+    for doc in docs:
+        text = str(doc.get("stream") or "").strip()
+        if text.startswith("Loaded image ID:"):
+            loaded.append(ArchivedImage(None, text.split(":", 1)[1].strip()))
+        elif text.startswith("Loaded image:"):
+            loaded.append(ArchivedImage(text.split(":", 1)[1].strip(), ""))
     # The engine names tagged images by reference only: ask for their IDs.
-    with engine_errors(what):
-        images = tuple(
-            image
-            if image.id
-            else ArchivedImage(image.reference, client.api.inspect_image(image.reference)["Id"])
-            for image in loaded
-        )
+    images = tuple(
+        image
+        if image.id
+        else ArchivedImage(image.reference, engine.image(str(image.reference), what)["Id"])
+        for image in loaded
+    )
     return LoadResult(source=name, bytes=consumed, images=images)
 
 

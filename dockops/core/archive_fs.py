@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from dockops.core.archive import daemon_stream, download_tar, upload
+from dockops.core.archive import download_tar, upload
 from dockops.core.commit import CHANGE_INSTRUCTIONS, validate_changes
 from dockops.core.engine_http import engine_of
 from dockops.core.lookup import named_errors
@@ -144,20 +144,17 @@ def import_image(
     stream = open(source, "rb", buffering=0) if isinstance(source, Path) else source  # noqa: SIM115
     what = f"import {name}"
     try:
-        response, consumed = upload(
-            client, "/images/create", params, stream, name, what, total, progress
+        docs, consumed = upload(
+            engine_of(client), "/images/create", params, stream, name, what, total, progress
         )
     finally:
         if isinstance(source, Path):
             stream.close()
     image_id = ""
-    try:
-        for doc in daemon_stream(response, what):
-            status = str(doc.get("status") or "")
-            if status.startswith("sha256:"):
-                image_id = status
-    finally:
-        response.close()
+    for doc in docs:
+        status = str(doc.get("status") or "")
+        if status.startswith("sha256:"):
+            image_id = status
     if not image_id:
         with engine_errors(what):
             image_id = str(client.api.inspect_image(f"{parsed.repository}:{tag}")["Id"])

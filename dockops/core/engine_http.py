@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from dockops.core.lookup import said_once
 from dockops.engine import (
@@ -114,6 +114,44 @@ class UnixConnection:
         Raises:
             OSError: the socket failed; BadAnswer when the engine hung up or spoke no HTTP.
         """
+        sock = self._open()
+        sock.sendall(
+            f"{method} {target} HTTP/1.1\r\nHost: docker\r\nContent-Length: 0\r\n\r\n".encode()
+        )
+        return self._read_answer()
+
+    def upload(
+        self, target: str, pieces: Iterable[bytes | memoryview], content_type: str
+    ) -> tuple[int, bytes]:
+        """POST a chunked body made of `pieces` (each sent as it comes, never joined); return
+        the answer. An engine that stops reading and answers early is heard out.
+
+        Raises:
+            OSError: the socket failed; BadAnswer when the engine hung up or spoke no HTTP.
+            Whatever iterating `pieces` raises (the body is then left unfinished).
+        """
+        sock = self._open()
+        head = (
+            f"POST {target} HTTP/1.1\r\nHost: docker\r\nContent-Type: {content_type}\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n"
+        )
+        try:
+            sock.sendall(head.encode())
+            for piece in pieces:
+                if len(piece):
+                    _send_parts(sock, [b"%x\r\n" % len(piece), piece, b"\r\n"])
+            sock.sendall(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            try:  # a refusal written before the engine closed is the better reason
+                status, body = self._read_answer()
+            except OSError:
+                raise exc from None
+            if status < 400:
+                raise
+            return status, body
+        return self._read_answer()
+
+    def _open(self) -> socket.socket:
         if self._sock is None:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.settimeout(self.timeout)
@@ -123,9 +161,10 @@ class UnixConnection:
                 sock.close()
                 raise
             self._sock, self._file = sock, sock.makefile("rb")
+        return self._sock
+
+    def _read_answer(self) -> tuple[int, bytes]:
         assert self._file is not None
-        head = f"{method} {target} HTTP/1.1\r\nHost: docker\r\nContent-Length: 0\r\n\r\n"
-        self._sock.sendall(head.encode())
         try:
             return self._answer(self._file)
         except (ValueError, IndexError) as exc:
@@ -157,6 +196,18 @@ class UnixConnection:
 
 
 _LINE_MAX = 65536
+
+
+def _send_parts(sock: socket.socket, parts: list[bytes | memoryview]) -> None:
+    """Send a chunk's header, data and CRLF with sendmsg: no copy of the data to join them.
+    A socket with a timeout sends what its buffer takes (~200 KiB), so the rest goes again."""
+    views = [memoryview(part) for part in parts]
+    while views:
+        sent = sock.sendmsg(views)
+        while views and sent >= len(views[0]):
+            sent -= len(views.pop(0))
+        if sent:
+            views[0] = views[0][sent:]
 
 
 def _exactly(file: BinaryIO, size: int) -> bytes:
@@ -251,6 +302,29 @@ class EngineHTTP:
         if status >= 400:
             raise EngineRefused(refusal_text(body, status))
         return json.loads(body)
+
+    def upload(
+        self, path: str, params: dict[str, Any], pieces: Iterable[bytes | memoryview], what: str
+    ) -> tuple[int, bytes]:
+        """POST a tar, streamed from `pieces`, on a connection of its own; (status, body).
+
+        Raises:
+            EngineUnreachable: the socket failed (the message starts with `what`).
+        """
+        conn = UnixConnection(self.path, self.timeout)
+        target = f"{self.prefix}{path}?{urlencode(params, doseq=True)}"
+        try:
+            return conn.upload(target, pieces, "application/x-tar")
+        except TimeoutError as exc:
+            raise EngineUnreachable(
+                f"{what}: the Docker engine at unix://{self.path} did not answer in time"
+            ) from exc
+        except OSError as exc:
+            raise EngineUnreachable(
+                f"{what}: lost the Docker engine at unix://{self.path}: {root_cause(exc)}"
+            ) from exc
+        finally:
+            conn.close()
 
     def answers(self) -> bool:
         """True when the engine answers /_ping within 5 s, on a connection of its own."""

@@ -269,19 +269,29 @@ def test_export_then_import_loses_config_unless_changed(
     assert from_stdin.attrs["RootFS"]["Layers"] == bare.attrs["RootFS"]["Layers"]
 
 
-def test_save_on_a_local_engine_never_imports_docker_py(
+def test_save_and_load_on_a_local_engine_never_import_docker_py(
     docker_env: docker.DockerClient, two_images: dict[str, str], tmp_path: Path
 ) -> None:
-    # Importing docker-py is ~0.12 s of a save's start-up; a local socket needs none of it.
-    ref = next(iter(two_images))
-    code = (
-        "import sys\n"
-        "from dockops.cli.main import run\n"
-        f"sys.argv = ['dockops', 'save', {ref!r}, '-o', {str(tmp_path / 'x.tar')!r}, '--quiet']\n"
-        "try:\n    run()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('docker', 'requests')))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    # Importing docker-py is ~0.12 s of a save's or load's start-up; a local socket needs none.
+    ref, image_id = next(iter(two_images.items()))
+    tar = str(tmp_path / "x.tar")
+
+    def modules_after(*args: str) -> str:
+        code = (
+            "import sys\n"
+            "from dockops.cli.main import run\n"
+            f"sys.argv = ['dockops', *{list(args)!r}, '--quiet']\n"
+            "try:\n    run()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('docker', 'requests')))\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code], check=False, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert modules_after("save", ref, "-o", tar) == "[]"
     assert tagged((tmp_path / "x.tar").read_bytes()) == [ref]
+    docker_env.images.remove(ref)
+    assert modules_after("load", "-i", tar) == "[]"
+    assert docker_env.images.get(ref).id == image_id

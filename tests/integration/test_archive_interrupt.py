@@ -206,14 +206,14 @@ def test_stream_cut_by_the_engine_side_leaves_nothing(
     assert [p.name for p in tmp_path.iterdir() if not p.name.startswith("relay")] == []
 
 
-def test_save_and_export_through_docker_py_write_whole_files(
+def test_save_export_load_import_through_docker_py(
     docker_env: docker.DockerClient,
     relay_factory,
     cli: Cli,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """An engine that is not a local socket (tcp here) is read through docker-py."""
+    """An engine that is not a local socket (tcp here) is read and written through docker-py."""
     ref = "dockops-test/tcp:1"
     make_image(docker_env, ref, megabytes=3)
     docker_env.containers.create(ref, name="dockops-tcp", network_mode="none")
@@ -227,4 +227,13 @@ def test_save_and_export_through_docker_py_write_whole_files(
         with tarfile.open(fileobj=io.BytesIO(data)) as tar:
             names = tar.getnames()
         assert ("manifest.json" if command == "save" else "marker") in names
+    image_id = docker_env.images.get(ref).id
+    docker_env.containers.get("dockops-tcp").remove()
+    docker_env.images.remove(ref)
+    loaded = cli("load", "-i", str(tmp_path / "s.tar"), "--json")
+    assert loaded.code == 0, loaded.err
+    assert json.loads(loaded.out)["images"] == [{"reference": ref, "id": image_id}]
+    imported = cli("import", str(tmp_path / "e.tar"), "dockops-test/tcp-fs:1", "-c", 'CMD ["sh"]')
+    assert imported.code == 0, imported.err
+    assert docker_env.images.get("dockops-test/tcp-fs:1").attrs["Config"]["Cmd"] == ["sh"]
     assert relay.host.startswith("tcp://127.0.0.1:")

@@ -153,3 +153,66 @@ def test_answers_is_a_ping_on_its_own_connection(sock: Path) -> None:
     assert engine.answers() is True
     assert server.requests == ["GET /_ping HTTP/1.1"]
     server.close()
+
+
+def _dechunk(data: bytes) -> bytes:
+    out, rest = b"", data
+    while True:
+        size_line, rest = rest.split(b"\r\n", 1)
+        size = int(size_line, 16)
+        if size == 0:
+            assert rest == b"\r\n"
+            return out
+        out, rest = out + rest[:size], rest[size:]
+        assert rest[:2] == b"\r\n"
+        rest = rest[2:]
+
+
+def test_an_upload_is_sent_chunked_whole_even_when_the_socket_takes_a_little_at_a_time(
+    sock: Path,
+) -> None:
+    # A slow reader keeps the socket buffer full, so every sendmsg is a partial send.
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(sock))
+    server.listen()
+    received: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            data = b""
+            while not data.endswith(b"\r\n0\r\n\r\n"):
+                data += conn.recv(4096)
+            received.append(data)
+            conn.sendall(_json(b'{"stream": "Loaded image: a:1"}'))
+
+    threading.Thread(target=serve, daemon=True).start()
+    pieces = [bytes([n]) * size for n, size in enumerate([3, 1 << 20, 0, 700_001])]
+    conn = UnixConnection(str(sock), 10)
+    status, body = conn.upload("/v1.41/images/load?quiet=1", iter(pieces), "application/x-tar")
+    conn.close()
+    assert (status, body) == (200, b'{"stream": "Loaded image: a:1"}')
+    head, _, sent = received[0].partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0] == b"POST /v1.41/images/load?quiet=1 HTTP/1.1"
+    assert b"Transfer-Encoding: chunked" in head
+    assert _dechunk(sent) == b"".join(pieces)
+    server.close()
+
+
+def test_an_engine_that_refuses_mid_upload_is_heard_out(sock: Path) -> None:
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(sock))
+    server.listen()
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        conn.recv(65536)
+        conn.sendall(_json(b'{"message": "no space left on device"}', "500 Internal Server Error"))
+        conn.close()  # without reading the rest of the body
+
+    threading.Thread(target=serve, daemon=True).start()
+    pieces = (b"x" * (1 << 20) for _ in range(64))  # far more than the socket buffers
+    engine = EngineHTTP(str(sock), "1.41", 10)
+    status, body = engine.upload("/images/load", {"quiet": "1"}, pieces, "load a.tar")
+    assert status == 500 and b"no space left on device" in body
+    server.close()
