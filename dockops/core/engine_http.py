@@ -1,13 +1,13 @@
-"""The few engine requests image cleanup and archive downloads make, over two transports
+"""The few engine requests image cleanup and archive transfers make, over two transports
 with one interface.
 
 prune-dangling lists the engine once and then makes two small requests per image (inspect,
 then delete). Through docker-py each request costs about 1.3 ms of client-side Python
 (requests, urllib3, adapters) on top of the engine's own work, and `import docker` alone costs
 more than 0.1 s of a cron run or a save. On a local engine (a unix socket) EngineHTTP speaks
-HTTP/1.1 itself (UnixConnection), one kept-alive connection per thread, and streams large
-bodies with engine_stream; any other engine (tcp, ssh) gets DockerPyEngine, the same methods
-over the one docker-py client factory.
+HTTP/1.1 itself (UnixConnection), one kept-alive connection per thread, uploads a tar as a
+chunked body of its own, and downloads one with engine_stream; any other engine (tcp, ssh)
+gets DockerPyEngine, the same methods over the one docker-py client factory.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 
 class ImageEngine(Protocol):
-    """What cleanup and archive downloads ask of an engine; errors come as EngineRefused /
+    """What cleanup and archive transfers ask of an engine; errors come as EngineRefused /
     EngineUnreachable."""
 
     api_version: str
