@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -155,6 +155,21 @@ def test_answers_is_a_ping_on_its_own_connection(sock: Path) -> None:
     server.close()
 
 
+def _one_connection(path: Path, serve: Callable[[socket.socket], None]) -> socket.socket:
+    """A server on `path` that hands its first connection to `serve`, then closes it."""
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen()
+
+    def run() -> None:
+        conn, _ = server.accept()
+        with conn:
+            serve(conn)
+
+    threading.Thread(target=run, daemon=True).start()
+    return server
+
+
 def _dechunk(data: bytes) -> bytes:
     out, rest = b"", data
     while True:
@@ -172,21 +187,16 @@ def test_an_upload_is_sent_chunked_whole_even_when_the_socket_takes_a_little_at_
     sock: Path,
 ) -> None:
     # A slow reader keeps the socket buffer full, so every sendmsg is a partial send.
-    server = socket.socket(socket.AF_UNIX)
-    server.bind(str(sock))
-    server.listen()
     received: list[bytes] = []
 
-    def serve() -> None:
-        conn, _ = server.accept()
-        with conn:
-            data = b""
-            while not data.endswith(b"\r\n0\r\n\r\n"):
-                data += conn.recv(4096)
-            received.append(data)
-            conn.sendall(_json(b'{"stream": "Loaded image: a:1"}'))
+    def serve(conn: socket.socket) -> None:
+        data = b""
+        while not data.endswith(b"\r\n0\r\n\r\n"):
+            data += conn.recv(4096)
+        received.append(data)
+        conn.sendall(_json(b'{"stream": "Loaded image: a:1"}'))
 
-    threading.Thread(target=serve, daemon=True).start()
+    server = _one_connection(sock, serve)
     pieces = [bytes([n]) * size for n, size in enumerate([3, 1 << 20, 0, 700_001])]
     conn = UnixConnection(str(sock), 10)
     status, body = conn.upload("/v1.41/images/load?quiet=1", iter(pieces), "application/x-tar")
@@ -200,17 +210,12 @@ def test_an_upload_is_sent_chunked_whole_even_when_the_socket_takes_a_little_at_
 
 
 def test_an_engine_that_refuses_mid_upload_is_heard_out(sock: Path) -> None:
-    server = socket.socket(socket.AF_UNIX)
-    server.bind(str(sock))
-    server.listen()
-
-    def serve() -> None:
-        conn, _ = server.accept()
+    def serve(conn: socket.socket) -> None:
         conn.recv(65536)
         conn.sendall(_json(b'{"message": "no space left on device"}', "500 Internal Server Error"))
-        conn.close()  # without reading the rest of the body
+        # The connection closes without the rest of the body being read.
 
-    threading.Thread(target=serve, daemon=True).start()
+    server = _one_connection(sock, serve)
     pieces = (b"x" * (1 << 20) for _ in range(64))  # far more than the socket buffers
     engine = EngineHTTP(str(sock), "1.41", 10)
     status, body = engine.upload("/images/load", {"quiet": "1"}, pieces, "load a.tar")
