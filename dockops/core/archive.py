@@ -7,8 +7,6 @@ a whole tar in memory), checked as a tar on the way (see archive_tar for why).
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ if TYPE_CHECKING:
     import docker
 
     from dockops.core.engine_http import ImageEngine
+    from dockops.core.engine_stream import Body
 
 
 @dataclass(frozen=True)
@@ -47,15 +46,6 @@ class LoadResult:
     source: str  # "-" for stdin
     bytes: int  # bytes read from the source (compressed size for gzip)
     images: tuple[ArchivedImage, ...]
-
-
-@dataclass
-class Body:
-    """A streamed answer's body, as pieces, and what its transport raises when it breaks."""
-
-    pieces: Iterator[bytes | memoryview]
-    broken: tuple[type[BaseException], ...]
-    ends_at_close: bool  # unframed: a connection cut early looks like the body's end
 
 
 def stream_tar(
@@ -122,43 +112,6 @@ def get_stream(client: docker.DockerClient, path: str, params: Any, what: str) -
     return response
 
 
-@contextlib.contextmanager
-def _body(engine: ImageEngine, path: str, params: Any, what: str) -> Iterator[Body]:
-    """A streamed GET's body: straight off the socket for a local engine (see engine_stream),
-    else through docker-py. A refusal before the first byte raises here."""
-    from dockops.core.engine_http import DockerPyEngine, EngineHTTP
-
-    if isinstance(engine, EngineHTTP):
-        from dockops.core.engine_stream import open_stream
-
-        try:
-            stream = open_stream(engine.path, engine.api_version, path, params, engine.timeout)
-        except EngineRefused as exc:
-            raise EngineRefused(f"{what}: {exc.message}") from exc
-        except OSError as exc:
-            raise EngineUnreachable(
-                f"{what}: lost the Docker engine at unix://{engine.path}: {root_cause(exc)}"
-            ) from exc
-        try:
-            yield Body(stream.pieces(), (OSError,), stream.ends_at_close)
-        finally:
-            stream.close()
-        return
-    from http.client import HTTPException
-
-    from urllib3.exceptions import HTTPError
-
-    assert isinstance(engine, DockerPyEngine)
-    response = get_stream(engine.client, path, params, what)
-    try:
-        # Reading the raw body skips requests' wrapping, so urllib3's ProtocolError
-        # ("Connection broken: IncompleteRead") arrives untranslated.
-        pieces = iter(functools.partial(response.raw.read, CHUNK), b"")
-        yield Body(pieces, (HTTPError, HTTPException, OSError), ends_at_close=False)
-    finally:
-        response.close()
-
-
 def download_tar(
     engine: ImageEngine,
     path: str,
@@ -173,7 +126,7 @@ def download_tar(
     path), checked as a tar on the way; nothing is left behind when it fails."""
     label = target.name if isinstance(target, Path) else "stdout"
     written: Written
-    with _body(engine, path, params, what) as body:
+    with engine.stream(path, params, what) as body:
         try:
             with tar_sink(target, gzip=gzip) as (out, written):
                 stream_tar(body, out, what, label, progress, engine)
@@ -270,8 +223,6 @@ def upload(
             engine loads nothing).
         EngineRefused, EngineUnreachable: the engine's own error text.
     """
-    from dockops.core.engine_http import DockerPyEngine, EngineHTTP, refusal_text
-
     opened = open_archive(source, name)
 
     def body() -> Iterator[bytes]:
@@ -281,27 +232,7 @@ def upload(
         progress(ProgressEvent(name, "engine working", opened.source.consumed, total))
 
     try:
-        if isinstance(engine, EngineHTTP):
-            status, answer = engine.upload(path, params, body(), what)
-            if status >= 400:
-                raise EngineRefused(f"{what}: {refusal_text(answer, status)}")
-            docs = list(daemon_docs(answer.splitlines(), what))
-        else:
-            assert isinstance(engine, DockerPyEngine)
-            api = engine.client.api
-            with engine_errors(what):
-                response = api._post(
-                    api._url(path),
-                    params=params,
-                    data=body(),
-                    headers={"Content-Type": "application/x-tar"},
-                    stream=True,
-                )
-                try:
-                    api._raise_for_status(response)
-                    docs = list(daemon_docs(response.iter_lines(), what))
-                finally:
-                    response.close()
+        docs = list(daemon_docs(engine.post_tar(path, params, body(), what), what))
     finally:
         opened.reader.close()
     return docs, opened.source.consumed

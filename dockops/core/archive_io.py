@@ -103,7 +103,7 @@ class _Hashing(io.RawIOBase):
 
     def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
         size = len(data)
-        if size <= WRITE_PIECE:  # the usual case: a piece of the engine's chunked stream
+        if size <= WRITE_PIECE:
             self.sha256.update(data)
             self._target.write(data)
         else:

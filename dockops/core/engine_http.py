@@ -12,10 +12,12 @@ gets DockerPyEngine, the same methods over the one docker-py client factory.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 from urllib.parse import quote, urlencode
 
@@ -33,6 +35,8 @@ from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput
 if TYPE_CHECKING:
     import docker
 
+    from dockops.core.engine_stream import Body
+
 
 class ImageEngine(Protocol):
     """What cleanup and archive transfers ask of an engine; errors come as EngineRefused /
@@ -43,6 +47,12 @@ class ImageEngine(Protocol):
     def answers(self) -> bool: ...
 
     def image(self, reference: str, what: str) -> dict[str, Any]: ...
+
+    def stream(self, path: str, params: Any, what: str) -> AbstractContextManager[Body]: ...
+
+    def post_tar(
+        self, path: str, params: dict[str, Any], pieces: Iterable[bytes], what: str
+    ) -> list[bytes]: ...
 
     def images(self, *, shared_size: bool = False) -> list[dict[str, Any]]: ...
 
@@ -303,18 +313,38 @@ class EngineHTTP:
             raise EngineRefused(refusal_text(body, status))
         return json.loads(body)
 
-    def upload(
+    @contextlib.contextmanager
+    def stream(self, path: str, params: Any, what: str) -> Iterator[Body]:
+        """A streamed GET's body, straight off the socket (engine_stream); a refusal before
+        the first byte raises here, after `what`."""
+        from dockops.core.engine_stream import Body, open_stream
+
+        try:
+            stream = open_stream(self.path, self.api_version, path, params, self.timeout)
+        except EngineRefused as exc:
+            raise EngineRefused(f"{what}: {exc.message}") from exc
+        except OSError as exc:
+            raise EngineUnreachable(
+                f"{what}: lost the Docker engine at unix://{self.path}: {root_cause(exc)}"
+            ) from exc
+        try:
+            yield Body(stream.pieces(), (OSError,), stream.ends_at_close)
+        finally:
+            stream.close()
+
+    def post_tar(
         self, path: str, params: dict[str, Any], pieces: Iterable[bytes | memoryview], what: str
-    ) -> tuple[int, bytes]:
-        """POST a tar, streamed from `pieces`, on a connection of its own; (status, body).
+    ) -> list[bytes]:
+        """POST a tar, streamed from `pieces`, on a connection of its own; the answer's lines.
 
         Raises:
-            EngineUnreachable: the socket failed (the message starts with `what`).
+            EngineRefused: an error status (the engine's text, after `what`).
+            EngineUnreachable: the socket failed.
         """
         conn = UnixConnection(self.path, self.timeout)
         target = f"{self.prefix}{path}?{urlencode(params, doseq=True)}"
         try:
-            return conn.upload(target, pieces, "application/x-tar")
+            status, answer = conn.upload(target, pieces, "application/x-tar")
         except TimeoutError as exc:
             raise EngineUnreachable(
                 f"{what}: the Docker engine at unix://{self.path} did not answer in time"
@@ -325,6 +355,9 @@ class EngineHTTP:
             ) from exc
         finally:
             conn.close()
+        if status >= 400:
+            raise EngineRefused(f"{what}: {refusal_text(answer, status)}")
+        return answer.splitlines()
 
     def answers(self) -> bool:
         """True when the engine answers /_ping within 5 s, on a connection of its own."""
@@ -401,6 +434,44 @@ class DockerPyEngine:
         from dockops.core.lookup import inspect_image
 
         return inspect_image(self.client, reference, what)
+
+    @contextlib.contextmanager
+    def stream(self, path: str, params: Any, what: str) -> Iterator[Body]:
+        import functools
+        from http.client import HTTPException
+
+        from urllib3.exceptions import HTTPError
+
+        from dockops.core.archive import get_stream
+        from dockops.core.archive_io import CHUNK
+        from dockops.core.engine_stream import Body
+
+        response = get_stream(self.client, path, params, what)
+        try:
+            # Reading the raw body skips requests' wrapping, so urllib3's ProtocolError
+            # ("Connection broken: IncompleteRead") arrives untranslated.
+            pieces = iter(functools.partial(response.raw.read, CHUNK), b"")
+            yield Body(pieces, (HTTPError, HTTPException, OSError), ends_at_close=False)
+        finally:
+            response.close()
+
+    def post_tar(
+        self, path: str, params: dict[str, Any], pieces: Iterable[bytes], what: str
+    ) -> list[bytes]:
+        api = self.client.api
+        with engine_errors(what):
+            response = api._post(
+                api._url(path),
+                params=params,
+                data=pieces,
+                headers={"Content-Type": "application/x-tar"},
+                stream=True,
+            )
+            try:
+                api._raise_for_status(response)
+                return list(response.iter_lines())
+            finally:
+                response.close()
 
     def images(self, *, shared_size: bool = False) -> list[dict[str, Any]]:
         api = self.client.api

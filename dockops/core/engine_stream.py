@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from dockops.core.engine_http import BadAnswer, HungUp, refusal_text
@@ -24,6 +25,16 @@ from dockops.errors import EngineRefused
 
 BUFFER = 1024 * 1024
 _HEAD_MAX = 65536
+
+
+@dataclass
+class Body:
+    """A streamed answer's body, as pieces, and what its transport raises when it breaks
+    (ImageEngine.stream, over either transport)."""
+
+    pieces: Iterator[bytes | memoryview]
+    broken: tuple[type[BaseException], ...]
+    ends_at_close: bool  # unframed: a connection cut early looks like the body's end
 
 
 class EngineStream:

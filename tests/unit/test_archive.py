@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dockops.core.archive import Body, stream_tar
+from dockops.core.archive import stream_tar
 from dockops.core.archive_fs import CONFIG_FIELDS, lost_by_import
 from dockops.core.archive_io import (
     CHUNK,
@@ -24,6 +24,7 @@ from dockops.core.archive_io import (
 )
 from dockops.core.archive_tar import TarProblem, TarWalker, looks_like_tar
 from dockops.core.commit import validate_changes
+from dockops.core.engine_stream import Body
 from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput
 from tests.conftest import Cli
 

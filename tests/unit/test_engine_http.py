@@ -218,6 +218,6 @@ def test_an_engine_that_refuses_mid_upload_is_heard_out(sock: Path) -> None:
     server = _one_connection(sock, serve)
     pieces = (b"x" * (1 << 20) for _ in range(64))  # far more than the socket buffers
     engine = EngineHTTP(str(sock), "1.41", 10)
-    status, body = engine.upload("/images/load", {"quiet": "1"}, pieces, "load a.tar")
-    assert status == 500 and b"no space left on device" in body
+    with pytest.raises(EngineRefused, match=r"^load a.tar: no space left on device$"):
+        engine.post_tar("/images/load", {"quiet": "1"}, pieces, "load a.tar")
     server.close()
