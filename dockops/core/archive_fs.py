@@ -14,7 +14,6 @@ from dockops.core.archive import download_tar, upload
 from dockops.core.commit import CHANGE_INSTRUCTIONS, validate_changes
 from dockops.core.engine_http import engine_of
 from dockops.core.lookup import named_errors
-from dockops.engine import engine_errors
 from dockops.errors import InvalidInput
 from dockops.progress import ProgressCallback, ignore
 
@@ -144,8 +143,9 @@ def import_image(
     stream = open(source, "rb", buffering=0) if isinstance(source, Path) else source  # noqa: SIM115
     what = f"import {name}"
     try:
+        engine = engine_of(client)
         docs, consumed = upload(
-            engine_of(client), "/images/create", params, stream, name, what, total, progress
+            engine, "/images/create", params, stream, name, what, total, progress
         )
     finally:
         if isinstance(source, Path):
@@ -156,8 +156,7 @@ def import_image(
         if status.startswith("sha256:"):
             image_id = status
     if not image_id:
-        with engine_errors(what):
-            image_id = str(client.api.inspect_image(f"{parsed.repository}:{tag}")["Id"])
+        image_id = str(engine.image(f"{parsed.repository}:{tag}", what)["Id"])
     return ImportResult(
         reference=f"{parsed.repository}:{tag}",
         id=image_id,

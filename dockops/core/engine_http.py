@@ -373,13 +373,14 @@ class EngineHTTP:
         """The image's inspect document.
 
         Raises:
-            InvalidInput: no such image (the engine's text, after `what`).
+            InvalidInput: no such image (the engine's text, after `what` when given).
         """
         status, body = self.request("GET", f"/images/{quote(reference, safe='/:')}/json")
+        prefix = f"{what}: " if what else ""
         if status == 404:
-            raise InvalidInput(f"{what}: {said_once(refusal_text(body, status))}")
+            raise InvalidInput(prefix + said_once(refusal_text(body, status)))
         if status >= 400:
-            raise EngineRefused(f"{what}: {refusal_text(body, status)}")
+            raise EngineRefused(prefix + refusal_text(body, status))
         document: dict[str, Any] = json.loads(body)
         return document
 
@@ -395,13 +396,10 @@ class EngineHTTP:
 
     def inspect_image(self, image_id: str) -> dict[str, Any] | None:
         """The image's inspect document; None when the engine has no such image."""
-        status, body = self.request("GET", f"/images/{quote(image_id)}/json")
-        if status == 404:
+        try:
+            return self.image(image_id, "")
+        except InvalidInput:
             return None
-        if status >= 400:
-            raise EngineRefused(refusal_text(body, status))
-        document: dict[str, Any] = json.loads(body)
-        return document
 
     def remove_image(self, image_id: str, *, force: bool, noprune: bool) -> None:
         """DELETE the image; the engine's refusal (409, 404...) as EngineRefused with its text."""

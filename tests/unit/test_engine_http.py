@@ -105,7 +105,7 @@ def test_enginehttp_reconnects_once_when_the_kept_alive_connection_went_stale(
     engine.api_version = "1.41"
     # The engine closed the first connection: the request goes again on a new one.
     assert engine.inspect_image("sha256:abc") == {}
-    assert server.requests[-1] == "GET /v1.41/images/sha256%3Aabc/json HTTP/1.1"
+    assert server.requests[-1] == "GET /v1.41/images/sha256:abc/json HTTP/1.1"
     assert server.connections == 2
     server.close()
 
