@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -32,3 +33,19 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
         return Result(code if isinstance(code, int) else 1, captured.out, captured.err)
 
     return invoke
+
+
+@pytest.fixture
+def syncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Each fsync/fdatasync from here on, by name (still done for real): whether a crash can
+    take a file is decided by these calls alone, and nothing else shows them."""
+    calls: list[str] = []
+    for name in ("fsync", "fdatasync"):
+        real = getattr(os, name)
+
+        def record(fd: int, name: str = name, real: Callable[[int], None] = real) -> None:
+            calls.append(name)
+            real(fd)
+
+        monkeypatch.setattr(os, name, record)
+    return calls

@@ -16,6 +16,7 @@ from dockops.core.archive import stream_tar
 from dockops.core.archive_fs import CONFIG_FIELDS, lost_by_import
 from dockops.core.archive_io import (
     CHUNK,
+    SYNC_EVERY,
     check_input_path,
     check_output_path,
     open_archive,
@@ -284,3 +285,20 @@ def test_bad_input_exits_2_with_one_line_and_no_engine_call(
     assert (code, out) == (2, "")
     assert err.startswith("dockops: error: ") and err.count("\n") == 1
     assert message in err
+
+
+@pytest.mark.parametrize("existed", [False, True])
+def test_tar_sink_syncs_along_the_way_only_when_it_replaces_an_archive(
+    tmp_path: Path, syncs: list[str], existed: bool
+) -> None:
+    target = tmp_path / "app.tar"
+    if existed:
+        target.write_bytes(b"old")
+    piece = b"\0" * CHUNK
+    with tar_sink(target, gzip=False) as (out, written):
+        for _ in range(SYNC_EVERY // CHUNK + 1):
+            out.write(piece)
+    assert written.bytes == SYNC_EVERY + CHUNK == target.stat().st_size
+    # The writeback along the way runs on its own thread; stop() joined it before the fsync.
+    assert syncs[-1:] == (["fsync"] if existed else [])
+    assert ("fdatasync" in syncs) is existed
