@@ -24,15 +24,11 @@ def _make_folders(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_writer(path: Path, mode: int = 0o644, *, sync_new: bool = True) -> Iterator[BinaryIO]:
+def atomic_writer(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
     """Yield a binary file that replaces `path` only when the block ends without error.
 
     The temp file is created with `mode` from the start (keys never exist with looser modes),
-    fsynced, then renamed over `path`; on any error, or an interrupt, it is removed. The fsync
-    is what makes a crash leave the old file or the new one: without it, a filesystem may
-    commit the rename before the data and leave neither. With `sync_new=False` a file that
-    replaces nothing is left to the kernel's writeback, as `docker save -o` leaves its output:
-    a crash can then lose only the file being made, never one that existed.
+    fsynced, then renamed over `path`; on any error, or an interrupt, it is removed.
     """
     _make_folders(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -41,8 +37,7 @@ def atomic_writer(path: Path, mode: int = 0o644, *, sync_new: bool = True) -> It
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
-            if sync_new or os.path.lexists(path):
-                os.fsync(handle.fileno())
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

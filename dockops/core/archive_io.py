@@ -171,25 +171,21 @@ def tar_sink(target: Path | BinaryIO, *, gzip: bool) -> Iterator[tuple[BinaryIO,
     """Yield a binary file to write a tar into, and the record of what was written.
 
     A path gets a temp file in its folder, renamed over the path only when the block ends
-    without error (an interrupt or an engine error leaves neither file). An archive that
-    replaces an existing file is synced to disk before the rename, so a crash cannot lose the
-    old one; a new file is left to the kernel's writeback, as `docker save -o` does (syncing
-    a 631 MB save cost 2-50% of its time here, swinging with the disk, which is busy with
-    the engine's own 600 MB temp copy at that moment). A stream (stdout) is written as is.
-    With `gzip`, the bytes go through isal's threaded gzip writer.
+    without error (an interrupt or an engine error leaves neither file). It is synced to disk
+    before the rename, as `docker save -o` syncs its own temp file, so a crash after "saved"
+    never leaves a half archive under the name. A stream (stdout) is written as is. With
+    `gzip`, the bytes go through isal's threaded gzip writer.
     """
     from dockops.atomic import atomic_writer
 
     written = Written()
     with contextlib.ExitStack() as stack:
         raw: BinaryIO = (
-            stack.enter_context(atomic_writer(target, 0o644, sync_new=False))
+            stack.enter_context(atomic_writer(target, 0o644))
             if isinstance(target, Path)
             else target
         )
-        # atomic_writer decides again at the rename; this only starts the writeback early.
-        replacing = isinstance(target, Path) and os.path.lexists(target)
-        syncer = _Syncer(raw.fileno()) if replacing else None
+        syncer = _Syncer(raw.fileno()) if isinstance(target, Path) else None
         if syncer is not None:
             stack.callback(syncer.stop)
         hashing = _Hashing(raw, syncer.written if syncer is not None else None)

@@ -40,17 +40,3 @@ def test_interrupt_leaves_no_temp(tmp_path: Path) -> None:
 def test_a_file_is_synced_before_it_is_renamed(tmp_path: Path, syncs: list[str]) -> None:
     write_atomic(tmp_path / "config.json", b"{}")
     assert syncs == ["fsync"]
-
-
-@pytest.mark.parametrize("existed", [False, True])
-def test_sync_new_false_syncs_only_a_file_that_replaces_another(
-    tmp_path: Path, syncs: list[str], existed: bool
-) -> None:
-    target = tmp_path / "app.tar"
-    if existed:
-        target.write_bytes(b"yesterday's archive")
-    syncs.clear()
-    with atomic_writer(target, sync_new=False) as handle:
-        handle.write(b"today's archive")
-    assert target.read_bytes() == b"today's archive"
-    assert syncs == (["fsync"] if existed else [])
