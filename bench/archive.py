@@ -186,12 +186,11 @@ def run() -> list[str]:
             # Each writes a new file: freeing the last run's 600 MB is nobody's time.
             outputs[label].unlink(missing_ok=True)
 
-        raw_save = [
-            "curl", "-sf", "--unix-socket", socket_path, "-o", str(out / "raw.tar"), url,
-        ]  # fmt: skip
         save = _measure(
             {
-                "raw API: curl /images/get": raw_save,
+                "raw API: curl /images/get": [
+                    "curl", "-sf", "--unix-socket", socket_path, "-o", str(out / "raw.tar"), url,
+                ],
                 "docker save -o": [docker_cli, "save", "-o", str(out / "docker.tar"), IMAGE],
                 "dockops save -o": [dockops, "save", IMAGE, "-o", str(out / "dockops.tar")],
                 "dockops save -o .tar.gz": [

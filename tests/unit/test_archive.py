@@ -16,7 +16,6 @@ from dockops.core.archive import stream_tar
 from dockops.core.archive_fs import CONFIG_FIELDS, lost_by_import
 from dockops.core.archive_io import (
     CHUNK,
-    SYNC_EVERY,
     check_input_path,
     check_output_path,
     open_archive,
@@ -287,16 +286,12 @@ def test_bad_input_exits_2_with_one_line_and_no_engine_call(
     assert message in err
 
 
-def test_tar_sink_syncs_along_the_way_and_before_the_rename(
-    tmp_path: Path, syncs: list[str]
-) -> None:
+def test_tar_sink_syncs_the_archive_before_the_rename(tmp_path: Path, syncs: list[str]) -> None:
     # As docker save -o does (it fsyncs its temp file): a crash right after a save that said
-    # "saved" must not leave an empty or half archive under the final name.
+    # "saved" must not leave an empty or half archive under the final name. (The fdatasyncs
+    # along the way are a head start the final fsync does not rely on, so not checked.)
     target = tmp_path / "app.tar"
-    piece = b"\0" * CHUNK
     with tar_sink(target, gzip=False) as (out, written):
-        for _ in range(SYNC_EVERY // CHUNK + 1):
-            out.write(piece)
-    assert written.bytes == SYNC_EVERY + CHUNK == target.stat().st_size
-    assert "fdatasync" in syncs  # the writeback along the way, on its own thread
-    assert syncs[-1] == "fsync"
+        out.write(b"\0" * (3 * CHUNK))
+    assert written.bytes == 3 * CHUNK == target.stat().st_size
+    assert syncs[-1:] == ["fsync"]
