@@ -115,10 +115,10 @@ def _measure(
     and a command that syncs its own output (dockops, docker save -o) waits on it too.
     Every other round runs in reverse order (ABBA, over an even number of rounds), so each
     command follows each of its neighbours equally often. The sync does not remove every
-    effect a run leaves on the next: here whichever of curl and dockops ran right after
-    `docker save -o` came out the slower of the pair (dockops' per-round ratio averaged
-    x1.06-1.38 over three bench runs when it followed docker save, x0.95-1.11 when curl
-    did), and the old fixed order put dockops there in every round.
+    effect a run leaves on the next: in three bench runs dockops' per-round ratio averaged
+    x1.06-1.38 when it ran right after `docker save -o` and x0.95-1.11 when curl did (four
+    later runs: from 0.08 lower to 0.06 higher), and the old fixed order put dockops there
+    in every round.
     """
     samples = {label: Sample(label, [], []) for label in commands}
     for round_ in range(RUNS):
