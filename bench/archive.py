@@ -144,16 +144,12 @@ def _lines(title: str, samples: list[Sample], mb: float) -> list[str]:
     return lines
 
 
-def _paired(sample: Sample, raw: Sample) -> list[float]:
-    return [ours / theirs for ours, theirs in zip(sample.walls, raw.walls, strict=True)]
-
-
 def _verdict(sample: Sample, raw: Sample, what: str) -> list[str]:
     """The goal, judged on the median of per-round ratios: a round's runs follow each other,
     so they share the machine's load of the moment and the engine's state, which move the
     ~4 s the engine spends before its first byte (the same work for every client) by more
     than the difference measured; the ratio of the medians is shown beside it."""
-    paired = _paired(sample, raw)
+    paired = [ours / theirs for ours, theirs in zip(sample.walls, raw.walls, strict=True)]
     ratio = statistics.median(paired)
     ok = ratio <= GOAL_RATIO and sample.rss_mib <= GOAL_RSS_MIB
     return [

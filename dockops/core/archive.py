@@ -15,13 +15,11 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from dockops.core.archive_io import CHUNK, Written, open_archive, tar_sink, unwritable
 from dockops.core.archive_tar import TarProblem, TarWalker
-from dockops.engine import engine_address, engine_errors, root_cause
+from dockops.engine import engine_address, root_cause
 from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput
 from dockops.progress import ProgressCallback, ProgressEvent, ignore
 
 if TYPE_CHECKING:
-    import docker
-
     from dockops.core.engine_http import ImageEngine
     from dockops.core.engine_stream import Body
 
@@ -101,15 +99,6 @@ def _broke(what: str, offset: int, reason: str, engine: ImageEngine) -> EngineUn
     if not engine.answers():
         reason += f"; the Docker engine at {engine_address()} no longer answers"
     return EngineUnreachable(f"{what}: the engine's stream broke after {offset} bytes ({reason})")
-
-
-def get_stream(client: docker.DockerClient, path: str, params: Any, what: str) -> Any:
-    """GET a streamed body; a refusal before the first byte (404, 500) raises here."""
-    api = client.api
-    with engine_errors(what):
-        response = api._get(api._url(path), params=params, stream=True)
-        api._raise_for_status(response)
-    return response
 
 
 def download_tar(

@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
-from dockops.core.archive import ArchivedImage, get_stream
+from dockops.core.archive import ArchivedImage
 from dockops.core.archive_io import CHUNK, tar_sink
+from dockops.core.engine_http import get_stream
 from dockops.core.lookup import inspect_image
 from dockops.engine import engine_errors
 from dockops.errors import EngineRefused, InvalidInput

@@ -296,15 +296,19 @@ class EngineHTTP:
                 self._local.conn = None
                 stale = isinstance(exc, (HungUp, BrokenPipeError, ConnectionResetError))
                 if attempt == 2 or not stale:
-                    # The words engine_errors uses for docker-py's requests.
-                    if isinstance(exc, TimeoutError):
-                        raise EngineUnreachable(
-                            f"the Docker engine at unix://{self.path} did not answer in time"
-                        ) from exc
-                    raise EngineUnreachable(
-                        f"lost the Docker engine at unix://{self.path}: {root_cause(exc)}"
-                    ) from exc
+                    raise self._lost(exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _lost(self, exc: OSError, what: str = "") -> EngineUnreachable:
+        """A failed socket, in the words engine_errors uses for docker-py's requests."""
+        prefix = f"{what}: " if what else ""
+        if isinstance(exc, TimeoutError):
+            return EngineUnreachable(
+                f"{prefix}the Docker engine at unix://{self.path} did not answer in time"
+            )
+        return EngineUnreachable(
+            f"{prefix}lost the Docker engine at unix://{self.path}: {root_cause(exc)}"
+        )
 
     def get_json(self, path: str) -> Any:
         """The decoded JSON answer of a GET; a refusal as EngineRefused with its text."""
@@ -324,9 +328,7 @@ class EngineHTTP:
         except EngineRefused as exc:
             raise EngineRefused(f"{what}: {exc.message}") from exc
         except OSError as exc:
-            raise EngineUnreachable(
-                f"{what}: lost the Docker engine at unix://{self.path}: {root_cause(exc)}"
-            ) from exc
+            raise self._lost(exc, what) from exc
         try:
             yield Body(stream.pieces(), (OSError,), stream.ends_at_close)
         finally:
@@ -345,14 +347,8 @@ class EngineHTTP:
         target = f"{self.prefix}{path}?{urlencode(params, doseq=True)}"
         try:
             status, answer = conn.upload(target, pieces, "application/x-tar")
-        except TimeoutError as exc:
-            raise EngineUnreachable(
-                f"{what}: the Docker engine at unix://{self.path} did not answer in time"
-            ) from exc
         except OSError as exc:
-            raise EngineUnreachable(
-                f"{what}: lost the Docker engine at unix://{self.path}: {root_cause(exc)}"
-            ) from exc
+            raise self._lost(exc, what) from exc
         finally:
             conn.close()
         if status >= 400:
@@ -440,7 +436,6 @@ class DockerPyEngine:
 
         from urllib3.exceptions import HTTPError
 
-        from dockops.core.archive import get_stream
         from dockops.core.archive_io import CHUNK
         from dockops.core.engine_stream import Body
 
@@ -497,3 +492,13 @@ class DockerPyEngine:
     def remove_image(self, image_id: str, *, force: bool, noprune: bool) -> None:
         with engine_errors():
             self.client.api.remove_image(image_id, force=force, noprune=noprune)
+
+
+def get_stream(client: docker.DockerClient, path: str, params: Any, what: str) -> Any:
+    """GET a streamed body through docker-py; a refusal before the first byte (404, 500)
+    raises here."""
+    api = client.api
+    with engine_errors(what):
+        response = api._get(api._url(path), params=params, stream=True)
+        api._raise_for_status(response)
+    return response

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -220,4 +221,18 @@ def test_an_engine_that_refuses_mid_upload_is_heard_out(sock: Path) -> None:
     engine = EngineHTTP(str(sock), "1.41", 10)
     with pytest.raises(EngineRefused, match=r"^load a.tar: no space left on device$"):
         engine.post_tar("/images/load", {"quiet": "1"}, pieces, "load a.tar")
+    server.close()
+
+
+def test_a_stream_the_engine_never_answers_says_so_after_its_what(sock: Path) -> None:
+    # The words every EngineHTTP request uses (one mapping): a timeout is "did not answer in
+    # time", any other socket failure "lost the Docker engine".
+    with pytest.raises(EngineUnreachable, match=r"^save x: lost the Docker engine at unix://"):
+        with EngineHTTP(str(sock), "1.41").stream("/images/get", None, "save x"):
+            pass
+    server = _one_connection(sock, lambda conn: conn.recv(65536) and time.sleep(1))
+    engine = EngineHTTP(str(sock), "1.41", 0.2)
+    with pytest.raises(EngineUnreachable, match=r"^save x: the Docker engine at .* in time$"):
+        with engine.stream("/images/get", None, "save x"):
+            pass
     server.close()

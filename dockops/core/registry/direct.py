@@ -21,8 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
-from dockops.core.archive import get_stream
 from dockops.core.archive_io import CHUNK
+from dockops.core.engine_http import get_stream
 from dockops.core.registry.api import RegistryClient
 from dockops.core.registry.blobs import (
     BlobCache,
