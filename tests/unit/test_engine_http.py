@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
@@ -227,12 +228,15 @@ def test_an_engine_that_refuses_mid_upload_is_heard_out(sock: Path) -> None:
 def test_a_stream_the_engine_never_answers_says_so_after_its_what(sock: Path) -> None:
     # The words every EngineHTTP request uses (one mapping): a timeout is "did not answer in
     # time", any other socket failure "lost the Docker engine".
-    with pytest.raises(EngineUnreachable, match=r"^save x: lost the Docker engine at unix://"):
-        with EngineHTTP(str(sock), "1.41").stream("/images/get", None, "save x"):
-            pass
+    lost = r"^save x: lost the Docker engine at unix://"
+    with pytest.raises(EngineUnreachable, match=lost), _opened(EngineHTTP(str(sock), "1.41")):
+        pass
     server = _one_connection(sock, lambda conn: conn.recv(65536) and time.sleep(1))
-    engine = EngineHTTP(str(sock), "1.41", 0.2)
-    with pytest.raises(EngineUnreachable, match=r"^save x: the Docker engine at .* in time$"):
-        with engine.stream("/images/get", None, "save x"):
-            pass
+    late = r"^save x: the Docker engine at .* in time$"
+    with pytest.raises(EngineUnreachable, match=late), _opened(EngineHTTP(str(sock), "1.41", 0.2)):
+        pass
     server.close()
+
+
+def _opened(engine: EngineHTTP) -> AbstractContextManager[object]:
+    return engine.stream("/images/get", None, "save x")
