@@ -22,6 +22,8 @@ BASE = "seed/base"
 CONFIG_TYPE = "application/vnd.docker.container.image.v1+json"
 LAYER_TYPE = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
+LIST_TYPE = "application/vnd.docker.distribution.manifest.list.v2+json"
+OCI_INDEX_TYPE = "application/vnd.oci.image.index.v1+json"
 
 
 def _digest(data: bytes) -> str:
@@ -61,12 +63,20 @@ class Seeder:
         assert done.status_code == 201, done.text
         return digest
 
-    def tag(self, repository: str, tag: str, created: datetime | None = None) -> str:
-        """Push repository:tag (the shared layer, its own config); returns the manifest digest."""
+    def tag(
+        self,
+        repository: str,
+        tag: str | None,
+        created: datetime | None = None,
+        architecture: str = "amd64",
+    ) -> str:
+        """Push repository:tag (the shared layer, its own config), or with tag None the same
+        manifest by its digest only (untagged, as an index's images are pushed); returns the
+        manifest digest."""
         when = (created or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         config = json.dumps(
             {
-                "architecture": "amd64",
+                "architecture": architecture,
                 "os": "linux",
                 "created": when,
                 "config": {"Labels": {"seed": f"{repository}:{tag}"}},
@@ -86,14 +96,49 @@ class Seeder:
                 ],
             }
         ).encode()
+        return self._put_manifest(repository, tag, manifest, MANIFEST_TYPE)
+
+    def _put_manifest(
+        self, repository: str, tag: str | None, document: bytes, media_type: str
+    ) -> str:
         put = requests.put(
-            f"{self.url}/v2/{repository}/manifests/{tag}",
-            data=manifest,
-            headers={"Content-Type": MANIFEST_TYPE},
+            f"{self.url}/v2/{repository}/manifests/{tag or _digest(document)}",
+            data=document,
+            headers={"Content-Type": media_type},
             timeout=30,
         )
         assert put.status_code == 201, put.text
-        return put.headers["Docker-Content-Digest"]
+        return str(put.headers["Docker-Content-Digest"])
+
+    def index(
+        self, repository: str, tag: str, children: list[str], media_type: str = LIST_TYPE
+    ) -> str:
+        """Push repository:tag as an index (a docker manifest list, or an OCI index) of the
+        manifests `children` names, already in the repository; returns the index's digest."""
+        entries = []
+        for child in children:
+            got = requests.get(
+                f"{self.url}/v2/{repository}/manifests/{child}",
+                headers={"Accept": MANIFEST_TYPE},
+                timeout=30,
+            )
+            assert got.status_code == 200, got.text
+            config = json.loads(got.content)["config"]["digest"]
+            arch = requests.get(f"{self.url}/v2/{repository}/blobs/{config}", timeout=30).json()[
+                "architecture"
+            ]
+            entries.append(
+                {
+                    "mediaType": MANIFEST_TYPE,
+                    "size": len(got.content),
+                    "digest": got.headers["Docker-Content-Digest"],
+                    "platform": {"os": "linux", "architecture": arch},
+                }
+            )
+        document = json.dumps(
+            {"schemaVersion": 2, "mediaType": media_type, "manifests": entries}
+        ).encode()
+        return self._put_manifest(repository, tag, document, media_type)
 
     def same_digest(self, repository: str, source_tag: str, tag: str) -> None:
         """Point another tag at the manifest source_tag names (same digest)."""
