@@ -279,7 +279,8 @@ def rm(
     dry_run: DryRunOpt = False,
     json: JsonOpt = False,
 ) -> None:
-    """Delete REPO:TAG by digest (refuses when other tags share it, unless --force)."""
+    """Delete REPO:TAG by digest (refuses when other tags share it, unless --force, and always
+    when an index that stays references it); an index goes with its images."""
     repository, tag = _tagged(reference)
     address = _registry(registry)
     from dockops.core.registry.api import connect
@@ -291,8 +292,13 @@ def rm(
     render.emit(
         result,
         render.output_mode(json),
-        summary=f"{verb} {result.digest} ({', '.join(result.tags_removed)}); "
-        "run dockops registry gc to free the space",
+        summary=f"{verb} {result.digest} ({', '.join(result.tags_removed)})"
+        + (
+            f" and the {len(result.children_removed)} manifests it references"
+            if result.children_removed
+            else ""
+        )
+        + "; run dockops registry gc to free the space",
     )
 
 
@@ -342,7 +348,8 @@ def prune(
     dry_run: DryRunOpt = False,
     json: JsonOpt = False,
 ) -> None:
-    """Retention: keep the newest N tags of REPO (by the image's created time)."""
+    """Retention: keep the newest N tags of REPO (by the image's created time; an index is one
+    tag, as old as its newest image, and is deleted with its images)."""
     repository = _repository(repo)
     from datetime import timedelta
 
@@ -359,8 +366,13 @@ def prune(
         render.output_mode(json),
         columns=PRUNE_COLUMNS,
         rows=[*result.removed, *result.kept],
-        summary=f"{verb} {len(result.removed)} tags ({len(result.deleted_digests)} digests), "
-        f"kept {len(result.kept)}",
+        summary=f"{verb} {len(result.removed)} tags ({len(result.deleted_digests)} digests"
+        + (
+            f", and {len(result.deleted_children)} manifests of the deleted indexes"
+            if result.deleted_children
+            else ""
+        )
+        + f"), kept {len(result.kept)}",
     )
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dockops.core.registry.browse import matches
-from dockops.core.registry.remove import TagAge, plan_retention
+from dockops.core.registry.remove import TagAge, plan_deletes, plan_retention
 from dockops.core.registry.trust import is_insecure
 from dockops.units import parse_timestamp
 
@@ -45,6 +45,27 @@ def test_shared_digest_with_a_kept_tag_is_never_deleted() -> None:
     removed, kept = _split(ages, keep=1, older_than=None)
     assert removed == ["older"]
     assert kept["old"] == "shares its digest with kept tag new"
+
+
+def test_an_index_is_one_tag_and_keeps_what_it_references() -> None:
+    index = TagAge("multi", "sha256:i", (NOW - timedelta(days=1)).isoformat(), None, ("a", "b"))
+    image_a = _age("multi-amd64", 40, digest="a")  # older than --keep reaches, but referenced
+    removed, kept = _split([index, image_a, _age("old", 50)], keep=1, older_than=None)
+    assert removed == ["old"]
+    assert kept == {"multi": "among the newest 1", "multi-amd64": "an image of kept index multi"}
+
+
+def test_deleting_indexes_first_then_their_unheld_images() -> None:
+    outer = TagAge("outer", "sha256:o", None, None, ("sha256:inner", "c1", "c2", "shared"))
+    inner = TagAge("inner", "sha256:inner", None, None, ("c1", "c2"))
+    image = TagAge("image", "c1", None)  # a removed tag naming one of the images
+    kept = [TagAge("keep", "sha256:k", None, None, ("shared",)), TagAge("tagged", "c2", None)]
+    digests, children = plan_deletes([image, inner, outer], kept)
+    # Deleting in this order, a failure midway never leaves an index without its images.
+    assert digests == ("sha256:o", "sha256:inner", "c1")
+    assert children == ()  # c1 is a removed tag's own; c2 is tagged and shared is referenced
+    digests, children = plan_deletes([outer], [])
+    assert digests == ("sha256:o",) and children == ("sha256:inner", "c1", "c2", "shared")
 
 
 def test_tags_without_a_created_time_are_kept() -> None:

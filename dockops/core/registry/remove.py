@@ -3,21 +3,24 @@
 registry:2 deletes manifests by digest only, and a digest delete removes every tag on that
 digest (distribution#3828). So before deleting, the other tags sharing the digest are found:
 `rm` refuses to take them along unless forced, and `prune` never deletes a digest that a kept
-tag still points at. Deleted blobs stay on disk until `registry gc`.
+tag still points at. An index (multi-arch image) and the images it references go as one unit:
+an image that a kept index references is never deleted, not even with --force (the index would
+name a manifest that is gone), and deleting an index deletes its images that nothing else holds
+after it (once it is gone they are unreachable, and `registry gc` keeps untagged manifests).
+Deleted blobs stay on disk until `registry gc`.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
 from dockops.core.registry.api import RegistryClient
-from dockops.core.registry.browse import image_config, manifest, tags
+from dockops.core.registry.browse import tags
+from dockops.core.registry.graph import Tagged, tagged
 from dockops.errors import EngineRefused, InvalidInput
 from dockops.units import parse_timestamp
-
-WORKERS = 8
 
 
 @dataclass(frozen=True)
@@ -25,13 +28,9 @@ class RemoveResult:
     reference: str
     digest: str
     tags_removed: tuple[str, ...]  # every tag that pointed at the digest
+    # For an index: the manifests it references that no remaining tag holds, deleted after it.
+    children_removed: tuple[str, ...]
     dry_run: bool
-
-
-def _digests(api: RegistryClient, repository: str, names: list[str]) -> dict[str, str | None]:
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        found = pool.map(lambda tag: api.manifest_digest(repository, tag), names)
-        return dict(zip(names, found, strict=True))
 
 
 def delete_digest(api: RegistryClient, repository: str, digest: str) -> None:
@@ -50,36 +49,56 @@ def delete_digest(api: RegistryClient, repository: str, digest: str) -> None:
         raise InvalidInput(f"{api.registry}: no manifest {repository}@{digest}")
 
 
+def _unheld(children: Iterable[str], staying: Iterable[Tagged]) -> tuple[str, ...]:
+    """The children that no staying tag names or references."""
+    held = {c for t in staying for c in (t.digest, *t.children)}
+    return tuple(c for c in children if c not in held)
+
+
 def remove_tag(
     api: RegistryClient, repository: str, tag: str, *, force: bool = False, dry_run: bool = False
 ) -> RemoveResult:
-    """Delete repository:tag by its digest.
+    """Delete repository:tag by its digest; for an index, its unheld images after it.
 
     Raises:
         InvalidInput: no such tag.
-        EngineRefused: other tags share the digest (and not force), or deletes are disabled.
+        EngineRefused: other tags share the digest (and not force), an index that stays
+            references it, or deletes are disabled.
     """
-    digest = api.manifest_digest(repository, tag)
-    if digest is None:
+    names = tags(api, repository)
+    if tag not in names:
         raise InvalidInput(f"{api.registry}: no tag {repository}:{tag}")
-    others = [t for t in tags(api, repository) if t != tag]
-    sharing = sorted(t for t, d in _digests(api, repository, others).items() if d == digest)
+    graph = tagged(api, repository, names)
+    digest = graph[tag].digest
+    sharing = sorted(t for t in names if t != tag and graph[t].digest == digest)
     if sharing and not force:
         raise EngineRefused(
             f"{repository}:{tag} is {digest}, which tags {', '.join(sharing)} also name: "
             "a delete by digest removes them all; --force to delete all of them"
         )
+    staying = [t for t in graph.values() if t.digest != digest]
+    indexes = sorted(f"{repository}:{t.tag}" for t in staying if digest in t.children)
+    if indexes:
+        raise EngineRefused(
+            f"{repository}:{tag} is {digest}, an image that the index {', '.join(indexes)} "
+            "references: deleting it would break that index; delete the index first"
+        )
+    children = _unheld(graph[tag].children, staying)
     if not dry_run:
-        delete_digest(api, repository, digest)
-    return RemoveResult(f"{repository}:{tag}", digest, tuple(sorted([tag, *sharing])), dry_run)
+        for each in (digest, *children):  # the index first: never an index without its images
+            delete_digest(api, repository, each)
+    return RemoveResult(
+        f"{repository}:{tag}", digest, tuple(sorted([tag, *sharing])), children, dry_run
+    )
 
 
 @dataclass(frozen=True)
 class TagAge:
     tag: str
     digest: str
-    created: str | None
+    created: str | None  # an index's: its newest image's
     reason: str | None = None  # why kept
+    children: tuple[str, ...] = ()  # for an index: the manifests it references
 
 
 @dataclass(frozen=True)
@@ -88,13 +107,9 @@ class PruneResult:
     dry_run: bool
     removed: tuple[TagAge, ...]
     kept: tuple[TagAge, ...]
-    deleted_digests: tuple[str, ...]
-
-
-def _age(api: RegistryClient, repository: str, tag: str) -> TagAge:
-    document, digest = manifest(api, repository, tag)
-    created = image_config(api, repository, document).get("created")
-    return TagAge(tag, digest, str(created) if created else None)
+    deleted_digests: tuple[str, ...]  # the removed tags' digests, indexes first
+    # The images of deleted indexes that no kept tag names or references, deleted after them.
+    deleted_children: tuple[str, ...]
 
 
 def plan_retention(
@@ -104,33 +119,50 @@ def plan_retention(
 
     The newest `keep` tags are kept, and any tag newer than `older_than`; a tag without a
     created time is kept; a tag whose digest a kept tag shares is kept (deleting the digest
-    would take the kept tag too).
+    would take the kept tag too), and so is a tag naming an image that a kept index references.
+    An index is one tag here, however many images it has.
     """
     dated = sorted(
         (a for a in ages if parse_timestamp(a.created or "")),
         key=lambda a: (parse_timestamp(a.created or ""), a.tag),
         reverse=True,
     )
-    kept = [TagAge(a.tag, a.digest, a.created, "no created time") for a in ages if a not in dated]
+    kept = [replace(a, reason="no created time") for a in ages if a not in dated]
     candidates = []
     for rank, age in enumerate(dated):
         created = parse_timestamp(age.created or "")
         assert created is not None
         if keep is not None and rank < keep:
-            kept.append(TagAge(age.tag, age.digest, age.created, f"among the newest {keep}"))
+            kept.append(replace(age, reason=f"among the newest {keep}"))
         elif older_than is not None and created > now - older_than:
-            kept.append(TagAge(age.tag, age.digest, age.created, "newer than --older-than"))
+            kept.append(replace(age, reason="newer than --older-than"))
         else:
             candidates.append(age)
     held = {a.digest: a.tag for a in kept}
+    within = {child: a.tag for a in kept for child in a.children}
     removed = []
     for age in candidates:
         if age.digest in held:
-            reason = f"shares its digest with kept tag {held[age.digest]}"
-            kept.append(TagAge(age.tag, age.digest, age.created, reason))
+            kept.append(replace(age, reason=f"shares its digest with kept tag {held[age.digest]}"))
+        elif age.digest in within:
+            kept.append(replace(age, reason=f"an image of kept index {within[age.digest]}"))
         else:
             removed.append(age)
     return removed, sorted(kept, key=lambda a: a.tag)
+
+
+def plan_deletes(
+    removed: list[TagAge], kept: list[TagAge]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(digests, children) to delete, in order, pure: the removed tags' digests with indexes
+    before the images they reference (an index with more references first: an index it lists
+    has fewer), then the images of deleted indexes that no kept tag names or references. A
+    failure midway then leaves unreachable images, never an index without its images."""
+    units = sorted(removed, key=lambda a: -len(a.children))
+    digests = tuple(dict.fromkeys(a.digest for a in units))
+    staying = [Tagged(a.tag, a.digest, a.children) for a in kept]
+    children = _unheld(dict.fromkeys(c for a in units for c in a.children), staying)
+    return digests, tuple(c for c in children if c not in digests)
 
 
 def prune_repository(
@@ -151,13 +183,15 @@ def prune_repository(
     if keep is None and older_than is None:
         raise InvalidInput("registry prune needs --keep N, --older-than DUR, or both")
     names = tags(api, repository)
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        ages = list(pool.map(lambda tag: _age(api, repository, tag), names))
+    ages = [
+        TagAge(t.tag, t.digest, t.created, children=t.children)
+        for t in tagged(api, repository, names, created=True).values()
+    ]
     removed, kept = plan_retention(
         ages, keep=keep, older_than=older_than, now=now or datetime.now(timezone.utc)
     )
-    digests = tuple(dict.fromkeys(a.digest for a in removed))
+    digests, children = plan_deletes(removed, kept)
     if not dry_run:
-        for digest in digests:
+        for digest in (*digests, *children):
             delete_digest(api, repository, digest)
-    return PruneResult(repository, dry_run, tuple(removed), tuple(kept), digests)
+    return PruneResult(repository, dry_run, tuple(removed), tuple(kept), digests, children)
