@@ -309,7 +309,8 @@ def gc(
     delete_untagged: Annotated[bool, typer.Option("--delete-untagged")] = False,
     json: JsonOpt = False,
 ) -> None:
-    """Garbage-collect the registry's storage (stopped meanwhile, then started again)."""
+    """Garbage-collect the registry's storage (stopped meanwhile, then started again);
+    --delete-untagged refuses when it would delete the images of an index."""
     validate_container(name)
     from dockops.core.registry.gc import garbage_collect
     from dockops.engine import get_client

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
+import docker
 import pytest
 import requests
 
 from tests.conftest import Cli
 from tests.integration.registry_seed import LIST_TYPE, MANIFEST_TYPE, OCI_INDEX_TYPE, Seeder
-from tests.integration.registry_server import Registry
+from tests.integration.registry_server import Registry, free_port
 
 ACCEPT = ", ".join((MANIFEST_TYPE, LIST_TYPE, OCI_INDEX_TYPE))
 
@@ -128,6 +130,45 @@ def test_prune_keeps_an_image_tag_that_a_kept_index_references(reg: Registry, cl
     reasons = {a["tag"]: a["reason"] for a in result["kept"]}
     assert reasons == {"1": "among the newest 1", "1-amd64": "an image of kept index 1"}
     assert _held(reg.address, "web", amd64) and _held(reg.address, "web", "1")
+
+
+def test_gc_delete_untagged_refuses_to_delete_the_images_of_an_index(
+    docker_env: docker.DockerClient, cli: Cli, tmp_path: Path
+) -> None:
+    data = tmp_path / "registry-data"
+    port = free_port()
+    up = cli(
+        "registry", "up", "--name", "dockops-gcidx", "--network", "host", "--bind", "127.0.0.1",
+        "--port", str(port), "--data", str(data),
+    )  # fmt: skip
+    assert up.code == 0, up.err
+    address = f"127.0.0.1:{port}"
+    try:
+        seeder = Seeder.start(address)
+        index, children = _multiarch(seeder, "multi", "1")
+        stray = seeder.tag("multi", None)  # untagged, in no index: --delete-untagged's own case
+        seeder.tag("multi", "plain")  # a tag that stays: the collector skips a tagless repository
+        for flags in (["--dry-run"], []):
+            refused = cli("registry", "gc", "--name", "dockops-gcidx", "--delete-untagged", *flags)
+            assert refused.code == 1, (refused.out, refused.err)
+            assert f"multi@{index}" in refused.err and "distribution#3178" in refused.err
+            assert "2 untagged images" in refused.err
+        for child in (*children, stray):
+            assert _held(address, "multi", child)  # nothing was deleted, and it serves again
+
+        # Once the index is deleted with its images, only untagged strays are left: it runs,
+        # and says which manifests it deleted.
+        assert cli("registry", "rm", "multi:1").code == 0
+        dry = cli("registry", "gc", "--name", "dockops-gcidx", "--delete-untagged", "--dry-run",
+                  "--json")  # fmt: skip
+        assert dry.code == 0, dry.err
+        assert json.loads(dry.out)["manifests_deleted"] == [f"multi@{stray}"]
+        gc = cli("registry", "gc", "--name", "dockops-gcidx", "--delete-untagged", "--json")
+        assert gc.code == 0, gc.err
+        assert json.loads(gc.out)["manifests_deleted"] == [f"multi@{stray}"]
+        assert not _held(address, "multi", stray)
+    finally:
+        cli("registry", "down", "--name", "dockops-gcidx")
 
 
 pytestmark = pytest.mark.timeout(300)
