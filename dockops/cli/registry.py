@@ -336,7 +336,14 @@ PRUNE_COLUMNS = (
     render.Column("TAG", lambda a: a.tag),
     render.Column("DIGEST", lambda a: a.digest[:19]),
     render.Column("CREATED", lambda a: a.created),
-    render.Column("ACTION", lambda a: f"keep: {a.reason}" if a.reason else "delete"),
+    render.Column(
+        "ACTION",
+        lambda a: (
+            f"keep: {a.reason}"
+            if a.reason
+            else "delete" + (f" (an index of {len(a.children)})" if a.children else "")
+        ),
+    ),
 )
 
 
