@@ -225,7 +225,12 @@ def rmi(
         bool, typer.Option("--force", "-f", help="Untag images in use; delete by ID.")
     ] = False,
     with_containers: Annotated[
-        bool, typer.Option("--with-containers", help="Remove the containers using it first.")
+        bool,
+        typer.Option(
+            "--with-containers",
+            help="Remove the containers using it first; none when the image stays "
+            "(other tags or child images keep it).",
+        ),
     ] = False,
     json: JsonOpt = False,
 ) -> None:

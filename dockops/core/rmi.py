@@ -10,6 +10,11 @@ What the engine does (moby daemon/images/image_delete.go, seen on 20.10):
 - by tag, when other tags remain: only that tag goes, no conflict.
 - an image with dependent child images: 409 "(cannot be forced)" by ID; by tag only the tag
   goes and the image stays as the children's parent.
+- removing a tag also removes the image's digests (RepoDigests) of the same repository when no
+  other tag of that repository remains; the image is deleted only when no name is left.
+
+So --with-containers first works out from the image's names whether the engine will really
+delete it (will_stay): containers of an image that only loses a tag are left alone.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from dockops.core.lookup import engine_text
 from dockops.engine import engine_errors
 from dockops.errors import DockopsError, EngineRefused, InvalidInput, PartialFailure
+from dockops.reference import parse_reference
 from dockops.units import short_id
 
 if TYPE_CHECKING:
@@ -35,7 +41,8 @@ class RmiOutcome:
     `outcome` is deleted, untagged (the image stays: other tags, a running container or child
     images hold it), refused (nothing changed; `flag` names what would do it, when a flag can)
     or missing (no such image). `containers` are the containers holding the image afterwards
-    (for a refusal: those in the way); `removed_containers` those --with-containers removed.
+    (for a refusal: those in the way); `removed_containers` those --with-containers removed
+    (none when the image stays anyway: removing them would gain nothing).
     """
 
     reference: str
@@ -97,6 +104,73 @@ def _is_id(reference: str, image: dict[str, Any]) -> bool:
     names = set(image.get("RepoTags") or ()) | set(image.get("RepoDigests") or ())
     named = reference in names or f"{reference}:latest" in names
     return not named and str(image["Id"]).removeprefix("sha256:").startswith(bare)
+
+
+def _familiar(reference: str) -> str:
+    """The reference as the engine writes it in RepoTags and RepoDigests (docker.io and
+    library/ dropped, :latest added)."""
+    ref = parse_reference(reference)
+    path = ref.path
+    if ref.domain in (None, "docker.io", "index.docker.io"):
+        name = path.removeprefix("library/") if path.count("/") == 1 else path
+    else:
+        name = f"{ref.domain}/{path}"
+    if ref.digest:
+        return f"{name}@{ref.digest}"
+    return f"{name}:{ref.tag or 'latest'}"
+
+
+def _repository(name: str) -> str:
+    """The repository of a RepoTags or RepoDigests entry."""
+    if "@" in name:
+        return name.partition("@")[0]
+    head, colon, _ = name.rpartition(":")
+    return head if colon and "/" not in name[len(head) :] else name
+
+
+def _single_reference(names: list[str]) -> bool:
+    """The engine's isSingleReference: at most one tag, and every name in one repository. By ID,
+    such an image is deleted without force; one with more names needs force."""
+    if len(names) <= 1:
+        return len(names) == 1
+    tags = [n for n in names if "@" not in n]
+    return len(tags) <= 1 and len({_repository(n) for n in names}) == 1
+
+
+def names_left(reference: str, image: dict[str, Any]) -> tuple[str, ...]:
+    """The names (tags, then digests) the image keeps once the engine has removed `reference`,
+    a tag or digest of it (pure: the engine's rule above)."""
+    gone = _familiar(reference)
+    tags = [t for t in image.get("RepoTags") or () if t != gone]
+    digests = [d for d in image.get("RepoDigests") or () if d != gone]
+    if "@" not in gone and not any(_repository(t) == _repository(gone) for t in tags):
+        digests = [d for d in digests if _repository(d) != _repository(gone)]
+    return (*tags, *digests)
+
+
+def will_stay(reference: str, image: dict[str, Any], by_id: bool, force: bool) -> str | None:
+    """Why removing `reference` leaves the image in place, or None when the engine deletes it
+    (as far as its names tell: child images are looked up by the caller).
+
+    By ID: several names without force is a refusal (nothing is removed); with force, or a
+    single name, the image goes. By name: it goes when no name is left.
+    """
+    names = [*(image.get("RepoTags") or ()), *(image.get("RepoDigests") or ())]
+    if by_id:
+        if not force and names and not _single_reference(names):
+            return f"it has several names ({', '.join(names)}), which only --force removes by ID"
+        return None
+    left = names_left(reference, image)
+    if not left:
+        return None
+    # Tags come first: a lone digest says so.
+    return f"other {'digests' if '@' in left[0] else 'tags'} remain: {', '.join(left)}"
+
+
+def _parent_of(client: docker.DockerClient, image_id: str) -> str | None:
+    """Why the image outlives its last tag: child images (None when it has none)."""
+    children = _children(client, image_id)
+    return f"it is the parent of {', '.join(children)}" if children else None
 
 
 def _names(holders: list[_Holder]) -> tuple[str, ...]:
@@ -171,7 +245,22 @@ def _remove_one(
     by_id = _is_id(reference, image)
     holders = _holders(client, image_id)
     removed: list[str] = []
+    spared: str | None = None
     if with_containers and holders:
+        spared = will_stay(reference, image, by_id, force)
+        if spared is not None and by_id:
+            # The engine would refuse after the containers were gone: refuse before.
+            return RmiOutcome(
+                reference,
+                REFUSED,
+                image_id,
+                f"{reference}: nothing removed: {spared}; --with-containers --force removes "
+                f"container(s) {', '.join(_names(holders))}, every tag and the image",
+                containers=_names(holders),
+                flag="--with-containers --force",
+            )
+        spared = spared or _parent_of(client, image_id)
+    if with_containers and holders and spared is None:
         running = [h for h in holders if h.running]
         if running and not force:
             return RmiOutcome(
@@ -224,7 +313,9 @@ def _remove_one(
             containers=_names(holders),
             removed_containers=tuple(removed),
         )
-    return _untagged(client, reference, image_id, untagged, deleted, holders, removed)
+    return _untagged(
+        client, reference, image_id, untagged, deleted, removed, spared=spared is not None
+    )
 
 
 def _with_removed(outcome: RmiOutcome, removed: list[str]) -> RmiOutcome:
@@ -239,8 +330,8 @@ def _untagged(
     image_id: str,
     untagged: tuple[str, ...],
     deleted: tuple[str, ...],
-    holders: list[_Holder],
     removed: list[str],
+    spared: bool,
 ) -> RmiOutcome:
     import docker
 
@@ -256,12 +347,14 @@ def _untagged(
     short = short_id(image_id)
     if tags:
         why = f"image {short} kept: still tagged {', '.join(tags)}"
-    elif holders:
+    elif holders and not children:
         why = f"image {short} kept, now dangling: held by container {', '.join(_names(holders))}"
     elif children:
         why = f"image {short} kept, untagged: parent of {', '.join(children)}"
     else:
         why = f"image {short} kept"
+    if spared and holders:
+        why += f", so --with-containers kept its container(s): {', '.join(_names(holders))}"
     return RmiOutcome(
         reference,
         UNTAGGED,
@@ -291,7 +384,8 @@ def remove_images(
         force: the engine's force: untag an image a running container uses (it stays,
             dangling), delete one a stopped container uses, remove every tag of an ID.
         with_containers: first remove the containers created from the image (running ones
-            only with force), so the image is really deleted.
+            only with force), so the image is really deleted; none when the image would stay
+            anyway (other tags remain, child images), which the outcome says.
 
     Returns:
         One RmiOutcome per reference, in order.

@@ -8,6 +8,7 @@ import docker
 import pytest
 
 from tests.conftest import Cli
+from tests.integration.registry_server import Registry
 
 OUTCOME_KEYS = {
     "reference", "outcome", "image_id", "message", "untagged", "deleted", "dangling",
@@ -253,3 +254,96 @@ def test_unknown_image_is_exit_2_with_one_line(docker_env: docker.DockerClient, 
     assert result.err == (
         "dockops: error: rmi dockops-test/none:v1: No such image: dockops-test/none:v1\n"
     )
+
+
+def test_with_containers_spares_the_containers_of_an_image_other_tags_keep(
+    docker_env: docker.DockerClient, cli: Cli, in_use: str
+) -> None:
+    docker_env.api.tag(in_use, "dockops-test/rmi", "v2")
+    result = cli("rmi", "dockops-test/rmi:v1", "--with-containers", "--force", "--json")
+    assert result.code == 0, result.err
+    [outcome] = json.loads(result.out)
+    assert (outcome["outcome"], outcome["untagged"]) == ("untagged", ["dockops-test/rmi:v1"])
+    assert (outcome["containers"], outcome["removed_containers"]) == (["dockops-rmi-runner"], [])
+    assert outcome["message"] == (
+        f"dockops-test/rmi:v1: untagged; image {in_use[7:19]} kept: still tagged "
+        "dockops-test/rmi:v2, so --with-containers kept its container(s): dockops-rmi-runner"
+    )
+    assert docker_env.containers.get("dockops-rmi-runner").status == "running"
+    assert docker_env.images.get(in_use).tags == ["dockops-test/rmi:v2"]
+
+    # The last tag: now the image really goes, and its container first.
+    last = cli("rmi", "dockops-test/rmi:v2", "--with-containers", "--force", "--json")
+    assert last.code == 0, last.err
+    [outcome] = json.loads(last.out)
+    assert outcome["outcome"] == "deleted"
+    assert outcome["removed_containers"] == ["dockops-rmi-runner"]
+    assert not _exists(docker_env, in_use)
+
+
+def test_with_containers_by_id_with_several_tags_needs_force_and_removes_nothing(
+    docker_env: docker.DockerClient, cli: Cli
+) -> None:
+    image_id = _commit(docker_env, "dockops-test/ids:a")
+    docker_env.api.tag(image_id, "dockops-test/ids", "b")
+    docker_env.containers.create(
+        "dockops-test/ids:a", ["true"], name="dockops-rmi-ids", network_mode="none"
+    )
+    refused = cli("rmi", image_id[7:19], "--with-containers", "--json")
+    assert refused.code == 1
+    [outcome] = json.loads(refused.out)
+    assert (outcome["outcome"], outcome["flag"]) == ("refused", "--with-containers --force")
+    assert outcome["removed_containers"] == [] and "several names" in outcome["message"]
+    assert docker_env.containers.get("dockops-rmi-ids").status == "created"
+
+    forced = cli("rmi", image_id[7:19], "--with-containers", "--force", "--json")
+    assert forced.code == 0, forced.err
+    [outcome] = json.loads(forced.out)
+    assert outcome["outcome"] == "deleted" and outcome["removed_containers"] == ["dockops-rmi-ids"]
+    assert not _exists(docker_env, image_id)
+
+
+def test_with_containers_keeps_the_containers_of_a_parent_image(
+    docker_env: docker.DockerClient, cli: Cli
+) -> None:
+    _commit(docker_env, "dockops-test/parent:v1")
+    _commit(docker_env, "dockops-test/child:v1", base="dockops-test/parent:v1")
+    _run(docker_env, "dockops-test/parent:v1", "dockops-rmi-parent")
+    result = cli("rmi", "dockops-test/parent:v1", "--with-containers", "--force", "--json")
+    assert result.code == 0, result.err
+    [outcome] = json.loads(result.out)
+    assert outcome["outcome"] == "untagged" and outcome["removed_containers"] == []
+    assert outcome["message"].endswith(
+        "kept, untagged: parent of dockops-test/child:v1, so --with-containers kept its "
+        "container(s): dockops-rmi-parent"
+    )
+    assert docker_env.containers.get("dockops-rmi-parent").status == "running"
+
+
+def test_with_containers_counts_digests(
+    docker_env: docker.DockerClient, cli: Cli, reg: Registry
+) -> None:
+    """A digest of another repository keeps the image; one of the tag's own repository goes
+    with its last tag (the engine removes it too), so the image is deleted."""
+    repository = f"{reg.address}/dockops-test/dig"
+    image_id = _commit(docker_env, f"{repository}:v1")
+    docker_env.api.push(repository, "v1")
+    [digest] = docker_env.images.get(image_id).attrs["RepoDigests"]
+    docker_env.api.tag(image_id, "dockops-test/dig", "local")
+    _run(docker_env, image_id, "dockops-rmi-dig")
+
+    by_digest = cli("rmi", digest, "--with-containers", "--force", "--json")
+    assert by_digest.code == 0, by_digest.err
+    [outcome] = json.loads(by_digest.out)
+    assert outcome["outcome"] == "untagged" and outcome["removed_containers"] == []
+    assert docker_env.containers.get("dockops-rmi-dig").status == "running"
+
+    docker_env.api.push(repository, "v1")  # the digest back
+    assert docker_env.images.get(image_id).attrs["RepoDigests"] == [digest]
+    assert cli("rmi", "dockops-test/dig:local").code == 0
+    last = cli("rmi", f"{repository}:v1", "--with-containers", "--force", "--json")
+    assert last.code == 0, last.err
+    [outcome] = json.loads(last.out)
+    assert outcome["outcome"] == "deleted"
+    assert outcome["removed_containers"] == ["dockops-rmi-dig"]
+    assert sorted(outcome["untagged"]) == sorted([f"{repository}:v1", digest])
