@@ -20,7 +20,7 @@ from dockops.cli.common import (
 )
 from dockops.errors import InvalidInput
 from dockops.reference import validate_container, validate_registry
-from dockops.units import human_size, parse_duration
+from dockops.units import human_size, parse_duration, short_id
 
 ViaOpt = Annotated[
     str,
@@ -427,6 +427,14 @@ def push_private(
     registry: RegistryOpt = None,
     as_: Annotated[str | None, typer.Option("--as", metavar="NAME[:TAG]")] = None,
     keep_tag: Annotated[bool, typer.Option("--keep-tag")] = False,
+    move_tag: Annotated[
+        bool,
+        typer.Option(
+            "--move-tag",
+            help="When the local tag REGISTRY/NAME:TAG names another image, move it to this "
+            "one (it stays there); refused without it.",
+        ),
+    ] = False,
     via: ViaOpt = "auto",
     json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -442,11 +450,21 @@ def push_private(
     target(reference, address, as_)  # a bad name fails before the engine is asked
     result = streamed(
         lambda client, report: push_core(
-            client, reference, address, as_=as_, keep_tag=keep_tag, via=via, on_progress=report
+            client,
+            reference,
+            address,
+            as_=as_,
+            keep_tag=keep_tag,
+            move_tag=move_tag,
+            via=via,
+            on_progress=report,
         ),
         progress=output is not render.Output.QUIET,
     )
-    render.emit(result, output, summary=f"pushed {result.reference} {result.digest} (verified)")
+    summary = f"pushed {result.reference} {result.digest} (verified)"
+    if result.moved_from:
+        summary += f"; moved the local tag {result.reference} from {short_id(result.moved_from)}"
+    render.emit(result, output, summary=summary)
 
 
 def register(app: typer.Typer) -> None:

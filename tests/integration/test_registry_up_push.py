@@ -16,7 +16,8 @@ from dockops.config import load_config
 from dockops.core.faults import RetryPolicy
 from dockops.core.registry.api import MANIFEST_TYPES
 from tests.conftest import Cli
-from tests.integration.registry_server import fault_proxy, free_port
+from tests.imagefactory import FakeImage, load_images
+from tests.integration.registry_server import Registry, fault_proxy, free_port
 
 
 @pytest.fixture
@@ -176,6 +177,43 @@ def test_push_private_verifies_and_untags(
     assert docker_env.images.get(ref).id == docker_env.images.get("busybox:latest").id
 
 
+def _catalog(address: str) -> list[str]:
+    with urllib.request.urlopen(f"http://{address}/v2/_catalog", timeout=10) as answer:
+        return list(json.load(answer)["repositories"])
+
+
+def test_push_private_leaves_a_local_tag_on_another_image_unless_moved(
+    docker_env: docker.DockerClient, cli: Cli, reg: Registry
+) -> None:
+    taken = f"{reg.address}/held/app:1"
+    [theirs] = load_images(docker_env, [FakeImage(tags=(taken,), seed="theirs")])
+    mine = docker_env.images.get("busybox:latest").id
+    push = ["push-private", "busybox:latest", "--registry", reg.address, "--as", "held/app:1"]
+    for via in (["--via", "daemon"], ["--via", "direct", "--keep-tag"]):
+        refused = cli(*push, *via)
+        assert (refused.code, refused.out) == (1, ""), via
+        assert refused.err == (
+            f"dockops: error: push-private busybox:latest: the local tag {taken} names another "
+            f"image, {theirs[7:19]}; --move-tag moves it to {mine[7:19]}, leaving {theirs[7:19]} "
+            "untagged (a prune would delete it)\n"
+        )
+        assert docker_env.images.get(taken).id == theirs
+    assert _catalog(reg.address) == []  # refused before anything was pushed
+
+    moved = cli(*push, "--via", "daemon", "--move-tag")
+    assert moved.code == 0, moved.err
+    assert moved.out.rstrip().endswith(f"; moved the local tag {taken} from {theirs[7:19]}")
+    assert docker_env.images.get(taken).id == mine  # moved, and left there
+    assert docker_env.images.get(theirs).tags == []
+
+    # The tag on the very image pushed is the user's: pushed from, and kept.
+    again = cli(*push, "--via", "daemon", "--json")
+    assert again.code == 0, again.err
+    doc = json.loads(again.out)
+    assert (doc["moved_from"], doc["tag_removed"]) == (None, False)
+    assert taken in docker_env.images.get(mine).tags
+
+
 def test_push_private_bad_input(docker_env: docker.DockerClient, up: str, cli: Cli) -> None:
     missing = cli("push-private", "no-such-image:1")
     assert missing.code == 2 and "no-such-image" in missing.err
@@ -244,6 +282,22 @@ def test_push_private_faults_outlasting_retries(
     assert result.code == 4, result.err
     assert "gave up after 4 attempts" in result.err
     assert not [t for t in docker_env.images.get("busybox:latest").tags if proxy.address in t]
+
+
+@pytest.mark.parametrize("fast_retries", [1], indirect=True)
+def test_push_private_failing_puts_a_moved_tag_back(
+    docker_env: docker.DockerClient, reg: Registry, cli: Cli, fast_retries: RetryPolicy
+) -> None:
+    with fault_proxy(reg.port, faults=100, match=_manifest_put) as proxy:
+        taken = f"{proxy.address}/held/app:1"
+        [theirs] = load_images(docker_env, [FakeImage(tags=(taken,), seed="theirs")])
+        result = cli(
+            "push-private", "busybox", "--registry", proxy.address, "--as", "held/app:1",
+            "--via", "daemon", "--move-tag",
+        )  # fmt: skip
+    assert result.code == 4, result.err
+    assert docker_env.images.get(taken).id == theirs
+    assert taken not in docker_env.images.get("busybox:latest").tags
 
 
 def test_push_private_to_a_stopped_registry_exits_4(

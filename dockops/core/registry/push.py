@@ -2,6 +2,9 @@
 
 Two ways (resolve_via): direct (direct.py: dockops compresses and uploads the layers), or the
 daemon's push (a temporary local tag, the stream read by transfer.push_image, the tag removed).
+The daemon pushes the local tag REGISTRY/NAME:TAG itself, so no other local name can stand in
+for it: when the user already has that tag on another image, moving it could leave that image
+untagged for a prune to take, so it is moved only when asked (--move-tag).
 Either way the registry is asked first (a quick, bounded answer when it is down or wants a
 login) and last (its manifest digest must be the one pushed: a proxy or a half-finished push
 cannot pass for success).
@@ -20,6 +23,7 @@ from dockops.engine import engine_errors
 from dockops.errors import EngineRefused, InvalidInput
 from dockops.progress import ProgressCallback, ignore
 from dockops.reference import Reference, is_image_id, parse_reference
+from dockops.units import short_id
 
 if TYPE_CHECKING:
     import docker
@@ -54,6 +58,7 @@ class PushPrivateResult:
     uploaded_bytes: int | None  # direct only: compressed bytes sent
     attempts: int
     tag_removed: bool  # daemon: the temporary local REGISTRY/NAME:TAG tag was removed after
+    moved_from: str | None = None  # the image the local REGISTRY/NAME:TAG named before (moved)
 
 
 def target(source: str, registry: str, as_: str | None = None) -> tuple[str, str]:
@@ -89,6 +94,7 @@ def push_private(
     *,
     as_: str | None = None,
     keep_tag: bool = False,
+    move_tag: bool = False,
     via: str = "auto",
     on_progress: ProgressCallback = ignore,
     policy: RetryPolicy | None = None,
@@ -101,6 +107,8 @@ def push_private(
         registry: HOST:PORT.
         as_: NAME[:TAG] in the registry instead of the source's.
         keep_tag: keep (direct: make) the local REGISTRY/NAME:TAG tag.
+        move_tag: when the local REGISTRY/NAME:TAG names another image, move it to this one
+            (it stays there after the push); without it that is refused.
         via: "direct" (dockops reads the image from the engine and uploads it), "daemon", or
             "auto" (resolve_via).
         on_progress: push progress and retry notices.
@@ -113,7 +121,8 @@ def push_private(
         InvalidInput: no such local image, a bad name.
         RegistryUnreachable: down, TLS or authentication failure (with the login hint), or
             faults outlasting the retries.
-        EngineRefused: the daemon refused, or the registry holds another digest.
+        EngineRefused: the daemon refused, the registry holds another digest, or the local
+            REGISTRY/NAME:TAG names another image and move_tag is not given (nothing is done).
     """
     via = resolve_via(via)
     repository, tag = target(reference, registry, as_)
@@ -123,6 +132,10 @@ def push_private(
     with named_errors(what):
         image = client.api.inspect_image(reference)
     image_id = str(image["Id"])
+    held = _tagged(client, pushed_ref) if via == "daemon" or keep_tag else None
+    moved_from = held if held not in (None, image_id) else None
+    if moved_from is not None and not move_tag:
+        raise EngineRefused(_tag_in_the_way(client, what, pushed_ref, moved_from, image_id))
     with connect(registry) as api:
         api.ping()
         if via == "direct":
@@ -144,10 +157,12 @@ def push_private(
                 result.uploaded_bytes,
                 result.attempts,
                 False,
+                moved_from,
             )
-        existed = _tag_exists(client, pushed_ref)
+        existed = held is not None
         with engine_errors(f"tag {pushed_ref}"):
             client.api.tag(image_id, repository, tag)
+        done = False
         try:
             pushed_by_daemon = push_image(
                 client, pushed_ref, on_progress=on_progress, policy=policy
@@ -156,7 +171,12 @@ def push_private(
             if not pushed:
                 raise EngineRefused(f"{what}: the daemon reported no digest for {pushed_ref}")
             _verify(api, what, name, tag, pushed)
+            done = True
         finally:
+            if moved_from is not None and not done:
+                # The tag was moved for a push that failed: it goes back where the user had it.
+                with engine_errors(f"tag {pushed_ref}"):
+                    client.api.tag(moved_from, repository, tag)
             removed = not keep_tag and not existed and _untag(client, pushed_ref, image_id)
     return PushPrivateResult(
         pushed_ref,
@@ -168,6 +188,7 @@ def push_private(
         None,
         pushed_by_daemon.attempts,
         removed,
+        moved_from,
     )
 
 
@@ -181,15 +202,27 @@ def _verify(api: RegistryClient, what: str, name: str, tag: str, pushed: str) ->
         )
 
 
-def _tag_exists(client: docker.DockerClient, reference: str) -> bool:
+def _tagged(client: docker.DockerClient, reference: str) -> str | None:
+    """The ID of the image the local tag `reference` names, None when there is no such tag."""
     import docker
 
     with engine_errors(f"inspect {reference}"):
         try:
-            client.api.inspect_image(reference)
+            return str(client.api.inspect_image(reference)["Id"])
         except docker.errors.ImageNotFound:
-            return False
-    return True
+            return None
+
+
+def _tag_in_the_way(
+    client: docker.DockerClient, what: str, reference: str, held: str, image_id: str
+) -> str:
+    with engine_errors(f"inspect {held}"):
+        others = [t for t in client.api.inspect_image(held).get("RepoTags") or [] if t != reference]
+    left = f"tagged {', '.join(others)}" if others else "untagged (a prune would delete it)"
+    return (
+        f"{what}: the local tag {reference} names another image, {short_id(held)}; --move-tag "
+        f"moves it to {short_id(image_id)}, leaving {short_id(held)} {left}"
+    )
 
 
 def _untag(client: docker.DockerClient, reference: str, image_id: str) -> bool:
