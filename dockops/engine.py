@@ -1,17 +1,24 @@
 """The one place that builds a docker-py client, and turns docker-py errors into ours.
 
-The engine is chosen as `docker.from_env()` chooses it: DOCKER_HOST (with DOCKER_TLS_VERIFY and
-DOCKER_CERT_PATH), else the current docker context (DOCKER_CONTEXT or currentContext in the
+The engine is chosen as the docker CLI chooses it: DOCKER_HOST (with DOCKER_TLS_VERIFY and
+DOCKER_CERT_PATH), else the current docker context (DOCKER_CONTEXT, else currentContext in the
 docker config), else the local socket. The API version is negotiated with the daemon.
+
+A context is read here, where the docker CLI keeps it ($DOCKER_CONFIG or ~/.docker, then
+contexts/meta/<sha256 of the name>/meta.json), not by docker-py: docker-py treats a context it
+cannot find as the local socket, and looks for contexts beside whichever config.json it finds
+first (~/.docker's when $DOCKER_CONFIG has none). A prune meant for a remote engine must not
+land on the local one: a named context that is missing or unreadable is an error.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dockops.errors import DockopsError, EngineRefused, EngineUnreachable, InvalidInput
 
@@ -31,19 +38,16 @@ _DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 
 
 def engine_address() -> str:
-    """The engine address a client would use (never contacts it)."""
+    """The engine address a client would use (never contacts it).
+
+    Raises:
+        InvalidInput: the current context does not exist or cannot be read.
+    """
     host = os.environ.get("DOCKER_HOST")
     if host:
         return host
-    if _named_context() is None:
-        return _DEFAULT_SOCKET  # what the built-in default context names, without import docker
-    with contextlib.suppress(Exception):
-        from docker.context import ContextAPI
-
-        base_url = ContextAPI.kwargs_from_context().get("base_url")
-        if base_url:
-            return str(base_url)
-    return _DEFAULT_SOCKET
+    # What the built-in default context names, without import docker.
+    return str(context_params().get("base_url") or _DEFAULT_SOCKET)
 
 
 def local_socket() -> str | None:
@@ -53,18 +57,76 @@ def local_socket() -> str | None:
     return address.removeprefix("unix://") if address.startswith("unix://") else None
 
 
-def _named_context() -> str | None:
-    """The docker CLI context chosen by DOCKER_CONTEXT or config.json's currentContext, as
-    docker-py reads them; None for the built-in default (the local socket)."""
+def _config_dir() -> str:
+    return os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+
+
+def _named_context() -> tuple[str, str] | None:
+    """The docker CLI context chosen by DOCKER_CONTEXT or config.json's currentContext, and what
+    chose it; None for the built-in default (the local socket)."""
     name = os.environ.get("DOCKER_CONTEXT")
+    source = "DOCKER_CONTEXT"
     if not name:
-        folder = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+        path = os.path.join(_config_dir(), "config.json")
+        source = f"currentContext in {path}"
         try:
-            with open(os.path.join(folder, "config.json"), "rb") as config:
+            with open(path, "rb") as config:
                 name = json.load(config).get("currentContext")
         except (OSError, ValueError, AttributeError):
             name = None
-    return None if not name or name == "default" else str(name)
+    return None if not name or name == "default" else (str(name), source)
+
+
+def context_params() -> dict[str, Any]:
+    """docker-py client arguments (base_url, tls) for the current docker context, read as the
+    docker CLI stores it; {} for the built-in default context. Ignores DOCKER_HOST.
+
+    Raises:
+        InvalidInput: the named context does not exist, or its metadata cannot be read.
+    """
+    named = _named_context()
+    if named is None:
+        return {}
+    name, source = named
+    context_id = hashlib.sha256(name.encode()).hexdigest()
+    contexts = os.path.join(_config_dir(), "contexts")
+    meta_file = os.path.join(contexts, "meta", context_id, "meta.json")
+    try:
+        with open(meta_file, "rb") as meta:
+            data = json.load(meta)
+    except FileNotFoundError:
+        raise InvalidInput(f'context "{name}" does not exist (set by {source})') from None
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror.lower() if isinstance(exc, OSError) and exc.strerror else "not JSON"
+        raise InvalidInput(f'context "{name}" cannot be read: {meta_file}: {reason}') from None
+    endpoints = data.get("Endpoints") if isinstance(data, dict) else None
+    endpoint = endpoints.get("docker") if isinstance(endpoints, dict) else None
+    if not isinstance(endpoint, dict):
+        raise InvalidInput(f'context "{name}" cannot be read: {meta_file}: no docker endpoint')
+    host = endpoint.get("Host")
+    params: dict[str, Any] = {"base_url": host} if host else {}  # no Host: the default socket
+    tls = _context_tls(os.path.join(contexts, "tls", context_id, "docker"), endpoint)
+    if tls is not None:
+        params["tls"] = tls
+    return params
+
+
+def _context_tls(folder: str, endpoint: dict[str, Any]) -> Any:
+    """The TLSConfig of a context's docker endpoint (its ca/cert/key files), None without."""
+    files = {name: os.path.join(folder, f"{name}.pem") for name in ("ca", "cert", "key")}
+    present = {name: path for name, path in files.items() if os.path.isfile(path)}
+    if not present:
+        return None
+    from docker.tls import TLSConfig
+
+    client_cert = (
+        (present["cert"], present["key"]) if "cert" in present and "key" in present else None
+    )
+    return TLSConfig(
+        client_cert=client_cert,
+        ca_cert=present.get("ca"),
+        verify=not endpoint.get("SkipTLSVerify", False),
+    )
 
 
 def request_timeout(long_running: bool = False) -> float:
@@ -118,17 +180,22 @@ def get_client(*, long_running: bool = False) -> docker.DockerClient:
 
     Raises:
         EngineUnreachable: nothing answers at the engine address (the message names it).
-        InvalidInput: DOCKOPS_TIMEOUT is not a number.
+        InvalidInput: DOCKOPS_TIMEOUT is not a number; the current context does not exist or
+            cannot be read.
     """
     import docker
 
     timeout = request_timeout(long_running)
     if long_running:
         stall_timeout()  # a bad value is bad input, said before the engine is asked
+    params: dict[str, Any] = {}
+    if not os.environ.get("DOCKER_HOST"):
+        params = context_params()  # never docker-py's own reading: see the module docstring
     try:
+        params = {**params, **docker.utils.kwargs_from_env()}
         # version="auto" makes docker-py ask the daemon (GET /version) before anything else,
         # which doubles as the reachability check.
-        return docker.from_env(version="auto", timeout=int(timeout))
+        return docker.DockerClient(version="auto", timeout=int(timeout), **params)
     except docker.errors.DockerException as exc:
         raise EngineUnreachable(
             f"cannot reach the Docker engine at {engine_address()}: {root_cause(exc)}"

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
-from dockops.engine import engine_address, engine_errors, get_client, root_cause
+from dockops.engine import context_params, engine_address, engine_errors, get_client, root_cause
 from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput
+from tests.conftest import Cli
 
 
 @pytest.fixture
@@ -59,6 +63,106 @@ def test_docker_context_env_beats_config(
     (docker_config / "config.json").write_text(json.dumps({"currentContext": "a"}))
     monkeypatch.setenv("DOCKER_CONTEXT", "b")
     assert engine_address() == "unix:///b.sock"
+
+
+@pytest.fixture
+def dialed(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every connection attempted from here on, refused before it is made: a test that goes
+    wrong can never reach an engine of this machine (/var/run/docker.sock above all)."""
+    attempts: list[object] = []
+
+    def refuse(self: socket.socket, address: object) -> None:
+        attempts.append(address)
+        raise ConnectionRefusedError(111, "Connection refused (no connection from this test)")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    return attempts
+
+
+def test_a_context_that_does_not_exist_is_bad_input(
+    docker_config: Path, monkeypatch: pytest.MonkeyPatch, cli: Cli, dialed: list[object]
+) -> None:
+    """Not the local socket instead: a prune meant for a remote engine must not prune this one."""
+    monkeypatch.setenv("DOCKER_CONTEXT", "nope")
+    message = 'context "nope" does not exist (set by DOCKER_CONTEXT)'
+    lock = str(docker_config / "prune.lock")
+    for command in (
+        ["images"],
+        ["prune-dangling", "--dry-run", "--lock-file", lock],
+        ["tag", "busybox", "bb:x"],
+        ["doctor"],
+    ):
+        result = cli(*command)
+        assert (result.code, result.out, result.err) == (2, "", f"dockops: error: {message}\n")
+    with pytest.raises(InvalidInput, match=re.escape(message)):
+        engine_address()
+    with pytest.raises(InvalidInput, match=re.escape(message)):
+        get_client()
+    assert dialed == []
+
+
+def test_a_current_context_that_does_not_exist_names_the_config(
+    docker_config: Path, dialed: list[object]
+) -> None:
+    (docker_config / "config.json").write_text(json.dumps({"currentContext": "gone"}))
+    with pytest.raises(InvalidInput) as info:
+        get_client()
+    assert info.value.message == (
+        f'context "gone" does not exist (set by currentContext in {docker_config}/config.json)'
+    )
+    assert dialed == []
+
+
+@pytest.mark.parametrize(
+    ("meta", "reason"),
+    [("{not json", "not JSON"), ('{"Name": "lab", "Endpoints": {}}', "no docker endpoint")],
+)
+def test_a_context_that_cannot_be_read_is_bad_input(
+    docker_config: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    dialed: list[object],
+    meta: str,
+    reason: str,
+) -> None:
+    _add_context(docker_config, "lab", "unix:///lab.sock")
+    meta_file = (
+        docker_config / "contexts" / "meta" / hashlib.sha256(b"lab").hexdigest() / "meta.json"
+    )
+    meta_file.write_text(meta)
+    monkeypatch.setenv("DOCKER_CONTEXT", "lab")
+    with pytest.raises(InvalidInput) as info:
+        get_client()
+    assert info.value.message == f'context "lab" cannot be read: {meta_file}: {reason}'
+    assert dialed == []
+
+
+def test_a_context_is_found_where_the_docker_cli_keeps_it(
+    docker_config: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, dialed: list[object]
+) -> None:
+    # No config.json beside the contexts: the docker CLI still finds them there.
+    (docker_config / "config.json").unlink()
+    sock = f"unix://{tmp_path}/lab.sock"
+    _add_context(docker_config, "lab", sock)
+    monkeypatch.setenv("DOCKER_CONTEXT", "lab")
+    assert engine_address() == sock
+    with pytest.raises(EngineUnreachable, match=f"at {sock}: "):
+        get_client()
+    assert dialed == [f"{tmp_path}/lab.sock"]
+
+
+def test_a_context_brings_its_tls_files(
+    docker_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _add_context(docker_config, "remote", "tcp://127.0.0.1:2376")
+    tls = docker_config / "contexts" / "tls" / hashlib.sha256(b"remote").hexdigest() / "docker"
+    tls.mkdir(parents=True)
+    for name in ("ca", "cert", "key"):
+        (tls / f"{name}.pem").write_text("-")
+    monkeypatch.setenv("DOCKER_CONTEXT", "remote")
+    params: dict[str, Any] = context_params()
+    assert params["base_url"] == "tcp://127.0.0.1:2376"
+    assert params["tls"].ca_cert == str(tls / "ca.pem") and params["tls"].verify is True
+    assert params["tls"].cert == (str(tls / "cert.pem"), str(tls / "key.pem"))
 
 
 def test_bad_timeout_is_bad_input(docker_config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
