@@ -59,26 +59,32 @@ engine-down: $(STAMP) ## stop the disposable engine (by its pidfile)
 # Laptop targets: thin calls of dockops on your own engine (DOCKER_HOST, your docker context or
 # /var/run/docker.sock, as docker would), never the disposable one.
 .PHONY: push-private prune registry-up registry-secure
-PRUNE_FLAGS = $(if $(OLDER_THAN),--older-than '$(OLDER_THAN)')
+# Your values reach dockops through the environment ("$$IMG"), never pasted into a shell line, so
+# a quote, `;` or `$(...)` in one stays one literal argument. Each one given is exported as
+# `$(value V)`, as typed: make would otherwise expand a `$(...)` in it on export.
+USER_VARS := IMG REGISTRY PUSH_AS OLDER_THAN PORT BIND HOST REGISTRY_USER YES
+$(foreach v,$(USER_VARS),$(if $(filter undefined,$(origin $(v))),,\
+  $(eval override $(v) := $$(value $(v)))$(eval export $(v))))
+PRUNE_FLAGS = $(if $(OLDER_THAN),--older-than "$$OLDER_THAN")
 
 push-private: $(STAMP) ## push IMG to your private registry: IMG=app:1.4 [REGISTRY=host:port] [PUSH_AS=name:tag]
-	@[ -n '$(IMG)' ] || { echo "make push-private: which image? e.g. make push-private IMG=myapp:1.4" >&2; exit 2; }
-	$(BIN)/dockops push-private '$(IMG)' $(if $(REGISTRY),--registry '$(REGISTRY)') $(if $(PUSH_AS),--as '$(PUSH_AS)')
+	@[ -n "$$IMG" ] || { echo "make push-private: which image? e.g. make push-private IMG=myapp:1.4" >&2; exit 2; }
+	$(BIN)/dockops push-private "$$IMG" $(if $(REGISTRY),--registry "$$REGISTRY") $(if $(PUSH_AS),--as "$$PUSH_AS")
 
 prune: $(STAMP) ## remove dangling images: the plan first, then asks (YES=1 does not ask) [OLDER_THAN=7d]
 	@$(BIN)/dockops prune-dangling --dry-run $(PRUNE_FLAGS)
-	@if [ '$(YES)' != 1 ]; then \
+	@if [ "$$YES" != 1 ]; then \
 	  read -r -p "remove these? [y/N] " answer || answer=; \
 	  case $$answer in [yY] | [yY][eE][sS]) ;; *) echo "nothing removed"; exit 0 ;; esac; \
 	fi; \
 	$(BIN)/dockops prune-dangling $(PRUNE_FLAGS)
 
 registry-up: $(STAMP) ## run a private registry on your engine [PORT=5000] [BIND=0.0.0.0]
-	$(BIN)/dockops registry up $(if $(PORT),--port '$(PORT)') $(if $(BIND),--bind '$(BIND)')
+	$(BIN)/dockops registry up $(if $(PORT),--port "$$PORT") $(if $(BIND),--bind "$$BIND")
 
 registry-secure: $(STAMP) ## TLS and a login in front of it: HOST=name-or-ip [PORT=443] [REGISTRY_USER=alice]
-	@[ -n '$(HOST)' ] || { echo "make registry-secure: which name do clients use? e.g. make registry-secure HOST=registry.example REGISTRY_USER=alice" >&2; exit 2; }
-	$(BIN)/dockops registry secure --host '$(HOST)' $(if $(PORT),--port '$(PORT)') $(if $(REGISTRY_USER),--user '$(REGISTRY_USER)')
+	@[ -n "$$HOST" ] || { echo "make registry-secure: which name do clients use? e.g. make registry-secure HOST=registry.example REGISTRY_USER=alice" >&2; exit 2; }
+	$(BIN)/dockops registry secure --host "$$HOST" $(if $(PORT),--port "$$PORT") $(if $(REGISTRY_USER),--user "$$REGISTRY_USER")
 
 clean: engine-down ## remove the venv and the engine state
 	rm -rf $(VENV) .build
