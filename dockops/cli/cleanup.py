@@ -25,7 +25,10 @@ KeepLabelOpt = Annotated[
 ]
 LockFileOpt = Annotated[
     Path | None,
-    typer.Option("--lock-file", help="Lock held during the run (default under /run/lock)."),
+    typer.Option(
+        "--lock-file",
+        help="Lock held during the run (default: /run/dockops for root, else $XDG_RUNTIME_DIR).",
+    ),
 ]
 MetricsFileOpt = Annotated[
     Path | None,
