@@ -153,7 +153,8 @@ def cron_install(
     lock_file: LockFileOpt = None,
     metrics_file: MetricsFileOpt = None,
     log_file: Annotated[
-        Path | None, typer.Option("--log-file", help="Append output here (default: syslog).")
+        Path | None,
+        typer.Option("--log-file", help="Append output here, an absolute path (default: syslog)."),
     ] = None,
     user: Annotated[str | None, typer.Option("--user", help="Run as (default: you).")] = None,
     file: Annotated[
@@ -168,19 +169,22 @@ def cron_install(
     if job != "prune-dangling":
         raise InvalidInput(f"unknown cron job {job!r}: the only one is prune-dangling")
     parse_duration(older_than)
-    command = [*_dockops_argv(), "prune-dangling", "--quiet", "--older-than", older_than]
+    runner = _dockops_argv()
+    command = [*runner, "prune-dangling", "--quiet", "--older-than", older_than]
     for text in keep_label or []:
         command += ["--keep-label", str(parse_label_rule(text))]
     for flag, value in (("--lock-file", lock_file), ("--metrics-file", metrics_file)):
         if value is not None:
-            command += [flag, str(value.absolute())]
+            command += [flag, str(cron.validate_path(flag, value))]
+    run_as = _current_user() if user is None else user
     content = cron.render_entry(
         schedule=cron.validate_schedule(schedule),
-        user=user or _current_user(),
+        user=run_as,
         command=command,
         env=os.environ,
-        log_file=log_file.absolute() if log_file else None,
+        log_file=log_file,
     )
+    cron.check_runner(Path(runner[0]), cron.validate_user(run_as))
     result = cron.install(file or cron.DEFAULT_CRON_FILE, content)
     render.emit(
         result, render.output_mode(json), summary=f"{result.action} {result.path}: {result.entry}"

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import pwd
 import re
 import shlex
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from dockops.atomic import write_atomic
-from dockops.errors import InvalidInput
+from dockops.errors import DockopsError, InvalidInput
 
 DEFAULT_CRON_FILE = Path("/etc/cron.d/dockops")
 MARKER = "# Managed by dockops"
@@ -58,6 +60,78 @@ def validate_schedule(text: str) -> str:
     raise InvalidInput(f"invalid --schedule {text!r}: expected 5 cron fields, e.g. '17 3 * * *'")
 
 
+def _has_control(text: str) -> bool:
+    return any(ord(c) < 0x20 or ord(c) == 0x7F for c in text)
+
+
+def _check_text(what: str, text: str) -> None:
+    r"""Refuse a value the job line cannot carry as it is.
+
+    A newline would end the job and start a line of its own (any job, as that user). cron also
+    ends the command at a `%`, so render_entry escapes each as `\%`; and a backslash is refused,
+    as crons differ on what one does there (Debian's and cronie's take `\%` as that escape
+    whatever comes before it, FreeBSD's also turns `\\` into `\`): a value holding one could
+    reach the shell changed, or cut at its `%`.
+    """
+    if _has_control(text):
+        raise InvalidInput(f"{what} {text!r} holds a control character (newline, tab...)")
+    if "\\" in text:
+        raise InvalidInput(f"{what} {text!r}: a cron job line cannot carry a backslash")
+
+
+def validate_path(flag: str, path: Path) -> Path:
+    """An absolute path that can go into the job line; returned unchanged.
+
+    Raises:
+        InvalidInput: a relative path (cron would take it from the user's home), or one
+            `_check_text` refuses.
+    """
+    _check_text(flag, str(path))
+    if not path.is_absolute():
+        raise InvalidInput(f"{flag} {str(path)!r} must be an absolute path")
+    return path
+
+
+def validate_user(name: str) -> int:
+    """The uid of `name`, a user of this machine the job may run as.
+
+    Raises:
+        InvalidInput: no such user, or a name that is not one word of printable characters.
+    """
+    if not name or _has_control(name) or any(c.isspace() for c in name):
+        raise InvalidInput(f"--user {name!r} is not a user name")
+    try:
+        return pwd.getpwnam(name).pw_uid
+    except KeyError:
+        raise InvalidInput(f"--user {name!r}: no such user on this machine") from None
+
+
+def check_runner(executable: Path, uid: int) -> None:
+    """Refuse a job whose program someone other than root and the job's user could change.
+
+    cron would run whatever that file is by then, as the job's user (root, as a rule): so the
+    file and every folder above it must belong to root or that user, and no one else may write
+    them (a sticky folder, like /tmp, lets no one replace what another owns).
+
+    Raises:
+        DockopsError: (exit 1) the file or one of its folders is writable by others.
+    """
+    real = executable.resolve()
+    for path in (real, *real.parents):
+        try:
+            info = path.stat()
+        except OSError as exc:
+            raise InvalidInput(f"cannot check {path}: {exc.strerror}") from None
+        sticky = stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX
+        writable = info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not sticky
+        if info.st_uid not in (0, uid) or writable:
+            who = f"uid {info.st_uid}" if info.st_uid not in (0, uid) else "others"
+            raise DockopsError(
+                f"refusing to schedule {real}: {path} can be changed by {who}, and cron would "
+                "run whatever it holds; install dockops where only root can write"
+            )
+
+
 def _check_path(path: Path) -> None:
     # run-parts (and so cron) skips cron.d files whose names hold anything but [A-Za-z0-9_-].
     if path.parent == DEFAULT_CRON_FILE.parent and not re.fullmatch(r"[A-Za-z0-9_-]+", path.name):
@@ -78,11 +152,20 @@ def render_entry(
 
     Args:
         schedule: validated cron schedule.
-        user: the user the job runs as.
+        user: the user the job runs as (one that exists).
         command: argv of the job (absolute dockops path first).
         env: variables to set for the job (only CARRIED_ENV names are used).
-        log_file: append output there; None: send it to syslog through `logger`.
+        log_file: append output there (absolute); None: send it to syslog through `logger`.
+
+    Raises:
+        InvalidInput: an unknown user, a relative log file, or a value the line cannot carry
+            (a newline would start a job of its own).
     """
+    validate_user(user)
+    for part in command:
+        _check_text("the job's argument", part)
+    if log_file is not None:
+        validate_path("--log-file", log_file)
     lines = [
         f"{MARKER}: prune dangling images. Remove with `dockops cron remove`.",
         "SHELL=/bin/sh",
@@ -91,14 +174,16 @@ def render_entry(
     for name in CARRIED_ENV:
         value = env.get(name)
         if value:
-            if "\n" in value or "%" in value:
-                raise InvalidInput(f"cannot carry {name} into a cron entry: newline or % in it")
+            if _has_control(value) or "%" in value:
+                raise InvalidInput(
+                    f"cannot carry {name} into a cron entry: a control character or % in it"
+                )
             lines.append(f"{name}={value}")
     job = " ".join(shlex.quote(part) for part in command)
-    # cron turns an unescaped % into a newline: escape it in the job line.
-    job = job.replace("%", "\\%")
     sink = f">> {shlex.quote(str(log_file))} 2>&1" if log_file else "2>&1 | logger -t dockops"
-    lines.append(f"{schedule} {user} {job} {sink}")
+    # cron ends the command at an unescaped %: escape every one, the log file's included.
+    command_text = f"{job} {sink}".replace("%", "\\%")
+    lines.append(f"{schedule} {user} {command_text}")
     return "\n".join(lines) + "\n"
 
 

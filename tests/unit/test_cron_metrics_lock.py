@@ -5,7 +5,10 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import shutil
 import stat
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -299,3 +302,140 @@ def test_cli_cron_install_twice_then_remove(
     )
     removed = cli("cron", "remove", "--file", str(path))
     assert removed.code == 0 and removed.out.startswith("removed") and not path.exists()
+
+
+def _install(cli: Cli, tmp_path: Path, *args: str) -> tuple[int, str, str]:
+    result = cli("cron", "install", "prune-dangling", "--file", str(tmp_path / "cron"), *args)
+    return result.code, result.out, result.err
+
+
+INJECTED = "\n* * * * * root touch /tmp/dockops-injected"
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--log-file", f"/var/log/dockops.log{INJECTED}"),
+        ("--lock-file", f"/run/prune.lock{INJECTED}"),
+        ("--metrics-file", f"/var/lib/dockops.prom{INJECTED}"),
+        ("--user", f"root{INJECTED}"),
+        ("--keep-label", f"keep=x{INJECTED}"),
+        ("--log-file", "/var/log/dockops\rlog"),
+    ],
+    ids=["log-file", "lock-file", "metrics-file", "user", "keep-label", "carriage-return"],
+)
+def test_a_value_with_a_newline_cannot_add_a_cron_line(
+    cli: Cli, tmp_path: Path, flag: str, value: str
+) -> None:
+    code, out, err = _install(cli, tmp_path, flag, value)
+    assert (code, out) == (2, "")
+    assert err.startswith("dockops: error: ") and err.count("\n") == 1
+    assert not (tmp_path / "cron").exists()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "says"),
+    [
+        ("--log-file", "dockops.log", "must be an absolute path"),
+        ("--lock-file", "run/prune.lock", "must be an absolute path"),
+        ("--metrics-file", "dockops.prom", "must be an absolute path"),
+        ("--log-file", "/var/log/50\\%.log", "cannot carry a backslash"),
+        ("--keep-label", "keep=a\\b", "cannot carry a backslash"),
+        ("--user", "no-such-user-dockops", "no such user on this machine"),
+        ("--user", "root daemon", "is not a user name"),
+        ("--user", "", "is not a user name"),
+    ],
+)
+def test_paths_and_users_the_job_line_cannot_carry_exit_2(
+    cli: Cli, tmp_path: Path, flag: str, value: str, says: str
+) -> None:
+    code, out, err = _install(cli, tmp_path, flag, value)
+    assert (code, out) == (2, "")
+    assert says in err and err.count("\n") == 1
+    assert not (tmp_path / "cron").exists()
+
+
+def cron_command(line: str) -> str:
+    """What cron hands `sh -c` for a cron.d line, transcribed from do_command.c of Debian's and
+    Red Hat's crons: skip five fields and the user; `\\%` is a %, a bare % ends the command."""
+    text = line.split(None, 6)[6]
+    out: list[str] = []
+    escaped = False
+    for ch in text:
+        if escaped:
+            escaped = False
+            if ch == "%":
+                out[-1] = "%"
+                continue
+        elif ch == "\\":
+            escaped = True
+        elif ch == "%":
+            break
+        out.append(ch)
+    return "".join(out)
+
+
+def test_percent_signs_in_paths_reach_the_job_intact(tmp_path: Path) -> None:
+    """cron ends a command at a bare %: each is escaped as cron reads it, the log file's too."""
+    record = tmp_path / "argv.json"
+    program = tmp_path / "dockops"
+    program.write_text(
+        f"#!{sys.executable}\nimport json, sys\n"
+        f"open({str(record)!r}, 'w').write(json.dumps(sys.argv[1:]))\nprint('ran')\n"
+    )
+    program.chmod(0o755)
+    folder = tmp_path / "50% full"
+    folder.mkdir()
+    lock_file, metrics = folder / "prune%d.lock", folder / "%s.prom"
+    log = folder / "dockops 100%.log"
+    argv = ["prune-dangling", "--lock-file", str(lock_file), "--metrics-file", str(metrics)]
+    line = _entry(command=[str(program), *argv], log_file=log).splitlines()[-1]
+    subprocess.run(["/bin/sh", "-c", cron_command(line)], check=True, timeout=30)
+    assert json.loads(record.read_text()) == argv
+    assert log.read_text() == "ran\n"
+
+
+def _runner(monkeypatch: pytest.MonkeyPatch, folder: Path, mode: int, file_mode: int) -> None:
+    """Make `folder`/dockops (a copy of a real program) the dockops that cron would run."""
+    folder.mkdir(exist_ok=True)
+    program = folder / "dockops"
+    shutil.copy("/bin/true", program)
+    program.chmod(file_mode)
+    folder.chmod(mode)
+    monkeypatch.setattr(sys, "argv", [str(program)])
+
+
+@pytest.mark.parametrize(
+    ("mode", "file_mode"),
+    [(0o777, 0o755), (0o775, 0o755), (0o755, 0o777)],
+    ids=["folder-0777", "folder-0775", "file-0777"],
+)
+def test_a_dockops_others_can_change_is_not_scheduled(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: int, file_mode: int
+) -> None:
+    _runner(monkeypatch, tmp_path / "bin", mode, file_mode)
+    code, out, err = _install(cli, tmp_path)
+    assert (code, out) == (1, "")
+    assert err.startswith(f"dockops: error: refusing to schedule {tmp_path / 'bin' / 'dockops'}")
+    assert err.count("\n") == 1
+    assert not (tmp_path / "cron").exists()
+
+
+@root_only
+def test_a_dockops_another_user_owns_is_not_scheduled(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _runner(monkeypatch, tmp_path / "bin", 0o755, 0o755)
+    os.chown(tmp_path / "bin", 65534, 65534)
+    code, _, err = _install(cli, tmp_path)
+    assert code == 1 and "can be changed by uid 65534" in err
+    assert not (tmp_path / "cron").exists()
+
+
+def test_a_dockops_only_its_owner_can_change_is_scheduled(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _runner(monkeypatch, tmp_path / "bin", 0o755, 0o755)
+    code, _, err = _install(cli, tmp_path)
+    assert code == 0, err
+    assert f" {tmp_path / 'bin' / 'dockops'} prune-dangling " in (tmp_path / "cron").read_text()
