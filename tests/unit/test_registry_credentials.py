@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -328,6 +329,88 @@ def test_concurrent_processes_lose_no_entry(config_path: Path) -> None:
     procs = [subprocess.Popen([sys.executable, "-c", script, str(n)]) for n in range(4)]
     assert [proc.wait(timeout=60) for proc in procs] == [0, 0, 0, 0]
     assert len(json.loads(config_path.read_text())["auths"]) == 40
+
+
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make files of others")
+
+
+@root_only
+@pytest.mark.parametrize("mode", [0o600, 0o400], ids=["0600", "0400"])
+def test_a_rewrite_under_sudo_keeps_the_files_owner_and_mode(config_path: Path, mode: int) -> None:
+    """As docker does: root (sudo) logging in to a user's DOCKER_CONFIG leaves the file theirs."""
+    write_config(config_path, {"auths": {}})
+    os.chown(config_path, 65534, 65534)
+    config_path.chmod(mode)
+    store_credentials(REGISTRY, "alice", "pw")
+    erase_credentials(REGISTRY)
+    info = config_path.stat()
+    assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (65534, 65534, mode)
+
+
+@root_only
+def test_files_root_creates_in_a_users_docker_config_are_that_users(config_path: Path) -> None:
+    config_path.parent.mkdir(mode=0o700)
+    os.chown(config_path.parent, 65534, 65534)
+    store_credentials(REGISTRY, "alice", "pw")
+    for name in ("config.json", "config.json.lock"):
+        info = (config_path.parent / name).stat()
+        assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (65534, 65534, 0o600)
+
+
+def test_a_symlinked_lock_file_is_not_followed(config_path: Path, tmp_path: Path) -> None:
+    config_path.parent.mkdir()
+    (config_path.parent / "config.json.lock").symlink_to(tmp_path / "target")
+    with pytest.raises(InvalidInput, match=r"cannot open .*config\.json\.lock"):
+        store_credentials(REGISTRY, "alice", "pw")
+    assert not (tmp_path / "target").exists()
+
+
+def _docker_cli_writes(config_path: Path) -> None:
+    """A real docker CLI rewrites config.json (its whole copy, renamed in), as `docker login`
+    does when it has its answer; `docker context use` does it without a registry or an engine."""
+    env = {**os.environ, "DOCKER_CONFIG": str(config_path.parent)}
+    for args in (["create", "other", "--docker", "host=unix:///nowhere.sock"], ["use", "other"]):
+        subprocess.run(
+            ["docker", "context", *args], env=env, capture_output=True, check=True, timeout=30
+        )
+
+
+def _python_writes(config_path: Path) -> None:
+    """Another login saved the way docker saves: read the file, add its entry, rename it in."""
+    config = json.loads(config_path.read_text())
+    config["auths"]["other.example:5000"] = {"auth": b64("bob:pw")}
+    temp = config_path.with_name(".config.json.other")
+    temp.write_text(json.dumps(config))
+    temp.replace(config_path)
+
+
+@pytest.mark.parametrize("writer", ["docker", "python"])
+def test_a_write_by_docker_in_the_middle_of_ours_is_kept(
+    config_path: Path, monkeypatch: pytest.MonkeyPatch, writer: str
+) -> None:
+    """docker takes no lock: its rename can land between our read and our rename. Here it
+    lands at the worst moment, while our copy is being synced, and must survive ours."""
+    if writer == "docker" and shutil.which("docker") is None:
+        pytest.skip("needs the docker CLI")
+    write_config(config_path, {"auths": {"first.example:5000": {"auth": b64("carol:pw")}}})
+    real_fsync, other_wrote = os.fsync, []
+
+    def fsync_while_another_writes(fd: int) -> None:
+        real_fsync(fd)
+        if not other_wrote:
+            other_wrote.append(writer)
+            (_docker_cli_writes if writer == "docker" else _python_writes)(config_path)
+
+    monkeypatch.setattr(os, "fsync", fsync_while_another_writes)
+    store_credentials(REGISTRY, "alice", "pw")
+    assert other_wrote
+    saved = json.loads(config_path.read_text())
+    expected = {"first.example:5000", REGISTRY}
+    if writer == "docker":
+        assert saved["currentContext"] == "other"
+    else:
+        expected.add("other.example:5000")
+    assert set(saved["auths"]) == expected
 
 
 def test_auth_config_shape(config_path: Path) -> None:

@@ -15,13 +15,14 @@ import fcntl
 import json
 import os
 import shutil
+import stat
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dockops.atomic import write_atomic
+from dockops.atomic import atomic_writer
 from dockops.errors import InvalidInput
 
 HELPER_TIMEOUT = 10.0
@@ -65,14 +66,19 @@ def _server_key(registry: str) -> str:
     return HUB_KEY if _hostname(registry) == "docker.io" else registry
 
 
-def _load(path: Path) -> dict[str, Any]:
+def _read(path: Path) -> bytes | None:
     try:
-        text = path.read_text(encoding="utf-8")
-        config = json.loads(text) if text.strip() else {}
+        return path.read_bytes()
     except FileNotFoundError:
-        return {}
+        return None
     except OSError as exc:
         raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _parse(path: Path, raw: bytes | None) -> dict[str, Any]:
+    try:
+        text = (raw or b"").decode("utf-8")
+        config = json.loads(text) if text.strip() else {}
     except ValueError as exc:
         raise InvalidInput(f"{path} is not valid JSON ({exc}); fix or remove it") from None
     if not isinstance(config, dict):
@@ -81,6 +87,10 @@ def _load(path: Path) -> dict[str, Any]:
         if not isinstance(config.get(key, kind()), kind):
             raise InvalidInput(f'{path}: "{key}" has the wrong type; fix or remove it')
     return config
+
+
+def _load(path: Path) -> dict[str, Any]:
+    return _parse(path, _read(path))
 
 
 def _helper_for(config: dict[str, Any], registry: str) -> str | None:
@@ -170,43 +180,95 @@ def _matching_keys(auths: dict[str, Any], registry: str) -> list[str]:
     return sorted((key for key in auths if _hostname(key) == host), key=lambda key: key != exact)
 
 
+def _give_to_folder_owner(fd: int, folder: Path) -> None:
+    """Under sudo, a file root creates in a user's DOCKER_CONFIG goes to that user, who could
+    otherwise no longer log in (nor read it) with their own docker or dockops."""
+    if os.geteuid() == 0:
+        owner = folder.stat()
+        os.fchown(fd, owner.st_uid, owner.st_gid)
+
+
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
     """Serialise read-modify-write of config.json, so two logins at once both survive."""
     lock = path.with_name(path.name + ".lock")
+    flags = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC  # a symlink there may point anywhere
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fd = os.open(lock, flags | os.O_CREAT | os.O_EXCL, 0o600)
+            created = True
+        except FileExistsError:
+            fd, created = os.open(lock, flags), False
     except OSError as exc:
         raise InvalidInput(f"cannot open {lock}: {exc.strerror}") from None
     try:
+        if created:
+            _give_to_folder_owner(fd, path.parent)
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)
 
 
+# docker takes no lock on config.json: a `docker login` renames its own whole copy in, maybe
+# while ours is being written. So, just before our rename, the file is read again; if it moved
+# since we read it, the change is made again on what it holds now. What is left is the moment
+# between that check and the rename, and docker's own window (it reads the file before it asks
+# the registry and writes it after), which only docker could close.
+_MERGE_TRIES = 5
+
+
+class _Moved(Exception):
+    """config.json changed while ours was being written."""
+
+
+def _rewrite(path: Path, registry: str, entry: dict[str, str] | None, recheck: bool) -> bool:
+    target = path.resolve()  # through a symlink to its target: dotfile managers link config.json
+    raw = _read(target)
+    config = _parse(path, raw)
+    auths = config.setdefault("auths", {})
+    stale = _matching_keys(auths, registry)
+    if entry is None and not stale:
+        return False
+    removed = any(auths[key] != {} for key in stale)
+    for key in stale:
+        del auths[key]
+    if entry is not None:
+        auths[_server_key(registry)] = entry
+    data = json.dumps(config, indent="\t", ensure_ascii=False).encode("utf-8")
+    try:
+        old = target.stat() if raw is not None else None
+        # docker keeps the owner and mode of the file it replaces; so does this, less any
+        # access for group and others (a login is the owner's alone)
+        mode = stat.S_IMODE(old.st_mode) & 0o600 if old else 0o600
+        with atomic_writer(target, mode) as handle:
+            handle.write(data)
+            if old is None:
+                _give_to_folder_owner(handle.fileno(), target.parent)
+            elif os.geteuid() == 0:
+                os.fchown(handle.fileno(), old.st_uid, old.st_gid)
+            if recheck:
+                handle.flush()
+                os.fsync(handle.fileno())  # the slow part: the check comes after it
+                if _read(target) != raw:
+                    raise _Moved
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {path}: {exc.strerror}") from None
+    return removed
+
+
 def _update_auths(registry: str, entry: dict[str, str] | None) -> bool:
     """Drop every spelling of `registry` from "auths", then add `entry`; True if creds went."""
     path = docker_config_path()
     with _locked(path):
-        config = _load(path)
-        auths = config.setdefault("auths", {})
-        stale = _matching_keys(auths, registry)
-        if entry is None and not stale:
-            return False
-        removed = any(auths[key] != {} for key in stale)
-        for key in stale:
-            del auths[key]
-        if entry is not None:
-            auths[_server_key(registry)] = entry
-        data = json.dumps(config, indent="\t", ensure_ascii=False).encode("utf-8")
-        try:
-            # through a symlink to its target: dotfile managers link config.json
-            write_atomic(path.resolve(), data, mode=0o600)
-        except OSError as exc:
-            raise InvalidInput(f"cannot write {path}: {exc.strerror}") from None
-        return removed
+        tries = _MERGE_TRIES
+        while True:
+            tries -= 1
+            try:
+                return _rewrite(path, registry, entry, recheck=tries > 0)
+            except _Moved:
+                continue
 
 
 def get_credentials(registry: str) -> Credentials | None:
