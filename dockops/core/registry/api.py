@@ -4,10 +4,16 @@ HTTPS first, trusting `<certs.d>/HOST:PORT/ca.crt` when present; plain HTTP only
 registry that does not speak TLS (the daemon's own fallback for 127.0.0.0/8). Credentials come
 from where the docker CLI keeps them; Basic and Bearer challenges are both answered. Idempotent
 requests are retried, bounded, on transient faults only (connection errors, 5xx, 429).
+
+As docker does, credentials go to the registry's own scheme, host and port only: a Link, an
+upload Location or a redirect pointing elsewhere is followed without them, and a Bearer realm
+gets the login only over https (or on loopback). Every body is read with a size cap.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +46,16 @@ MANIFEST_TYPES = (
 TIMEOUT = (5.0, 60.0)
 RETRY = RetryPolicy(attempts=3, first_wait=0.5, max_wait=5.0)
 _TRANSIENT_STATUS = {429, 500, 502, 503, 504}
+# Body caps, so a broken or hostile registry cannot fill the memory. A manifest gets what
+# distribution itself accepts (4 MiB): a larger one cannot be one it stored. Catalog pages, tag
+# lists (2.8 sends every tag in one answer: 16 MiB is some 500,000 tags), config blobs and token
+# answers get MAX_BODY. An error body is cut at _ERROR_MAX, not refused: it is only quoted.
+MAX_BODY = 16 << 20
+MANIFEST_MAX = 4 << 20
+_ERROR_MAX = 64 << 10
+# A token's lifetime when the answer does not say, and the least assumed when it does: docker's
+# (older clients ignored expires_in and assumed it, so token services never issue less).
+TOKEN_LIFETIME = 60
 
 
 class _Transient(Exception):
@@ -57,12 +73,38 @@ class Ping:
     api_version: str | None  # Docker-Distribution-Api-Version
 
 
+@dataclass(frozen=True)
+class _Token:
+    authorization: str  # "Bearer …"
+    expires: float  # time.time() seconds
+
+
 def login_hint(registry: str) -> str:
     return f"authentication required: run dockops login {registry}"
 
 
+def _now() -> float:
+    return time.time()
+
+
+def origin(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of a URL, the port filled in: what credentials are bound to."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:  # not a port at all: matches no registry
+        port = -1
+    return scheme, parts.hostname or "", port or {"https": 443, "http": 80}.get(scheme, 0)
+
+
 class RegistryClient:
-    """One registry, one requests session; `base_url` is settled by the first request."""
+    """One registry, one requests session; `base_url` is settled by the first request.
+
+    Safe to share between threads (browse.search does): the auth state is behind a lock.
+    """
 
     def __init__(
         self,
@@ -88,8 +130,12 @@ class RegistryClient:
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
             self.session.verify = False
         self.base_url: str | None = None
-        self._token: str | None = None
-        self._challenge: dict[str, str] | None = None
+        self._lock = threading.Lock()
+        self._basic: str | None = None  # the Authorization header, once Basic was asked for
+        # Bearer tokens by (realm, service, scope): one per repository, and threads listing
+        # different repositories at once each need their own.
+        self._tokens: dict[tuple[str, str, str], _Token] = {}
+        self._scope: tuple[str, str, str] | None = None  # the last asked for: sent first
 
     def close(self) -> None:
         self.session.close()
@@ -122,10 +168,22 @@ class RegistryClient:
             EngineRefused: the body is not JSON.
         """
         response = self.request("GET", path, **kwargs)
+        return self.decode(response, path), response
+
+    def decode(self, response: requests.Response, what: str) -> Any:
+        """The JSON of an answer.
+
+        Raises:
+            EngineRefused: the body is not JSON.
+        """
         try:
-            return response.json(), response
+            return response.json()
         except ValueError:
-            raise EngineRefused(f"{self.registry}: {path}: the answer is not JSON") from None
+            raise EngineRefused(f"{self.registry}: {what}: the answer is not JSON") from None
+
+    def owns(self, url: str) -> bool:
+        """True when `url` is on the registry's own scheme, host and port."""
+        return self.base_url is not None and origin(url) == origin(self.base_url)
 
     def manifest_digest(self, repository: str, reference: str) -> str | None:
         """The registry's digest for repository:reference (HEAD, all manifest types); None
@@ -147,16 +205,19 @@ class RegistryClient:
         *,
         headers: dict[str, str] | None = None,
         allow: tuple[int, ...] = (),
+        max_body: int = MAX_BODY,
         **kwargs: Any,
     ) -> requests.Response:
         """One request with auth, scheme fallback and (for GET/HEAD) bounded retries.
 
-        Statuses in `allow` are returned rather than raised.
+        Statuses in `allow` are returned rather than raised. `path` is a path on the registry
+        or an absolute URL it gave (a Link, a Location); the body is read, at most `max_body`.
 
         Raises:
             RegistryUnreachable: unreachable, TLS or auth failure, transient faults outlasting
                 the retries.
-            EngineRefused: any other error status (the registry's own error text).
+            EngineRefused: any other error status (the registry's own error text), or a body
+                over `max_body`.
         """
         from tenacity import (
             Retrying,
@@ -176,7 +237,7 @@ class RegistryClient:
                 reraise=True,
             ):
                 with attempt:
-                    return self._once(method, path, headers or {}, allow, kwargs)
+                    return self._once(method, path, headers or {}, allow, max_body, kwargs)
         except _Transient as exc:
             raise exc.error from None
         raise AssertionError("unreachable")  # pragma: no cover
@@ -189,15 +250,26 @@ class RegistryClient:
         path: str,
         headers: dict[str, str],
         allow: tuple[int, ...],
+        max_body: int,
         kwargs: dict[str, Any],
     ) -> requests.Response:
-        response = self._send(method, path, headers, kwargs)
-        if response.status_code == 401 and self._answer_challenge(response):
-            response = self._send(method, path, headers, kwargs)
+        authorization = self._authorization()
+        response = self._send(method, path, headers, kwargs, authorization)
+        if response.status_code == 401 and self.owns(response.url):
+            again = self._answer_challenge(response, authorization)
+            if again is not None:
+                self._read(response, _ERROR_MAX, cut=True)
+                response = self._send(method, path, headers, kwargs, again)
         status = response.status_code
         if status < 400 or status in allow:
+            self._read(response, max_body)
             return response
+        self._read(response, _ERROR_MAX, cut=True)
         text = _error_text(response)
+        if status == 401 and not self.owns(response.url):
+            raise RegistryUnreachable(
+                f"{self.registry}: {response.url} is not the registry, and asks for credentials"
+            )
         if status == 401:
             if self.credentials:
                 raise RegistryUnreachable(f"{self.registry}: credentials refused ({text})")
@@ -210,21 +282,30 @@ class RegistryClient:
         raise error
 
     def _send(
-        self, method: str, path: str, headers: dict[str, str], kwargs: dict[str, Any]
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        kwargs: dict[str, Any],
+        authorization: str | None,
     ) -> requests.Response:
         import requests
 
-        if self._token:
-            headers = {**headers, "Authorization": f"Bearer {self._token}"}
-        kwargs = {"timeout": _timeout(), "allow_redirects": True, **kwargs}
+        # stream: the body is read by _read, under a cap. A redirect elsewhere loses the
+        # Authorization header in requests itself (should_strip_auth).
+        kwargs = {"timeout": _timeout(), "allow_redirects": True, **kwargs, "stream": True}
         bases = [self.base_url] if self.base_url else [f"https://{self.registry}"]
         if not self.base_url and is_insecure(self.registry):
             bases.append(f"http://{self.registry}")
-        if path.startswith(("https://", "http://")):  # a Link header, already resolved
+        absolute = path.startswith(("https://", "http://"))  # a Link or Location, resolved
+        if absolute:
             bases = [""]
         for i, base in enumerate(bases):
+            sent = dict(headers)
+            if authorization and (not absolute or self.owns(path)):
+                sent["Authorization"] = authorization
             try:
-                response = self.session.request(method, base + path, headers=headers, **kwargs)
+                response = self.session.request(method, base + path, headers=sent, **kwargs)
             except requests.exceptions.SSLError as exc:
                 # A plain-HTTP registry answers a TLS hello with garbage or a hang-up; for
                 # loopback the daemon then uses http, and so do we. A certificate that does
@@ -250,49 +331,135 @@ class RegistryClient:
             return response
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _answer_challenge(self, response: requests.Response) -> bool:
-        """Set up auth for a 401's challenge; False when there is nothing (new) to offer."""
-        scheme, _, params = response.headers.get("WWW-Authenticate", "").partition(" ")
-        if self.credentials is None:
-            return False
-        if scheme.lower() == "basic":
-            if self.session.auth is not None:
-                return False
-            self.session.auth = (self.credentials.username, self.credentials.password)
-            return True
-        if scheme.lower() == "bearer":
-            # A token is good for one scope; a challenge for a new scope asks for another.
-            challenge = _challenge_params(params)
-            if challenge == self._challenge:
-                return False
-            self._challenge = dict(challenge)
-            self._token = self._fetch_token(challenge)
-            return True
-        return False
-
-    def _fetch_token(self, params: dict[str, str]) -> str:
+    def _read(self, response: requests.Response, limit: int, *, cut: bool = False) -> None:
+        """Read the body into `response.content`, refusing one over `limit` bytes (decoded, so
+        a gzip bomb is caught too); with `cut`, keep its first `limit` bytes instead."""
         import requests
 
-        realm = params.pop("realm", "")
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            for chunk in response.iter_content(64 << 10):
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > limit:
+                    response.close()
+                    if cut:
+                        break
+                    raise EngineRefused(
+                        f"{self.registry}: {response.url}: the answer is over "
+                        f"{limit >> 20} MiB; not reading it"
+                    )
+        except requests.exceptions.RequestException as exc:
+            raise _Transient(
+                RegistryTransient(f"{self.registry}: the answer broke off: {reason(exc)}")
+            ) from None
+        # What requests itself does when not streaming: response.content/json() read it.
+        response._content = b"".join(chunks)[:limit]
+
+    def _authorization(self) -> str | None:
+        """What a request carries first: Basic once asked for, else the token of the scope
+        asked for last, fetched again when it has expired."""
+        with self._lock:
+            if self._basic or self._scope is None:
+                return self._basic
+            token = self._tokens.get(self._scope)
+            if token is None or token.expires <= _now():
+                token = self._fetch_token(self._scope)
+            return token.authorization
+
+    def _answer_challenge(self, response: requests.Response, sent: str | None) -> str | None:
+        """The Authorization to try again with after a 401 that carried `sent`; None when there
+        is nothing (new) to offer."""
+        import base64
+
+        scheme, _, params = response.headers.get("WWW-Authenticate", "").partition(" ")
+        if self.credentials is None:
+            return None
+        if scheme.lower() == "basic":
+            pair = f"{self.credentials.username}:{self.credentials.password}".encode()
+            basic = "Basic " + base64.b64encode(pair).decode()
+            with self._lock:
+                self._basic = basic
+            return None if sent == basic else basic
+        if scheme.lower() == "bearer":
+            # A token is good for one scope; a challenge for a new scope asks for another. The
+            # token just refused (expired, revoked) is fetched anew; one another thread has
+            # fetched meanwhile is taken as it is.
+            challenge = _challenge_params(params)
+            scope = (
+                challenge.get("realm", ""),
+                challenge.get("service", ""),
+                challenge.get("scope", ""),
+            )
+            with self._lock:
+                self._scope = scope
+                token = self._tokens.get(scope)
+                if token is None or token.authorization == sent or token.expires <= _now():
+                    token = self._fetch_token(scope)
+                return token.authorization
+        return None
+
+    def _fetch_token(self, scope: tuple[str, str, str]) -> _Token:
+        """A token from the realm, with the login (called with the lock held: one fetch per
+        scope however many threads ask)."""
+        import requests
+
+        from dockops.units import parse_timestamp
+
+        realm, service, what = scope
         if not realm:
             raise RegistryUnreachable(f"{self.registry}: Bearer challenge without a realm")
+        self._check_realm(realm)
         assert self.credentials is not None
+        params = {key: value for key, value in (("service", service), ("scope", what)) if value}
         try:
             response = self.session.get(
                 realm,
                 params=params,
                 auth=(self.credentials.username, self.credentials.password),
-                timeout=TIMEOUT,
+                timeout=_timeout(),
+                stream=True,
             )
         except requests.exceptions.RequestException as exc:
             raise RegistryUnreachable(f"token service {realm}: {reason(exc)}") from None
+        try:
+            self._read(response, MAX_BODY)
+        except _Transient as exc:
+            raise exc.error from None
         if response.status_code != 200:
             raise RegistryUnreachable(
                 f"{self.registry}: credentials refused by the token service "
                 f"({response.status_code})"
             )
-        body = response.json()
-        return str(body.get("token") or body.get("access_token") or "")
+        body = self.decode(response, f"token service {realm}")
+        body = body if isinstance(body, dict) else {}
+        token = body.get("token") or body.get("access_token")
+        if not token or not isinstance(token, str):
+            raise RegistryUnreachable(f"{self.registry}: the token service {realm} gave no token")
+        try:
+            lifetime = max(TOKEN_LIFETIME, int(body.get("expires_in") or 0))
+        except (TypeError, ValueError):
+            lifetime = TOKEN_LIFETIME
+        issued = parse_timestamp(str(body.get("issued_at") or ""))
+        start = issued.timestamp() if issued else _now()
+        self._tokens[scope] = _Token(f"Bearer {token}", start + lifetime)
+        return self._tokens[scope]
+
+    def _check_realm(self, realm: str) -> None:
+        """Refuse, before connecting, a realm that would get the login in clear text."""
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(realm)
+        host = parts.hostname or ""
+        if parts.scheme == "https" and host:
+            return
+        if parts.scheme == "http" and host and is_loopback(f"[{host}]" if ":" in host else host):
+            return
+        raise RegistryUnreachable(
+            f"{self.registry}: the token service {realm} is not https; "
+            "not sending the credentials there"
+        )
 
 
 def _timeout() -> tuple[float, float]:
