@@ -4,6 +4,7 @@ registry:2 has a catalog but no search, so search is a filter over the catalog p
 what matched. Pages follow the `Link: <…>; rel="next"` header (a relative URL, resolved against
 the request); a registry whose `catalog.maxentries` is below the page size asked answers 400
 PAGINATION_NUMBER_INVALID, and is then asked again without a page size, its own maximum.
+A registry whose pages lead back to one already read, or on past MAX_PAGES, is refused.
 """
 
 from __future__ import annotations
@@ -13,32 +14,68 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 
-from dockops.core.registry.api import MANIFEST_TYPES, RegistryClient
+from dockops.core.registry.api import MANIFEST_MAX, MANIFEST_TYPES, RegistryClient
 from dockops.errors import EngineRefused, InvalidInput
 
 PAGE = 1000  # distribution's default catalog.maxentries
+# 10,000 pages are ten million repositories at PAGE: no private registry has that many, but a
+# broken one that mints a new Link on every page would otherwise be followed for ever.
+MAX_PAGES = 10_000
 INDEX_TYPES = (
     "application/vnd.docker.distribution.manifest.list.v2+json",
     "application/vnd.oci.image.index.v1+json",
 )
 
 
-def _pages(api: RegistryClient, path: str, key: str, *, sized: bool = True) -> Iterator[str]:
-    """Every item of a paged list (`repositories` or `tags`), following Link headers."""
+def _pages(
+    api: RegistryClient,
+    path: str,
+    key: str,
+    *,
+    sized: bool = True,
+    seen: set[str] | None = None,
+) -> Iterator[str]:
+    """Every item of a paged list (`repositories` or `tags`), following Link headers.
+
+    Raises:
+        EngineRefused: a page is not a JSON list of `key`, or the pages loop or never end.
+    """
     url: str | None = f"{path}?n={PAGE}" if sized else path
+    seen = set() if seen is None else seen
     while url:
+        if _canonical(url) in seen:
+            raise EngineRefused(f"{api.registry}: the {key} pages loop (back to {url})")
+        if len(seen) >= MAX_PAGES:
+            raise EngineRefused(f"{api.registry}: the {key} go on past {MAX_PAGES} pages")
         response = api.request("GET", url, allow=(400,))
         if response.status_code == 400:
             if sized and "PAGINATION_NUMBER_INVALID" in response.text:
                 url, sized = path, False  # the registry's own page size
                 continue
             api.request("GET", url)  # raises with the registry's error text
-        body = response.json()
-        yield from body.get(key) or []
+        seen.add(_canonical(response.url))
+        yield from _items(api, response, key)
         link = response.links.get("next", {}).get("url")
         url = urljoin(response.url, link) if link else None
+
+
+def _canonical(url: str) -> str:
+    """A page's URL with its query in one order: ?n=1&last=a and ?last=a&n=1 are one page."""
+    parts = urlsplit(url)
+    query = urlencode(sorted(parse_qsl(parts.query, keep_blank_values=True)))
+    return parts._replace(query=query, fragment="").geturl()
+
+
+def _items(api: RegistryClient, response: Any, key: str) -> list[str]:
+    body = api.decode(response, key)
+    items = body.get(key) if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        if isinstance(body, dict) and items is None:
+            return []  # registry:2 says "tags": null for a repository without tags
+        raise EngineRefused(f"{api.registry}: the answer has no list of {key}")
+    return [str(item) for item in items]
 
 
 def catalog(api: RegistryClient) -> Iterator[str]:
@@ -52,11 +89,11 @@ def tags(api: RegistryClient, repository: str) -> list[str]:
     response = api.request("GET", f"/v2/{repository}/tags/list", allow=(404,))
     if response.status_code == 404:
         raise InvalidInput(f"{api.registry}: no repository {repository}")
-    body = response.json()
-    first = list(body.get("tags") or [])
+    first = _items(api, response, "tags")
     link = response.links.get("next", {}).get("url")
     if link:  # 2.8 ignores n/last and answers with all tags at once; others may page
-        first += _pages(api, urljoin(response.url, link), "tags", sized=False)
+        seen = {_canonical(response.url)}
+        first += _pages(api, urljoin(response.url, link), "tags", sized=False, seen=seen)
     return sorted(first)
 
 
@@ -129,6 +166,7 @@ def manifest(api: RegistryClient, repository: str, reference: str) -> tuple[dict
         f"/v2/{repository}/manifests/{reference}",
         headers={"Accept": ", ".join(MANIFEST_TYPES)},
         allow=(404,),
+        max_body=MANIFEST_MAX,
     )
     if response.status_code == 404:
         raise InvalidInput(f"{api.registry}: no manifest {repository}:{reference}")
