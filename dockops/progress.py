@@ -39,9 +39,24 @@ def reporter(*, enabled: bool = True, stream: IO[str] | None = None) -> Iterator
         yield ignore
     elif out.isatty():
         with _rich_bars(out) as callback:
-            yield callback
+            yield _printable(callback)
     else:
-        yield _PlainLines(out)
+        yield _printable(_PlainLines(out))
+
+
+def _printable(callback: ProgressCallback) -> ProgressCallback:
+    """Layer ids and statuses come from the engine and the registry (error texts among them):
+    no escape sequence of theirs reaches the terminal."""
+    import dataclasses
+
+    from dockops.render import printable
+
+    def report(event: ProgressEvent) -> None:
+        callback(
+            dataclasses.replace(event, item=printable(event.item), status=printable(event.status))
+        )
+
+    return report
 
 
 class _PlainLines:
@@ -69,7 +84,7 @@ def _rich_bars(out: IO[str]) -> Iterator[ProgressCallback]:
     )
 
     columns: list[Any] = [
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),  # a "[/x]" in a status is text
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),

@@ -1,18 +1,42 @@
 """The one renderer: human tables (tabulate), exactly one JSON document, or nothing.
 
 Core results are frozen dataclasses; this module turns them into text and is the only place
-(with the error boundary) that writes to stdout.
+(with the error boundary) that writes to stdout. Text for a terminal goes through printable():
+names, tags and messages from a registry or an engine may carry escape sequences.
 """
 
 from __future__ import annotations
 
 import enum
+import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import PurePath
 from typing import Any, NamedTuple
 
 from dockops.errors import InvalidInput
+
+# ESC or an 8-bit C1 introducer and the rest of its sequence (CSI …final, OSC/DCS/… up to BEL
+# or ST, or one more character), then any other C0, DEL or C1 control left alone.
+_ESCAPE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
+    r"|(?:\x1b[]PX^_]|[\x90\x98\x9d-\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[ -/]*[0-~]?"
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str, *, newlines: bool = False) -> str:
+    """`text` without terminal control: escape sequences dropped, tabs and line breaks as spaces
+    (kept when `newlines`), every other control character dropped."""
+    text = _ESCAPE.sub("", text)
+    return _CONTROL.sub(lambda m: _blank(m.group(), newlines), text)
+
+
+def _blank(char: str, newlines: bool) -> str:
+    if char == "\n" and newlines:
+        return char
+    return " " if char in "\t\n\r\x0b\x0c" else ""
 
 
 class Output(enum.Enum):
@@ -84,12 +108,12 @@ def emit(
         from tabulate import tabulate
 
         items = list(result if rows is None else rows)
-        table = [[_cell(c.cell(item)) for c in columns] for item in items]
+        table = [[printable(_cell(c.cell(item))) for c in columns] for item in items]
         headers = [c.header for c in columns]
         sys.stdout.write(tabulate(table, headers=headers, tablefmt="plain", disable_numparse=True))
         sys.stdout.write("\n")
     if summary:
-        sys.stdout.write(summary + "\n")
+        sys.stdout.write(printable(summary, newlines=True) + "\n")
 
 
 def _cell(value: Any) -> str:

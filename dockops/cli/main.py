@@ -52,7 +52,10 @@ def _debugging() -> bool:
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    sys.stderr.write(f"dockops: error: {' '.join(message.split())}\n")
+    # One line, whatever a registry or engine put in the message (line breaks, escapes).
+    from dockops.render import printable
+
+    sys.stderr.write(f"dockops: error: {' '.join(printable(message).split())}\n")
     sys.exit(code)
 
 

@@ -241,3 +241,31 @@ def test_push_private_without_any_registry(
     code, _, err = cli("push-private", "busybox")
     assert code == 2 and "no private registry" in err
     assert recording_engine == []
+
+
+def test_registry_texts_reach_the_terminal_without_escapes(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Names a registry lists and the error texts it sends are printed without their escape
+    sequences (a retitled window, a cleared screen, a line break faking another line)."""
+    from tests.unit.fake_registry import Answer, Seen, serve
+
+    evil = "\x1b]0;owned\x07\x1b[2J\x1b[31mweb\x1b[0m\nfake"
+
+    def registry(request: Seen) -> Answer:
+        if request.path.startswith("/v2/_catalog"):
+            body = {"repositories": [evil]}
+            return Answer(200, {"Content-Type": "application/json"}, json.dumps(body).encode())
+        body = {"errors": [{"code": "DENIED", "message": evil}]}
+        return Answer(400, {"Content-Type": "application/json"}, json.dumps(body).encode())
+
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    monkeypatch.setenv("DOCKOPS_CONFIG", str(tmp_path / "config.toml"))
+    with serve(registry) as server:
+        listed = cli("registry", "ls", "--registry", server.address)
+        failed = cli("registry", "tags", "app", "--registry", server.address)
+    assert listed.out == "REPOSITORY\nweb fake\n"
+    assert failed.code == 1
+    assert failed.err == (
+        f"dockops: error: {server.address}: GET /v2/app/tags/list: 400 DENIED: web fake\n"
+    )

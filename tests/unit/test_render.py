@@ -100,3 +100,42 @@ def test_human_age() -> None:
     assert human_age(now - timedelta(days=3), now) == "3 days ago"
     assert human_age(now - timedelta(hours=1), now) == "1 hour ago"
     assert human_age(now, now) == "just now"
+
+
+EVIL = "\x1b]0;owned\x07\x1b[2J\x1b[31mweb\x1b[0m\x9b1m\x00\r\nfake line"
+
+
+def test_tables_and_summaries_print_no_terminal_control(capsys: pytest.CaptureFixture[str]) -> None:
+    """Names and tags come from a registry: its escape sequences never reach the terminal (the
+    title, a cleared screen, colours, a carriage return over the line, a made-up next row).
+    Summaries keep their line breaks: they are several lines of dockops's own."""
+    render.emit(
+        [EVIL], render.Output.TABLE, columns=(render.Column("TAG", str),), summary=f"1\n{EVIL}"
+    )
+    assert capsys.readouterr().out.splitlines() == [
+        "TAG",
+        "web  fake line",
+        "1",
+        "web ",
+        "fake line",
+    ]
+    render.emit([EVIL], render.Output.JSON)  # json.dumps escapes them: kept as said
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and json.loads(out) == [EVIL]
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("\x1b[1;31mred\x1b[0m", "red"),
+        ("a\x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\", "alink"),
+        ("tab\tcr\rnl\n", "tab cr nl "),
+        ("bell\x07del\x7fnul\x00", "belldelnul"),
+        ("reset\x1bc", "reset"),
+        ("charset\x1b(B", "charset"),
+        ("csi8\x9b2J", "csi8"),
+        ("unicode é 日本", "unicode é 日本"),
+    ],
+)
+def test_printable(text: str, shown: str) -> None:
+    assert render.printable(text) == shown
