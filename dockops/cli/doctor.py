@@ -8,7 +8,7 @@ from dockops.render import Column
 
 CHECK_COLUMNS = (
     Column("CHECK", lambda c: c.name),
-    Column("STATUS", lambda c: "ok" if c.ok else "FAIL"),
+    Column("STATUS", lambda c: ("WARN" if c.warning else "ok") if c.ok else "FAIL"),
     Column("DETAIL", lambda c: c.detail),
 )
 
@@ -18,15 +18,16 @@ def doctor(registry: RegistryOpt = None, json: JsonOpt = False) -> None:
     import dataclasses
 
     from dockops.config import resolve_registry
-    from dockops.core.doctor import registry_checks, run_doctor
+    from dockops.core.doctor import backend_checks, registry_checks, run_doctor
     from dockops.engine import get_client
 
     address = resolve_registry(registry)
     report = run_doctor(get_client)
     if address is not None:
-        report = dataclasses.replace(
-            report, registry=address, checks=report.checks + registry_checks(address)
-        )
+        checks = report.checks + registry_checks(address)
+        if report.checks[0].ok:  # the engine answers: is a frontend of ours serving address?
+            checks += backend_checks(get_client, address)
+        report = dataclasses.replace(report, registry=address, checks=checks)
     render.emit(report, render.output_mode(json), columns=CHECK_COLUMNS, rows=report.checks)
     raise typer.Exit(report.exit_code)
 

@@ -117,12 +117,17 @@ def secure(
         checked += f", {result.check.authenticated} with them"
     if result.check.skipped:
         checked = f"not checked: {result.check.skipped}"
+    backend = result.backend
+    plain = f"plain HTTP only on {backend.now or 'loopback'}"
+    if backend.change != "unchanged":
+        moved = "moved to" if backend.change == "rebound" else "unpublished; nginx reaches it as"
+        plain = f"plain HTTP {moved} {backend.now} (was open at {', '.join(backend.was)})"
     render.emit(
         result,
         render.output_mode(json),
         summary=f"registry {name} served over TLS at https://{result.registry} "
         f"(frontend {result.frontend}; CA {'new' if result.ca_created else 'kept'}, "
-        f"{result.ca_fingerprint}; files in {result.certs_dir}); "
+        f"{result.ca_fingerprint}; files in {result.certs_dir}); {plain}; "
         + (f"trusted through {result.trusted_at}; " if result.trusted_at else "not trusted; ")
         + checked,
     )
@@ -167,6 +172,8 @@ def status(name: NameOpt = "myregistry", json: JsonOpt = False) -> None:
     from dockops.engine import get_client
 
     result = registry_status(get_client(), name)
+    for warning in result.warnings:  # on stderr, in --json runs too: a script logs it
+        sys.stderr.write(f"warning: {warning}\n")
     trusted = "" if result.trusted is None else (", trusted" if result.trusted else ", NOT trusted")
     render.emit(
         result,

@@ -26,6 +26,7 @@ class Check:
     ok: bool
     detail: str
     exit_code: int = 0
+    warning: bool = False  # passes, but needs a look: never changes the exit code
 
 
 @dataclass(frozen=True)
@@ -167,4 +168,35 @@ def registry_checks(registry: str) -> tuple[Check, ...]:
         checks.append(Check("credentials", True, f"accepted ({credentials.source})"))
     except DockopsError as exc:
         checks.append(Check("credentials", False, exc.message, failed))
+    return tuple(checks)
+
+
+def backend_checks(connect: Callable[[], docker.DockerClient], registry: str) -> tuple[Check, ...]:
+    """When `registry` is the TLS frontend of a registry on this engine: is the plain HTTP
+    behind it closed to other hosts? An open one is a warning (`registry secure` closes it).
+
+    Never raises: without an engine, or for a registry run elsewhere, there is no check.
+    """
+    from dockops.core.registry import deploy
+
+    try:
+        client = connect()
+        with engine_errors("doctor"):
+            labels = [f"{deploy.ROLE}=frontend", f"{deploy.ADDRESS}={registry}"]
+            frontends = client.api.containers(all=True, filters={"label": labels})
+            backends = [deploy.find(client, f["Labels"][deploy.LABEL]) for f in frontends]
+    except DockopsError:
+        return ()
+    checks = []
+    for found in backends:
+        labels_of = (found or {}).get("Config", {}).get("Labels") or {}
+        if found is None or labels_of.get(deploy.ROLE) != "registry":
+            continue  # gone, or a same-named container dockops did not make
+        name = str(labels_of[deploy.LABEL])
+        where = deploy.exposed(found)
+        if where:
+            checks.append(Check("backend", True, deploy.open_backend_warning(name, where), 0, True))
+        else:
+            now = labels_of.get(deploy.ADDRESS) or "loopback"
+            checks.append(Check("backend", True, f"plain HTTP of registry {name} only on {now}"))
     return tuple(checks)

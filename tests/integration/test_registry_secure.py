@@ -1,6 +1,7 @@
 """registry secure end to end: a self-signed CA, nginx with TLS and basic auth in front of
 registry:2 (both on the host network, 127.0.0.1), the daemon's trust through its own certs.d,
-and logins that dockops and the docker CLI share both ways."""
+logins that dockops and the docker CLI share both ways, and a registry:2 on every address that
+secure moves to loopback, as seen from a second host (a network namespace of the test's own)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import ipaddress
 import json
 import os
 import shutil
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,8 @@ import requests
 from tests.conftest import Cli
 from tests.harness.engine import Engine
 from tests.integration.registry_server import free_port
-from tests.integration.tools import commit, docker_cli
+from tests.integration.second_host import SecondHost, second_host
+from tests.integration.tools import commit, docker_cli, error_line
 
 USER, PASSWORD = "alice", "correct horse battery"
 
@@ -76,6 +79,8 @@ def test_secure_files_chain_and_answers(secured: Secured) -> None:
     doc = secured.doc
     assert doc["registry"] == secured.address and doc["frontend"] == "created"
     assert doc["ca_created"] is True and doc["cert_created"] is True
+    # registry up --bind 127.0.0.1 on the host network: nothing to close.
+    assert doc["backend"]["change"] == "unchanged" and doc["backend"]["was"] == []
     assert doc["check"] == {
         "unauthenticated": 401,
         "api_version_header": True,
@@ -196,7 +201,10 @@ def test_login_push_and_docker_cli_interop(
     after = cli("doctor", "--registry", registry, "--json")
     assert after.code == 0, after.out
     assert json.loads(after.out)["registry"] == registry
-    assert json.loads(after.out)["checks"][-1]["detail"] == "accepted (config.json)"
+    # by name: the backend check comes after it
+    assert {c["name"]: c["detail"] for c in json.loads(after.out)["checks"]}[
+        "credentials"
+    ] == "accepted (config.json)"
     # registry status asks /v2/ with the stored login, as a push would.
     status = json.loads(cli("registry", "status", "--name", "dockops-s", "--json").out)
     assert status["answer"] == "200"
@@ -277,3 +285,157 @@ def test_direct_push_through_tls_and_auth(
     pulled = docker_cli(engine.host, "pull", f"{registry}/tls/direct:1")
     assert pulled.returncode == 0, pulled.stderr
     assert docker_env.images.get(f"{registry}/tls/direct:1").id == image_id
+
+
+@pytest.fixture
+def second() -> Iterator[SecondHost]:
+    with second_host() as made:
+        yield made
+
+
+def _secure_args(name: str, host: str, port: int, certs_dir: Path) -> list[str]:
+    return [
+        "registry", "secure", "--name", name, "--host", host, "--port", str(port),
+        "--certs-dir", str(certs_dir), "--no-trust",
+    ]  # fmt: skip
+
+
+def test_secure_closes_the_plain_port_to_other_hosts(
+    docker_env: docker.DockerClient,
+    cli: Cli,
+    second: SecondHost,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    backend_port, port = free_port(), free_port()
+    # registry up's default bind: every address, as `docker run -p 5000:5000` would.
+    up = ["registry", "up", "--name", "dockops-n", "--network", "host"]
+    up += ["--port", str(backend_port)]
+    assert cli(*up).code == 0
+    plain = f"127.0.0.1:{backend_port}"
+    pushed = cli(
+        "push-private", "busybox", "--registry", plain, "--as", "kept/bb:1", "--via", "daemon"
+    )
+    assert pushed.code == 0, pushed.err
+    # The second host sees what listens on every address here: the check below means something.
+    assert second.connect(backend_port) == "connected"
+    try:
+        _stdin(monkeypatch, PASSWORD + "\n")
+        secure = _secure_args("dockops-n", second.host_ip, port, tmp_path / "certs")
+        result = cli(*secure, "--user", USER, "--password-stdin", "--json")
+        assert result.code == 0, result.err
+        assert json.loads(result.out)["backend"] == {
+            "change": "rebound",
+            "was": [f"0.0.0.0:{backend_port}"],
+            "now": plain,
+        }
+        assert second.connect(backend_port) == "refused"
+        # The frontend is the way in, and the image pushed before secure is still there.
+        ca = str(tmp_path / "certs" / "ca.crt")
+        status, body = second.get(port, "/v2/kept/bb/tags/list", ca, USER, PASSWORD)
+        assert (status, json.loads(body)) == (200, {"name": "kept/bb", "tags": ["1"]})
+        remade = docker_env.api.inspect_container("dockops-n")
+        assert f"REGISTRY_HTTP_ADDR={plain}" in remade["Config"]["Env"]
+        mounts = {m["Destination"]: m.get("Name") for m in remade["Mounts"]}
+        assert mounts["/var/lib/registry"] == "dockops-n-data"
+        assert remade["HostConfig"]["RestartPolicy"]["Name"] == "always"
+
+        # registry up again with the same settings: still the same, still closed, and the
+        # address it gives (and makes the default) is the TLS one.
+        again = cli(*up, "--json")
+        assert again.code == 0, again.err
+        doc = json.loads(again.out)
+        assert doc["state"] == "already up" and doc["id"] == remade["Id"]
+        assert doc["address"] == f"{second.host_ip}:{port}"
+        assert second.connect(backend_port) == "refused"
+
+        rerun = cli(*secure)
+        assert rerun.code == 0, rerun.err
+        assert f"plain HTTP only on {plain};" in rerun.out
+        assert docker_env.api.inspect_container("dockops-n")["Id"] == remade["Id"]
+    finally:
+        cli("registry", "down", "--name", "dockops-n", "--purge")
+
+
+def test_secure_refuses_when_the_plain_port_cannot_move(
+    docker_env: docker.DockerClient,
+    cli: Cli,
+    second: SecondHost,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    backend_port = free_port()
+    up = ["registry", "up", "--name", "dockops-r", "--network", "host", "--bind", second.host_ip]
+    assert cli(*up, "--port", str(backend_port)).code == 0
+    before = docker_env.api.inspect_container("dockops-r")["Id"]
+    try:
+        with socket.socket() as squatter:  # holds the loopback port it would move to
+            squatter.bind(("127.0.0.1", backend_port))
+            squatter.listen()
+            _stdin(monkeypatch, PASSWORD + "\n")
+            secure = _secure_args("dockops-r", second.host_ip, free_port(), tmp_path / "certs")
+            line = error_line(cli(*secure, "--user", USER, "--password-stdin"), 1)
+        assert "could not make registry dockops-r reachable from this host only" in line
+        assert f"put back as it was, on {second.host_ip}:{backend_port}, and is not secured" in line
+        # As it was: the same container, serving where it did, and no frontend.
+        found = docker_env.api.inspect_container("dockops-r")
+        assert found["Id"] == before and found["State"]["Running"]
+        assert second.connect(backend_port) == "connected"
+        names = [c["Names"][0] for c in docker_env.api.containers(all=True)]
+        assert "/dockops-r-frontend" not in names and "/dockops-r-replaced" not in names
+    finally:
+        cli("registry", "down", "--name", "dockops-r", "--purge")
+
+
+def test_status_and_doctor_warn_while_the_plain_port_is_open(
+    secured: Secured, cli: Cli, docker_env: docker.DockerClient
+) -> None:
+    spec = docker_env.api.inspect_container("dockops-s")["Config"]["Labels"]["dockops.spec"]
+    backend_port = json.loads(spec)["port"]
+    closed = json.loads(cli("registry", "status", "--name", "dockops-s", "--json").out)
+    assert closed["warnings"] == [] and closed["registry"]["exposed"] == []
+    checks = json.loads(cli("doctor", "--registry", secured.address, "--json").out)["checks"]
+    assert checks[-1] == {
+        "name": "backend",
+        "ok": True,
+        "detail": f"plain HTTP of registry dockops-s only on 127.0.0.1:{backend_port}",
+        "exit_code": 0,
+        "warning": False,
+    }
+
+    # The registry made again behind the frontend's back, with up's default bind.
+    docker_env.api.remove_container("dockops-s", force=True)
+    up = ["registry", "up", "--name", "dockops-s", "--network", "host"]
+    assert cli(*up, "--port", str(backend_port)).code == 0
+    warning = (
+        f"registry dockops-s is secured, but its plain HTTP (no login, deletes enabled) is "
+        f"reachable from the network at 0.0.0.0:{backend_port}: run dockops registry secure "
+        f"--name dockops-s again to close it"
+    )
+    status = cli("registry", "status", "--name", "dockops-s", "--json")
+    assert status.code == 0 and status.err == f"warning: {warning}\n"
+    doc = json.loads(status.out)
+    assert doc["warnings"] == [warning]
+    assert doc["registry"]["exposed"] == [f"0.0.0.0:{backend_port}"]
+    human = cli("registry", "status", "--name", "dockops-s")
+    assert human.err == f"warning: {warning}\n"
+    doctor = cli("doctor", "--registry", secured.address, "--json")
+    backend = json.loads(doctor.out)["checks"][-1]
+    assert backend == {
+        "name": "backend", "ok": True, "detail": warning, "exit_code": 0, "warning": True
+    }  # fmt: skip
+    table = cli("doctor", "--registry", secured.address).out.splitlines()
+    assert table[-1].split()[:2] == ["backend", "WARN"]
+
+    # secure again closes it, says so, and the warnings go.
+    port = int(secured.address.rsplit(":", 1)[1])
+    rerun = cli(*_secure_args("dockops-s", "127.0.0.1", port, secured.certs_dir))
+    assert rerun.code == 0, rerun.err
+    assert (
+        f"plain HTTP moved to 127.0.0.1:{backend_port} (was open at 0.0.0.0:{backend_port})"
+        in rerun.out
+    )
+    status = cli("registry", "status", "--name", "dockops-s", "--json")
+    assert status.err == "" and json.loads(status.out)["warnings"] == []
+    doctor = cli("doctor", "--registry", secured.address, "--json")
+    assert json.loads(doctor.out)["checks"][-1]["warning"] is False

@@ -4,11 +4,17 @@ Every container, volume and network made here carries the `dockops.registry=<nam
 re-run finds its own things, and a same-named container someone else made is never touched. The
 settings a registry was made with are kept in a label too: a second `up` with the same settings
 is a no-op, with other settings it says what differs instead of silently replacing the registry.
+
+Once `registry secure` puts nginx in front, the registry's plain HTTP (deletes enabled, no login)
+must not stay reachable from the network: `make_private` remakes the container on loopback (host
+network) or unpublished (bridge), keeping the `up` settings label so a re-run of `up` still
+finds it unchanged.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -16,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dockops.engine import engine_errors
-from dockops.errors import EngineRefused, InvalidInput
+from dockops.errors import DockopsError, EngineRefused, InvalidInput
 
 if TYPE_CHECKING:
     import docker
@@ -25,6 +31,7 @@ LABEL = "dockops.registry"
 ROLE = "dockops.role"
 SPEC = "dockops.spec"
 ADDRESS = "dockops.address"
+PRIVATE = "dockops.private"  # set when secure made the plain port reachable from this host only
 REGISTRY_PORT = 5000  # inside the container in bridge mode
 DATA = "/var/lib/registry"
 READY_TIMEOUT = 20.0
@@ -71,32 +78,88 @@ def hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def container_spec(spec: RegistrySpec) -> dict[str, Any]:
-    """The create_container / host_config arguments for the registry (pure: unit-tested)."""
+def container_spec(spec: RegistrySpec, *, private: bool = False) -> dict[str, Any]:
+    """The create_container / host_config arguments for the registry (pure: unit-tested).
+
+    With `private` (a secured registry) it listens on loopback on the host network, and
+    publishes nothing in bridge mode: nginx reaches it by name over the frontend's network.
+    """
     env = {"REGISTRY_STORAGE_DELETE_ENABLED": "true"}
     host_config: dict[str, Any] = {"restart_policy": {"Name": "always"}}
     data = spec.data or spec.volume
     host_config["binds"] = {data: {"bind": DATA, "mode": "rw"}}
+    address = spec.address
+    ports: list[int] | None = None
     if spec.network == "host":
-        env["REGISTRY_HTTP_ADDR"] = hostport(spec.bind, spec.port)
+        bind = spec.bind
+        if private and not is_loopback_host(bind):
+            bind = "127.0.0.1"
+            address = hostport(bind, spec.port)
+        env["REGISTRY_HTTP_ADDR"] = hostport(bind, spec.port)
         host_config["network_mode"] = "host"
-        ports = None
+    elif private:
+        address = hostport(spec.name, REGISTRY_PORT)
     else:
         host_config["port_bindings"] = {REGISTRY_PORT: (spec.bind, spec.port)}
         ports = [REGISTRY_PORT]
+    labels = {
+        LABEL: spec.name,
+        ROLE: "registry",
+        SPEC: json.dumps(asdict(spec), sort_keys=True),
+        ADDRESS: address,
+    }
+    if private:
+        labels[PRIVATE] = "true"
     return {
         "image": spec.image,
         "name": spec.name,
         "environment": env,
         "ports": ports,
-        "labels": {
-            LABEL: spec.name,
-            ROLE: "registry",
-            SPEC: json.dumps(asdict(spec), sort_keys=True),
-            ADDRESS: spec.address,
-        },
+        "labels": labels,
         "host_config": host_config,
     }
+
+
+def is_loopback_host(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: reachable from this host only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def exposed(found: dict[str, Any]) -> tuple[str, ...]:
+    """Where the registry container `found` can be reached from other hosts, as HOST:PORT.
+
+    On the host network: its listen address unless that is loopback (registry:2's own default
+    is every address). In bridge mode: every published port, loopback ones too, since with
+    Docker's iptables rules a host on the same LAN reaches ports published on 127.0.0.1
+    (moby/moby#45610).
+    """
+    host_config = found.get("HostConfig") or {}
+    if host_config.get("NetworkMode") == "host":
+        env = dict(item.partition("=")[::2] for item in found["Config"].get("Env") or [])
+        listen = env.get("REGISTRY_HTTP_ADDR", f":{REGISTRY_PORT}")
+        host, _, port = listen.rpartition(":")
+        if is_loopback_host(host):
+            return ()
+        return (hostport(host.strip("[]") or "0.0.0.0", int(port)),)
+    return tuple(
+        hostport(binding.get("HostIp") or "0.0.0.0", int(binding["HostPort"]))
+        for bindings in (host_config.get("PortBindings") or {}).values()
+        for binding in bindings or ()
+        if binding.get("HostPort")
+    )
+
+
+def open_backend_warning(name: str, where: tuple[str, ...]) -> str:
+    return (
+        f"registry {name} is secured, but its plain HTTP (no login, deletes enabled) is "
+        f"reachable from the network at {', '.join(where)}: run dockops registry secure "
+        f"--name {name} again to close it"
+    )
 
 
 def differences(old: dict[str, Any], new: RegistrySpec) -> list[str]:
@@ -152,9 +215,12 @@ def registry_up(
 
     found = find(client, spec.name)
     state = "already up"
+    address = spec.address
+    labels: dict[str, str] = {}
     if found is not None:
         owned(found, spec.name, "registry")
-        recorded = json.loads((found["Config"]["Labels"] or {}).get(SPEC, "{}"))
+        labels = found["Config"]["Labels"] or {}
+        recorded = json.loads(labels.get(SPEC, "{}"))
         diff = differences(recorded, spec)
         if diff:
             raise EngineRefused(
@@ -162,6 +228,7 @@ def registry_up(
                 f"run dockops registry down --name {spec.name} first"
             )
         container_id = str(found["Id"])
+        address = str(labels.get(ADDRESS) or address)  # secure may have moved it
         if not found["State"]["Running"]:
             with engine_errors(f"start {spec.name}"):
                 client.api.start(container_id)
@@ -184,11 +251,17 @@ def registry_up(
             container_id = str(created["Id"])
             client.api.start(container_id)
         state = "created"
-    wait_ready(client, container_id, spec.address)
+    wait_ready(client, container_id, address)
+    if labels.get(PRIVATE):
+        # Secured: clients use the TLS frontend, the only way in from the network.
+        frontend = find(client, f"{spec.name}-frontend")
+        if frontend is not None:
+            owned(frontend, spec.name, "frontend")
+            address = str((frontend["Config"]["Labels"] or {}).get(ADDRESS) or address)
     return UpResult(
         spec.name,
         container_id,
-        spec.address,
+        address,
         state,
         spec.image,
         spec.network,
@@ -206,6 +279,8 @@ def wait_ready(
     import requests
 
     scheme = "https" if https else "http"
+    with engine_errors("wait for the registry"):
+        address = probe_address(client.api.inspect_container(container_id), address)
     deadline = time.monotonic() + READY_TIMEOUT
     with requests.Session() as session:
         session.trust_env = False  # a proxy from the environment must not catch this probe
@@ -220,12 +295,105 @@ def wait_ready(
                 pass
             with engine_errors("wait for the registry"):
                 state = client.api.inspect_container(container_id)["State"]
-                if not state["Running"] or time.monotonic() > deadline:
+                # restart=always brings an exited container back, Restarting meanwhile
+                stopped = not state["Running"] or state.get("Restarting")
+                if stopped or time.monotonic() > deadline:
                     logs = client.api.logs(container_id, tail=5).decode(errors="replace").strip()
                     last = logs.splitlines()[-1] if logs else "no log"
-                    why = "exited" if not state["Running"] else "did not answer"
+                    why = "exited" if stopped else "did not answer"
                     raise EngineRefused(f"{address}: the container {why}: {last}")
             time.sleep(0.1)
+
+
+def probe_address(inspected: dict[str, Any], address: str) -> str:
+    """Where this host asks a container: `address`, except for a bridge-mode container that
+    publishes nothing (a secured registry), which is asked on its own IP."""
+    host_config = inspected.get("HostConfig") or {}
+    if host_config.get("NetworkMode") == "host" or host_config.get("PortBindings"):
+        return address
+    networks = (inspected.get("NetworkSettings") or {}).get("Networks") or {}
+    ips = [net["IPAddress"] for net in networks.values() if net.get("IPAddress")]
+    return hostport(ips[0], REGISTRY_PORT) if ips else address
+
+
+@dataclass(frozen=True)
+class Backend:
+    """What `make_private` did to the registry's plain-HTTP port."""
+
+    change: str  # "rebound" (to loopback), "unpublished" (bridge), "unchanged"
+    was: tuple[str, ...]  # where other hosts could reach it before; empty when unchanged
+    now: str  # where the frontend reaches it: 127.0.0.1:PORT, or NAME:5000 on NAME-net
+
+
+def make_private(client: docker.DockerClient, found: dict[str, Any]) -> Backend:
+    """Make the registry container `found` reachable from this host only, keeping its data.
+
+    A container that listens beyond loopback is remade from its recorded `up` settings (same
+    image, data volume or folder, environment) with loopback or no published port instead.
+    The old one is kept aside, stopped, until the new one answers, and put back on failure.
+
+    Raises:
+        EngineRefused: no recorded settings to remake it from, or the new container did not
+            start (the old one then runs again, as it was).
+    """
+    labels = found["Config"].get("Labels") or {}
+    name = str(labels.get(LABEL))
+    was = exposed(found)
+    if not was:
+        return Backend("unchanged", (), str(labels.get(ADDRESS) or ""))
+    where = ", ".join(was)
+    try:
+        spec = RegistrySpec(**json.loads(labels[SPEC]))
+    except (KeyError, TypeError, ValueError, InvalidInput):
+        raise EngineRefused(
+            f"registry {name} listens on {where} and its settings are not recorded, so it "
+            f"cannot be remade on loopback: run dockops registry down --name {name} and "
+            f"registry up again (the data volume is kept), then secure"
+        ) from None
+    args = container_spec(spec, private=True)
+    args["image"] = _same_image(client, spec.image, str(found["Image"]))
+    aside = f"{name}-replaced"
+    leftover = find(client, aside)  # from a run that was killed halfway
+    with engine_errors(f"registry secure {name}"):
+        if leftover is not None:
+            owned(leftover, name, "registry")
+            client.api.remove_container(leftover["Id"], force=True)
+        client.api.rename(found["Id"], aside)
+        client.api.stop(found["Id"], timeout=30)
+    created: dict[str, Any] | None = None
+    try:
+        with engine_errors(f"registry secure {name}"):
+            host_config = client.api.create_host_config(**args.pop("host_config"))
+            created = client.api.create_container(**args, host_config=host_config)
+            client.api.start(created["Id"])
+        wait_ready(client, str(created["Id"]), args["labels"][ADDRESS])
+    except DockopsError as exc:
+        with engine_errors(f"put registry {name} back"):
+            if created is not None:
+                client.api.remove_container(created["Id"], force=True)
+            client.api.rename(found["Id"], name)
+            client.api.start(found["Id"])
+        raise EngineRefused(
+            f"could not make registry {name} reachable from this host only ({exc.message}); "
+            f"it was put back as it was, on {where}, and is not secured"
+        ) from None
+    with engine_errors(f"remove the old {name}"):
+        client.api.remove_container(found["Id"], force=True)
+    change = "rebound" if spec.network == "host" else "unpublished"
+    return Backend(change, was, str(args["labels"][ADDRESS]))
+
+
+def _same_image(client: docker.DockerClient, name: str, image_id: str) -> str:
+    """The image by name when that still names the container's image, else by ID: securing
+    must not upgrade the registry because its tag moved meanwhile."""
+    import docker
+
+    with engine_errors(f"inspect {name}"):
+        try:
+            current = client.api.inspect_image(name)["Id"]
+        except docker.errors.ImageNotFound:
+            return image_id
+    return name if current == image_id else image_id
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,11 @@
 
 The frontend follows the distribution project's nginx recipe (nginx.py). It reaches the
 registry over loopback when both use the host network, or over a user-defined network by
-container name in bridge mode. Its files (conf, server cert and key, htpasswd) are bind-mounted
-read-only; the CA key never enters a container. The container carries a hash of everything it
-was made from, so a re-run with nothing changed leaves it alone and any change recreates it.
+container name in bridge mode; the registry itself is first made unreachable from other hosts
+(deploy.make_private), so the frontend is the only way in. Its files (conf, server cert and
+key, htpasswd) are bind-mounted read-only; the CA key never enters a container. The container
+carries a hash of everything it was made from, so a re-run with nothing changed leaves it alone
+and any change recreates it.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class SecureResult:
     trusted_at: str | None
     ca_fingerprint: str
     check: Check
+    backend: deploy.Backend  # what was done to the registry's plain-HTTP port
 
 
 def frontend_spec(spec: SecureSpec, network: str, files: dict[str, Path]) -> dict[str, Any]:
@@ -134,7 +137,8 @@ def secure_registry(
 
     Raises:
         InvalidInput: no registry to secure, no htpasswd yet and no user, bad host.
-        EngineRefused: the frontend did not start.
+        EngineRefused: the frontend did not start, or the registry's plain HTTP could not
+            be made reachable from this host only (it is then left as it was).
         RegistryUnreachable: the final HTTPS checks did not get 401 then 200.
     """
     registry = find(client, spec.name)
@@ -157,11 +161,9 @@ def secure_registry(
     changed = False
     if user is not None and password is not None:
         changed = htpasswd.write_htpasswd(auth_file, user, password)
+    backend = deploy.make_private(client, registry)
     if network == "host":
-        upstream = str(
-            (registry["Config"]["Labels"] or {}).get(deploy.ADDRESS)
-            or f"127.0.0.1:{recorded.get('port', deploy.REGISTRY_PORT)}"
-        )
+        upstream = backend.now or f"127.0.0.1:{recorded.get('port', deploy.REGISTRY_PORT)}"
     else:
         upstream = f"{spec.name}:{deploy.REGISTRY_PORT}"
     conf = nginx.render_conf(
@@ -182,6 +184,9 @@ def secure_registry(
         "/etc/nginx/auth/htpasswd": auth_file,
     }
     args = frontend_spec(spec, network, mounts)
+    if network != "host":
+        with engine_errors(f"registry secure {spec.name}"):
+            _bridge_network(client, spec.name)  # a remade registry joins it again
     state = _run_frontend(client, spec, network, args, mounts)
 
     trusted_at = None
@@ -204,6 +209,7 @@ def secure_registry(
         trusted_at,
         files.ca_fingerprint,
         check,
+        backend,
     )
 
 
@@ -256,8 +262,6 @@ def _run_frontend(
             client.api.remove_container(found["Id"], force=True)
         state = "recreated"
     with engine_errors(f"start {name}"):
-        if network != "host":
-            _bridge_network(client, spec.name)
         host_config = client.api.create_host_config(**args["host_config"])
         networking = (
             client.api.create_networking_config(

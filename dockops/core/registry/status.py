@@ -1,5 +1,5 @@
-"""registry status: what runs, where clients reach it, whether TLS is on and trusted, and
-whether it answers."""
+"""registry status: what runs, where clients reach it, whether TLS is on and trusted, whether
+it answers, and whether a secured registry's plain HTTP is still open to the network."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ class Part:
     restart: str | None
     address: str | None
     certs_dir: str | None = None
+    exposed: tuple[str, ...] = ()  # HOST:PORT other hosts reach it on (deploy.exposed)
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class StatusResult:
     tls: bool
     trusted: bool | None  # certs.d holds our CA for the address; None without TLS
     answer: str  # "200", "401 (login needed)", or why it did not answer
+    warnings: tuple[str, ...] = ()
 
 
 def _part(client: docker.DockerClient, name: str, container: str, role: str) -> Part:
@@ -49,6 +51,7 @@ def _part(client: docker.DockerClient, name: str, container: str, role: str) -> 
         str((found["HostConfig"].get("RestartPolicy") or {}).get("Name") or "no"),
         labels.get(deploy.ADDRESS),
         labels.get("dockops.certs_dir"),
+        deploy.exposed(found) if role == "registry" else (),
     )
 
 
@@ -72,7 +75,10 @@ def registry_status(
         trusted = trust.is_trusted(address, Path(frontend.certs_dir) / "ca.crt", certs_d)
     elif tls:
         trusted = trust.trusted_ca(address, certs_d) is not None
-    return StatusResult(name, address, registry, frontend, tls, trusted, _answer(address))
+    warnings: tuple[str, ...] = ()
+    if tls and registry.exposed:
+        warnings = (deploy.open_backend_warning(name, registry.exposed),)
+    return StatusResult(name, address, registry, frontend, tls, trusted, _answer(address), warnings)
 
 
 def _answer(address: str) -> str:
