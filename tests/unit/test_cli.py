@@ -109,6 +109,7 @@ def test_doctor_json_is_one_document_even_when_failing(
         "detail": "cannot reach the Docker engine at unix:///nonexistent.sock: "
         "no such file or directory",
         "exit_code": 3,
+        "warning": False,
     }
 
 

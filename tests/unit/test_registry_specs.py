@@ -1,19 +1,29 @@
 """Pure parts of the private registry: container specs (bridge mode is only covered here: the
-running tests stay on loopback), push-private naming, loopback detection, what differs."""
+running tests stay on loopback), where a registry is open to other hosts, push-private naming,
+loopback detection, what differs."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dockops.core.registry.api import _challenge_params, _error_text, login_hint
-from dockops.core.registry.deploy import RegistrySpec, container_spec, differences, hostport
+from dockops.core.registry.deploy import (
+    RegistrySpec,
+    container_spec,
+    differences,
+    exposed,
+    hostport,
+    make_private,
+    probe_address,
+)
 from dockops.core.registry.push import target
 from dockops.core.registry.secure import CONF_D, SecureSpec, frontend_spec, listen_address
 from dockops.core.registry.trust import ca_path, install_ca, is_loopback, is_trusted
-from dockops.errors import InvalidInput
+from dockops.errors import EngineRefused, InvalidInput
 
 
 def test_bridge_registry_publishes_the_port_on_the_bind_address() -> None:
@@ -54,6 +64,98 @@ def test_addresses(bind: str, address: str, listen: str) -> None:
     spec = RegistrySpec(bind=bind, network="host")
     assert spec.address == address
     assert container_spec(spec)["environment"]["REGISTRY_HTTP_ADDR"] == listen
+
+
+def test_a_private_host_registry_listens_on_loopback_and_keeps_its_up_settings() -> None:
+    spec = RegistrySpec(name="reg", port=5002, network="host")  # bind 0.0.0.0
+    private = container_spec(spec, private=True)
+    assert private["environment"]["REGISTRY_HTTP_ADDR"] == "127.0.0.1:5002"
+    labels = private["labels"]
+    assert labels["dockops.address"] == "127.0.0.1:5002" and labels["dockops.private"] == "true"
+    # What up was asked stays recorded, so a re-run of up finds nothing different.
+    assert labels["dockops.spec"] == container_spec(spec)["labels"]["dockops.spec"]
+    assert private["host_config"]["binds"] == container_spec(spec)["host_config"]["binds"]
+    loopback = RegistrySpec(name="reg", bind="::1", network="host")
+    assert (
+        container_spec(loopback, private=True)["environment"]["REGISTRY_HTTP_ADDR"] == "[::1]:5000"
+    )
+
+
+def test_a_private_bridge_registry_publishes_nothing() -> None:
+    private = container_spec(RegistrySpec(name="reg", bind="127.0.0.1"), private=True)
+    assert "port_bindings" not in private["host_config"] and private["ports"] is None
+    assert private["labels"]["dockops.address"] == "reg:5000"  # by name on reg-net
+
+
+def _inspected(spec: dict[str, Any], networks: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What inspect_container says of a container made from `spec`."""
+    env = [f"{key}={value}" for key, value in spec["environment"].items()]
+    host = spec["host_config"]
+    bindings = {
+        f"{inside}/tcp": [{"HostIp": address, "HostPort": str(port)}]
+        for inside, (address, port) in (host.get("port_bindings") or {}).items()
+    }
+    return {
+        "Config": {"Env": env, "Labels": spec["labels"]},
+        "HostConfig": {"NetworkMode": host.get("network_mode", "bridge"), "PortBindings": bindings},
+        "NetworkSettings": {"Networks": networks or {}},
+        "Image": "sha256:" + "ab" * 32,
+    }
+
+
+@pytest.mark.parametrize(
+    ("spec", "where"),
+    [
+        (RegistrySpec(network="host"), ("0.0.0.0:5000",)),
+        (RegistrySpec(network="host", bind="::", port=5001), ("[::]:5001",)),
+        (RegistrySpec(network="host", bind="192.0.2.7"), ("192.0.2.7:5000",)),
+        (RegistrySpec(network="host", bind="127.0.0.1"), ()),
+        (RegistrySpec(network="host", bind="::1"), ()),
+        (RegistrySpec(), ("0.0.0.0:5000",)),
+        (RegistrySpec(bind=""), ("0.0.0.0:5000",)),
+        # Published on loopback is still reachable from the LAN (moby/moby#45610).
+        (RegistrySpec(bind="127.0.0.1", port=5003), ("127.0.0.1:5003",)),
+    ],
+)
+def test_exposed(spec: RegistrySpec, where: tuple[str, ...]) -> None:
+    assert exposed(_inspected(container_spec(spec))) == where
+    assert exposed(_inspected(container_spec(spec, private=True))) == ()
+
+
+def test_exposed_without_a_listen_address_is_registrys_default() -> None:
+    inspected = _inspected(container_spec(RegistrySpec(network="host")))
+    inspected["Config"]["Env"] = ["REGISTRY_STORAGE_DELETE_ENABLED=true"]
+    assert exposed(inspected) == ("0.0.0.0:5000",)
+
+
+def test_probe_address_asks_an_unpublished_container_on_its_own_ip() -> None:
+    networks = {"bridge": {"IPAddress": ""}, "reg-net": {"IPAddress": "172.18.0.2"}}
+    private = _inspected(container_spec(RegistrySpec(name="reg"), private=True), networks)
+    assert probe_address(private, "reg:5000") == "172.18.0.2:5000"
+    published = _inspected(container_spec(RegistrySpec(name="reg")), networks)
+    assert probe_address(published, "127.0.0.1:5000") == "127.0.0.1:5000"
+    host = _inspected(container_spec(RegistrySpec(name="reg", network="host")), networks)
+    assert probe_address(host, "127.0.0.1:5000") == "127.0.0.1:5000"
+
+
+class _NoEngine:
+    """make_private must decide these cases without asking the engine."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"the engine was asked: {name}")
+
+
+def test_make_private_leaves_a_closed_registry_alone() -> None:
+    found = _inspected(container_spec(RegistrySpec(name="reg", network="host", bind="127.0.0.1")))
+    backend = make_private(_NoEngine(), found)  # type: ignore[arg-type]
+    assert (backend.change, backend.was, backend.now) == ("unchanged", (), "127.0.0.1:5000")
+
+
+def test_make_private_refuses_without_recorded_settings() -> None:
+    found = _inspected(container_spec(RegistrySpec(name="reg", network="host")))
+    del found["Config"]["Labels"]["dockops.spec"]
+    with pytest.raises(EngineRefused, match=r"listens on 0\.0\.0\.0:5000 .* registry down"):
+        make_private(_NoEngine(), found)  # type: ignore[arg-type]
 
 
 def test_spec_refuses_bad_settings() -> None:

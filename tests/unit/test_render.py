@@ -59,7 +59,9 @@ def test_doctor_json_shape_is_pinned(capsys: pytest.CaptureFixture[str]) -> None
         "images_bytes": 10,
         "dangling": 1,
         "data_root_free_bytes": None,
-        "checks": [{"name": "engine", "ok": True, "detail": "fine", "exit_code": 0}],
+        "checks": [
+            {"name": "engine", "ok": True, "detail": "fine", "exit_code": 0, "warning": False}
+        ],
         "registry": None,
     }
 
