@@ -439,3 +439,36 @@ def test_status_and_doctor_warn_while_the_plain_port_is_open(
     assert status.err == "" and json.loads(status.out)["warnings"] == []
     doctor = cli("doctor", "--registry", secured.address, "--json")
     assert json.loads(doctor.out)["checks"][-1]["warning"] is False
+
+
+def test_a_registry_left_aside_by_a_killed_secure_is_cleared(
+    docker_env: docker.DockerClient,
+    cli: Cli,
+    second: SecondHost,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    up = ["registry", "up", "--name", "dockops-k", "--network", "host", "--bind", second.host_ip]
+    up += ["--port", str(free_port())]
+    assert cli(*up).code == 0
+    # What a secure killed between moving the old registry aside and removing it leaves.
+    docker_env.api.stop("dockops-k", timeout=1)
+    docker_env.api.rename("dockops-k", "dockops-k-replaced")
+    assert cli(*up).code == 0
+    try:
+        _stdin(monkeypatch, PASSWORD + "\n")
+        secure = _secure_args("dockops-k", second.host_ip, free_port(), tmp_path / "certs")
+        assert cli(*secure, "--user", USER, "--password-stdin").code == 0
+        names = {c["Names"][0] for c in docker_env.api.containers(all=True)}
+        assert "/dockops-k-replaced" not in names and "/dockops-k" in names
+        # And registry down clears one too.
+        docker_env.api.create_container(
+            "busybox:latest",
+            name="dockops-k-replaced",
+            labels={"dockops.registry": "dockops-k", "dockops.role": "registry"},
+            host_config=docker_env.api.create_host_config(network_mode="none"),
+        )
+    finally:
+        down = cli("registry", "down", "--name", "dockops-k", "--purge", "--json")
+    assert down.code == 0, down.err
+    assert "container dockops-k-replaced" in json.loads(down.out)["removed"]

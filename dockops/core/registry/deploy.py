@@ -419,7 +419,13 @@ def registry_down(
     removed: list[str] = []
     kept: list[str] = []
     data_dir: str | None = None
-    for role, container in (("frontend", f"{name}-frontend"), ("registry", name)):
+    # NAME-replaced: the old registry make_private keeps aside, left there if it was killed
+    containers = (
+        ("frontend", f"{name}-frontend"),
+        ("registry", name),
+        ("registry", f"{name}-replaced"),
+    )
+    for role, container in containers:
         found = find(client, container)
         if found is None:
             continue

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import docker
 
 HASH = "dockops.frontend.hash"
+UPSTREAM = "dockops.upstream"  # bridge mode: the registry container nginx resolved at start
 CERTS_DIR = "dockops.certs_dir"
 CONF_D = "/etc/nginx/conf.d"
 
@@ -186,7 +187,9 @@ def secure_registry(
     args = frontend_spec(spec, network, mounts)
     if network != "host":
         with engine_errors(f"registry secure {spec.name}"):
-            _bridge_network(client, spec.name)  # a remade registry joins it again
+            # nginx resolves NAME once, when it starts: a remade registry (another IP) needs
+            # a new frontend, which this label in the fingerprint brings.
+            args["labels"][UPSTREAM] = _bridge_network(client, spec.name)
     state = _run_frontend(client, spec, network, args, mounts)
 
     trusted_at = None
@@ -285,8 +288,9 @@ def _run_frontend(
     return state
 
 
-def _bridge_network(client: docker.DockerClient, name: str) -> None:
-    """The user-defined network on which nginx reaches the registry by its container name."""
+def _bridge_network(client: docker.DockerClient, name: str) -> str:
+    """The user-defined network on which nginx reaches the registry by its container name;
+    returns the registry container's ID."""
     net = f"{name}-net"
     existing = client.api.networks(names=[net])
     if not existing:
@@ -295,6 +299,7 @@ def _bridge_network(client: docker.DockerClient, name: str) -> None:
     registry_id = client.api.inspect_container(name)["Id"]
     if registry_id not in attached:
         client.api.connect_container_to_network(registry_id, net, aliases=[name])
+    return str(registry_id)
 
 
 def check_frontend(address: str, ca_crt: Path, user: str | None, password: str | None) -> Check:
