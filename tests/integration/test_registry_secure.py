@@ -89,7 +89,7 @@ def test_secure_files_chain_and_answers(secured: Secured) -> None:
     }
     modes = {p.name: p.stat().st_mode & 0o777 for p in secured.certs_dir.iterdir() if p.is_file()}
     assert modes["ca.key"] == 0o600 and modes["domain.key"] == 0o600
-    # nginx's workers run unprivileged and read the htpasswd file (PITFALLS.md).
+    # nginx's workers run unprivileged and read the htpasswd file.
     assert modes["htpasswd"] == 0o644
     assert (secured.certs_dir / "htpasswd").read_text().startswith(f"{USER}:$2y$")
 
