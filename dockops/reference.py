@@ -1,32 +1,47 @@
 """Docker reference grammar (distribution/reference), checked before any engine call.
 
     reference  := name [ ":" tag ] [ "@" digest ]
-    name       := [ domain "/" ] path-component { "/" path-component }
-    domain     := host [ ":" port ]
+    name       := [ domain "/" ] path                 ; at most 255 characters
+    domain     := host [ ":" [0-9]+ ]
+    host       := domain-name | "[" [0-9a-fA-F:]+ "]" ; no zone, no dotted IPv4 tail
+    path       := path-component { "/" path-component }
     path-comp  := [a-z0-9]+ ( ( [._] | __ | -+ ) [a-z0-9]+ )*
     tag        := [\\w][\\w.-]{0,127}
-    digest     := algorithm ":" hex{32,}
+    digest     := algorithm ":" hex                   ; sha256, sha384 or sha512, full length
 
-The first component is a domain only when it holds "." or ":" or is "localhost", as the
-docker CLI decides; "myhost/app" is the repository myhost/app on Docker Hub.
+The first component is a domain only when it holds "." or ":", is "localhost", or has an
+uppercase letter, as the docker CLI decides; "myhost/app" is the repository myhost/app on
+Docker Hub. A reference is kept as written: `canonical()` gives the docker.io/library/ form.
+
+References take exactly what the engine's grammar takes; a registry address given on its own
+(validate_registry) must also be one dockops can connect to: a real IPv6 address, a port 1-65535.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import ipaddress
 import re
 from dataclasses import dataclass
 
 from dockops.errors import InvalidInput
 
-_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_HOST = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:.]+\])"
+# Composed as distribution/reference's regexp.go composes its own, piece by piece.
+_ALPHANUMERIC = r"[a-z0-9]+"
+_SEPARATOR = r"(?:[._]|__|-+)"
+_PATH_COMPONENT = rf"{_ALPHANUMERIC}(?:{_SEPARATOR}{_ALPHANUMERIC})*"
+_DOMAIN_NAME_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN_NAME = rf"{_DOMAIN_NAME_COMPONENT}(?:\.{_DOMAIN_NAME_COMPONENT})*"
+_IPV6_ADDRESS = r"\[(?P<ipv6>[a-fA-F0-9:]+)\]"
+_HOST = rf"(?:{_DOMAIN_NAME}|{_IPV6_ADDRESS})"
+_DIGEST_ALGORITHM = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*"
 _GRAMMAR = {
-    "domain": rf"{_HOST}(?::[0-9]{{1,5}})?",
+    "domain": rf"{_HOST}(?::(?P<port>[0-9]+))?",
     "path": rf"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*",
     "tag": r"(?a)[\w][\w.-]{0,127}",
-    "digest": r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}",
+    "digest": rf"(?P<algorithm>{_DIGEST_ALGORITHM}):(?P<hex>[0-9a-fA-F]{{32,}})",
+    "identifier": r"[a-f0-9]{64}",
     "id": r"(?:sha256:)?[0-9a-f]{12,64}",
     "container": r"/?[a-zA-Z0-9][a-zA-Z0-9_.-]*",
 }
@@ -38,11 +53,17 @@ def _pattern(name: str) -> re.Pattern[str]:
     return re.compile(_GRAMMAR[name])
 
 
-def _matches(name: str, text: str) -> bool:
-    return _pattern(name).fullmatch(text) is not None
+def _match(name: str, text: str) -> re.Match[str] | None:
+    return _pattern(name).fullmatch(text)
 
 
-_NAME_TOTAL_MAX = 255
+_NAME_MAX = 255
+_PORT_MAX = 65535
+# The algorithms go-digest registers in docker, and the hex length each must have.
+_DIGEST_HEX_LENGTH = {"sha256": 64, "sha384": 96, "sha512": 128}
+_HUB = "docker.io"
+_HUB_NAMES = frozenset({_HUB, "index.docker.io"})
+_OFFICIAL = "library/"
 
 
 @dataclass(frozen=True)
@@ -66,12 +87,63 @@ class Reference:
             text += f"@{self.digest}"
         return text
 
+    def canonical(self) -> Reference:
+        """The full name docker stores: busybox is docker.io/library/busybox.
+
+        Other registries are left as written; no default tag is added.
+        """
+        if self.domain is not None and self.domain not in _HUB_NAMES:
+            return self
+        path = self.path if "/" in self.path else _OFFICIAL + self.path
+        return dataclasses.replace(self, domain=_HUB, path=path)
+
+    def familiar(self) -> Reference:
+        """The short name docker prints: docker.io/library/busybox is busybox."""
+        full = self.canonical()
+        if full.domain != _HUB:
+            return full
+        short = full.path.removeprefix(_OFFICIAL)
+        # library/a/b keeps its prefix: only a one-component official name is shortened.
+        path = short if "/" not in short else full.path
+        return dataclasses.replace(full, domain=None, path=path)
+
 
 def _split_domain(name: str) -> tuple[str | None, str]:
     first, sep, rest = name.partition("/")
     if sep and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
         return first, rest
     return None, name
+
+
+def _address_problem(address: str) -> str | None:
+    """Why `address` is no registry address to connect to, or None when it is one."""
+    match = _match("domain", address)
+    if match is None:
+        return "expected HOST or HOST:PORT"
+    # The reference grammar stops at brackets of hex and colons, and at digits for a port.
+    if match["ipv6"] is not None:
+        try:
+            ipaddress.IPv6Address(match["ipv6"])
+        except ValueError:
+            return "not an IPv6 address in the brackets"
+    port = match["port"]
+    if port is not None and (len(port) > 5 or not 0 < int(port) <= _PORT_MAX):
+        return "port out of range"
+    return None
+
+
+def _digest_problem(digest: str) -> str | None:
+    """Why `digest` is no digest docker accepts, or None when it is one."""
+    match = _match("digest", digest)
+    if match is None:
+        return "expected ALGORITHM:HEX"
+    algorithm, hexdigits = match["algorithm"], match["hex"]
+    size = _DIGEST_HEX_LENGTH.get(algorithm)
+    if size is None:
+        return f"unsupported algorithm {algorithm!r}"
+    if len(hexdigits) != size or hexdigits != hexdigits.lower():
+        return f"{algorithm} takes {size} lowercase hex digits"
+    return None
 
 
 def parse_reference(text: str) -> Reference:
@@ -88,31 +160,35 @@ def parse_reference(text: str) -> Reference:
     """
     if not text or text != text.strip():
         raise InvalidInput(f"invalid reference {text!r}: empty or surrounded by spaces")
+    if _match("identifier", text):
+        raise InvalidInput(f"invalid reference {text!r}: 64 hex digits name an image ID")
     rest, at, digest = text.partition("@")
-    if at and not _matches("digest", digest):
-        raise InvalidInput(f"invalid reference {text!r}: bad digest {digest!r}")
+    if at and (problem := _digest_problem(digest)):
+        raise InvalidInput(f"invalid reference {text!r}: bad digest {digest!r} ({problem})")
     tag: str | None = None
     # A ":" after the last "/" is a tag; one before it belongs to a registry port.
     colon = rest.rfind(":")
     if colon > rest.rfind("/"):
         rest, tag = rest[:colon], rest[colon + 1 :]
-        if not _matches("tag", tag):
+        if not _match("tag", tag):
             raise InvalidInput(f"invalid reference {text!r}: bad tag {tag!r}")
-    if len(rest) > _NAME_TOTAL_MAX:
-        raise InvalidInput(f"invalid reference {text!r}: name longer than {_NAME_TOTAL_MAX}")
     domain, path = _split_domain(rest)
-    if domain is not None and not _matches("domain", domain):
+    if domain is not None and not _match("domain", domain):
         raise InvalidInput(f"invalid reference {text!r}: bad registry address {domain!r}")
-    if not _matches("path", path):
-        if path.lower() != path and _matches("path", path.lower()):
+    if not _match("path", path):
+        if path.lower() != path and _match("path", path.lower()):
             raise InvalidInput(f"invalid reference {text!r}: repository name must be lowercase")
         raise InvalidInput(f"invalid reference {text!r}: bad repository name {path!r}")
+    # The whole name as written, domain included, as engines before distribution/reference
+    # v0.6 count it (v0.6 counts the path alone, so this is the stricter of the two).
+    if len(rest) > _NAME_MAX:
+        raise InvalidInput(f"invalid reference {text!r}: repository name longer than {_NAME_MAX}")
     return Reference(domain=domain, path=path, tag=tag, digest=digest or None)
 
 
 def is_image_id(text: str) -> bool:
     """An image ID (short hex, or sha256:…), as opposed to a reference."""
-    return _matches("id", text)
+    return _match("id", text) is not None
 
 
 def validate_image(text: str) -> str:
@@ -133,7 +209,7 @@ def validate_container(text: str) -> str:
     Raises:
         InvalidInput: not a valid container name or ID.
     """
-    if not _matches("container", text) or len(text) > 255:
+    if not _match("container", text) or len(text) > 255:
         raise InvalidInput(f"invalid container name or ID {text!r}")
     return text
 
@@ -144,9 +220,6 @@ def validate_registry(text: str) -> str:
     Raises:
         InvalidInput: not a host or host:port (a scheme or a path is refused).
     """
-    if not _matches("domain", text):
-        raise InvalidInput(f"invalid registry address {text!r}: expected HOST or HOST:PORT")
-    _, _, port = text.rpartition(":") if not text.endswith("]") else ("", "", "")
-    if port.isdigit() and not 0 < int(port) < 65536:
-        raise InvalidInput(f"invalid registry address {text!r}: port out of range")
+    if problem := _address_problem(text):
+        raise InvalidInput(f"invalid registry address {text!r}: {problem}")
     return text
