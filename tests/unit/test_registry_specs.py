@@ -217,6 +217,8 @@ def test_listen_address(host: str, network: str, listen: str) -> None:
         ("myimg", None, ("R/myimg", "latest")),
         ("busybox:1.36", None, ("R/busybox", "1.36")),
         ("docker.io/library/nginx:stable", None, ("R/nginx", "stable")),
+        ("index.docker.io/library/nginx:1", None, ("R/nginx", "1")),
+        ("docker.io/team/app:1", None, ("R/team/app", "1")),
         ("ghcr.io/org/app:2", None, ("R/org/app", "2")),
         ("localhost:5000/team/app", None, ("R/team/app", "latest")),
         ("myimg:1", "other", ("R/other", "1")),

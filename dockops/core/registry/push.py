@@ -74,7 +74,8 @@ def target(source: str, registry: str, as_: str | None = None) -> tuple[str, str
     tag: str | None = None
     if not is_image_id(source):
         ref = parse_reference(source)
-        name = ref.path.removeprefix("library/") if ref.domain in (None, "docker.io") else ref.path
+        short = ref.familiar()  # Docker Hub's names as docker prints them, index.docker.io too
+        name = short.path if short.domain is None else ref.path
         tag = ref.tag or (None if ref.digest else "latest")
     if as_ is not None:
         renamed = parse_reference(as_)
