@@ -7,7 +7,7 @@ import typer
 from dockops import render
 from dockops.cli.common import JsonOpt, QuietOpt, RegistryOpt, images, streamed
 from dockops.errors import InvalidInput
-from dockops.reference import validate_container, validate_image
+from dockops.reference import parse_reference, validate_container, validate_image
 from dockops.render import Column
 from dockops.units import human_age, human_size, short_id
 
@@ -211,7 +211,8 @@ def layers(references: Annotated[list[str], typer.Argument()], json: JsonOpt = F
 def tag(source: str, target: str, json: JsonOpt = False) -> None:
     """Give an image another name."""
     output = render.output_mode(json)
-    images([source, target])
+    images([source])
+    parse_reference(target)  # a name, never an image ID: said before the engine is asked
     from dockops.core.commit import tag_image
     from dockops.engine import get_client
 

@@ -25,6 +25,7 @@ BAD_REFERENCES = [
     ["history", "a//b"],
     ["layers", "ok", "bad_"],
     ["tag", "busybox", "x@sha256:12"],
+    ["tag", "busybox", "a" * 64],  # an image ID is no name to give an image
     ["rmi", "ok", "NOT OK"],
     ["save", "bad..name", "-o", "x.tar"],
     ["import", "x.tar", "Bad"],
