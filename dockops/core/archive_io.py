@@ -171,7 +171,9 @@ def tar_sink(target: Path | BinaryIO, *, gzip: bool) -> Iterator[tuple[BinaryIO,
     """Yield a binary file to write a tar into, and the record of what was written.
 
     A path gets a temp file in its folder, renamed over the path only when the block ends
-    without error (an interrupt or an engine error leaves neither file). It is synced to disk
+    without error (an interrupt or an engine error leaves neither file). It is 0600 whatever
+    the umask, a file it replaces included, as `docker save -o` and `docker export -o` write
+    theirs: an image's files often hold secrets. It is synced to disk
     before the rename, as `docker save -o` syncs its own temp file, so a crash after "saved"
     never leaves a half archive under the name. A stream (stdout) is written as is. With
     `gzip`, the bytes go through isal's threaded gzip writer.
@@ -181,7 +183,7 @@ def tar_sink(target: Path | BinaryIO, *, gzip: bool) -> Iterator[tuple[BinaryIO,
     written = Written()
     with contextlib.ExitStack() as stack:
         raw: BinaryIO = (
-            stack.enter_context(atomic_writer(target, 0o644))
+            stack.enter_context(atomic_writer(target, 0o600))
             if isinstance(target, Path)
             else target
         )

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tarfile
@@ -148,6 +149,42 @@ def test_stdout_and_stdin_streams(
     ]
     gz = dockops("save", refs[0], "-o", "-", "--gzip")
     assert gz.stdout[:2] == b"\x1f\x8b" and tagged(gzip.decompress(gz.stdout)) == [refs[0]]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o000])
+def test_saved_and_exported_files_are_0600_as_dockers_are(
+    docker_env: docker.DockerClient,
+    cli: Cli,
+    two_images: dict[str, str],
+    tmp_path: Path,
+    umask: int,
+) -> None:
+    # Image contents often hold secrets: docker save -o / export -o write 0600 whatever the
+    # umask, and so must dockops, over an existing (0644) file too.
+    ref = next(iter(two_images))
+    box = docker_env.containers.create(ref, network_mode="none")
+    replaced = tmp_path / "save.tar"
+    replaced.write_bytes(b"old")
+    replaced.chmod(0o644)
+    before = os.umask(umask)
+    try:
+        for args in (
+            ("save", ref, "-o", str(replaced)),
+            ("save", ref, "-o", str(tmp_path / "save.tar.gz")),
+            ("export", box.id, "-o", str(tmp_path / "export.tar")),
+        ):
+            result = cli(*args, "--quiet")
+            assert result.code == 0, result.err
+        assert docker_cli("save", "-o", str(tmp_path / "docker-save.tar"), ref).returncode == 0
+        exported = docker_cli("export", "-o", str(tmp_path / "docker-export.tar"), box.id)
+        assert exported.returncode == 0
+    finally:
+        os.umask(before)
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in tmp_path.iterdir()}
+    assert modes == dict.fromkeys(
+        ["save.tar", "save.tar.gz", "export.tar", "docker-save.tar", "docker-export.tar"], 0o600
+    )
+    assert tagged(replaced.read_bytes()) == [ref]
 
 
 def test_broken_inputs_are_one_line_errors_and_load_nothing(

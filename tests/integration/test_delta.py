@@ -5,6 +5,8 @@ is, refuses cleanly where it is not, and chains."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -125,3 +127,24 @@ def test_delta_bad_bases(docker_env: docker.DockerClient, cli: Cli, tmp_path: Pa
     bad = cli("save", "busybox", "--delta-from", str(junk), "-o", str(tmp_path / "y.tar"))
     assert bad.code == 2 and "not a readable image archive" in bad.err
     assert not (tmp_path / "x.tar").exists() and not (tmp_path / "y.tar").exists()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o000])
+def test_a_delta_file_is_0600_as_a_full_save_is(
+    docker_env: docker.DockerClient, versions: dict[str, str], cli: Cli, tmp_path: Path, umask: int
+) -> None:
+    plain, packed = tmp_path / "d.tar", tmp_path / "d.tar.gz"
+    plain.write_bytes(b"old")
+    plain.chmod(0o644)
+    before = os.umask(umask)
+    try:
+        for target in (plain, packed):
+            saved = cli(
+                "save", "delta/app:v2", "--delta-from", "delta/app:v1", "-o", str(target),
+                "--quiet",
+            )  # fmt: skip
+            assert saved.code == 0, saved.err
+    finally:
+        os.umask(before)
+    assert [stat.S_IMODE(path.stat().st_mode) for path in (plain, packed)] == [0o600, 0o600]
+    assert plain.read_bytes() != b"old"

@@ -7,6 +7,8 @@ import gzip
 import hashlib
 import io
 import json
+import os
+import stat
 import tarfile
 from pathlib import Path
 
@@ -236,6 +238,25 @@ def test_tar_sink_leaves_nothing_when_interrupted(tmp_path: Path, compress: bool
         out.write(b"x" * (3 * CHUNK))
         raise KeyboardInterrupt
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o000])
+@pytest.mark.parametrize("compress", [False, True])
+def test_tar_sink_writes_0600_whatever_the_umask_and_over_a_0644_file(
+    tmp_path: Path, umask: int, compress: bool
+) -> None:
+    # As docker save -o / export -o: image contents often hold secrets.
+    fresh, replaced = tmp_path / "new.tar", tmp_path / "old.tar"
+    replaced.write_bytes(b"old")
+    replaced.chmod(0o644)
+    before = os.umask(umask)
+    try:
+        for target in (fresh, replaced):
+            with tar_sink(target, gzip=compress) as (out, _):
+                out.write(make_tar(SAMPLE))
+    finally:
+        os.umask(before)
+    assert [stat.S_IMODE(p.stat().st_mode) for p in (fresh, replaced)] == [0o600, 0o600]
 
 
 def test_paths_are_checked_before_the_engine(tmp_path: Path) -> None:
