@@ -257,11 +257,14 @@ class Opened:
         """
         walker = TarWalker() if self.kind in ("tar", "gzip") else None
         held: bytes | None = None
+        gzip = self.kind == "gzip"
+        broken = gzip_errors() if gzip else (OSError,)
         while True:
             try:
                 chunk = self.reader.read(CHUNK)
-            except (OSError, EOFError, ValueError) as exc:
-                # isal: "Compressed file ended before the end-of-stream marker", bad CRC...
+            except broken as exc:
+                if not gzip:
+                    raise InvalidInput(f"{name}: cannot read it: {exc}") from exc
                 raise InvalidInput(f"{name}: corrupt or truncated gzip: {exc}") from exc
             if not chunk:
                 break
@@ -280,6 +283,15 @@ class Opened:
                 raise InvalidInput(f"{name}: {exc.message}") from exc
         if held is not None:
             yield held
+
+
+def gzip_errors() -> tuple[type[Exception], ...]:
+    """What isal's gzip reader raises for a corrupt or truncated file: "Compressed file ended
+    before the end-of-stream marker", a bad CRC (OSError, EOFError, ValueError), or, for a
+    damaged deflate block, its own IsalError, which is none of those."""
+    from isal.isal_zlib import error
+
+    return (OSError, EOFError, ValueError, cast(type[Exception], error))
 
 
 def read_head(stream: BinaryIO, size: int = 1024 * 1024) -> bytes:

@@ -6,16 +6,43 @@ failure part-way arrives as a JSON error document appended to the tar (moby writ
 the headers tells a complete tar from a broken one. On load/import, a truncated or corrupt
 file is refused here, before the bad bytes reach the engine, so it loads nothing and the user
 gets one clear line instead of a broken pipe.
+
+Headers are read as the engine's own reader (Go's archive/tar) reads them, and no more
+loosely: number fields strictly (octal, or GNU base-256), PAX `size` and `path` records
+applied to the member they precede, no data after a link, device, folder or FIFO header, GNU
+sparse extension blocks. So the walker's members are the engine's, and no header can make it
+go back, stand still or hold more than SPECIAL_LIMIT bytes.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 
 BLOCK = 512
-_CHECKSUM = slice(148, 156)
-_SIZE = slice(124, 136)
+# What Go's archive/tar takes at most for a PAX header or a GNU long name (maxSpecialFileSize):
+# the engine refuses more, and the walker holds no more. Also the cap on a GNU sparse map.
+SPECIAL_LIMIT = 1024 * 1024
 _NAME = slice(0, 100)
+_SIZE = slice(124, 136)
+_CHECKSUM = slice(148, 156)
+_TYPE = slice(156, 157)
+_MAGIC = slice(257, 265)
+_PREFIX = slice(345, 500)
+_USTAR = b"ustar\x0000"  # POSIX ustar/PAX; GNU's "ustar  \0" keeps other fields there
+_SPARSE_EXTENDED = 482  # old GNU sparse header: more of the map in the blocks after it ...
+_EXTENSION_EXTENDED = 504  # ... each of which says whether another follows
+_PAX = (b"x", b"g")
+_GNU_LONG = (b"L", b"K")
+_EXTENDED = _PAX + _GNU_LONG
+# Links, devices, folders, FIFOs: no data follows whatever the size field says (Go and
+# Python's tarfile agree).
+_HEADER_ONLY = (b"1", b"2", b"3", b"4", b"5", b"6")
+_REGULAR = (b"0", b"\0", b"7")
+_OCTAL = re.compile(rb"[0-7]+")
+_DECIMAL = re.compile(rb"[0-9]{1,19}")
+_RECORD_LENGTH = re.compile(rb"([1-9][0-9]{0,19}) ")
 
 
 class TarProblem(Exception):
@@ -33,11 +60,19 @@ def looks_like_tar(head: bytes) -> bool:
     return len(head) >= BLOCK and _header_ok(head[:BLOCK])
 
 
+def _octal(field: bytes) -> int | None:
+    """An octal number field as Go's archive/tar reads it: digits, padded with spaces or NULs
+    on either side (all padding is 0); None for anything else (a sign, an 8, a NUL between
+    digits, which Python's int() or tarfile would let through)."""
+    digits = field.strip(b" \0")
+    if not digits:
+        return 0
+    return int(digits, 8) if _OCTAL.fullmatch(digits) else None
+
+
 def _header_ok(block: bytes) -> bool:
-    stored = block[_CHECKSUM].split(b"\0", 1)[0].strip()
-    try:
-        expected = int(stored, 8)
-    except ValueError:
+    expected = _octal(block[_CHECKSUM])
+    if expected is None:
         return False
     # The checksum is computed with its own 8 bytes taken as spaces (POSIX ustar); some old
     # writers summed signed bytes, which only differs for bytes >= 0x80.
@@ -47,13 +82,35 @@ def _header_ok(block: bytes) -> bool:
     return expected in (unsigned, signed)
 
 
-def _member_size(block: bytes) -> int:
+def _member_size(block: bytes) -> int | None:
+    """The size field; None when it is not a size (negative, not octal)."""
     field = block[_SIZE]
+    if field[0] == 0x80:
+        # GNU base-256 (big-endian after the marker byte): members of 8 GiB and more.
+        return int.from_bytes(field[1:], "big")
     if field[0] & 0x80:
-        # GNU base-256 for members of 8 GiB and more.
-        return int.from_bytes(bytes([field[0] & 0x7F]) + field[1:], "big")
-    text = field.split(b"\0", 1)[0].strip()
-    return int(text, 8) if text else 0
+        return None  # 0xff: a negative base-256 number; other marker bytes no writer makes
+    return _octal(field)
+
+
+def _pax_records(data: bytes) -> dict[bytes, bytes] | None:
+    """The records of a PAX header ("%d %s=%s\\n", the length counting the whole record);
+    None when any is malformed, as Go refuses it."""
+    records: dict[bytes, bytes] = {}
+    position = 0
+    while position < len(data):
+        length = _RECORD_LENGTH.match(data, position)
+        if length is None:
+            return None
+        end = position + int(length[1])
+        if end > len(data) or end <= length.end() or data[end - 1] != 0x0A:
+            return None
+        key, equals, value = data[length.end() : end - 1].partition(b"=")
+        if not equals or not key:
+            return None
+        records[key] = value
+        position = end
+    return records
 
 
 def _engine_error(data: bytes) -> str | None:
@@ -64,7 +121,7 @@ def _engine_error(data: bytes) -> str | None:
     for line in text.splitlines():
         try:
             doc = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if isinstance(doc, dict):
             detail = doc.get("errorDetail") or {}
@@ -75,27 +132,49 @@ def _engine_error(data: bytes) -> str | None:
     return None
 
 
+def printable(name: str) -> str:
+    """A member name fit for a one-line message: it comes from the archive, so no control
+    characters (a terminal's escape sequences) and no more than 200 characters."""
+    shown = "".join(c if c.isprintable() else "?" for c in name[:200])
+    return shown + "..." if len(name) > 200 else shown
+
+
 class TarWalker:
     """Follows member headers through a byte stream fed in arbitrary chunks.
 
     Member data is skipped by counting; only 512-byte header blocks are looked at, so the cost
-    per byte is nil for big layers and memory stays one block.
+    per byte is nil for big layers and memory stays one block, plus what extended headers
+    (PAX, GNU long names: SPECIAL_LIMIT each at most) say of the member after them.
+
+    `keep(name, size)`, when given, is asked about each regular member: the data of those it
+    accepts is gathered and appended, whole, to `kept` as (name, data); the caller empties
+    that list and bounds what it accepts.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, keep: Callable[[str, int], bool] | None = None) -> None:
         self.offset = 0  # bytes fed so far
+        self.members = 0
+        self.kept: list[tuple[str, bytes]] = []
+        self._keep = keep
         self._skip = 0  # data (with padding) of the current member still to pass
+        self._take = 0  # data of the current member still to gather into _taken
+        self._taken = bytearray()
+        self._taking = b""  # the type of what is gathered: PAX, GNU long name, kept member
+        self._taking_at = 0
+        self._taking_name = ""
         self._pending = b""  # a header block split across chunks
         self._zero_blocks = 0
+        self._extensions = 0  # GNU sparse extension blocks seen; 0: not in a sparse map
+        self._after_extensions = 0  # the sparse member's data, to skip once its map ends
+        self._next: dict[bytes, bytes] = {}  # what extended headers said of the next member
         self._member = ""
-        self.members = 0
 
     @property
     def ended(self) -> bool:
         """True once the end-of-archive marker (two zero blocks) has passed."""
         return self._zero_blocks >= 2
 
-    def feed(self, chunk: bytes | memoryview) -> None:
+    def feed(self, chunk: bytes | bytearray | memoryview) -> None:
         """Check the next bytes of the stream.
 
         Raises:
@@ -104,7 +183,16 @@ class TarWalker:
         view = memoryview(chunk)
         position = 0
         size = len(view)
+        # Each turn consumes at least one byte, or ends the loop: no input can stall it.
         while position < size and not self.ended:
+            if self._take:
+                step = min(self._take, size - position)
+                self._taken += view[position : position + step]
+                self._take -= step
+                position += step
+                if not self._take:
+                    self._took()
+                continue
             if self._skip:
                 step = min(self._skip, size - position)
                 self._skip -= step
@@ -117,8 +205,16 @@ class TarWalker:
             if len(self._pending) < BLOCK:
                 break
             block, self._pending = self._pending, b""
-            self._header(block, self.offset + position - BLOCK)
+            at = self.offset + position - BLOCK
+            if self._extensions:
+                self._extension(block, at)
+            else:
+                self._header(block, at)
         self.offset += size
+
+    def _corrupt(self, what: str, at: int, engine_error: str | None = None) -> TarProblem:
+        where = f"after '{self._member}'" if self._member else "at the start"
+        return TarProblem(f"corrupt tar: {what} at byte {at} ({where})", engine_error)
 
     def _header(self, block: bytes, at: int) -> None:
         if not any(block):
@@ -128,16 +224,76 @@ class TarWalker:
             # One zero block then a header: tolerated as GNU tar does (`--ignore-zeros` style).
             self._zero_blocks = 0
         if not _header_ok(block):
-            error = _engine_error(block)
-            where = f"after '{self._member}'" if self._member else "at the start"
-            raise TarProblem(
-                f"corrupt tar: bad header at byte {at} ({where})",
-                engine_error=error,
-            )
-        self._member = block[_NAME].split(b"\0", 1)[0].decode("utf-8", "replace")
-        self.members += 1
+            raise self._corrupt("bad header", at, _engine_error(block))
+        kind = block[_TYPE]
         size = _member_size(block)
-        self._skip = -(-size // BLOCK) * BLOCK
+        if size is None:
+            raise self._corrupt("bad size field in the header", at)
+        if kind in _EXTENDED:
+            if size > SPECIAL_LIMIT:
+                what = "PAX header" if kind in _PAX else "GNU long name"
+                raise self._corrupt(f"a {what} of {size} bytes (over 1 MiB) in the header", at)
+            self._gather(kind, size, at, "")
+            return
+        said, self._next = self._next, {}
+        if b"size" in said:
+            size = int(said[b"size"])
+        name = _name(block, said)
+        self._member = printable(name)
+        self.members += 1
+        if kind in _HEADER_ONLY:
+            size = 0
+        if kind == b"S" and block[_SPARSE_EXTENDED]:
+            # Old GNU sparse: the rest of the map comes in blocks between header and data.
+            self._extensions = 1
+            self._after_extensions = -(-size // BLOCK) * BLOCK
+        elif kind in _REGULAR and self._keep is not None and self._keep(name, size):
+            self._gather(b"0", size, at, name)
+        else:
+            self._skip = -(-size // BLOCK) * BLOCK
+
+    def _gather(self, kind: bytes, size: int, at: int, name: str) -> None:
+        self._taking, self._taking_at, self._taking_name = kind, at, name
+        self._take = size
+        self._skip = -size % BLOCK
+        if not size:
+            self._took()
+
+    def _took(self) -> None:
+        data, kind, at = bytes(self._taken), self._taking, self._taking_at
+        self._taken = bytearray()
+        self._taking = b""
+        if kind in _GNU_LONG:
+            if kind == b"L":
+                self._next[b"gnu.name"] = data.split(b"\0", 1)[0]
+            return
+        if kind not in _PAX:
+            self.kept.append((self._taking_name, data))
+            return
+        records = _pax_records(data)
+        if records is None:
+            raise self._corrupt("a malformed record in the PAX header", at)
+        if b"size" in records:
+            if kind == b"g":
+                # Readers differ on it (Go ignores it, Python's tarfile and GNU tar apply it
+                # to every member after): no answer could say where the next header is.
+                raise self._corrupt("a size record in the global PAX header", at)
+            value = records[b"size"]
+            # Go's ParseInt: a 64-bit signed number (and int() refuses over 4300 digits).
+            if not _DECIMAL.fullmatch(value) or int(value) >= 1 << 63:
+                raise self._corrupt("a bad size record in the PAX header", at)
+        if kind == b"x":
+            # Only what the walker uses: many headers in a row must not add up.
+            self._next.update((k, v) for k, v in records.items() if k in (b"size", b"path"))
+
+    def _extension(self, block: bytes, at: int) -> None:
+        if not block[_EXTENSION_EXTENDED]:
+            self._extensions = 0
+            self._skip = self._after_extensions
+            return
+        self._extensions += 1
+        if self._extensions * BLOCK > SPECIAL_LIMIT:
+            raise self._corrupt("a GNU sparse map over 1 MiB in the header", at)
 
     def finish(self) -> None:
         """Declare the end of the stream.
@@ -151,10 +307,21 @@ class TarWalker:
         if error:
             # An error document is usually shorter than a block: it never became a header.
             raise TarProblem(f"the stream ends with an error at byte {self.offset}", error)
-        if self._skip or self._pending:
-            raise TarProblem(
-                f"truncated tar: it ends at byte {self.offset} inside '{self._member}'"
-            )
+        if self._skip or self._take or self._pending or self._extensions:
+            inside = "an extended header" if self._taking in _EXTENDED else f"'{self._member}'"
+            raise TarProblem(f"truncated tar: it ends at byte {self.offset} inside {inside}")
         if self.members == 0:
             raise TarProblem("not a tar archive: no member in it")
         raise TarProblem(f"truncated tar: it ends at byte {self.offset} without its end marker")
+
+
+def _name(block: bytes, said: dict[bytes, bytes]) -> str:
+    """A member's full name: a GNU long name, else a PAX path, else ustar prefix/name (the
+    order Go's archive/tar applies them in)."""
+    raw = said.get(b"gnu.name") or said.get(b"path")
+    if raw is None:
+        raw = block[_NAME].split(b"\0", 1)[0]
+        prefix = block[_PREFIX].split(b"\0", 1)[0] if block[_MAGIC] == _USTAR else b""
+        if prefix:
+            raw = prefix + b"/" + raw
+    return raw.decode("utf-8", "surrogateescape")

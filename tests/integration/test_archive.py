@@ -18,6 +18,8 @@ import docker
 import pytest
 
 from tests.conftest import Cli
+from tests.integration.tools import error_line
+from tests.tarfuzz import BLOCK, fix_checksum, pax, record
 
 DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
 
@@ -228,6 +230,51 @@ def test_broken_inputs_are_one_line_errors_and_load_nothing(
         assert not docker_env.images.list(name=ref), f"{name} loaded an image"
     # The engine's own message is kept whole for the daemon's refusal.
     assert docker_cli("load", "-i", str(tmp_path / "content.tar")).returncode != 0
+
+
+def test_headers_are_read_as_the_engine_reads_them(
+    docker_env: docker.DockerClient, cli: Cli, tmp_path: Path
+) -> None:
+    # Malformed headers the engine refuses too are one line and exit 2 (the old walker hung on
+    # a negative size and crashed on a non-octal one); a PAX size record, what a member of
+    # 8 GiB or more has, is followed as the engine follows it (the old walker ignored it).
+    ref = "dockops-test/headers:1"
+    image_id = make_image(docker_env, ref, megabytes=1)
+    good = tmp_path / "good.tar"
+    assert cli("save", ref, "-o", str(good)).code == 0
+    docker_env.images.remove(ref)
+    data = good.read_bytes()
+    with tarfile.open(good) as tar:
+        big = max(tar.getmembers(), key=lambda m: m.size)
+    at = big.offset_data - BLOCK  # the layer's own header
+
+    def with_header(size_field: bytes, before: bytes = b"") -> bytes:
+        block = bytearray(data[at : at + BLOCK])
+        block[124:136] = size_field
+        fix_checksum(block)
+        return data[:at] + before + bytes(block) + data[at + BLOCK :]
+
+    packed = bytearray(gzip.compress(data, 1))
+    packed[20] ^= 0xFF  # a damaged deflate block
+    cases = {
+        "negative.tar": (with_header(b"-0000001000\0"), "bad size field in the header"),
+        "octal.tar": (with_header(b"00000000009\0"), "bad size field in the header"),
+        "pax.tar": (with_header(b"00000000000\0", pax(b"8 size=1\n")), "malformed record"),
+        "deflate.tar.gz": (bytes(packed), "corrupt or truncated gzip"),
+    }
+    for name, (content, message) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        line = error_line(cli("load", "-i", str(path), "--quiet"), 2)
+        assert message in line, (name, line)
+        assert not docker_env.images.list(name=ref), f"{name} loaded an image"
+        assert docker_cli("load", "-i", str(path)).returncode != 0, f"the engine took {name}"
+
+    sized = tmp_path / "pax-size.tar"
+    sized.write_bytes(with_header(b"00000000000\0", pax(record("size", str(big.size)))))
+    loaded = cli("load", "-i", str(sized), "--json")
+    assert loaded.code == 0, loaded.err
+    assert json.loads(loaded.out)["images"] == [{"reference": ref, "id": image_id}]
 
 
 def test_unknown_names_exit_2_and_write_nothing(

@@ -10,9 +10,13 @@ import json
 import os
 import stat
 import tarfile
+import tracemalloc
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dockops.core.archive import stream_tar
 from dockops.core.archive_fs import CONFIG_FIELDS, lost_by_import
@@ -29,6 +33,19 @@ from dockops.core.commit import validate_changes
 from dockops.core.engine_stream import Body
 from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput
 from tests.conftest import Cli
+from tests.tarfuzz import (
+    chunked,
+    docker_save_like,
+    fix_checksum,
+    gnu_with_links,
+    header,
+    legacy_save,
+    member,
+    mutated,
+    pax,
+    record,
+    seed,
+)
 
 
 def make_tar(members: dict[str, bytes], fmt: int = tarfile.PAX_FORMAT) -> bytes:
@@ -316,3 +333,225 @@ def test_tar_sink_syncs_the_archive_before_the_rename(tmp_path: Path, syncs: lis
         out.write(b"\0" * (3 * CHUNK))
     assert written.bytes == 3 * CHUNK == target.stat().st_size
     assert syncs[-1:] == ["fsync"]
+
+
+# --- headers read as the engine reads them (issue: the tar checker trusted them) -----------
+
+
+END = bytes(1024)
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    "field",
+    [
+        b"-0000001000\0",  # negative: the old walker stepped back and looped for ever
+        b"-0000000001\0",
+        b"00000000008\0",  # not octal: the old walker raised ValueError (internal error)
+        b"0o0000001000",  # what int(x, 8) takes and a tar reader must not
+        b"+0000001000\0",
+        b"0000_001000\0",
+        b"00000 01000\0",
+        b"\xff" * 12,  # GNU base-256, negative (-1)
+        b"\xff" + bytes(10) + b"\x01",
+        b"\xc0" + bytes(11),
+    ],
+)
+def test_walker_refuses_a_size_field_that_is_not_a_size(field: bytes) -> None:
+    data = member("a", b"1" * 10) + header("b", size_field=field) + bytes(4096) + END
+    for chunk in (1, 700, len(data)):
+        with pytest.raises(TarProblem, match=r"^corrupt tar: bad size field in the header at byte 1024 \(after 'a'\)$"):  # fmt: skip  # noqa: E501
+            walk(data, chunk)
+
+
+@pytest.mark.parametrize("fmt", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT])
+def test_walker_follows_a_member_of_8_gib_and_more_by_its_pax_or_base256_size(fmt: int) -> None:
+    # PAX writes the size of a member of 8 GiB or more as a record, 0 in the ustar field;
+    # the old walker took the 0 and read the member's data as the next header. The data is
+    # fed from one 1 MiB buffer, never held.
+    size = 8 * 1024**3 + 1
+    info = tarfile.TarInfo("layer.tar")
+    info.size = size
+    headers = info.tobuf(fmt)
+    piece = memoryview(b"\1" * CHUNK)
+    walker = TarWalker()
+    walker.feed(headers)
+    left = size
+    while left:
+        step = min(left, CHUNK)
+        walker.feed(piece[:step])
+        left -= step
+    walker.feed(bytes(-size % 512) + END)
+    walker.finish()
+    assert walker.ended and walker.members == 1
+
+
+def test_a_pax_size_record_wins_over_the_ustar_size_field() -> None:
+    data = (
+        pax(record("size", "1000") + record("path", "the/real/name"))
+        + header("short", size_field=b"00000000012\0")  # 10, what the PAX record replaces
+        + b"z" * 1000
+        + bytes(24)
+        + member("next", b"n")
+        + END
+    )
+    kept = walk_keeping(data)
+    assert kept == [("the/real/name", b"z" * 1000), ("next", b"n")]
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:  # the oracle agrees
+        assert [(m.name, m.size) for m in tar] == [("the/real/name", 1000), ("next", 1)]
+
+
+def walk_keeping(data: bytes, chunk: int = 300) -> list[tuple[str, bytes]]:
+    kept: list[tuple[str, bytes]] = []
+    walker = TarWalker(lambda name, size: True)
+    for start in range(0, len(data), chunk):
+        walker.feed(data[start : start + chunk])
+        kept += walker.kept
+        walker.kept.clear()
+    walker.finish()
+    return kept
+
+
+@pytest.mark.parametrize(
+    ("records", "kind", "message"),
+    [
+        (b"20 path=x\n", b"x", "a malformed record in the PAX header"),  # longer than the data
+        (b"8 path=x\n", b"x", "a malformed record in the PAX header"),  # no newline at 8
+        (b"x path=x\n", b"x", "a malformed record in the PAX header"),
+        (b"9 pathxx\n", b"x", "a malformed record in the PAX header"),  # no '='
+        (b"6 =xy\n", b"x", "a malformed record in the PAX header"),  # no key
+        (b"9 path=x\n\0\0\0", b"x", "a malformed record in the PAX header"),
+        (record("size", "-5"), b"x", "a bad size record in the PAX header"),
+        (record("size", "5x"), b"x", "a bad size record in the PAX header"),
+        (record("size", ""), b"x", "a bad size record in the PAX header"),
+        (record("size", "9" * 19), b"x", "a bad size record in the PAX header"),
+        (record("size", "9" * 5000), b"x", "a bad size record in the PAX header"),
+        (record("size", "10"), b"g", "a size record in the global PAX header"),
+    ],
+)
+def test_walker_refuses_a_malformed_paxheader(records: bytes, kind: bytes, message: str) -> None:
+    data = member("a", b"1") + pax(records, kind) + member("b", b"2" * 10) + END
+    with pytest.raises(TarProblem, match=rf"^corrupt tar: {message} at byte 1024 \(after 'a'\)$"):
+        walk(data, 1000)
+
+
+@pytest.mark.parametrize(
+    ("kind", "what"), [(tarfile.XHDTYPE, "PAX header"), (tarfile.GNUTYPE_LONGNAME, "GNU long name")]
+)
+def test_walker_refuses_an_extended_header_over_1_mib(kind: bytes, what: str) -> None:
+    # Go's archive/tar (the engine's reader) refuses them, and the walker holds one whole.
+    big = record("comment", "c" * (1024 * 1024))
+    data = header("x", len(big), kind) + big + bytes(-len(big) % 512) + member("b", b"") + END
+    with pytest.raises(TarProblem, match=rf"^corrupt tar: a {what} of {len(big)} bytes"):
+        walk(data, CHUNK)
+
+
+def test_links_folders_and_devices_have_no_data_whatever_their_size_field() -> None:
+    # Go's archive/tar and Python's tarfile agree: no data follows such a header. The old
+    # walker skipped 1024 bytes after the folder and so never saw "f".
+    data = b"".join(
+        header(name, size=1024, kind=kind)
+        for name, kind in (("d", tarfile.DIRTYPE), ("s", tarfile.SYMTYPE), ("p", tarfile.FIFOTYPE))
+    )
+    data += member("f", b"x" * 600) + END
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        assert tar.getnames() == ["d", "s", "p", "f"]
+    assert walk(data, 512).members == 4
+    assert walk_keeping(data) == [("f", b"x" * 600)]
+
+
+def test_walker_passes_the_old_gnu_sparse_map_blocks() -> None:
+    # An old GNU sparse header says "more of the map follows" (byte 482): extension blocks
+    # come between the header and the data, each saying whether another follows (byte 504).
+    block = bytearray(header("sparse", size=1024, kind=tarfile.GNUTYPE_SPARSE))
+    block[257:265] = b"ustar  \0"  # GNU magic
+    block[386:398] = b"00000000000\0"  # first sparse entry: offset 0 ...
+    block[398:410] = b"00000002000\0"  # ... 1024 bytes
+    block[482] = 1
+    block[483:495] = b"00000010000\0"  # real size 4096
+    fix_checksum(block)
+    more, last = bytearray(512), bytearray(512)
+    more[504] = 1
+    data = bytes(block) + bytes(more) + bytes(last) + b"y" * 1024 + member("after", b"a") + END
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        assert tar.getnames() == ["sparse", "after"]
+    walker = walk(data, 100)
+    assert walker.members == 2 and walker.ended
+
+
+def test_walker_keeps_members_under_their_full_names() -> None:
+    # GNU long names, PAX paths and ustar prefixes: the names the engine sees.
+    for fmt in (tarfile.GNU_FORMAT, tarfile.PAX_FORMAT, tarfile.USTAR_FORMAT):
+        members = {"p" * 90 + "/" + "n" * 60: b"1", "short": b"22", "d/é.json": b"{}"}
+        if fmt != tarfile.USTAR_FORMAT:
+            members["l" * 300] = b"333"
+        assert walk_keeping(make_tar(members, fmt)) == list(members.items())
+
+
+def test_a_name_from_the_archive_is_shown_on_one_line() -> None:
+    data = make_tar({"a\x1b[31m\nb" + "c" * 300: b"x" * 2000})
+    with pytest.raises(TarProblem) as caught:
+        walk(data[:2000], 512)
+    assert caught.value.message.endswith("inside 'a?[31m?b" + "c" * 192 + "...'")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        header("b", size_field=b"-0000001000\0"),
+        header("b", size_field=b"00000000009\0"),
+        pax(b"7 path=\n"),
+    ],
+)
+def test_a_malformed_archive_to_load_is_bad_input_in_one_line(bad: bytes) -> None:
+    data = member("a", b"1") + bad + bytes(2048) + END
+    with pytest.raises(InvalidInput, match=r"^in\.tar: corrupt tar: .* at byte 1024") as caught:
+        _sent(data)
+    assert caught.value.exit_code == 2 and "\n" not in caught.value.message
+
+
+def test_a_damaged_deflate_block_is_a_corrupt_gzip() -> None:
+    # isal raises its own IsalError there, which is none of OSError, EOFError, ValueError.
+    packed = bytearray(gzip.compress(make_tar(SAMPLE)))
+    packed[20] ^= 0xFF  # inside the first deflate block's header
+    with pytest.raises(InvalidInput, match=r"^in\.tar: corrupt or truncated gzip"):
+        _sent(bytes(packed))
+
+
+def test_the_engines_stream_with_a_bad_size_field_is_its_refusal_in_one_line() -> None:
+    # Not bad input from the user: the engine sent it, so exit 1 as its other broken streams.
+    data = member("a", b"1") + header("b", size_field=b"00000000009\0") + END
+    with pytest.raises(EngineRefused, match=r"^save x:1: corrupt tar: bad size field"):
+        _stream(data, ends_at_close=False, engine=_Engine(answers=True))
+
+
+# --- fuzz: mutated real archives --------------------------------------------------------------
+
+FUZZ_SEEDS = [
+    seed(docker_save_like()),
+    seed(legacy_save()),
+    seed(gnu_with_links()),
+    seed(make_tar({"a" * 150 + "/é": b"x" * 1000, "b": b"", "c": b"y" * 513})),
+]
+
+
+@pytest.mark.timeout(120)
+@settings(max_examples=300, deadline=timedelta(seconds=2))
+@given(data=mutated(FUZZ_SEEDS), chunk=st.sampled_from([7, 100, 511, 512, 4096, CHUNK]))
+def test_fuzz_the_walker_only_ever_says_tar_problem(data: bytes, chunk: int) -> None:
+    # No hang (the timeout), nothing raised but TarProblem, nothing held beyond a PAX header:
+    # whatever the headers say, it only ever gathers bytes it was fed.
+    tracemalloc.start()
+    try:
+        walker = TarWalker(lambda name, size: True)
+        try:
+            for piece in chunked(data, chunk):
+                walker.feed(piece)
+                walker.kept.clear()
+            walker.finish()
+        except TarProblem as problem:
+            assert "\n" not in problem.message
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * len(data) + 256 * 1024
