@@ -16,18 +16,31 @@ output, or is compressed into it. Memory stays flat; the temp file holds only th
 
 from __future__ import annotations
 
+import bz2
+import contextlib
 import hashlib
+import io
 import json
+import lzma
 import os
+import re
 import shutil
 import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeGuard, cast
 
 from dockops.core.archive import ArchivedImage
-from dockops.core.archive_io import CHUNK, tar_sink
+from dockops.core.archive_io import (
+    CHUNK,
+    GZIP_MAGIC,
+    HeadFirst,
+    gzip_errors,
+    read_head,
+    tar_sink,
+)
+from dockops.core.archive_tar import TarProblem, TarWalker, printable
 from dockops.core.engine_http import get_stream
 from dockops.core.lookup import inspect_image
 from dockops.engine import engine_errors
@@ -40,6 +53,14 @@ if TYPE_CHECKING:
 DELTA_NAME = "dockops-delta.json"
 FORMAT = 1
 _BLOCK = 512
+# A base archive's configs come before the manifest.json that says which members they are,
+# so JSON members are kept until it is read: each under _MEMBER_LIMIT, all under
+# METADATA_LIMIT (an image's config is a few KiB; the limit is thousands of images).
+_MEMBER_LIMIT = 4 * 1024 * 1024
+METADATA_LIMIT = 64 * 1024 * 1024
+# How much of a gzip archive's start is unpacked to look for the delta record.
+_HEAD_LIMIT = 4 * 1024 * 1024
+_DIGEST = re.compile(r"[a-z0-9]+:[0-9a-f]{32,128}")
 
 
 @dataclass(frozen=True)
@@ -88,39 +109,116 @@ def omittable(images: list[tuple[str, ...]], bases: list[Base]) -> dict[str, Omi
 
 
 def archive_bases(path: Path) -> list[Base]:
-    """The images of a save-format archive (plain or gzip), as bases: their configs' diff IDs.
+    """The images of a save-format archive (plain or gzip, bzip2, xz), as bases.
 
     Raises:
         InvalidInput: not a readable save-format archive.
     """
-    configs: dict[str, bytes] = {}
-    manifest: list[dict[str, Any]] = []
+    with path.open("rb", buffering=0) as stream:
+        return bases_in(stream, str(path))
+
+
+def bases_in(stream: BinaryIO, name: str) -> list[Base]:
+    """The images of a save-format archive read from `stream`: their configs' diff IDs.
+
+    The archive is walked by TarWalker, which caps what any header can make it hold; what is
+    kept here (manifest.json, and the JSON members it may name) is capped at METADATA_LIMIT.
+
+    Raises:
+        InvalidInput: not a readable save-format archive, or one with more metadata than that.
+    """
+    what = f"--delta-from {name}"
+    kept: dict[str, bytes] = {}
+    total = 0
+
+    def wanted(member: str, size: int) -> bool:
+        return size <= _MEMBER_LIMIT and (member.endswith(".json") or "blobs/" in member)
+
+    walker = TarWalker(wanted)
+    unreadable: tuple[type[Exception], ...] = (*gzip_errors(), lzma.LZMAError)
     try:
-        with tarfile.open(path, mode="r|*") as tar:
-            for member in tar:
-                small = member.isfile() and member.size < 4 * 1024 * 1024
-                if small and member.name == "manifest.json":
-                    handle = tar.extractfile(member)
-                    manifest = json.loads(handle.read()) if handle else []
-                elif small and (member.name.endswith(".json") or "blobs/" in member.name):
-                    handle = tar.extractfile(member)
-                    if handle:
-                        configs[member.name] = handle.read()
-    except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
-        raise InvalidInput(f"--delta-from {path}: not a readable image archive ({exc})") from None
+        reader = _unpacked(stream)
+        while chunk := reader.read(CHUNK):
+            walker.feed(chunk)
+            for member, data in walker.kept:
+                # Configs are JSON objects; an OCI layout's small layers are blobs too.
+                if member == "manifest.json" or data[:1] == b"{":
+                    total += len(data)
+                    if total > METADATA_LIMIT:
+                        raise TarProblem(
+                            f"more than {METADATA_LIMIT // (1024 * 1024)} MiB of manifests "
+                            "and image configs"
+                        )
+                    kept[member] = data
+            walker.kept.clear()
+        walker.finish()
+    except TarProblem as exc:
+        raise InvalidInput(f"{what}: not a readable image archive ({exc.message})") from None
+    except unreadable as exc:
+        raise InvalidInput(f"{what}: not a readable image archive ({exc})") from None
+    bases = _bases(kept, name)
+    if not bases:
+        raise InvalidInput(f"{what}: no image in that archive")
+    return bases
+
+
+def _unpacked(stream: BinaryIO) -> BinaryIO:
+    """The tar bytes of a plain, gzip, bzip2 or xz archive (anything else is for the walker
+    to refuse)."""
+    head = read_head(stream, 6)
+    whole = cast(BinaryIO, io.BufferedReader(HeadFirst(head, stream), CHUNK))
+    if head.startswith(GZIP_MAGIC):
+        from isal import igzip
+
+        return cast(BinaryIO, igzip.open(whole, "rb"))  # type: ignore[no-untyped-call]
+    if head.startswith(b"BZh"):
+        return cast(BinaryIO, bz2.BZ2File(whole))
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return cast(BinaryIO, lzma.LZMAFile(whole))
+    return whole
+
+
+def _bases(kept: dict[str, bytes], name: str) -> list[Base]:
+    """The images manifest.json names, with the diff IDs of their configs.
+
+    Raises:
+        InvalidInput: manifest.json or a config it names is not what `docker save` writes.
+    """
+
+    def damaged(member: str) -> InvalidInput:
+        return InvalidInput(f"--delta-from {name}: not a readable image archive ({member})")
+
+    manifest = _json(kept.get("manifest.json", b"[]"))
+    if not isinstance(manifest, list) or not all(isinstance(e, dict) for e in manifest):
+        raise damaged("its manifest.json is not a list of images")
     bases = []
     for entry in manifest:
-        raw = configs.get(str(entry.get("Config")))
+        config_name, tags = entry.get("Config"), entry.get("RepoTags") or []
+        if not isinstance(config_name, str) or not _strings(tags):
+            raise damaged("its manifest.json is not a list of images")
+        raw = kept.get(config_name)
         if raw is None:
             continue
-        config = json.loads(raw)
-        diff_ids = tuple((config.get("rootfs") or {}).get("diff_ids") or [])
-        tags = entry.get("RepoTags") or []
-        name = f"{path}:{tags[0]}" if tags else str(path)
-        bases.append(Base(name, "sha256:" + hashlib.sha256(raw).hexdigest(), diff_ids))
-    if not bases:
-        raise InvalidInput(f"--delta-from {path}: no image in that archive")
+        config = _json(raw)
+        rootfs = config.get("rootfs") if isinstance(config, dict) else None
+        diff_ids = (rootfs.get("diff_ids") or []) if isinstance(rootfs, dict) else None
+        if not _strings(diff_ids):
+            raise damaged(f"'{printable(config_name)}' is not an image config")
+        label = f"{name}:{tags[0]}" if tags else name
+        bases.append(Base(label, "sha256:" + hashlib.sha256(raw).hexdigest(), tuple(diff_ids)))
     return bases
+
+
+def _json(raw: bytes) -> Any:
+    """A JSON document, or None when it is not one (deep nesting included)."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _strings(value: Any) -> TypeGuard[list[str]]:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
 def resolve_bases(client: docker.DockerClient, names: list[str]) -> list[Base]:
@@ -159,15 +257,19 @@ def _copy_member(source: IO[bytes], out: BinaryIO, size: int) -> str:
 
 
 class _Counting:
-    """The engine's stream, counting what passes (the full archive's size)."""
+    """The engine's stream, counting what passes (the full archive's size) and walking its
+    headers: tarfile alone takes a stream cut at a member's end for a whole archive, and
+    reads an engine's error document as a bad header."""
 
     def __init__(self, raw: Any) -> None:
         self.raw = raw
         self.bytes = 0
+        self.walker = TarWalker()
 
     def read(self, size: int = -1) -> bytes:
         data: bytes = self.raw.read(size)
         self.bytes += len(data)
+        self.walker.feed(data)
         return data
 
 
@@ -200,6 +302,7 @@ def _write_delta(
     out.write(b"\0" * (2 * _BLOCK))
     while source.read(CHUNK):  # the end-of-archive blocks, for the full size
         pass
+    source.walker.finish()
     return source.bytes, cut
 
 
@@ -246,6 +349,8 @@ def save_delta(
         try:
             with engine_errors(what):
                 full, cut = _write_delta(response, spool, meta, omit, progress)
+        except TarProblem as exc:
+            raise EngineRefused(f"{what}: {exc.engine_error or exc.message}") from None
         except tarfile.TarError as exc:
             raise EngineRefused(f"{what}: the engine's stream is not a tar ({exc})") from None
         finally:
@@ -271,34 +376,71 @@ def save_delta(
 
 def read_delta(head: bytes) -> dict[str, Any] | None:
     """The delta record when `head` (the first bytes of an archive, gzip or not) starts with
-    one; None for a full archive."""
-    if head[:2] == b"\x1f\x8b":
+    one; None for a full archive, or anything else (the load's own walk says what is wrong).
+    A record that is not a JSON object is {}, which check_delta refuses as damaged."""
+    if head[:2] == GZIP_MAGIC:
         import zlib
 
-        head = zlib.decompressobj(31).decompress(head, 4 * 1024 * 1024)
-    if len(head) < _BLOCK:
-        return None
-    try:
-        info = tarfile.TarInfo.frombuf(head[:_BLOCK], "utf-8", "surrogateescape")
-    except tarfile.TarError:
-        return None
-    offset = _BLOCK
-    if info.type in (tarfile.XHDTYPE, tarfile.XGLTYPE):  # PAX header first: skip it
-        offset += info.size + (-info.size % _BLOCK)
         try:
-            info = tarfile.TarInfo.frombuf(
-                head[offset : offset + _BLOCK], "utf-8", "surrogateescape"
-            )
-        except tarfile.TarError:
+            head = zlib.decompressobj(31).decompress(head, _HEAD_LIMIT)
+        except zlib.error:
             return None
-        offset += _BLOCK
-    if info.name != DELTA_NAME or len(head) < offset + info.size:
+
+    def first(name: str, size: int) -> bool:
+        return walker.members == 1 and name == DELTA_NAME
+
+    walker = TarWalker(first)
+    with contextlib.suppress(TarProblem):  # past the record, maybe: the load's walk says it
+        walker.feed(head)
+    if not walker.kept:
         return None
-    try:
-        doc = json.loads(head[offset : offset + info.size])
-    except ValueError:
-        return None
-    return doc if isinstance(doc, dict) else None
+    doc = _json(walker.kept[0][1])
+    return doc if isinstance(doc, dict) else {}
+
+
+def needed_chains(doc: dict[str, Any], name: str) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
+    """Each omitted layer of a delta record with the chain of diff IDs the engine must hold
+    (pure: the record comes from the archive, so every field is checked).
+
+    Raises:
+        InvalidInput: the record is not one this dockops writes.
+    """
+    damaged = InvalidInput(f"load {name}: its {DELTA_NAME} is damaged")
+    images, omitted, bases = doc.get("images"), doc.get("omitted"), doc.get("bases", [])
+    if doc.get("format") != FORMAT or not isinstance(images, list):
+        raise damaged
+    if not isinstance(omitted, list) or not isinstance(bases, list):
+        raise damaged
+    chains = []
+    for image in images:
+        diff_ids = image.get("diff_ids") if isinstance(image, dict) else None
+        if not _strings(diff_ids) or not all(map(_digest, diff_ids)):
+            raise damaged
+        chains.append(tuple(diff_ids))
+    needed = []
+    for entry in omitted:
+        if not isinstance(entry, dict):
+            raise damaged
+        index, position = entry.get("image"), entry.get("position")
+        if not (_index(index, len(chains)) and _index(position, len(chains[index]))):
+            raise damaged
+        if entry.get("diff_id") != chains[index][position] or not _strings(
+            entry.get("provided_by")
+        ):
+            raise damaged
+        needed.append((chains[index][: position + 1], entry))
+    # Base IDs go into the engine's URLs: digests only.
+    if not all(isinstance(b, dict) and _digest(b.get("id")) for b in bases):
+        raise damaged
+    return needed
+
+
+def _index(value: Any, length: int) -> TypeGuard[int]:
+    return type(value) is int and 0 <= value < length
+
+
+def _digest(value: Any) -> bool:
+    return isinstance(value, str) and _DIGEST.fullmatch(value) is not None
 
 
 def check_delta(client: docker.DockerClient, doc: dict[str, Any], name: str) -> None:
@@ -309,14 +451,7 @@ def check_delta(client: docker.DockerClient, doc: dict[str, Any], name: str) -> 
     """
     import docker
 
-    images = doc.get("images") or []
-    try:
-        needed = [
-            (tuple(images[o["image"]]["diff_ids"][: o["position"] + 1]), o)
-            for o in doc.get("omitted") or []
-        ]
-    except (IndexError, KeyError, TypeError):
-        raise InvalidInput(f"load {name}: its {DELTA_NAME} is damaged") from None
+    needed = needed_chains(doc, name)
     if not needed:
         return
     missing = [o for _, o in needed]
@@ -334,15 +469,15 @@ def check_delta(client: docker.DockerClient, doc: dict[str, Any], name: str) -> 
         # The bases the delta was cut against first: usually they hold every chain, and an
         # engine with many images is then asked two or three questions, not one per image.
         for base in doc.get("bases") or []:
-            if missing and isinstance(base, dict) and base.get("id"):
-                look_at(str(base["id"]))
+            if missing:
+                look_at(base["id"])
         if missing:
             for image in client.api.images(all=True):
                 look_at(image["Id"])
                 if not missing:
                     break
     if missing:
-        bases = sorted({b for o in missing for b in o.get("provided_by") or []})
+        bases = sorted({printable(b) for o in missing for b in o["provided_by"]})
         layers = ", ".join(str(o["diff_id"])[7:19] for o in missing)
         raise EngineRefused(
             f"load {name}: a delta archive; this engine lacks {len(missing)} of the layers it "
