@@ -207,6 +207,13 @@ def _refusal(
             "and the image"
         )
         flag = "--force"
+    elif stopped and "multiple repositories" in engine_text:
+        message = (
+            f"{reference} is an ID with several tags, used by stopped container {names}: "
+            "--force removes every tag and the image and leaves them without it; "
+            "--with-containers --force removes them too"
+        )
+        flag = "--force"
     elif stopped:
         message = (
             f"{reference} is used by stopped container {names}: --with-containers removes "

@@ -193,6 +193,25 @@ def test_several_tags_on_one_image(docker_env: docker.DockerClient, cli: Cli) ->
     assert not _exists(docker_env, image_id)
 
 
+def test_by_id_with_several_tags_and_a_stopped_container_names_both(
+    docker_env: docker.DockerClient, cli: Cli
+) -> None:
+    image_id = _commit(docker_env, "dockops-test/multistop:a")
+    docker_env.api.tag(image_id, "dockops-test/multistop", "b")
+    docker_env.containers.create(
+        "dockops-test/multistop:a", ["true"], name="dockops-rmi-multistop", network_mode="none"
+    )
+    refused = cli("rmi", image_id[7:19], "--json")
+    assert refused.code == 1
+    [outcome] = json.loads(refused.out)
+    # --with-containers alone would still be refused by ID: the advice must say --force.
+    assert outcome["flag"] == "--force"
+    assert "several tags" in outcome["message"]
+    assert "stopped container dockops-rmi-multistop" in outcome["message"]
+    assert "--with-containers --force" in outcome["message"]
+    assert _exists(docker_env, image_id)
+
+
 def test_dependent_child_images(docker_env: docker.DockerClient, cli: Cli) -> None:
     parent = _commit(docker_env, "dockops-test/parent:v1")
     _commit(docker_env, "dockops-test/child:v1", base="dockops-test/parent:v1")
