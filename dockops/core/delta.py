@@ -61,6 +61,9 @@ METADATA_LIMIT = 64 * 1024 * 1024
 # How much of a gzip archive's start is unpacked to look for the delta record.
 _HEAD_LIMIT = 4 * 1024 * 1024
 _DIGEST = re.compile(r"[a-z0-9]+:[0-9a-f]{32,128}")
+# The engine's layer store refuses a chain deeper than 125 ("max depth exceeded"); a record
+# naming longer chains did not come from an engine, and is refused before it costs anything.
+MAX_LAYERS = 128
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,8 @@ def bases_in(stream: BinaryIO, name: str) -> list[Base]:
                         )
                     kept[member] = data
             walker.kept.clear()
+            if walker.ended:  # what follows the end marker is padding: not worth unpacking
+                break
         walker.finish()
     except TarProblem as exc:
         raise InvalidInput(f"{what}: not a readable image archive ({exc.message})") from None
@@ -398,7 +403,17 @@ def read_delta(head: bytes) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else {}
 
 
-def needed_chains(doc: dict[str, Any], name: str) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
+@dataclass(frozen=True)
+class Needed:
+    """An omitted layer: the engine must hold `chain[: position + 1]` (the chain is shared
+    with the record, never copied per layer: a record is small, what it names need not be)."""
+
+    chain: tuple[str, ...]
+    position: int
+    entry: dict[str, Any]
+
+
+def needed_chains(doc: dict[str, Any], name: str) -> list[Needed]:
     """Each omitted layer of a delta record with the chain of diff IDs the engine must hold
     (pure: the record comes from the archive, so every field is checked).
 
@@ -416,8 +431,15 @@ def needed_chains(doc: dict[str, Any], name: str) -> list[tuple[tuple[str, ...],
         diff_ids = image.get("diff_ids") if isinstance(image, dict) else None
         if not _strings(diff_ids) or not all(map(_digest, diff_ids)):
             raise damaged
+        if len(diff_ids) > MAX_LAYERS:
+            raise damaged
         chains.append(tuple(diff_ids))
-    needed = []
+    # Each layer of each image is left out once at most: a record naming more is not ours,
+    # and would have check_delta compare without end.
+    if len(omitted) > sum(map(len, chains)):
+        raise damaged
+    needed: list[Needed] = []
+    seen: set[tuple[int, int]] = set()
     for entry in omitted:
         if not isinstance(entry, dict):
             raise damaged
@@ -428,11 +450,23 @@ def needed_chains(doc: dict[str, Any], name: str) -> list[tuple[tuple[str, ...],
             entry.get("provided_by")
         ):
             raise damaged
-        needed.append((chains[index][: position + 1], entry))
+        if (index, position) in seen:
+            raise damaged
+        seen.add((index, position))
+        needed.append(Needed(chains[index], position, entry))
     # Base IDs go into the engine's URLs: digests only.
     if not all(isinstance(b, dict) and _digest(b.get("id")) for b in bases):
         raise damaged
     return needed
+
+
+def _common_prefix(a: tuple[str, ...], b: tuple[str, ...]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):  # chains of different lengths, by design
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def _index(value: Any, length: int) -> TypeGuard[int]:
@@ -454,7 +488,7 @@ def check_delta(client: docker.DockerClient, doc: dict[str, Any], name: str) -> 
     needed = needed_chains(doc, name)
     if not needed:
         return
-    missing = [o for _, o in needed]
+    missing = list(needed)
 
     def look_at(image_id: str) -> None:
         nonlocal missing
@@ -463,7 +497,11 @@ def check_delta(client: docker.DockerClient, doc: dict[str, Any], name: str) -> 
         except docker.errors.NotFound:
             return
         have = tuple((found.get("RootFS") or {}).get("Layers") or [])
-        missing = [o for chain, o in needed if o in missing and have[: len(chain)] != chain]
+        shared: dict[int, int] = {}  # id(chain) -> how many leading layers `have` shares
+        for n in missing:
+            if id(n.chain) not in shared:
+                shared[id(n.chain)] = _common_prefix(have, n.chain)
+        missing = [n for n in missing if shared[id(n.chain)] <= n.position]
 
     with engine_errors(f"load {name}"):
         # The bases the delta was cut against first: usually they hold every chain, and an
@@ -477,8 +515,8 @@ def check_delta(client: docker.DockerClient, doc: dict[str, Any], name: str) -> 
                 if not missing:
                     break
     if missing:
-        bases = sorted({printable(b) for o in missing for b in o["provided_by"]})
-        layers = ", ".join(str(o["diff_id"])[7:19] for o in missing)
+        bases = sorted({printable(b) for n in missing for b in n.entry["provided_by"]})
+        layers = ", ".join(str(n.entry["diff_id"])[7:19] for n in missing)
         raise EngineRefused(
             f"load {name}: a delta archive; this engine lacks {len(missing)} of the layers it "
             f"leaves out ({layers}): load the base image first ({', '.join(bases)})"
