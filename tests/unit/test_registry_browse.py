@@ -75,6 +75,29 @@ def test_tags_whose_pages_loop_are_refused() -> None:
     assert len(server.seen) == 2
 
 
+def _redirected_catalog(request: Seen) -> Answer:
+    # Page 1 links to a new URL, which redirects back to page 1: no Link ever repeats.
+    if "next" in request.path:
+        return Answer(302, {"Location": "/v2/_catalog?n=1000"})
+    return _page({"repositories": ["a"]}, "/v2/_catalog?next=1")
+
+
+def test_pages_that_loop_through_a_redirect_are_refused() -> None:
+    listed: list[str] = []
+    with (
+        serve(_patient(_redirected_catalog)) as server,
+        RegistryClient(server.address) as api,
+        pytest.raises(EngineRefused, match=r"the repositories pages loop"),
+    ):
+        listed.extend(browse.catalog(api))
+    assert listed == ["a"]  # page 1 once, not again after the redirect
+    assert [s.path for s in server.seen] == [
+        "/v2/_catalog?n=1000",
+        "/v2/_catalog?next=1",
+        "/v2/_catalog?n=1000",
+    ]
+
+
 def test_pages_that_never_end_stop_at_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(browse, "MAX_PAGES", 5, raising=False)
 

@@ -4,7 +4,8 @@ registry:2 has a catalog but no search, so search is a filter over the catalog p
 what matched. Pages follow the `Link: <…>; rel="next"` header (a relative URL, resolved against
 the request); a registry whose `catalog.maxentries` is below the page size asked answers 400
 PAGINATION_NUMBER_INVALID, and is then asked again without a page size, its own maximum.
-A registry whose pages lead back to one already read, or on past MAX_PAGES, is refused.
+A registry whose pages lead back to one already read (by Link or by redirect), or on past
+MAX_PAGES, is refused.
 """
 
 from __future__ import annotations
@@ -44,10 +45,11 @@ def _pages(
     """
     url: str | None = f"{path}?n={PAGE}" if sized else path
     seen = set() if seen is None else seen
+    pages = 0  # not len(seen): a page reached by redirect adds two URLs, or none new
     while url:
         if _canonical(url) in seen:
             raise EngineRefused(f"{api.registry}: the {key} pages loop (back to {url})")
-        if len(seen) >= MAX_PAGES:
+        if pages >= MAX_PAGES:
             raise EngineRefused(f"{api.registry}: the {key} go on past {MAX_PAGES} pages")
         response = api.request("GET", url, allow=(400,))
         if response.status_code == 400:
@@ -55,7 +57,13 @@ def _pages(
                 url, sized = path, False  # the registry's own page size
                 continue
             api.request("GET", url)  # raises with the registry's error text
-        seen.add(_canonical(response.url))
+        pages += 1
+        # Both the URL asked for and where it led: a Link to a new URL that redirects back to
+        # a page already read is a loop too, refused before its items are listed twice.
+        asked, landed = _canonical(url), _canonical(response.url)
+        if landed != asked and landed in seen:
+            raise EngineRefused(f"{api.registry}: the {key} pages loop (back to {response.url})")
+        seen.update((asked, landed))
         yield from _items(api, response, key)
         link = response.links.get("next", {}).get("url")
         url = urljoin(response.url, link) if link else None
