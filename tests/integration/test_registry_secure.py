@@ -387,6 +387,31 @@ def test_secure_refuses_when_the_plain_port_cannot_move(
         cli("registry", "down", "--name", "dockops-r", "--purge")
 
 
+def test_a_missing_frontend_image_is_refused_before_the_registry_is_touched(
+    docker_env: docker.DockerClient, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend_port = free_port()
+    up = ["registry", "up", "--name", "dockops-i", "--network", "host"]  # on every address
+    assert cli(*up, "--port", str(backend_port)).code == 0
+    before = docker_env.api.inspect_container("dockops-i")
+    try:
+        _stdin(monkeypatch, PASSWORD + "\n")
+        secure = _secure_args("dockops-i", "127.0.0.1", free_port(), tmp_path / "certs")
+        result = cli(*secure, "--user", USER, "--password-stdin", "--frontend-image", "nosuch:1")
+        line = error_line(result, 2)
+        assert line == "dockops: error: --frontend-image nosuch:1 is not on this engine"
+        # Not remade on loopback: the same container, running, listening where it was.
+        after = docker_env.api.inspect_container("dockops-i")
+        assert after["Id"] == before["Id"] and after["State"]["Running"]
+        assert after["Config"]["Env"] == before["Config"]["Env"]
+        answer = requests.get(f"http://127.0.0.1:{backend_port}/v2/", timeout=10)
+        assert answer.status_code == 200
+        names = {c["Names"][0] for c in docker_env.api.containers(all=True)}
+        assert "/dockops-i-replaced" not in names and "/dockops-i-frontend" not in names
+    finally:
+        cli("registry", "down", "--name", "dockops-i", "--purge")
+
+
 def test_status_and_doctor_warn_while_the_plain_port_is_open(
     secured: Secured, cli: Cli, docker_env: docker.DockerClient
 ) -> None:

@@ -158,6 +158,12 @@ def secure_registry(
     if user is None and not auth_file.is_file():
         raise InvalidInput("the first registry secure needs --user U and a password")
 
+    # What can fail without touching anything is checked before the registry is remade.
+    image_id = _frontend_image(client, spec.image)
+    frontend = find(client, f"{spec.name}-frontend")
+    if frontend is not None:
+        owned(frontend, spec.name, "frontend")
+
     files = pki.ensure_pki(spec.certs_dir, spec.host, rotate=rotate)
     changed = False
     if user is not None and password is not None:
@@ -190,7 +196,7 @@ def secure_registry(
             # nginx resolves NAME once, when it starts: a remade registry (another IP) needs
             # a new frontend, which this label in the fingerprint brings.
             args["labels"][UPSTREAM] = _bridge_network(client, spec.name)
-    state = _run_frontend(client, spec, network, args, mounts)
+    state = _run_frontend(client, spec, network, args, mounts, image_id)
 
     trusted_at = None
     if install_trust:
@@ -238,21 +244,30 @@ def _fingerprint(args: dict[str, Any], mounts: dict[str, Path], image_id: str) -
     return digest.hexdigest()
 
 
+def _frontend_image(client: docker.DockerClient, image: str) -> str:
+    """The frontend image's ID.
+
+    Raises:
+        InvalidInput: the image is not on the engine (secure pulls nothing).
+    """
+    import docker
+
+    with engine_errors("registry secure"):
+        try:
+            return str(client.api.inspect_image(image)["Id"])
+        except docker.errors.ImageNotFound:
+            raise InvalidInput(f"--frontend-image {image} is not on this engine") from None
+
+
 def _run_frontend(
     client: docker.DockerClient,
     spec: SecureSpec,
     network: str,
     args: dict[str, Any],
     mounts: dict[str, Path],
+    image_id: str,
 ) -> str:
-    import docker
-
     name = str(args["name"])
-    with engine_errors(f"registry secure {spec.name}"):
-        try:
-            image_id = str(client.api.inspect_image(spec.image)["Id"])
-        except docker.errors.ImageNotFound:
-            raise InvalidInput(f"--frontend-image {spec.image} is not on this engine") from None
     fingerprint = _fingerprint(args, mounts, image_id)
     found = find(client, name)
     state = "created"
