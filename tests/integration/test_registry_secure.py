@@ -412,6 +412,60 @@ def test_a_missing_frontend_image_is_refused_before_the_registry_is_touched(
         cli("registry", "down", "--name", "dockops-i", "--purge")
 
 
+def test_the_registry_aside_cannot_come_back_with_the_daemon(
+    docker_env: docker.DockerClient, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dockops.core.registry import deploy
+    from dockops.errors import EngineRefused
+
+    up = ["registry", "up", "--name", "dockops-a", "--network", "host"]  # on every address
+    assert cli(*up, "--port", str(free_port())).code == 0
+    before = docker_env.api.inspect_container("dockops-a")
+    aside: list[dict[str, object]] = []
+
+    def look_aside(*args: object, **kwargs: object) -> None:
+        # Where a killed secure would stop: the new registry made, the old one aside.
+        aside.append(docker_env.api.inspect_container("dockops-a-replaced"))
+        raise EngineRefused("the new registry did not answer")
+
+    monkeypatch.setattr(deploy, "wait_ready", look_aside)
+    try:
+        _stdin(monkeypatch, PASSWORD + "\n")
+        secure = _secure_args("dockops-a", "127.0.0.1", free_port(), tmp_path / "certs")
+        error_line(cli(*secure, "--user", USER, "--password-stdin"), 1)
+        [kept] = aside
+        assert kept["Id"] == before["Id"] and not kept["State"]["Running"]  # type: ignore[index]
+        assert kept["HostConfig"]["RestartPolicy"]["Name"] == "no"  # type: ignore[index]
+        # Put back as it was: restart=always again.
+        after = docker_env.api.inspect_container("dockops-a")
+        assert after["Id"] == before["Id"] and after["State"]["Running"]
+        assert after["HostConfig"]["RestartPolicy"]["Name"] == "always"
+    finally:
+        cli("registry", "down", "--name", "dockops-a", "--purge")
+
+
+def test_a_registry_left_aside_is_cleared_when_the_registry_is_already_private(
+    docker_env: docker.DockerClient, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    up = ["registry", "up", "--name", "dockops-p", "--network", "host", "--bind", "127.0.0.1"]
+    up += ["--port", str(free_port())]
+    assert cli(*up).code == 0
+    # A secure killed after the new registry answered, before it removed the old one.
+    docker_env.api.stop("dockops-p", timeout=1)
+    docker_env.api.rename("dockops-p", "dockops-p-replaced")
+    assert cli(*up).code == 0
+    try:
+        _stdin(monkeypatch, PASSWORD + "\n")
+        secure = _secure_args("dockops-p", "127.0.0.1", free_port(), tmp_path / "certs")
+        result = cli(*secure, "--user", USER, "--password-stdin", "--json")
+        assert result.code == 0, result.err
+        assert json.loads(result.out)["backend"]["change"] == "unchanged"
+        names = {c["Names"][0] for c in docker_env.api.containers(all=True)}
+        assert "/dockops-p-replaced" not in names and "/dockops-p" in names
+    finally:
+        cli("registry", "down", "--name", "dockops-p", "--purge")
+
+
 def test_status_and_doctor_warn_while_the_plain_port_is_open(
     secured: Secured, cli: Cli, docker_env: docker.DockerClient
 ) -> None:

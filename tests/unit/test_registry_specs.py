@@ -145,10 +145,31 @@ class _NoEngine:
         raise AssertionError(f"the engine was asked: {name}")
 
 
+class _NothingAside:
+    """An engine with no NAME-replaced; asking it anything else is a test failure."""
+
+    def __init__(self) -> None:
+        self.inspected: list[str] = []
+        self.api = self
+
+    def inspect_container(self, name: str) -> dict[str, Any]:
+        import docker
+
+        self.inspected.append(name)
+        raise docker.errors.NotFound(f"no container {name}")
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"the engine was asked: {name}")
+
+
 def test_make_private_leaves_a_closed_registry_alone() -> None:
+    # The engine is asked one thing: whether a killed run left the old registry aside, which
+    # is removed even when there is nothing to close (the integration tests remove one).
     found = _inspected(container_spec(RegistrySpec(name="reg", network="host", bind="127.0.0.1")))
-    backend = make_private(_NoEngine(), found)  # type: ignore[arg-type]
+    engine = _NothingAside()
+    backend = make_private(engine, found)  # type: ignore[arg-type]
     assert (backend.change, backend.was, backend.now) == ("unchanged", (), "127.0.0.1:5000")
+    assert engine.inspected == ["reg-replaced"]
 
 
 def test_make_private_refuses_without_recorded_settings() -> None:

@@ -330,7 +330,8 @@ def make_private(client: docker.DockerClient, found: dict[str, Any]) -> Backend:
 
     A container that listens beyond loopback is remade from its recorded `up` settings (same
     image, data volume or folder, environment) with loopback or no published port instead.
-    The old one is kept aside, stopped, until the new one answers, and put back on failure.
+    The old one is kept aside, stopped and with restart=no, until the new one answers, and put
+    back on failure; one a killed run left aside is removed, even when nothing else is to do.
 
     Raises:
         EngineRefused: no recorded settings to remake it from, or the new container did not
@@ -340,6 +341,7 @@ def make_private(client: docker.DockerClient, found: dict[str, Any]) -> Backend:
     name = str(labels.get(LABEL))
     was = exposed(found)
     if not was:
+        _clear_aside(client, name)  # a killed run may have remade it, but not removed the old
         return Backend("unchanged", (), str(labels.get(ADDRESS) or ""))
     where = ", ".join(was)
     try:
@@ -352,13 +354,13 @@ def make_private(client: docker.DockerClient, found: dict[str, Any]) -> Backend:
         ) from None
     args = container_spec(spec, private=True)
     args["image"] = _same_image(client, spec.image, str(found["Image"]))
-    aside = f"{name}-replaced"
-    leftover = find(client, aside)  # from a run that was killed halfway
+    _clear_aside(client, name)
+    restart = (found.get("HostConfig") or {}).get("RestartPolicy") or {"Name": "always"}
     with engine_errors(f"registry secure {name}"):
-        if leftover is not None:
-            owned(leftover, name, "registry")
-            client.api.remove_container(leftover["Id"], force=True)
-        client.api.rename(found["Id"], aside)
+        client.api.rename(found["Id"], f"{name}-replaced")
+        # Aside and stopped, but restart=always would bring the open port back with the
+        # daemon, should this run be killed before it removes the old container.
+        client.api.update_container(found["Id"], restart_policy={"Name": "no"})
         client.api.stop(found["Id"], timeout=30)
     created: dict[str, Any] | None = None
     try:
@@ -372,6 +374,7 @@ def make_private(client: docker.DockerClient, found: dict[str, Any]) -> Backend:
             if created is not None:
                 client.api.remove_container(created["Id"], force=True)
             client.api.rename(found["Id"], name)
+            client.api.update_container(found["Id"], restart_policy=restart)
             client.api.start(found["Id"])
         raise EngineRefused(
             f"could not make registry {name} reachable from this host only ({exc.message}); "
@@ -381,6 +384,15 @@ def make_private(client: docker.DockerClient, found: dict[str, Any]) -> Backend:
         client.api.remove_container(found["Id"], force=True)
     change = "rebound" if spec.network == "host" else "unpublished"
     return Backend(change, was, str(args["labels"][ADDRESS]))
+
+
+def _clear_aside(client: docker.DockerClient, name: str) -> None:
+    """Remove NAME-replaced, the old registry a killed make_private left aside (stopped)."""
+    leftover = find(client, f"{name}-replaced")
+    if leftover is not None:
+        owned(leftover, name, "registry")
+        with engine_errors(f"remove {name}-replaced"):
+            client.api.remove_container(leftover["Id"], force=True)
 
 
 def _same_image(client: docker.DockerClient, name: str, image_id: str) -> str:
