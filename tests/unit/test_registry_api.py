@@ -269,3 +269,19 @@ def test_an_answer_over_the_cap_is_refused() -> None:
         pytest.raises(EngineRefused, match="over 16 MiB"),
     ):
         api.get_json("/v2/_catalog")
+
+
+@pytest.mark.parametrize(
+    "body", [b"[]", b'"oops"', b"3", b"null", b'{"errors": 5}', b'{"errors": ["x", 1]}']
+)
+def test_an_error_body_of_any_other_json_is_quoted_as_the_status(body: bytes) -> None:
+    def broken(request: Seen) -> Answer:
+        return Answer(400, {"Content-Type": "application/json"}, body)
+
+    with (
+        serve(broken) as server,
+        RegistryClient(server.address) as api,
+        pytest.raises(EngineRefused) as info,
+    ):
+        api.request("GET", "/v2/_catalog")
+    assert info.value.message == f"{server.address}: GET /v2/_catalog: 400 Bad Request"

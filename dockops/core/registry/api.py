@@ -481,12 +481,15 @@ def _challenge_params(text: str) -> dict[str, str]:
 def _error_text(response: requests.Response) -> str:
     """The registry's error message ({"errors": [{"code", "message"}]}), else the status text."""
     try:
-        errors = response.json().get("errors") or []
+        body = response.json()
+    except ValueError:
+        body = None
+    # Any JSON may come back (a proxy's [] or "oops"): only the documented shape is quoted.
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if isinstance(errors, list):
         parts = [f"{e.get('code')}: {e.get('message')}" for e in errors if isinstance(e, dict)]
         if parts:
             return "; ".join(parts)
-    except ValueError:
-        pass
     return response.reason or str(response.status_code)
 
 
