@@ -271,3 +271,37 @@ def test_registry_texts_reach_the_terminal_without_escapes(
     assert failed.err == (
         f"dockops: error: {server.address}: GET /v2/app/tags/list: 400 DENIED: web fake\n"
     )
+
+
+def test_registry_supplied_values_cannot_add_a_line_to_a_summary(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A summary keeps its own line breaks, never those of a tag or media type the registry
+    sends: "x\\ndockops: nothing deleted" would read as a line dockops printed."""
+    from tests.unit.fake_registry import Answer, Seen, serve
+
+    forged = "x\ndockops: nothing deleted"
+    digest = "sha256:" + "a" * 64
+
+    def registry(request: Seen) -> Answer:
+        headers = {"Content-Type": "application/json"}
+        if request.path.startswith("/v2/r/tags/list"):
+            return Answer(200, headers, json.dumps({"name": "r", "tags": ["1", forged]}).encode())
+        document = {"schemaVersion": 2, "mediaType": forged, "layers": []}
+        headers["Docker-Content-Digest"] = digest
+        return Answer(200, headers, json.dumps(document).encode())
+
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    monkeypatch.setenv("DOCKOPS_CONFIG", str(tmp_path / "config.toml"))
+    with serve(registry) as server:
+        removed = cli("registry", "rm", "r:1", "--force", "--dry-run", "--registry", server.address)
+        shown = cli("registry", "show", "r:1", "--registry", server.address)
+    assert removed.code == 0, removed.err
+    assert removed.out == (
+        f"would delete {digest} (1, x dockops: nothing deleted); "
+        "run dockops registry gc to free the space\n"
+    )
+    assert shown.code == 0, shown.err
+    assert shown.out == (
+        f"{server.address}/r:1 {digest}\nx dockops: nothing deleted; 0 layers; 0B\n"
+    )
