@@ -9,7 +9,8 @@ gets one clear line instead of a broken pipe.
 
 Headers are read as the engine's own reader (Go's archive/tar) reads them, and no more
 loosely: number fields strictly (octal, or GNU base-256), PAX `size` and `path` records
-applied to the member they precede, no data after a link, device, folder or FIFO header, GNU
+of the last 'x' header applied to the member they precede, a global 'g' header a member of
+its own that drops what came before it, no data after a link, device, folder or FIFO header, GNU
 sparse extension blocks. So the walker's members are the engine's, and no header can make it
 go back, stand still or hold more than SPECIAL_LIMIT bytes.
 """
@@ -233,6 +234,11 @@ class TarWalker:
             if size > SPECIAL_LIMIT:
                 what = "PAX header" if kind in _PAX else "GNU long name"
                 raise self._corrupt(f"a {what} of {size} bytes (over 1 MiB) in the header", at)
+            if kind == b"g":
+                # Go returns a global header as a member of its own, and what 'x' or 'L'
+                # headers said before it applies to nothing.
+                self._next = {}
+                self.members += 1
             self._gather(kind, size, at, "")
             return
         said, self._next = self._next, {}
@@ -283,8 +289,12 @@ class TarWalker:
             if not _DECIMAL.fullmatch(value) or int(value) >= 1 << 63:
                 raise self._corrupt("a bad size record in the PAX header", at)
         if kind == b"x":
-            # Only what the walker uses: many headers in a row must not add up.
-            self._next.update((k, v) for k, v in records.items() if k in (b"size", b"path"))
+            # Go keeps the records of the last 'x' header only (a GNU long name stays), and
+            # an empty value leaves the ustar field as it is. Only what the walker uses.
+            kept = {k: v for k, v in records.items() if k in (b"size", b"path") and v}
+            if b"gnu.name" in self._next:
+                kept[b"gnu.name"] = self._next[b"gnu.name"]
+            self._next = kept
 
     def _extension(self, block: bytes, at: int) -> None:
         if not block[_EXTENSION_EXTENDED]:
@@ -319,7 +329,7 @@ def _name(block: bytes, said: dict[bytes, bytes]) -> str:
     """A member's full name: a GNU long name, else a PAX path, else ustar prefix/name (the
     order Go's archive/tar applies them in)."""
     raw = said.get(b"gnu.name") or said.get(b"path")
-    if raw is None:
+    if not raw:
         raw = block[_NAME].split(b"\0", 1)[0]
         prefix = block[_PREFIX].split(b"\0", 1)[0] if block[_MAGIC] == _USTAR else b""
         if prefix:

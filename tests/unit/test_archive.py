@@ -418,6 +418,67 @@ def walk_keeping(data: bytes, chunk: int = 300) -> list[tuple[str, bytes]]:
     return kept
 
 
+# A member hidden in the data of another: what a walker that splits members unlike the engine
+# would take for one (and check as manifest.json) while the engine reads plain data.
+HIDDEN = member("evil/manifest.json", b'{"evil":true}')
+
+
+def _walk_members(data: bytes) -> tuple[int, list[tuple[str, bytes]]]:
+    walker = TarWalker(lambda name, size: True)
+    kept: list[tuple[str, bytes]] = []
+    for start in range(0, len(data), 300):
+        walker.feed(data[start : start + 300])
+        kept += walker.kept
+        walker.kept.clear()
+    walker.finish()
+    return walker.members, kept
+
+
+def test_a_second_pax_header_replaces_the_first_as_the_engines_reader_does() -> None:
+    # Go's archive/tar (the engine's reader, the reference here) keeps the records of the
+    # last 'x' header only: the size=0 of the first is gone, real.bin holds HIDDEN as data.
+    # The old walker merged both headers and found evil/manifest.json.
+    data = (
+        pax(record("size", "0"))
+        + pax(record("path", "real.bin"))
+        + header("real.bin", size=len(HIDDEN))
+        + HIDDEN
+        + END
+    )
+    assert _walk_members(data) == (1, [("real.bin", HIDDEN)])
+
+
+def test_a_global_pax_header_is_a_member_and_drops_what_came_before_it() -> None:
+    # Go returns a 'g' header as its own member, and the pending 'x' records apply to nothing
+    # (Python's tarfile applies the size=0 to real.bin instead: Go is the reference, since the
+    # engine reads with it).
+    data = (
+        pax(record("size", "0"))
+        + pax(record("comment", "all"), tarfile.XGLTYPE)
+        + header("real.bin", size=len(HIDDEN))
+        + HIDDEN
+        + END
+    )
+    assert _walk_members(data) == (2, [("real.bin", HIDDEN)])
+
+
+def test_a_gnu_long_name_outlives_a_later_pax_header() -> None:
+    # Go keeps a pending long name across 'x' headers (only the PAX records are replaced),
+    # and the long name wins over a PAX path.
+    name = b"l" * 200
+    long_name = header("././@LongLink", len(name) + 1, tarfile.GNUTYPE_LONGNAME)
+    long_name += name + bytes(512 - len(name))
+    data = (
+        long_name
+        + pax(record("path", "ignored") + record("size", "0"))
+        + pax(record("size", str(len(HIDDEN))))
+        + header("short", size=3)
+        + HIDDEN
+        + END
+    )
+    assert _walk_members(data) == (1, [(name.decode(), HIDDEN)])
+
+
 @pytest.mark.parametrize(
     ("records", "kind", "message"),
     [
