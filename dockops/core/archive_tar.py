@@ -62,12 +62,14 @@ def looks_like_tar(head: bytes) -> bool:
 
 
 def _octal(field: bytes) -> int | None:
-    """An octal number field as Go's archive/tar reads it: digits, padded with spaces or NULs
-    on either side (all padding is 0); None for anything else (a sign, an 8, a NUL between
-    digits, which Python's int() or tarfile would let through)."""
-    digits = field.strip(b" \0")
-    if not digits:
+    """An octal number field as Go's archive/tar reads it (parseOctal): spaces and NULs
+    stripped from both ends (all padding is 0), then cut at the first NUL left (parseString:
+    b"12\\0 34" is 12), then digits only; None for anything else (a sign, an 8, a space
+    between digits, which Python's int() or tarfile would let through)."""
+    stripped = field.strip(b" \0")
+    if not stripped:
         return 0
+    digits = stripped.split(b"\0", 1)[0]
     return int(digits, 8) if _OCTAL.fullmatch(digits) else None
 
 
@@ -87,8 +89,10 @@ def _member_size(block: bytes) -> int | None:
     """The size field; None when it is not a size (negative, not octal)."""
     field = block[_SIZE]
     if field[0] == 0x80:
-        # GNU base-256 (big-endian after the marker byte): members of 8 GiB and more.
-        return int.from_bytes(field[1:], "big")
+        # GNU base-256 (big-endian after the marker byte): members of 8 GiB and more. Go
+        # takes a signed 64-bit number: 2**63 and more overflows, and it refuses the header.
+        size = int.from_bytes(field[1:], "big")
+        return size if size < 1 << 63 else None
     if field[0] & 0x80:
         return None  # 0xff: a negative base-256 number; other marker bytes no writer makes
     return _octal(field)
@@ -222,8 +226,8 @@ class TarWalker:
             self._zero_blocks += 1
             return
         if self._zero_blocks:
-            # One zero block then a header: tolerated as GNU tar does (`--ignore-zeros` style).
-            self._zero_blocks = 0
+            # Go refuses a header after one zero block (ErrHeader): the engine stops there.
+            raise self._corrupt("a header after a zero block", at)
         if not _header_ok(block):
             raise self._corrupt("bad header", at, _engine_error(block))
         kind = block[_TYPE]

@@ -361,6 +361,8 @@ END = bytes(1024)
         b"\xff" * 12,  # GNU base-256, negative (-1)
         b"\xff" + bytes(10) + b"\x01",
         b"\xc0" + bytes(11),
+        b"\x80" + (1 << 63).to_bytes(11, "big"),  # base-256 past Go's int64: it refuses
+        b"\x80" + b"\xff" * 11,
     ],
 )
 def test_walker_refuses_a_size_field_that_is_not_a_size(field: bytes) -> None:
@@ -368,6 +370,29 @@ def test_walker_refuses_a_size_field_that_is_not_a_size(field: bytes) -> None:
     for chunk in (1, 700, len(data)):
         with pytest.raises(TarProblem, match=r"^corrupt tar: bad size field in the header at byte 1024 \(after 'a'\)$"):  # fmt: skip  # noqa: E501
             walk(data, chunk)
+
+
+def test_walker_takes_the_largest_base256_size_go_takes() -> None:
+    # 2**63 - 1: the data is not there, but the size is read (truncated, not corrupt).
+    big = header("b", size_field=b"\x80" + ((1 << 63) - 1).to_bytes(11, "big"))
+    with pytest.raises(TarProblem, match=r"^truncated tar: .* inside 'b'$"):
+        walk(big + bytes(4096), 4096)
+
+
+def test_an_octal_field_is_cut_at_its_first_nul_as_go_reads_it() -> None:
+    # Go's parseOctal: trim spaces and NULs, then parseString stops at the first NUL, so
+    # "12\0 34" is 10 bytes (octal 12); the old walker refused it.
+    data = header("a", size_field=b"12\0 34\0\0\0\0\0\0") + b"z" * 10 + bytes(502)
+    data += member("b", b"2") + END
+    assert walk_keeping(data) == [("a", b"z" * 10), ("b", b"2")]
+
+
+def test_a_header_after_one_zero_block_is_refused_as_go_does() -> None:
+    # Go returns ErrHeader for a zero block followed by a non-zero block; the old walker
+    # skipped the zero block and went on.
+    data = member("a", b"1") + bytes(512) + member("b", b"2") + END
+    with pytest.raises(TarProblem, match=r"^corrupt tar: a header after a zero block at byte 1536 \(after 'a'\)$"):  # fmt: skip  # noqa: E501
+        walk(data, 700)
 
 
 @pytest.mark.parametrize("fmt", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT])
