@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import pwd
 import re
 import shlex
+import shutil
 import stat
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,30 +109,86 @@ def validate_user(name: str) -> int:
         raise InvalidInput(f"--user {name!r}: no such user on this machine") from None
 
 
-def check_runner(executable: Path, uid: int) -> None:
-    """Refuse a job whose program someone other than root and the job's user could change.
+def runner_paths(program: Path) -> list[Path]:
+    """Every path whose content the job runs as code: the program on the job line (as written
+    and resolved), the interpreter its #! line names, this Python (sys.executable as written
+    and resolved, sys.prefix, sys.base_prefix) and the dockops package it imports."""
+    import dockops
 
-    cron would run whatever that file is by then, as the job's user (root, as a rule): so the
-    file and every folder above it must belong to root or that user, and no one else may write
-    them (a sticky folder, like /tmp, lets no one replace what another owns).
+    interpreters = [*_shebang(program), Path(sys.executable)]
+    paths = [program, *interpreters]
+    paths += [_resolved(path) for path in paths]
+    paths += [Path(sys.prefix), Path(sys.base_prefix), Path(dockops.__file__).parent]
+    return list(dict.fromkeys(paths))
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop: check_paths cannot stat it, and says so
+        return path
+
+
+def _shebang(program: Path) -> list[Path]:
+    """The interpreter a script's #! line names; through `env`, also the one cron's PATH finds."""
+    try:
+        with program.open("rb") as file:
+            first = file.readline(4096)
+    except OSError:
+        return []  # check_paths says what is wrong with it
+    words = first[2:].split() if first.startswith(b"#!") else []
+    if not words or not words[0].startswith(b"/"):
+        return []
+    named = [Path(os.fsdecode(words[0]))]
+    if named[0].name == "env" and len(words) > 1:
+        found = shutil.which(os.fsdecode(words[1]), path=_PATH)
+        named += [Path(found)] if found else []
+    return named
+
+
+def check_runner(program: Path, uid: int) -> None:
+    """Refuse a job whose code someone other than root and the job's user could change.
+
+    Checks every path of runner_paths with check_paths.
 
     Raises:
-        DockopsError: (exit 1) the file or one of its folders is writable by others.
+        DockopsError: (exit 1) one of them, or a folder above one, is writable by others.
     """
-    real = executable.resolve()
-    for path in (real, *real.parents):
-        try:
-            info = path.stat()
-        except OSError as exc:
-            raise InvalidInput(f"cannot check {path}: {exc.strerror}") from None
-        sticky = stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX
-        writable = info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not sticky
-        if info.st_uid not in (0, uid) or writable:
-            who = f"uid {info.st_uid}" if info.st_uid not in (0, uid) else "others"
-            raise DockopsError(
-                f"refusing to schedule {real}: {path} can be changed by {who}, and cron would "
-                "run whatever it holds; install dockops where only root can write"
-            )
+    check_paths(program, runner_paths(program), uid)
+
+
+def check_paths(program: Path, paths: Iterable[Path], uid: int) -> None:
+    """Refuse to schedule `program` if any of `paths` could be changed by someone else.
+
+    cron would run whatever those files hold by then, as the job's user (root, as a rule): so
+    each path and every folder above it must belong to root or that user, and no one else may
+    write them (a sticky folder, like /tmp, lets no one replace what another owns). Paths are
+    taken as written and their folders walked as such: a symlink's folder is where it can be
+    replaced, whatever it points to (runner_paths adds the resolved path too).
+
+    Raises:
+        DockopsError: (exit 1) a path or one of its folders is writable by others.
+        InvalidInput: a path that cannot be looked at.
+    """
+    seen: set[Path] = set()
+    for start in paths:
+        for path in (start, *start.parents):
+            if path in seen:
+                continue
+            seen.add(path)
+            try:
+                info = path.stat()
+            except OSError as exc:
+                raise InvalidInput(f"cannot check {path}: {exc.strerror}") from None
+            sticky = stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX
+            writable = info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not sticky
+            if info.st_uid not in (0, uid) or writable:
+                who = f"uid {info.st_uid}" if info.st_uid not in (0, uid) else "others"
+                raise DockopsError(
+                    f"refusing to schedule {program}: {path} can be changed by {who}, and cron "
+                    "would run whatever it holds; install dockops and its Python where only "
+                    "root can write"
+                )
 
 
 def _check_path(path: Path) -> None:

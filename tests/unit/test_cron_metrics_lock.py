@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+import dockops
 from dockops.core import cron, lock
 from dockops.core.cleanup import GONE, IN_USE, Failure, Kept, PruneResult, Removal
 from dockops.core.lock import exclusive
@@ -439,3 +440,94 @@ def test_a_dockops_only_its_owner_can_change_is_scheduled(
     code, _, err = _install(cli, tmp_path)
     assert code == 0, err
     assert f" {tmp_path / 'bin' / 'dockops'} prune-dangling " in (tmp_path / "cron").read_text()
+
+
+def _refused(err: str, program: Path, path: Path) -> bool:
+    return (
+        err.startswith(
+            f"dockops: error: refusing to schedule {program}: {path} can be changed by others"
+        )
+        and err.count("\n") == 1
+    )
+
+
+def test_a_dockops_package_others_can_change_is_not_scheduled(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The launcher is safe, but cron runs the package it imports: a group-writable
+    # site-packages gives that group the job's user (root). The old check saw only the launcher.
+    _runner(monkeypatch, tmp_path / "bin", 0o755, 0o755)
+    site = tmp_path / "lib" / "site-packages"
+    (site / "dockops").mkdir(parents=True)
+    site.chmod(0o775)
+    monkeypatch.setattr(dockops, "__file__", str(site / "dockops" / "__init__.py"))
+    code, out, err = _install(cli, tmp_path)
+    assert (code, out) == (1, "")
+    assert _refused(err, tmp_path / "bin" / "dockops", site), err
+    assert not (tmp_path / "cron").exists()
+
+
+def _shared_python(tmp_path: Path) -> Path:
+    """A symlink to this Python in a world-writable folder: anyone can point it elsewhere."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    link = shared / "python"
+    link.symlink_to(sys.executable)
+    return link
+
+
+def test_a_launcher_whose_interpreter_others_can_change_is_not_scheduled(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The kernel runs the #! interpreter as written: the folder holding that symlink counts.
+    link = _shared_python(tmp_path)
+    _runner(monkeypatch, tmp_path / "bin", 0o755, 0o755)
+    launcher = tmp_path / "bin" / "dockops"
+    launcher.write_text(f"#!{link}\nimport dockops\n")
+    code, out, err = _install(cli, tmp_path)
+    assert (code, out) == (1, "")
+    assert _refused(err, launcher, link.parent), err
+
+
+def test_python_m_dockops_through_a_symlink_others_can_change_is_not_scheduled(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No dockops launcher found: the job runs sys.executable as it is, the symlink; the old
+    # check resolved it and never looked at the symlink's folder.
+    link = _shared_python(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["not-the-launcher"])
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing-here"))
+    monkeypatch.setattr(sys, "executable", str(link))
+    code, out, err = _install(cli, tmp_path)
+    assert (code, out) == (1, "")
+    assert _refused(err, link, link.parent), err
+    assert not (tmp_path / "cron").exists()
+
+
+def test_runner_paths_follow_the_shebang_through_env(tmp_path: Path) -> None:
+    script = tmp_path / "dockops"
+    script.write_text("#!/usr/bin/env sh\n")
+    paths = cron.runner_paths(script)
+    found = shutil.which("sh", path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    assert Path("/usr/bin/env") in paths and found and Path(found) in paths
+
+
+@pytest.mark.skipif(
+    "CI" in os.environ, reason="CI clones the repository to a folder whose modes it chooses"
+)
+def test_this_python_and_dockops_as_installed_here_are_scheduled() -> None:
+    # The real layout: the venv's interpreter symlink, the interpreter it points to, the
+    # prefixes and the package, all root's (or this user's) and closed to others.
+    paths = cron.runner_paths(Path(sys.executable))
+    for expected in (
+        Path(sys.executable),
+        Path(sys.executable).resolve(),
+        Path(sys.prefix),
+        Path(dockops.__file__).parent,
+    ):
+        assert expected in paths
+    cron.check_runner(Path(sys.executable), os.getuid())
+    launcher = Path(sys.executable).parent / "dockops"
+    if launcher.exists():
+        cron.check_runner(launcher, os.getuid())
