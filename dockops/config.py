@@ -1,4 +1,4 @@
-"""User configuration: config.toml plus environment, with CLI.md's precedence.
+"""User configuration: config.toml plus environment; a flag wins over both.
 
 Default registry: --registry flag > DOCKOPS_REGISTRY > `registry` in the config file.
 The file is $DOCKOPS_CONFIG, else $XDG_CONFIG_HOME/dockops/config.toml, else

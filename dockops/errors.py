@@ -1,6 +1,6 @@
 """The DockopsError hierarchy: every failure a user can meet, each with its exit code.
 
-The codes are the contract of CLI.md; cron jobs and make targets branch on them.
+The codes are a contract (the README's exit-code table); cron jobs and make targets branch on them.
 """
 
 from __future__ import annotations

@@ -62,7 +62,7 @@ _UNTRUSTED = (
 )
 # The registry wanted credentials it did not get. For a loopback registry behind TLS the daemon
 # may retry over plain HTTP after the 401 and report nginx's "plain HTTP request was sent to
-# HTTPS port" (PITFALLS.md).
+# HTTPS port".
 _LOGIN = (
     r"no basic auth credentials",
     r"unauthorized",

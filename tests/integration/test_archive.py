@@ -200,7 +200,7 @@ def test_broken_inputs_are_one_line_errors_and_load_nothing(
     data = good.read_bytes()
     with tarfile.open(good) as tar:
         # The biggest member is the new random layer; busybox's is in the engine already, and
-        # the engine skips a layer it has (PITFALLS), so damage there would go unseen.
+        # the engine skips a layer it has, so damage there would go unseen.
         big = max(tar.getmembers(), key=lambda m: m.size)
 
     cases = {
