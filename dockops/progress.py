@@ -49,7 +49,7 @@ def _printable(callback: ProgressCallback) -> ProgressCallback:
     no escape sequence of theirs reaches the terminal."""
     import dataclasses
 
-    from dockops.render import printable
+    from dockops.text import printable
 
     def report(event: ProgressEvent) -> None:
         callback(

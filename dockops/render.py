@@ -8,35 +8,13 @@ names, tags and messages from a registry or an engine may carry escape sequences
 from __future__ import annotations
 
 import enum
-import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import PurePath
 from typing import Any, NamedTuple
 
 from dockops.errors import InvalidInput
-
-# ESC or an 8-bit C1 introducer and the rest of its sequence (CSI …final, OSC/DCS/… up to BEL
-# or ST, or one more character), then any other C0, DEL or C1 control left alone.
-_ESCAPE = re.compile(
-    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
-    r"|(?:\x1b[]PX^_]|[\x90\x98\x9d-\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
-    r"|\x1b[ -/]*[0-~]?"
-)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def printable(text: str, *, newlines: bool = False) -> str:
-    """`text` without terminal control: escape sequences dropped, tabs and line breaks as spaces
-    (kept when `newlines`), every other control character dropped."""
-    text = _ESCAPE.sub("", text)
-    return _CONTROL.sub(lambda m: _blank(m.group(), newlines), text)
-
-
-def _blank(char: str, newlines: bool) -> str:
-    if char == "\n" and newlines:
-        return char
-    return " " if char in "\t\n\r\x0b\x0c" else ""
+from dockops.text import printable
 
 
 class Output(enum.Enum):
@@ -86,7 +64,7 @@ def emit(
     *,
     columns: Sequence[Column] = (),
     rows: Iterable[Any] | None = None,
-    summary: str | None = None,
+    summary: str | Sequence[str] | None = None,
 ) -> None:
     """Print `result` in the chosen form.
 
@@ -95,7 +73,8 @@ def emit(
         output: table, json or quiet.
         columns: the table's columns; without them the table form prints only `summary`.
         rows: the table's row items (default: `result` itself when it is a list).
-        summary: a line printed after the table in the human form.
+        summary: a line, or lines, printed after the table in the human form; each is made
+            printable on one line, so text from outside cannot add a line of its own.
     """
     if output is Output.QUIET:
         return
@@ -112,8 +91,8 @@ def emit(
         headers = [c.header for c in columns]
         sys.stdout.write(tabulate(table, headers=headers, tablefmt="plain", disable_numparse=True))
         sys.stdout.write("\n")
-    if summary:
-        sys.stdout.write(printable(summary, newlines=True) + "\n")
+    for line in [summary] if isinstance(summary, str) else summary or ():
+        sys.stdout.write(printable(line) + "\n")
 
 
 def _cell(value: Any) -> str:

@@ -205,7 +205,7 @@ def layers(references: Annotated[list[str], typer.Argument()], json: JsonOpt = F
     lines.append(
         f"stored: {human_size(report.stored_bytes)} for {human_size(report.total_bytes)} of images"
     )
-    render.emit(report, output, columns=LAYER_COLUMNS, rows=report.layers, summary="\n".join(lines))
+    render.emit(report, output, columns=LAYER_COLUMNS, rows=report.layers, summary=lines)
 
 
 def tag(source: str, target: str, json: JsonOpt = False) -> None:
@@ -247,7 +247,7 @@ def rmi(
     # (a lone failing reference in table form is said by the error line alone).
     if output is render.Output.JSON or failure is None or len(outcomes) > 1:
         notes = [o.message for o in outcomes if (o.ok and o.outcome != "deleted") or o.containers]
-        render.emit(outcomes, output, columns=RMI_COLUMNS, summary="\n".join(notes) or None)
+        render.emit(outcomes, output, columns=RMI_COLUMNS, summary=notes)
     if failure is not None:
         raise failure
 

@@ -53,7 +53,7 @@ def _debugging() -> bool:
 
 def _fail(message: str, code: int) -> NoReturn:
     # One line, whatever a registry or engine put in the message (line breaks, escapes).
-    from dockops.render import printable
+    from dockops.text import printable
 
     sys.stderr.write(f"dockops: error: {' '.join(printable(message).split())}\n")
     sys.exit(code)

@@ -181,14 +181,8 @@ def status(name: NameOpt = "myregistry", json: JsonOpt = False) -> None:
         columns=STATUS_COLUMNS,
         rows=[result.registry, result.frontend],
         summary=f"{result.address}: {'TLS' if result.tls else 'plain HTTP'}{trusted}; "
-        f"/v2/ answers {_line(result.answer)}",
+        f"/v2/ answers {result.answer}",
     )
-
-
-def _line(value: object) -> str:
-    """A value the registry supplied, on one line: a summary keeps its own line breaks, and a
-    tag named "x\ndockops: nothing deleted" must not add one of its own."""
-    return render.printable(str(value))
 
 
 def _registry(flag: str | None) -> str:
@@ -269,16 +263,19 @@ def show(reference: str, registry: RegistryOpt = None, json: JsonOpt = False) ->
 
     with connect(address) as api:
         info = show_manifest(api, repository, tag)
-    platforms = ", ".join(_line(f"{p.os}/{p.architecture}") for p in info.platforms)
+    platforms = ", ".join(f"{p.os}/{p.architecture}" for p in info.platforms)
     render.emit(
         info,
         render.output_mode(json),
         columns=LAYER_COLUMNS if info.layers else (),
         rows=info.layers,
-        summary=f"{address}/{info.reference} {_line(info.digest)}\n{_line(info.media_type)}; "
-        + (f"platforms: {platforms}" if info.platforms else f"{len(info.layers)} layers")
-        + f"; {human_size(info.total_size)}"
-        + (f"; created {_line(info.created)}" if info.created else ""),
+        summary=[
+            f"{address}/{info.reference} {info.digest}",
+            f"{info.media_type}; "
+            + (f"platforms: {platforms}" if info.platforms else f"{len(info.layers)} layers")
+            + f"; {human_size(info.total_size)}"
+            + (f"; created {info.created}" if info.created else ""),
+        ],
     )
 
 
@@ -305,7 +302,7 @@ def rm(
     render.emit(
         result,
         render.output_mode(json),
-        summary=f"{verb} {_line(result.digest)} ({_line(', '.join(result.tags_removed))})"
+        summary=f"{verb} {result.digest} ({', '.join(result.tags_removed)})"
         + (
             f" and the {len(result.children_removed)} manifests it references"
             if result.children_removed
@@ -474,7 +471,7 @@ def push_private(
         ),
         progress=output is not render.Output.QUIET,
     )
-    summary = f"pushed {result.reference} {_line(result.digest)} (verified)"
+    summary = f"pushed {result.reference} {result.digest} (verified)"
     if result.moved_from:
         summary += f"; moved the local tag {result.reference} from {short_id(result.moved_from)}"
     render.emit(result, output, summary=summary)

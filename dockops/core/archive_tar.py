@@ -21,10 +21,13 @@ import json
 import re
 from collections.abc import Callable
 
+from dockops.text import printable
+
 BLOCK = 512
 # What Go's archive/tar takes at most for a PAX header or a GNU long name (maxSpecialFileSize):
 # the engine refuses more, and the walker holds no more. Also the cap on a GNU sparse map.
 SPECIAL_LIMIT = 1024 * 1024
+NAME_SHOWN = 200  # characters of a member name a message quotes
 _NAME = slice(0, 100)
 _SIZE = slice(124, 136)
 _CHECKSUM = slice(148, 156)
@@ -137,13 +140,6 @@ def _engine_error(data: bytes) -> str | None:
     return None
 
 
-def printable(name: str) -> str:
-    """A member name fit for a one-line message: it comes from the archive, so no control
-    characters (a terminal's escape sequences) and no more than 200 characters."""
-    shown = "".join(c if c.isprintable() else "?" for c in name[:200])
-    return shown + "..." if len(name) > 200 else shown
-
-
 class TarWalker:
     """Follows member headers through a byte stream fed in arbitrary chunks.
 
@@ -249,7 +245,7 @@ class TarWalker:
         if b"size" in said:
             size = int(said[b"size"])
         name = _name(block, said)
-        self._member = printable(name)
+        self._member = printable(name, NAME_SHOWN)
         self.members += 1
         if kind in _HEADER_ONLY:
             size = 0

@@ -40,12 +40,13 @@ from dockops.core.archive_io import (
     read_head,
     tar_sink,
 )
-from dockops.core.archive_tar import TarProblem, TarWalker, printable
+from dockops.core.archive_tar import NAME_SHOWN, TarProblem, TarWalker
 from dockops.core.engine_http import get_stream
 from dockops.core.lookup import inspect_image
 from dockops.engine import engine_errors
 from dockops.errors import EngineRefused, InvalidInput
 from dockops.progress import ProgressCallback, ProgressEvent, ignore
+from dockops.text import printable
 
 if TYPE_CHECKING:
     import docker
@@ -208,7 +209,7 @@ def _bases(kept: dict[str, bytes], name: str) -> list[Base]:
         rootfs = config.get("rootfs") if isinstance(config, dict) else None
         diff_ids = (rootfs.get("diff_ids") or []) if isinstance(rootfs, dict) else None
         if not _strings(diff_ids):
-            raise damaged(f"'{printable(config_name)}' is not an image config")
+            raise damaged(f"'{printable(config_name, NAME_SHOWN)}' is not an image config")
         label = f"{name}:{tags[0]}" if tags else name
         bases.append(Base(label, "sha256:" + hashlib.sha256(raw).hexdigest(), tuple(diff_ids)))
     return bases
@@ -515,7 +516,7 @@ def check_delta(client: docker.DockerClient, doc: dict[str, Any], name: str) -> 
                 if not missing:
                     break
     if missing:
-        bases = sorted({printable(b) for n in missing for b in n.entry["provided_by"]})
+        bases = sorted({printable(b, NAME_SHOWN) for n in missing for b in n.entry["provided_by"]})
         layers = ", ".join(str(n.entry["diff_id"])[7:19] for n in missing)
         raise EngineRefused(
             f"load {name}: a delta archive; this engine lacks {len(missing)} of the layers it "

@@ -11,6 +11,7 @@ from dockops import render
 from dockops.core.doctor import Check, DoctorReport
 from dockops.core.images import ImageRow
 from dockops.errors import InvalidInput
+from dockops.text import printable
 from dockops.units import human_age, human_size
 
 ROW = ImageRow(
@@ -110,17 +111,13 @@ EVIL = "\x1b]0;owned\x07\x1b[2J\x1b[31mweb\x1b[0m\x9b1m\x00\r\nfake line"
 def test_tables_and_summaries_print_no_terminal_control(capsys: pytest.CaptureFixture[str]) -> None:
     """Names and tags come from a registry: its escape sequences never reach the terminal (the
     title, a cleared screen, colours, a carriage return over the line, a made-up next row).
-    Summaries keep their line breaks: they are several lines of dockops's own."""
+    A summary's lines are dockops's own: a value quoted in one cannot start another."""
     render.emit(
-        [EVIL], render.Output.TABLE, columns=(render.Column("TAG", str),), summary=f"1\n{EVIL}"
+        [EVIL], render.Output.TABLE, columns=(render.Column("TAG", str),), summary=["1", EVIL]
     )
-    assert capsys.readouterr().out.splitlines() == [
-        "TAG",
-        "web  fake line",
-        "1",
-        "web ",
-        "fake line",
-    ]
+    assert capsys.readouterr().out.splitlines() == ["TAG", "web  fake line", "1", "web  fake line"]
+    render.emit([], render.Output.TABLE, summary=f"deleted {EVIL}")
+    assert capsys.readouterr().out.splitlines() == ["deleted web  fake line"]
     render.emit([EVIL], render.Output.JSON)  # json.dumps escapes them: kept as said
     out = capsys.readouterr().out
     assert "\x1b" not in out and json.loads(out) == [EVIL]
@@ -140,4 +137,4 @@ def test_tables_and_summaries_print_no_terminal_control(capsys: pytest.CaptureFi
     ],
 )
 def test_printable(text: str, shown: str) -> None:
-    assert render.printable(text) == shown
+    assert printable(text) == shown
