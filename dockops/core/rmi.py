@@ -109,15 +109,10 @@ def _is_id(reference: str, image: dict[str, Any]) -> bool:
 def _familiar(reference: str) -> str:
     """The reference as the engine writes it in RepoTags and RepoDigests (docker.io and
     library/ dropped, :latest added)."""
-    ref = parse_reference(reference)
-    path = ref.path
-    if ref.domain in (None, "docker.io", "index.docker.io"):
-        name = path.removeprefix("library/") if path.count("/") == 1 else path
-    else:
-        name = f"{ref.domain}/{path}"
+    ref = parse_reference(reference).familiar()
     if ref.digest:
-        return f"{name}@{ref.digest}"
-    return f"{name}:{ref.tag or 'latest'}"
+        return f"{ref.repository}@{ref.digest}"
+    return f"{ref.repository}:{ref.tag or 'latest'}"
 
 
 def _repository(name: str) -> str:
