@@ -513,9 +513,6 @@ def test_runner_paths_follow_the_shebang_through_env(tmp_path: Path) -> None:
     assert Path("/usr/bin/env") in paths and found and Path(found) in paths
 
 
-@pytest.mark.skipif(
-    "CI" in os.environ, reason="CI clones the repository to a folder whose modes it chooses"
-)
 def test_this_python_and_dockops_as_installed_here_are_scheduled() -> None:
     # The real layout: the venv's interpreter symlink, the interpreter it points to, the
     # prefixes and the package, all root's (or this user's) and closed to others.

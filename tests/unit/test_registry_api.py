@@ -169,7 +169,7 @@ def test_a_plain_http_realm_off_loopback_is_refused_before_connecting(
 def _now_plus(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """The client's clock, `offset[0]` seconds ahead of the real one."""
     offset = [0.0]
-    monkeypatch.setattr(api_module, "_now", lambda: time.time() + offset[0], raising=False)
+    monkeypatch.setattr(api_module, "_now", lambda: time.time() + offset[0])
     return offset
 
 

@@ -99,7 +99,7 @@ def test_pages_that_loop_through_a_redirect_are_refused() -> None:
 
 
 def test_pages_that_never_end_stop_at_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(browse, "MAX_PAGES", 5, raising=False)
+    monkeypatch.setattr(browse, "MAX_PAGES", 5)
 
     def endless(request: Seen) -> Answer:
         last = int(parse_qs(urlsplit(request.path).query).get("last", ["0"])[0])
