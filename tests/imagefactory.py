@@ -28,10 +28,11 @@ class FakeImage:
     seed: str = ""
 
 
-def _tar_bytes(files: dict[str, bytes]) -> bytes:
+def tar_of(members: dict[str, bytes], fmt: int = tarfile.PAX_FORMAT) -> bytes:
+    """A tar of `members` (name: content), in memory."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in files.items():
+    with tarfile.open(fileobj=buffer, mode="w", format=fmt) as tar:
+        for name, data in members.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
             info.mtime = 0
@@ -43,7 +44,7 @@ def _layer(image: FakeImage, index: int) -> bytes:
     # Unique content per image so that no two fake images share a layer.
     unit = hashlib.sha256(f"{image.seed}/{index}".encode()).digest()
     payload = (unit * (image.layer_bytes // len(unit) + 1))[: image.layer_bytes]
-    return _tar_bytes({f"data-{index}": payload})
+    return tar_of({f"data-{index}": payload})
 
 
 def write_save_tar(out: IO[bytes], images: Sequence[FakeImage]) -> list[str]:

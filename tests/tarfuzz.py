@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from hypothesis import strategies as st
 
-from tests.imagefactory import FakeImage, write_save_tar
+from tests.imagefactory import FakeImage, tar_of, write_save_tar
 
 BLOCK = 512
 SIZE = slice(124, 136)
@@ -63,17 +63,6 @@ def _record_length(body: bytes) -> int:
     while len(str(length)) + len(body) != length:
         length = len(str(length)) + len(body)
     return length
-
-
-def tar_of(members: dict[str, bytes], fmt: int = tarfile.PAX_FORMAT) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=fmt) as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mtime = 0
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 def docker_save_like(first: tuple[str, bytes] | None = None) -> bytes:

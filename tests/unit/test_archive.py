@@ -33,6 +33,7 @@ from dockops.core.commit import validate_changes
 from dockops.core.engine_stream import Body
 from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput
 from tests.conftest import Cli
+from tests.imagefactory import tar_of
 from tests.tarfuzz import (
     chunked,
     docker_save_like,
@@ -46,17 +47,6 @@ from tests.tarfuzz import (
     record,
     seed,
 )
-
-
-def make_tar(members: dict[str, bytes], fmt: int = tarfile.PAX_FORMAT) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=fmt) as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
 
 SAMPLE = {
     "manifest.json": b"[]",
@@ -77,7 +67,7 @@ def walk(data: bytes, chunk: int) -> TarWalker:
 @pytest.mark.parametrize("fmt", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT, tarfile.USTAR_FORMAT])
 def test_walker_accepts_a_whole_tar_in_any_chunking(chunk: int, fmt: int) -> None:
     members = SAMPLE if fmt != tarfile.USTAR_FORMAT else {"a": b"1", "b/c": b"x" * 70000}
-    data = make_tar(members, fmt)
+    data = tar_of(members, fmt)
     walker = walk(data, chunk)
     assert walker.ended
     assert walker.members >= len(members)
@@ -106,7 +96,7 @@ def _stream(data: bytes, *, ends_at_close: bool, engine: _Engine) -> bytes:
 
 @pytest.mark.parametrize("ends_at_close", [True, False])
 def test_stream_tar_copies_a_whole_tar_without_asking_the_engine(ends_at_close: bool) -> None:
-    data = make_tar(SAMPLE)
+    data = tar_of(SAMPLE)
     engine = _Engine(answers=True)
     assert _stream(data, ends_at_close=ends_at_close, engine=engine) == data
     assert engine.asked == 0
@@ -115,7 +105,7 @@ def test_stream_tar_copies_a_whole_tar_without_asking_the_engine(ends_at_close: 
 @pytest.mark.parametrize("answers", [True, False])
 def test_an_unframed_body_short_of_the_end_marker_is_a_broken_stream(answers: bool) -> None:
     # HTTP/1.0: the engine's close is the body's only end, so a short tar means a cut stream.
-    cut = make_tar(SAMPLE)[:5000]
+    cut = tar_of(SAMPLE)[:5000]
     with pytest.raises(EngineUnreachable) as caught:
         _stream(cut, ends_at_close=True, engine=_Engine(answers))
     expected = "save x:1: the engine's stream broke after 5000 bytes (connection closed"
@@ -124,7 +114,7 @@ def test_an_unframed_body_short_of_the_end_marker_is_a_broken_stream(answers: bo
 
 
 def test_a_framed_body_that_ended_short_is_an_early_stop_by_an_engine_that_answers() -> None:
-    cut = make_tar(SAMPLE)[:5000]
+    cut = tar_of(SAMPLE)[:5000]
     with pytest.raises(
         EngineRefused, match=r"^save x:1: the engine's stream stopped early \(trunc"
     ):
@@ -138,7 +128,7 @@ def test_the_engines_error_after_part_of_a_tar_is_its_refusal(ends_at_close: boo
     error = b'{"errorDetail":{"message":"layer vanished"},"error":"layer vanished"}\r\n'
     engine = _Engine(answers=True)
     with pytest.raises(EngineRefused, match=r"^save x:1: layer vanished$"):
-        _stream(make_tar(SAMPLE)[:2048] + error, ends_at_close=ends_at_close, engine=engine)
+        _stream(tar_of(SAMPLE)[:2048] + error, ends_at_close=ends_at_close, engine=engine)
     assert engine.asked == 0
 
 
@@ -150,7 +140,7 @@ def _end_of_members(data: bytes) -> int:
 
 @pytest.mark.parametrize("cut", [100, 512, 600, 1536, 5000, "end", "end+512"])
 def test_walker_refuses_a_truncated_tar(cut: int | str) -> None:
-    data = make_tar(SAMPLE)
+    data = tar_of(SAMPLE)
     end = _end_of_members(data)
     # Python's tarfile pads to 10 KiB records: cut at the end of the last member, or after
     # only one of the two zero blocks, to lose the end marker.
@@ -161,13 +151,13 @@ def test_walker_refuses_a_truncated_tar(cut: int | str) -> None:
 
 
 def test_walker_names_the_member_it_stopped_in() -> None:
-    data = make_tar(SAMPLE)
+    data = tar_of(SAMPLE)
     with pytest.raises(TarProblem, match=r"inside 'layer\.tar'"):
         walk(data[: len(data) - 600_000], 65536)
 
 
 def test_walker_refuses_a_corrupt_header_and_says_where() -> None:
-    data = bytearray(make_tar({"a": b"1" * 10, "b": b"2"}))
+    data = bytearray(tar_of({"a": b"1" * 10, "b": b"2"}))
     data[1024 + 5] ^= 0xFF  # inside the second header, "b"
     with pytest.raises(TarProblem, match=r"bad header at byte 1024 \(after 'a'\)") as info:
         walk(bytes(data), 700)
@@ -176,7 +166,7 @@ def test_walker_refuses_a_corrupt_header_and_says_where() -> None:
 
 def test_walker_reads_the_engines_error_document_appended_to_a_stream() -> None:
     # moby writes FormatError into the body when a save fails after the 200 was sent.
-    full = make_tar({"a": b"1" * 10, "b": b"2" * 10})
+    full = tar_of({"a": b"1" * 10, "b": b"2" * 10})
     error = json.dumps({"errorDetail": {"message": "layer vanished"}, "error": "x"}).encode()
     with pytest.raises(TarProblem) as info:
         walk(full[:1024] + error + b"\n", 4096)
@@ -200,7 +190,7 @@ def test_an_archive_with_no_member_is_not_a_tar() -> None:
 
 
 def test_sniffing() -> None:
-    data = make_tar(SAMPLE)
+    data = tar_of(SAMPLE)
     assert looks_like_tar(data)
     assert not looks_like_tar(b"hello" * 200)
     assert not looks_like_tar(data[:100])
@@ -224,13 +214,13 @@ def _sent(data: bytes) -> bytes:
 
 
 def test_chunks_yield_the_tar_whole_and_decompressed() -> None:
-    data = make_tar({"big": b"q" * (3 * CHUNK + 17), **SAMPLE})
+    data = tar_of({"big": b"q" * (3 * CHUNK + 17), **SAMPLE})
     assert _sent(data) == data
     assert _sent(gzip.compress(data, 1)) == data
 
 
 def test_chunks_hold_back_the_last_piece_of_a_truncated_tar() -> None:
-    data = make_tar({"big": b"q" * (3 * CHUNK)})[: 2 * CHUNK + 100]
+    data = tar_of({"big": b"q" * (3 * CHUNK)})[: 2 * CHUNK + 100]
     sent: list[bytes] = []
     with pytest.raises(InvalidInput, match=r"^in\.tar: truncated tar"):
         sent.extend(open_archive(io.BytesIO(data), "in.tar").chunks("in.tar"))
@@ -239,14 +229,14 @@ def test_chunks_hold_back_the_last_piece_of_a_truncated_tar() -> None:
 
 
 def test_chunks_refuse_a_truncated_gzip() -> None:
-    packed = gzip.compress(make_tar(SAMPLE))
+    packed = gzip.compress(tar_of(SAMPLE))
     with pytest.raises(InvalidInput, match=r"^in\.tar: corrupt or truncated gzip"):
         _sent(packed[: len(packed) // 2])
 
 
 def test_tar_sink_writes_hashes_and_renames(tmp_path: Path) -> None:
     target = tmp_path / "out.tar.gz"
-    payload = make_tar(SAMPLE)
+    payload = tar_of(SAMPLE)
     with tar_sink(target, gzip=True) as (out, written):
         out.write(payload)
     assert list(tmp_path.iterdir()) == [target]
@@ -276,7 +266,7 @@ def test_tar_sink_writes_0600_whatever_the_umask_and_over_a_0644_file(
     try:
         for target in (fresh, replaced):
             with tar_sink(target, gzip=compress) as (out, _):
-                out.write(make_tar(SAMPLE))
+                out.write(tar_of(SAMPLE))
     finally:
         os.umask(before)
     assert [stat.S_IMODE(p.stat().st_mode) for p in (fresh, replaced)] == [0o600, 0o600]
@@ -577,11 +567,11 @@ def test_walker_keeps_members_under_their_full_names() -> None:
         members = {"p" * 90 + "/" + "n" * 60: b"1", "short": b"22", "d/é.json": b"{}"}
         if fmt != tarfile.USTAR_FORMAT:
             members["l" * 300] = b"333"
-        assert walk_keeping(make_tar(members, fmt)) == list(members.items())
+        assert walk_keeping(tar_of(members, fmt)) == list(members.items())
 
 
 def test_a_name_from_the_archive_is_shown_on_one_line() -> None:
-    data = make_tar({"a\x1b[31m\nb" + "c" * 300: b"x" * 2000})
+    data = tar_of({"a\x1b[31m\nb" + "c" * 300: b"x" * 2000})
     with pytest.raises(TarProblem) as caught:
         walk(data[:2000], 512)
     assert caught.value.message.endswith("inside 'a b" + "c" * 197 + "...'")
@@ -604,7 +594,7 @@ def test_a_malformed_archive_to_load_is_bad_input_in_one_line(bad: bytes) -> Non
 
 def test_a_damaged_deflate_block_is_a_corrupt_gzip() -> None:
     # isal raises its own IsalError there, which is none of OSError, EOFError, ValueError.
-    packed = bytearray(gzip.compress(make_tar(SAMPLE)))
+    packed = bytearray(gzip.compress(tar_of(SAMPLE)))
     packed[10] |= 0b110  # the first deflate block's type: 11 is reserved, always refused
     with pytest.raises(InvalidInput, match=r"^in\.tar: corrupt or truncated gzip"):
         _sent(bytes(packed))
@@ -623,7 +613,7 @@ FUZZ_SEEDS = [
     seed(docker_save_like()),
     seed(legacy_save()),
     seed(gnu_with_links()),
-    seed(make_tar({"a" * 150 + "/é": b"x" * 1000, "b": b"", "c": b"y" * 513})),
+    seed(tar_of({"a" * 150 + "/é": b"x" * 1000, "b": b"", "c": b"y" * 513})),
 ]
 
 

@@ -34,7 +34,8 @@ from dockops.core.delta import (
     read_delta,
 )
 from dockops.errors import EngineRefused, InvalidInput
-from tests.tarfuzz import docker_save_like, fix_checksum, legacy_save, mutated, seed, tar_of
+from tests.imagefactory import tar_of
+from tests.tarfuzz import docker_save_like, fix_checksum, legacy_save, mutated, seed
 
 
 def _base(name: str, *layers: str) -> Base:
