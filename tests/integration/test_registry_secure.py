@@ -388,10 +388,15 @@ def test_secure_refuses_when_the_plain_port_cannot_move(
 
 
 def test_a_missing_frontend_image_is_refused_before_the_registry_is_touched(
-    docker_env: docker.DockerClient, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    docker_env: docker.DockerClient,
+    cli: Cli,
+    second: SecondHost,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     backend_port = free_port()
-    up = ["registry", "up", "--name", "dockops-i", "--network", "host"]  # on every address
+    # Open to the (test-made) network, so secure would remake it; not on every address here.
+    up = ["registry", "up", "--name", "dockops-i", "--network", "host", "--bind", second.host_ip]
     assert cli(*up, "--port", str(backend_port)).code == 0
     before = docker_env.api.inspect_container("dockops-i")
     try:
@@ -404,7 +409,7 @@ def test_a_missing_frontend_image_is_refused_before_the_registry_is_touched(
         after = docker_env.api.inspect_container("dockops-i")
         assert after["Id"] == before["Id"] and after["State"]["Running"]
         assert after["Config"]["Env"] == before["Config"]["Env"]
-        answer = requests.get(f"http://127.0.0.1:{backend_port}/v2/", timeout=10)
+        answer = requests.get(f"http://{second.host_ip}:{backend_port}/v2/", timeout=10)
         assert answer.status_code == 200
         names = {c["Names"][0] for c in docker_env.api.containers(all=True)}
         assert "/dockops-i-replaced" not in names and "/dockops-i-frontend" not in names
@@ -413,12 +418,16 @@ def test_a_missing_frontend_image_is_refused_before_the_registry_is_touched(
 
 
 def test_the_registry_aside_cannot_come_back_with_the_daemon(
-    docker_env: docker.DockerClient, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    docker_env: docker.DockerClient,
+    cli: Cli,
+    second: SecondHost,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from dockops.core.registry import deploy
     from dockops.errors import EngineRefused
 
-    up = ["registry", "up", "--name", "dockops-a", "--network", "host"]  # on every address
+    up = ["registry", "up", "--name", "dockops-a", "--network", "host", "--bind", second.host_ip]
     assert cli(*up, "--port", str(free_port())).code == 0
     before = docker_env.api.inspect_container("dockops-a")
     aside: list[dict[str, object]] = []
