@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.imagefactory import FakeImage, ago, write_save_tar
+from tests.support.imagefactory import FakeImage, ago, write_save_tar
 
 IMAGES = int(os.environ.get("BENCH_PRUNE_IMAGES", "300"))
 RUNS = int(os.environ.get("BENCH_PRUNE_RUNS", "5"))

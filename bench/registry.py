@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.archive import ensure_random_image
-from tests.integration.registry_server import free_port, wait_for_port
+from tests.support.registry_server import free_port, wait_for_port
 
 BIN = Path(sys.executable).parent
 RUNS = int(os.environ.get("BENCH_REGISTRY_RUNS", "3"))

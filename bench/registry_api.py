@@ -15,8 +15,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from tests.integration.registry_seed import Seeder
-from tests.integration.registry_server import registry
+from tests.support.registry_seed import Seeder
+from tests.support.registry_server import registry
 
 BIN = Path(sys.executable).parent
 RUNS = int(os.environ.get("BENCH_LS_RUNS", "7"))

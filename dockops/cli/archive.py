@@ -30,7 +30,7 @@ IMAGE_COLUMNS = (
 
 
 def _output_target(output: str, json: bool, quiet: bool, gzip: bool) -> tuple[Any, Output, bool]:
-    from dockops.core.archive_io import check_output_path, wants_gzip
+    from dockops.core.archive.files import check_output_path, wants_gzip
 
     mode = render.output_mode(json, quiet)
     path = check_output_path(output)
@@ -44,7 +44,7 @@ def _output_target(output: str, json: bool, quiet: bool, gzip: bool) -> tuple[An
 
 
 def _input_source(path: str) -> Any:
-    from dockops.core.archive_io import check_input_path
+    from dockops.core.archive.files import check_input_path
 
     source = check_input_path(path)
     if source is None:
@@ -83,7 +83,7 @@ def save(
     images([b for b in delta_from or [] if not os.path.isfile(b)])
     target, mode, compress = _output_target(output, json, quiet, gzip)
     if delta_from:
-        from dockops.core.delta import save_delta
+        from dockops.core.archive.delta import save_delta
 
         delta = streamed(
             lambda client, report: save_delta(
@@ -101,7 +101,7 @@ def save(
             f"left out), sha256 {delta.sha256}",
         )
         return
-    from dockops.core.archive import save_images
+    from dockops.core.archive.save_load import save_images
 
     result = streamed_lean(
         lambda engine, report: save_images(
@@ -128,9 +128,9 @@ def load(
     """Load images from a tar, streamed; a delta archive only where its base layers are."""
     mode = render.output_mode(json, quiet)
     source = _input_source(input_)
-    from dockops.core.archive import load_images
-    from dockops.core.archive_io import HeadFirst, read_head
-    from dockops.core.delta import check_delta, read_delta
+    from dockops.core.archive.delta import check_delta, read_delta
+    from dockops.core.archive.files import HeadFirst, read_head
+    from dockops.core.archive.save_load import load_images
 
     if isinstance(source, Path):
         with source.open("rb") as handle:
@@ -146,7 +146,7 @@ def load(
             progress=not (json or quiet),
         )
     else:
-        from dockops.core.engine_http import engine_of
+        from dockops.engine.http import engine_of
 
         def work(client: Any, report: Any) -> Any:
             check_delta(client, delta, input_)
@@ -168,7 +168,7 @@ def export(
     """Export a container's filesystem (no layers, history or config)."""
     validate_container(container)
     target, mode, compress = _output_target(output, json, quiet, gzip)
-    from dockops.core.archive_fs import export_container
+    from dockops.core.archive.filesystem import export_container
 
     result = streamed(
         lambda client, report: export_container(
@@ -201,8 +201,8 @@ def import_(
 ) -> None:
     """Import a filesystem tar as an image (history and config are lost unless -c restores)."""
     images([reference])
-    from dockops.core.archive_fs import import_image
-    from dockops.core.commit import validate_changes
+    from dockops.core.archive.filesystem import import_image
+    from dockops.core.images.commit import validate_changes
 
     changes = list(validate_changes(change or []))
     mode = render.output_mode(json, quiet)

@@ -51,8 +51,8 @@ PRUNE_COLUMNS = (
 
 def dangling(json: JsonOpt = False) -> None:
     """List dangling images: id, created, size, containers holding them."""
-    from dockops.core.cleanup import list_dangling
-    from dockops.engine import get_client
+    from dockops.core.cleanup.dangling import list_dangling
+    from dockops.engine.address import get_client
 
     render.emit(list_dangling(get_client()), render.output_mode(json), columns=DANGLING_COLUMNS)
 
@@ -72,9 +72,9 @@ def prune_dangling(
     Plans from one snapshot and removes exactly that plan (--dry-run shows it); a second run
     while one holds the lock exits 75 at once.
     """
-    from dockops.core.cleanup import parse_label_rule, prune_dangling
-    from dockops.core.engine_http import open_engine
-    from dockops.core.lock import default_lock_path, exclusive
+    from dockops.core.cleanup.dangling import parse_label_rule, prune_dangling
+    from dockops.core.cleanup.lock import default_lock_path, exclusive
+    from dockops.engine.http import open_engine
 
     output = render.output_mode(json, quiet)
     age = parse_duration(older_than) if older_than is not None else None
@@ -87,7 +87,7 @@ def prune_dangling(
                 open_engine(), older_than=age, keep_labels=rules, workers=workers
             )
             if metrics_file is not None:
-                from dockops.core.metrics import write_prune_metrics
+                from dockops.core.cleanup.metrics import write_prune_metrics
 
                 write_prune_metrics(metrics_file, result, success=not result.failed)
     rows: list[tuple[str, str, str, str]] = [
@@ -163,8 +163,8 @@ def cron_install(
     json: JsonOpt = False,
 ) -> None:
     """Write a cron.d entry that runs prune-dangling quietly; idempotent."""
-    from dockops.core import cron
-    from dockops.core.cleanup import parse_label_rule
+    from dockops.core.cleanup import cron
+    from dockops.core.cleanup.dangling import parse_label_rule
 
     if job != "prune-dangling":
         raise InvalidInput(f"unknown cron job {job!r}: the only one is prune-dangling")
@@ -199,7 +199,7 @@ def cron_remove(
     json: JsonOpt = False,
 ) -> None:
     """Remove the cron.d entry (only one that dockops wrote)."""
-    from dockops.core import cron
+    from dockops.core.cleanup import cron
 
     result = cron.remove(file or cron.DEFAULT_CRON_FILE)
     render.emit(result, render.output_mode(json), summary=f"{result.action} {result.path}")

@@ -12,7 +12,7 @@ from dockops.reference import validate_image
 if TYPE_CHECKING:
     import docker
 
-    from dockops.core.engine_http import ImageEngine
+    from dockops.engine.http import ImageEngine
     from dockops.progress import ProgressCallback
 
 T = TypeVar("T")
@@ -84,7 +84,7 @@ def streamed(
 ) -> T:
     """Run one long engine operation (pull, push, save, load, export, import): a client with the
     long read timeout, progress on stderr when `progress`, and SIGTERM handled like Ctrl-C."""
-    from dockops.engine import get_client
+    from dockops.engine.address import get_client
 
     return _long_running(get_client(long_running=True), work, progress)
 
@@ -92,7 +92,7 @@ def streamed(
 def streamed_lean(work: Callable[["ImageEngine", "ProgressCallback"], T], *, progress: bool) -> T:
     """streamed(), over an ImageEngine: no docker-py at all when the engine is a local socket
     (importing it is ~0.12 s of a save's start-up)."""
-    from dockops.core.engine_http import open_engine
+    from dockops.engine.http import open_engine
 
     return _long_running(open_engine(long_running=True), work, progress)
 

@@ -19,7 +19,7 @@ def doctor(registry: RegistryOpt = None, json: JsonOpt = False) -> None:
 
     from dockops.config import resolve_registry
     from dockops.core.doctor import backend_checks, registry_checks, run_doctor
-    from dockops.engine import get_client
+    from dockops.engine.address import get_client
 
     address = resolve_registry(registry)
     report = run_doctor(get_client)

@@ -75,8 +75,8 @@ def images_cmd(
     output = render.output_mode(json, quiet)
     if reference is not None:
         validate_image(reference)
-    from dockops.core.images import list_images
-    from dockops.engine import get_client
+    from dockops.core.images.listing import list_images
+    from dockops.engine.address import get_client
 
     rows = list_images(get_client(), dangling=dangling, reference=reference)
     render.emit(rows, output, columns=IMAGE_COLUMNS)
@@ -104,8 +104,8 @@ def search(
     output = render.output_mode(json)
     if registry is not None:
         from dockops.config import resolve_registry
-        from dockops.core.registry.api import connect
         from dockops.core.registry.browse import search as search_registry
+        from dockops.core.registry.client import connect
 
         address = resolve_registry(registry)
         if address is None:
@@ -117,8 +117,8 @@ def search(
             found = search_registry(api, term, limit=limit)
         render.emit(found, output, columns=REGISTRY_SEARCH_COLUMNS)
         return
-    from dockops.core.search import search_images
-    from dockops.engine import get_client
+    from dockops.core.images.search import search_images
+    from dockops.engine.address import get_client
 
     hits = search_images(
         get_client(), term, limit=limit, min_stars=stars, official_only=official, timeout=timeout
@@ -132,7 +132,7 @@ def pull(
     """Pull an image, with progress and retries on transient faults."""
     output = render.output_mode(json, quiet)
     images([reference])
-    from dockops.core.transfer import pull_image
+    from dockops.core.images.transfer import pull_image
 
     result = streamed(
         lambda client, report: pull_image(client, reference, all_tags=all_tags, on_progress=report),
@@ -162,10 +162,10 @@ def commit(
     output = render.output_mode(json)
     validate_container(container)
     images([reference] if reference else [])
-    from dockops.core.commit import commit_container, validate_changes
+    from dockops.core.images.commit import commit_container, validate_changes
 
     changes = validate_changes(change or [])
-    from dockops.engine import get_client
+    from dockops.engine.address import get_client
 
     result = commit_container(
         get_client(),
@@ -183,8 +183,8 @@ def history(reference: str, json: JsonOpt = False) -> None:
     """One row per layer: id, created by, size, comment."""
     output = render.output_mode(json)
     images([reference])
-    from dockops.core.commit import image_history
-    from dockops.engine import get_client
+    from dockops.core.images.commit import image_history
+    from dockops.engine.address import get_client
 
     render.emit(image_history(get_client(), reference), output, columns=HISTORY_COLUMNS)
 
@@ -193,8 +193,8 @@ def layers(references: Annotated[list[str], typer.Argument()], json: JsonOpt = F
     """Layer digests and sizes, which images share each, shared vs unique bytes."""
     output = render.output_mode(json)
     images(references)
-    from dockops.core.layers import image_layers
-    from dockops.engine import get_client
+    from dockops.core.images.layers import image_layers
+    from dockops.engine.address import get_client
 
     report = image_layers(get_client(), references)
     lines = [
@@ -213,8 +213,8 @@ def tag(source: str, target: str, json: JsonOpt = False) -> None:
     output = render.output_mode(json)
     images([source])
     parse_reference(target)  # a name, never an image ID: said before the engine is asked
-    from dockops.core.commit import tag_image
-    from dockops.engine import get_client
+    from dockops.core.images.commit import tag_image
+    from dockops.engine.address import get_client
 
     result = tag_image(get_client(), source, target)
     render.emit(result, output, summary=f"tagged {result.id[7:19]} as {result.target}")
@@ -238,8 +238,8 @@ def rmi(
     """Remove images; says which were deleted, untagged or refused (and why)."""
     output = render.output_mode(json)
     images(references)
-    from dockops.core.rmi import remove_images, rmi_failure
-    from dockops.engine import get_client
+    from dockops.core.images.remove import remove_images, rmi_failure
+    from dockops.engine.address import get_client
 
     outcomes = remove_images(get_client(), references, force=force, with_containers=with_containers)
     failure = rmi_failure(outcomes)
@@ -284,7 +284,7 @@ def push(
         )
         render.emit(direct, output, summary=f"pushed {direct.reference} {direct.digest}")
         return
-    from dockops.core.transfer import push_image
+    from dockops.core.images.transfer import push_image
 
     result = streamed(
         lambda client, report: push_image(client, reference, all_tags=all_tags, on_progress=report),

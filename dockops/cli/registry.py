@@ -49,9 +49,9 @@ def up(
     images([image])
     validate_container(name)
     from dockops.config import update_config
-    from dockops.core.registry.deploy import RegistrySpec, registry_up
-    from dockops.core.transfer import pull_image
-    from dockops.engine import get_client
+    from dockops.core.images.transfer import pull_image
+    from dockops.core.registry_server.deploy import RegistrySpec, registry_up
+    from dockops.engine.address import get_client
 
     spec = RegistrySpec(
         name, image, port, bind, network, str(data.absolute()) if data is not None else None
@@ -91,15 +91,15 @@ def secure(
     """TLS (self-signed CA) and basic auth in front of the registry, through nginx."""
     images([frontend_image])
     validate_container(name)
-    from dockops.core.registry.deploy import hostport
+    from dockops.core.registry_server.deploy import hostport
 
     validate_registry(hostport(host, port))
     password = read_password(password_stdin, confirm=True) if user is not None else None
     if password_stdin and user is None:
         raise InvalidInput("--password-stdin needs --user")
     from dockops.config import config_path
-    from dockops.core.registry.secure import SecureSpec, secure_registry
-    from dockops.engine import get_client
+    from dockops.core.registry_server.secure import SecureSpec, secure_registry
+    from dockops.engine.address import get_client
 
     directory = certs_dir or config_path().parent / "registries" / name
     spec = SecureSpec(name, host, port, frontend_image, directory.absolute(), network)
@@ -142,8 +142,8 @@ def down(
 ) -> None:
     """Stop and remove the registry (and its frontend and network)."""
     validate_container(name)
-    from dockops.core.registry.deploy import registry_down
-    from dockops.engine import get_client
+    from dockops.core.registry_server.deploy import registry_down
+    from dockops.engine.address import get_client
 
     result = registry_down(get_client(), name, purge=purge, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
@@ -168,8 +168,8 @@ STATUS_COLUMNS = (
 def status(name: NameOpt = "myregistry", json: JsonOpt = False) -> None:
     """Container state, address, TLS, and whether the daemon trusts it."""
     validate_container(name)
-    from dockops.core.registry.status import registry_status
-    from dockops.engine import get_client
+    from dockops.core.registry_server.status import registry_status
+    from dockops.engine.address import get_client
 
     result = registry_status(get_client(), name)
     for warning in result.warnings:  # on stderr, in --json runs too: a script logs it
@@ -226,8 +226,8 @@ def ls(
 ) -> None:
     """List repositories (the catalog, all pages)."""
     address = _registry(registry)
-    from dockops.core.registry.api import connect
     from dockops.core.registry.browse import catalog, matches
+    from dockops.core.registry.client import connect
 
     with connect(address) as api:
         names = [name for name in catalog(api) if matches(name, filter_)]
@@ -239,8 +239,8 @@ def tags(repo: str, registry: RegistryOpt = None, json: JsonOpt = False) -> None
     """List a repository's tags."""
     repository = _repository(repo)
     address = _registry(registry)
-    from dockops.core.registry.api import connect
     from dockops.core.registry.browse import tags as list_tags
+    from dockops.core.registry.client import connect
 
     with connect(address) as api:
         found = list_tags(api, repository)
@@ -258,8 +258,8 @@ def show(reference: str, registry: RegistryOpt = None, json: JsonOpt = False) ->
     """Digest, layers, total size and creation time of REPO:TAG."""
     repository, tag = _tagged(reference)
     address = _registry(registry)
-    from dockops.core.registry.api import connect
     from dockops.core.registry.browse import show as show_manifest
+    from dockops.core.registry.client import connect
 
     with connect(address) as api:
         info = show_manifest(api, repository, tag)
@@ -293,7 +293,7 @@ def rm(
     when an index that stays references it); an index goes with its images."""
     repository, tag = _tagged(reference)
     address = _registry(registry)
-    from dockops.core.registry.api import connect
+    from dockops.core.registry.client import connect
     from dockops.core.registry.remove import remove_tag
 
     with connect(address) as api:
@@ -322,8 +322,8 @@ def gc(
     """Garbage-collect the registry's storage (stopped meanwhile, then started again);
     --delete-untagged refuses when it would delete the images of an index."""
     validate_container(name)
-    from dockops.core.registry.gc import garbage_collect
-    from dockops.engine import get_client
+    from dockops.core.registry_server.gc import garbage_collect
+    from dockops.engine.address import get_client
 
     result = garbage_collect(
         get_client(long_running=True), name, dry_run=dry_run, delete_untagged=delete_untagged
@@ -373,7 +373,7 @@ def prune(
 
     age = timedelta(seconds=parse_duration(older_than)) if older_than else None
     address = _registry(registry)
-    from dockops.core.registry.api import connect
+    from dockops.core.registry.client import connect
     from dockops.core.registry.remove import prune_repository
 
     with connect(address) as api:

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dockops.core.images import tags_of
-from dockops.engine import engine_address, engine_errors
+from dockops.core.images.listing import tags_of
+from dockops.engine.address import engine_address, engine_errors
 from dockops.errors import DockopsError, ExitCode, LoginRequired
 from dockops.units import human_size
 
@@ -126,7 +126,7 @@ def registry_checks(registry: str) -> tuple[Check, ...]:
 
     Never raises for a failing check: each failure is a Check with exit code 4.
     """
-    from dockops.core.registry.api import RegistryClient, login_hint
+    from dockops.core.registry.client import RegistryClient, login_hint
     from dockops.core.registry.credentials import get_credentials
     from dockops.core.registry.trust import is_loopback, trusted_ca
 
@@ -177,7 +177,7 @@ def backend_checks(connect: Callable[[], docker.DockerClient], registry: str) ->
 
     Never raises: without an engine, or for a registry run elsewhere, there is no check.
     """
-    from dockops.core.registry import deploy
+    from dockops.core.registry_server import deploy
 
     try:
         client = connect()

@@ -18,7 +18,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from dockops.core.engine_http import UnixConnection
+from dockops.engine.http import UnixConnection
 
 from . import host
 

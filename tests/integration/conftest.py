@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from dockops.core import transfer
-from dockops.core.faults import RetryPolicy
+from dockops.core.images import transfer
+from dockops.core.images.failures import RetryPolicy
 from tests.harness.engine import (
     Engine,
     HarnessUnavailable,
@@ -26,7 +26,7 @@ from tests.harness.engine import (
     stop_engine,
 )
 from tests.harness.images import ensure_base_images
-from tests.integration.registry_server import Registry, registry
+from tests.support.registry_server import Registry, registry
 
 if TYPE_CHECKING:
     import docker

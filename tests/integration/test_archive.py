@@ -18,8 +18,8 @@ import docker
 import pytest
 
 from tests.conftest import Cli
-from tests.integration.tools import error_line
-from tests.tarfuzz import BLOCK, fix_checksum, pax, record
+from tests.support.tarfuzz import BLOCK, fix_checksum, pax, record
+from tests.support.tools import error_line
 
 DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
 

@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import Cli
 from tests.harness.engine import Engine
-from tests.integration.tools import commit, docker_cli
+from tests.support.tools import commit, docker_cli
 
 
 @pytest.fixture

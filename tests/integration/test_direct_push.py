@@ -15,9 +15,9 @@ import pytest
 
 from tests.conftest import Cli
 from tests.harness.engine import Engine
-from tests.integration.http_faults import http_faults
-from tests.integration.registry_server import Registry
-from tests.integration.tools import commit, docker_cli
+from tests.support.http_faults import http_faults
+from tests.support.registry_server import Registry
+from tests.support.tools import commit, docker_cli
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import Cli
 from tests.harness.engine import Engine
-from tests.integration.registry_server import LOOPBACK, search_index
+from tests.support.registry_server import LOOPBACK, search_index
 
 HITS = [
     {"name": "team/alpha", "description": "first", "star_count": 7, "is_official": False,

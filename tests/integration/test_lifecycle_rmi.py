@@ -8,7 +8,7 @@ import docker
 import pytest
 
 from tests.conftest import Cli
-from tests.integration.registry_server import Registry
+from tests.support.registry_server import Registry
 
 OUTCOME_KEYS = {
     "reference", "outcome", "image_id", "message", "untagged", "deleted", "dangling",

@@ -8,9 +8,9 @@ import time
 
 import docker
 
-from dockops.core.faults import RetryPolicy
+from dockops.core.images.failures import RetryPolicy
 from tests.conftest import Cli
-from tests.integration.registry_server import Registry, fault_proxy, free_port
+from tests.support.registry_server import Registry, fault_proxy, free_port
 
 
 def _busybox_id(client: docker.DockerClient) -> str:

@@ -1,5 +1,5 @@
 """The fleet playbooks, run for real by ansible-playbook over three hosts, each with its own
-disposable engine (tests/integration/fleet.py): cron entries, the secure registry and its CA
+disposable engine (tests/support/fleet.py): cron entries, the secure registry and its CA
 on every engine, push-private from a build host, and the install into a virtualenv. Every
 playbook is run twice: the second run must report changed=0 on every host."""
 
@@ -21,8 +21,7 @@ import requests
 
 from tests.harness.engine import HarnessUnavailable, ensure_packages
 from tests.harness.images import ensure_base_images
-from tests.imagefactory import FakeImage, ago, load_images
-from tests.integration.fleet import (
+from tests.support.fleet import (
     ANSIBLE_PLAYBOOK,
     DOCKOPS,
     PLAYBOOKS,
@@ -33,7 +32,8 @@ from tests.integration.fleet import (
     start_fleet,
     stop_fleet,
 )
-from tests.integration.registry_server import free_port
+from tests.support.imagefactory import FakeImage, ago, load_images
+from tests.support.registry_server import free_port
 
 NAMES = ["h1", "h2", "h3"]  # h1 runs the registry, h2 builds and pushes
 USER = "fleet"

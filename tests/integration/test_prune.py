@@ -14,11 +14,11 @@ import docker
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from dockops.core.cleanup import CHANGED, IN_USE, engine_state, execute_plan, plan_prune
-from dockops.core.engine_http import DockerPyEngine, EngineHTTP, ImageEngine
-from dockops.core.lock import exclusive
+from dockops.core.cleanup.dangling import CHANGED, IN_USE, engine_state, execute_plan, plan_prune
+from dockops.core.cleanup.lock import exclusive
+from dockops.engine.http import DockerPyEngine, EngineHTTP, ImageEngine
 from tests.conftest import Cli
-from tests.imagefactory import FakeImage, ago, load_images
+from tests.support.imagefactory import FakeImage, ago, load_images
 
 
 def _commit(client: docker.DockerClient, ref: str, text: str) -> str:

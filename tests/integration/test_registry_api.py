@@ -14,9 +14,9 @@ import pytest
 
 from tests.conftest import Cli
 from tests.harness.engine import Engine
-from tests.integration.registry_seed import BASE, Seeder
-from tests.integration.registry_server import free_port, registry
-from tests.integration.tools import docker_cli
+from tests.support.registry_seed import BASE, Seeder
+from tests.support.registry_server import free_port, registry
+from tests.support.tools import docker_cli
 
 
 def test_ls_follows_every_page_and_filters(docker_env: docker.DockerClient, cli: Cli) -> None:

@@ -12,8 +12,8 @@ import pytest
 import requests
 
 from tests.conftest import Cli
-from tests.integration.registry_seed import LIST_TYPE, MANIFEST_TYPE, OCI_INDEX_TYPE, Seeder
-from tests.integration.registry_server import Registry, free_port
+from tests.support.registry_seed import LIST_TYPE, MANIFEST_TYPE, OCI_INDEX_TYPE, Seeder
+from tests.support.registry_server import Registry, free_port
 
 ACCEPT = ", ".join((MANIFEST_TYPE, LIST_TYPE, OCI_INDEX_TYPE))
 

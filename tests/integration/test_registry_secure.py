@@ -21,9 +21,9 @@ import requests
 
 from tests.conftest import Cli
 from tests.harness.engine import Engine
-from tests.integration.registry_server import free_port
-from tests.integration.second_host import SecondHost, second_host
-from tests.integration.tools import commit, docker_cli, error_line
+from tests.support.registry_server import free_port
+from tests.support.second_host import SecondHost, second_host
+from tests.support.tools import commit, docker_cli, error_line
 
 USER, PASSWORD = "alice", "correct horse battery"
 
@@ -424,7 +424,7 @@ def test_the_registry_aside_cannot_come_back_with_the_daemon(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from dockops.core.registry import deploy
+    from dockops.core.registry_server import deploy
     from dockops.errors import EngineRefused
 
     up = ["registry", "up", "--name", "dockops-a", "--network", "host", "--bind", second.host_ip]

@@ -13,11 +13,11 @@ import docker
 import pytest
 
 from dockops.config import load_config
-from dockops.core.faults import RetryPolicy
-from dockops.core.registry.api import MANIFEST_TYPES
+from dockops.core.images.failures import RetryPolicy
+from dockops.core.registry.client import MANIFEST_TYPES
 from tests.conftest import Cli
-from tests.imagefactory import FakeImage, load_images
-from tests.integration.registry_server import Registry, fault_proxy, free_port
+from tests.support.imagefactory import FakeImage, load_images
+from tests.support.registry_server import Registry, fault_proxy, free_port
 
 
 @pytest.fixture

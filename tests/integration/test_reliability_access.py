@@ -19,11 +19,11 @@ from pathlib import Path
 import docker
 import pytest
 
-from dockops.core.registry.pki import ensure_pki
+from dockops.core.registry_server.pki import ensure_pki
 from tests.conftest import Cli
-from tests.integration.registry_server import free_port
 from tests.integration.test_registry_secure import PASSWORD, USER, Secured, secured
-from tests.integration.tools import error_line
+from tests.support.registry_server import free_port
+from tests.support.tools import error_line
 
 __all__ = ["secured"]  # the fixture, shared with test_registry_secure.py
 

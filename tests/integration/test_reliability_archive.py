@@ -19,10 +19,10 @@ import docker
 import pytest
 
 from tests.conftest import Cli
-from tests.imagefactory import FakeImage, write_save_tar
 from tests.integration.test_archive import make_image
 from tests.integration.test_archive_interrupt import interrupt_mid_stream, relay_factory
-from tests.integration.tools import error_line
+from tests.support.imagefactory import FakeImage, write_save_tar
+from tests.support.tools import error_line
 
 __all__ = ["relay_factory"]  # the fixture, shared with test_archive_interrupt.py
 

@@ -28,9 +28,9 @@ from tests.harness.engine import (
     start_engine,
     stop_engine,
 )
-from tests.imagefactory import FakeImage, load_images, write_save_tar
-from tests.integration.engine_relay import PausingRelay
-from tests.integration.tools import error_line
+from tests.support.engine_relay import PausingRelay
+from tests.support.imagefactory import FakeImage, load_images, write_save_tar
+from tests.support.tools import error_line
 
 MIB = 1024 * 1024
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import docker
 import pytest
 
-from dockops.core.cleanup import LabelRule, engine_state, plan_prune
-from dockops.core.engine_http import DockerPyEngine
-from tests.imagefactory import FakeImage, ago, load_images
+from dockops.core.cleanup.dangling import LabelRule, engine_state, plan_prune
+from dockops.engine.http import DockerPyEngine
+from tests.support.imagefactory import FakeImage, ago, load_images
 
 
 @pytest.mark.parametrize("locks", ["one lock", "own locks"])

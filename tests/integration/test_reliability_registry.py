@@ -14,13 +14,13 @@ from collections.abc import Callable, Iterator
 import docker
 import pytest
 
-from dockops.core.faults import RetryPolicy
-from dockops.core.registry import api as registry_api
-from dockops.core.registry.api import MANIFEST_TYPES
+from dockops.core.images.failures import RetryPolicy
+from dockops.core.registry import client as registry_api
+from dockops.core.registry.client import MANIFEST_TYPES
 from tests.conftest import Cli
-from tests.integration.registry_server import Registry, fault_proxy, free_port
 from tests.integration.test_archive import make_image
-from tests.integration.tools import error_line
+from tests.support.registry_server import Registry, fault_proxy, free_port
+from tests.support.tools import error_line
 
 STALL = 3.0  # DOCKOPS_STALL_TIMEOUT in these tests
 BOUND = STALL + 12.0  # a stall ends well within this (start-up and the engine check included)

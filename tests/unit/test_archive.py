@@ -18,9 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dockops.core.archive import stream_tar
-from dockops.core.archive_fs import CONFIG_FIELDS, lost_by_import
-from dockops.core.archive_io import (
+from dockops.core.archive.files import (
     CHUNK,
     check_input_path,
     check_output_path,
@@ -28,13 +26,15 @@ from dockops.core.archive_io import (
     tar_sink,
     wants_gzip,
 )
-from dockops.core.archive_tar import TarProblem, TarWalker, looks_like_tar
-from dockops.core.commit import validate_changes
-from dockops.core.engine_stream import Body
+from dockops.core.archive.filesystem import CONFIG_FIELDS, lost_by_import
+from dockops.core.archive.save_load import stream_tar
+from dockops.core.archive.tarcheck import TarProblem, TarWalker, looks_like_tar
+from dockops.core.images.commit import validate_changes
+from dockops.engine.stream import Body
 from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput
 from tests.conftest import Cli
-from tests.imagefactory import tar_of
-from tests.tarfuzz import (
+from tests.support.imagefactory import tar_of
+from tests.support.tarfuzz import (
     chunked,
     docker_save_like,
     fix_checksum,

@@ -250,7 +250,7 @@ def test_registry_texts_reach_the_terminal_without_escapes(
 ) -> None:
     """Names a registry lists and the error texts it sends are printed without their escape
     sequences (a retitled window, a cleared screen, a line break faking another line)."""
-    from tests.unit.fake_registry import Answer, Seen, serve
+    from tests.support.fake_registry import Answer, Seen, serve
 
     evil = "\x1b]0;owned\x07\x1b[2J\x1b[31mweb\x1b[0m\nfake"
 
@@ -278,7 +278,7 @@ def test_registry_supplied_values_cannot_add_a_line_to_a_summary(
 ) -> None:
     """A summary keeps its own line breaks, never those of a tag or media type the registry
     sends: "x\\ndockops: nothing deleted" would read as a line dockops printed."""
-    from tests.unit.fake_registry import Answer, Seen, serve
+    from tests.support.fake_registry import Answer, Seen, serve
 
     forged = "x\ndockops: nothing deleted"
     digest = "sha256:" + "a" * 64

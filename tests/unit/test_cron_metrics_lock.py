@@ -16,10 +16,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import dockops
-from dockops.core import cron, lock
-from dockops.core.cleanup import GONE, IN_USE, Failure, Kept, PruneResult, Removal
-from dockops.core.lock import exclusive
-from dockops.core.metrics import write_prune_metrics
+from dockops.core.cleanup import cron, lock
+from dockops.core.cleanup.dangling import GONE, IN_USE, Failure, Kept, PruneResult, Removal
+from dockops.core.cleanup.lock import exclusive
+from dockops.core.cleanup.metrics import write_prune_metrics
 from dockops.errors import InvalidInput, LockHeld
 from tests.conftest import Cli
 

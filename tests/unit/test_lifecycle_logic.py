@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from dockops.core import transfer
-from dockops.core.commit import validate_changes
-from dockops.core.faults import RetryPolicy, is_registry_cause, is_transient
-from dockops.core.layers import chain_ids, layer_steps
-from dockops.core.rmi import RmiOutcome, names_left, rmi_failure, will_stay
+from dockops.core.images import transfer
+from dockops.core.images.commit import validate_changes
+from dockops.core.images.failures import RetryPolicy, is_registry_cause, is_transient
+from dockops.core.images.layers import chain_ids, layer_steps
+from dockops.core.images.remove import RmiOutcome, names_left, rmi_failure, will_stay
 from dockops.errors import (
     EngineRefused,
     ExitCode,
@@ -254,7 +254,7 @@ def test_rmi_will_stay_by_name_and_by_id() -> None:
 def test_engine_text_says_a_doubled_404_once() -> None:
     import docker
 
-    from dockops.core.lookup import engine_text
+    from dockops.engine.named import engine_text
 
     doubled = docker.errors.NotFound("404", explanation="no such image: x:v1: No such image: x:v1")
     assert engine_text(doubled) == "No such image: x:v1"

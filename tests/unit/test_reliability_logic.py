@@ -14,13 +14,13 @@ import pytest
 import requests
 import urllib3
 
-from dockops.core import transfer
-from dockops.core.archive import _missing_member
-from dockops.core.archive_io import unwritable
-from dockops.core.cleanup import GONE, Kept, Removal, _refusal
-from dockops.core.faults import untrusted_hint
-from dockops.core.transfer_stream import Stalled
-from dockops.engine import DEFAULT_STALL_TIMEOUT, root_cause, stall_timeout
+from dockops.core.archive.files import unwritable
+from dockops.core.archive.save_load import _missing_member
+from dockops.core.cleanup.dangling import GONE, Kept, Removal, _refusal
+from dockops.core.images import transfer
+from dockops.core.images.failures import untrusted_hint
+from dockops.engine.address import DEFAULT_STALL_TIMEOUT, root_cause, stall_timeout
+from dockops.engine.daemon_lines import Stalled
 from dockops.errors import (
     EngineRefused,
     EngineUnreachable,

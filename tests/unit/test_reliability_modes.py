@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from dockops.core.registry import credentials, htpasswd, pki, trust
+from dockops.core.registry import credentials, trust
+from dockops.core.registry_server import htpasswd, pki
 
 _watching: list[Callable[[], None]] = []
 _inside = threading.local()

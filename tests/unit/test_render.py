@@ -9,7 +9,7 @@ import pytest
 
 from dockops import render
 from dockops.core.doctor import Check, DoctorReport
-from dockops.core.images import ImageRow
+from dockops.core.images.listing import ImageRow
 from dockops.errors import InvalidInput
 from dockops.text import printable
 from dockops.units import human_age, human_size

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 from dockops.atomic import write_atomic
-from dockops.core.registry.api import RegistryClient
+from dockops.core.registry.client import RegistryClient
 from dockops.errors import EngineRefused
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 
-from dockops.core.registry.api import MANIFEST_MAX, MANIFEST_TYPES, RegistryClient
+from dockops.core.registry.client import MANIFEST_MAX, MANIFEST_TYPES, RegistryClient
 from dockops.errors import EngineRefused, InvalidInput
 
 PAGE = 1000  # distribution's default catalog.maxentries

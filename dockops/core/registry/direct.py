@@ -21,9 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
-from dockops.core.archive_io import CHUNK
-from dockops.core.engine_http import get_stream
-from dockops.core.registry.api import RegistryClient
+from dockops.core.archive.files import CHUNK
 from dockops.core.registry.blobs import (
     BlobCache,
     cancel_blob,
@@ -33,14 +31,16 @@ from dockops.core.registry.blobs import (
     put_blob,
     stream_blob,
 )
-from dockops.engine import engine_errors
+from dockops.core.registry.client import RegistryClient
+from dockops.engine.address import engine_errors
+from dockops.engine.http import get_stream
 from dockops.errors import EngineRefused, RegistryTransient
 from dockops.progress import ProgressCallback, ProgressEvent, ignore
 
 if TYPE_CHECKING:
     import docker
 
-    from dockops.core.faults import RetryPolicy
+    from dockops.core.images.failures import RetryPolicy
 
 MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 CONFIG_TYPE = "application/vnd.docker.container.image.v1+json"
@@ -360,7 +360,7 @@ def push_direct(
         wait_random_exponential,
     )
 
-    from dockops.core import transfer
+    from dockops.core.images import transfer
 
     policy = policy or transfer.RETRY
     cache = BlobCache.load()

@@ -13,8 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from dockops.core.registry.api import RegistryClient
 from dockops.core.registry.browse import INDEX_TYPES, image_config, manifest
+from dockops.core.registry.client import RegistryClient
 from dockops.errors import InvalidInput
 from dockops.units import parse_timestamp
 

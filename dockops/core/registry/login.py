@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dockops.core.registry.api import RegistryClient
+from dockops.core.registry.client import RegistryClient
 from dockops.core.registry.credentials import (
     Credentials,
     docker_config_path,

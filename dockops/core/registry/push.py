@@ -15,11 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dockops.core.lookup import named_errors
-from dockops.core.registry.api import RegistryClient, connect
+from dockops.core.images.transfer import push_image
+from dockops.core.registry.client import RegistryClient, connect
 from dockops.core.registry.direct import DirectResult, push_direct
-from dockops.core.transfer import push_image
-from dockops.engine import engine_errors
+from dockops.engine.address import engine_errors
+from dockops.engine.named import named_errors
 from dockops.errors import EngineRefused, InvalidInput
 from dockops.progress import ProgressCallback, ignore
 from dockops.reference import Reference, is_image_id, parse_reference
@@ -28,7 +28,7 @@ from dockops.units import short_id
 if TYPE_CHECKING:
     import docker
 
-    from dockops.core.faults import RetryPolicy
+    from dockops.core.images.failures import RetryPolicy
 
 VIAS = ("auto", "direct", "daemon")
 
@@ -42,7 +42,7 @@ def resolve_via(via: str) -> str:
         raise InvalidInput(f"--via {via}: choose auto, direct or daemon")
     if via != "auto":
         return via
-    from dockops.engine import local_socket
+    from dockops.engine.address import local_socket
 
     return "direct" if local_socket() is not None else "daemon"
 

@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
-from dockops.core.registry.api import RegistryClient
 from dockops.core.registry.browse import tags
+from dockops.core.registry.client import RegistryClient
 from dockops.core.registry.graph import Tagged, tagged
 from dockops.errors import EngineRefused, InvalidInput
 from dockops.units import parse_timestamp

@@ -1,0 +1,378 @@
+"""Dangling-image cleanup that is safe to run unattended: plan, then delete exactly that plan.
+
+The engine's own prune endpoint deletes whatever is dangling at the moment it runs, including
+images that appeared after a dry run looked. Here the plan is computed once from one snapshot,
+shown or executed as is, and each image is checked again just before its delete: an image that
+gained a tag is kept, and one that gained a container is refused by the engine itself (deletes
+never use force) and kept too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import CancelledError, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from dockops.core.images.listing import holders_by_image, list_images, tags_of
+from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput
+from dockops.units import human_age, human_duration
+
+if TYPE_CHECKING:
+    import docker
+
+    from dockops.engine.http import ImageEngine
+
+# Why an image was kept; the human summary counts by these.
+IN_USE = "in-use"
+TOO_YOUNG = "too-young"
+KEPT_LABEL = "kept-label"
+HAS_CHILDREN = "has-children"
+CHANGED = "changed"
+GONE = "gone"
+
+
+@dataclass(frozen=True)
+class LabelRule:
+    """`--keep-label K` (any value) or `--keep-label K=V` (that value)."""
+
+    key: str
+    value: str | None = None
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        if self.key not in labels:
+            return False
+        return self.value is None or labels[self.key] == self.value
+
+    def __str__(self) -> str:
+        return self.key if self.value is None else f"{self.key}={self.value}"
+
+
+def parse_label_rule(text: str) -> LabelRule:
+    """Parse ``K`` or ``K=V``.
+
+    Raises:
+        InvalidInput: empty key, or whitespace in the key.
+    """
+    key, sep, value = text.partition("=")
+    if not key or key != key.strip() or any(c.isspace() for c in key):
+        raise InvalidInput(f"invalid --keep-label {text!r}: expected KEY or KEY=VALUE")
+    return LabelRule(key, value if sep else None)
+
+
+@dataclass(frozen=True)
+class ImageState:
+    """What planning needs to know of one image, from one snapshot of the engine."""
+
+    id: str
+    created: datetime
+    size: int
+    tagged: bool
+    labels: Mapping[str, str] = field(default_factory=dict)
+    containers: tuple[str, ...] = ()
+    has_children: bool = False
+
+
+@dataclass(frozen=True)
+class Removal:
+    id: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Kept:
+    id: str
+    reason: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class Failure:
+    id: str
+    error: str
+
+
+@dataclass(frozen=True)
+class PrunePlan:
+    remove: tuple[Removal, ...]
+    kept: tuple[Kept, ...]
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    dry_run: bool
+    removed: tuple[Removal, ...]
+    kept: tuple[Kept, ...]
+    reclaimed_bytes: int
+    failed: tuple[Failure, ...] = ()
+    duration_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class DanglingImage:
+    id: str
+    created: datetime
+    size: int
+    containers: tuple[str, ...]
+
+
+def list_dangling(client: docker.DockerClient) -> list[DanglingImage]:
+    """Every dangling image with the containers (running or stopped) holding it, newest first.
+
+    Raises:
+        EngineRefused, EngineUnreachable: from the engine.
+    """
+    return [
+        DanglingImage(row.id, row.created, row.size, row.containers)
+        for row in list_images(client, dangling=True)
+    ]
+
+
+def plan_prune(
+    images: Iterable[ImageState],
+    *,
+    now: datetime,
+    older_than: float | None = None,
+    keep_labels: Sequence[LabelRule] = (),
+) -> PrunePlan:
+    """Decide, from one snapshot, which dangling images go and why each other one stays.
+
+    Args:
+        images: every image of the engine (tagged ones are never candidates).
+        now: the time ages are measured from.
+        older_than: only images created more than this many seconds ago go; None: any age.
+        keep_labels: images carrying any of these labels stay.
+
+    Returns:
+        The images to remove (oldest first) and the dangling images kept, each with a reason.
+    """
+    remove: list[Removal] = []
+    kept: list[Kept] = []
+    for image in sorted(images, key=lambda i: (i.created, i.id)):
+        if image.tagged:
+            continue
+        if image.containers:
+            kept.append(
+                Kept(image.id, f"in use by container {', '.join(image.containers)}", IN_USE)
+            )
+        elif image.has_children:
+            kept.append(Kept(image.id, "has dependent child images", HAS_CHILDREN))
+        elif rule := next((r for r in keep_labels if r.matches(image.labels)), None):
+            kept.append(Kept(image.id, f"kept label {rule}", KEPT_LABEL))
+        elif older_than is not None and (now - image.created).total_seconds() <= older_than:
+            age = human_age(image.created, now).removesuffix(" ago")
+            reason = f"too young ({age} old, limit {human_duration(older_than)})"
+            kept.append(Kept(image.id, reason, TOO_YOUNG))
+        else:
+            remove.append(Removal(image.id, image.size))
+    return PrunePlan(tuple(remove), tuple(kept))
+
+
+def _unique_sizes(images: list[dict[str, Any]]) -> dict[str, int]:
+    """Bytes each image holds alone (what deleting it frees): Size minus SharedSize, which
+    API 1.42+ gives in the image list and older engines only through /system/df."""
+    return {
+        i["Id"]: max(0, int(i.get("Size") or 0) - max(0, int(i.get("SharedSize") or 0)))
+        for i in images
+    }
+
+
+def _disk_usage(engine: ImageEngine) -> dict[str, Any]:
+    """GET /system/df, waiting out what another run going at the same time causes: the daemon
+    runs one df at a time and refuses the others with 409 "a disk usage operation is already
+    running" (two prunes, or a prune and a monitoring agent's `docker system df`), and a df
+    that meets a delete half-done fails with "layer ... was not found (corruption?)"."""
+    import random
+
+    deadline = time.monotonic() + 60
+    half_done = 0
+    while True:
+        try:
+            return engine.disk_usage()
+        except EngineRefused as exc:
+            if "already running" in exc.message and time.monotonic() < deadline:
+                pass
+            elif "(corruption?)" in exc.message and half_done < 5:  # a real one stays: bounded
+                half_done += 1
+            else:
+                raise
+        time.sleep(random.uniform(0.05, 0.5))
+
+
+def _api_at_least(version: str, wanted: tuple[int, int]) -> bool:
+    major, _, minor = version.partition(".")
+    return (int(major), int(minor)) >= wanted
+
+
+def engine_state(engine: ImageEngine) -> list[ImageState]:
+    """One snapshot of every image, with its holders, children and unique size.
+
+    Raises:
+        EngineRefused, EngineUnreachable: from the engine.
+    """
+    # Three requests at once: the engine answers them in parallel, and on a cron run with
+    # nothing to remove they are most of the time after start-up.
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        shared_size = _api_at_least(engine.api_version, (1, 42))
+        listing = pool.submit(engine.images, shared_size=shared_size)
+        usage = pool.submit(lambda: None if shared_size else _disk_usage(engine))
+        holding = pool.submit(engine.containers)
+        try:
+            images = listing.result()
+            df = usage.result()
+        except EngineRefused as exc:
+            raise EngineRefused(f"list images: {exc.message}") from exc
+        try:
+            holders = holders_by_image(holding.result())
+        except EngineRefused as exc:
+            raise EngineRefused(f"list containers: {exc.message}") from exc
+    sizes = _unique_sizes(images if df is None else df.get("Images") or [])
+    parents = {i.get("ParentId") for i in images if i.get("ParentId")}
+    return [
+        ImageState(
+            id=i["Id"],
+            created=datetime.fromtimestamp(i["Created"], tz=timezone.utc),
+            size=sizes.get(i["Id"], int(i.get("Size") or 0)),
+            tagged=bool(tags_of(i)),
+            labels=i.get("Labels") or {},
+            containers=holders.get(i["Id"], ()),
+            has_children=i["Id"] in parents,
+        )
+        for i in images
+    ]
+
+
+def prune_dangling(
+    engine: ImageEngine,
+    *,
+    older_than: float | None = None,
+    keep_labels: Sequence[LabelRule] = (),
+    dry_run: bool = False,
+    workers: int = 4,
+    now: datetime | None = None,
+) -> PruneResult:
+    """Plan the cleanup from one snapshot and, unless `dry_run`, delete exactly that plan.
+
+    Args:
+        engine: the engine (engine_http.open_engine).
+        older_than: seconds; only images created before now minus this go.
+        keep_labels: images with any of these labels stay.
+        dry_run: return the plan as the result, delete nothing.
+        workers: deletes running at once (the engine serialises part of each delete; a few in
+            flight hide the round trips).
+        now: the reference time (tests); default the current time.
+
+    Returns:
+        What was (or would be) removed, what was kept and why, what failed.
+
+    Raises:
+        EngineUnreachable: the engine could not be reached, at the start or mid-run.
+        EngineRefused: the engine refused to list images.
+    """
+    started = time.monotonic()
+    plan = plan_prune(
+        engine_state(engine),
+        now=now or datetime.now(timezone.utc),
+        older_than=older_than,
+        keep_labels=keep_labels,
+    )
+    if dry_run:
+        return PruneResult(
+            dry_run=True,
+            removed=plan.remove,
+            kept=plan.kept,
+            reclaimed_bytes=sum(r.size for r in plan.remove),
+            duration_seconds=time.monotonic() - started,
+        )
+    return execute_plan(engine, plan, workers=workers, started=started)
+
+
+def execute_plan(
+    engine: ImageEngine, plan: PrunePlan, *, workers: int = 4, started: float | None = None
+) -> PruneResult:
+    """Delete exactly the images of `plan`, each checked again just before its delete.
+
+    Args:
+        engine: the engine.
+        plan: from plan_prune.
+        workers: deletes in flight at once; the outcome does not depend on it.
+        started: monotonic start time to report the duration from (default: now).
+
+    Returns:
+        Removed images, the plan's kept images plus those kept at the re-check, and failures.
+
+    Raises:
+        EngineUnreachable: the engine went away mid-run; the message says how many deletes
+            were done before that (a rerun plans again from what is left).
+    """
+    started = time.monotonic() if started is None else started
+    outcomes: list[Removal | Kept | Failure] = []
+    lost: EngineUnreachable | None = None
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = [pool.submit(_remove_one, engine, r) for r in plan.remove]
+        for future in futures:
+            try:
+                outcomes.append(future.result())
+            except CancelledError:
+                continue
+            except EngineUnreachable as exc:
+                # Stop sending deletes to an engine that is gone; keep counting those done.
+                lost = lost or exc
+                for pending in futures:
+                    pending.cancel()
+    removed = tuple(o for o in outcomes if isinstance(o, Removal))
+    if lost is not None:
+        raise EngineUnreachable(
+            f"prune: {lost.message}; {len(removed)} of {len(plan.remove)} planned images were "
+            "removed before that, run again to finish"
+        ) from lost
+    return PruneResult(
+        dry_run=False,
+        removed=removed,
+        kept=plan.kept + tuple(o for o in outcomes if isinstance(o, Kept)),
+        reclaimed_bytes=sum(r.size for r in removed),
+        failed=tuple(o for o in outcomes if isinstance(o, Failure)),
+        duration_seconds=time.monotonic() - started,
+    )
+
+
+def _remove_one(engine: ImageEngine, planned: Removal) -> Removal | Kept | Failure:
+    """Check one planned image again, then delete it without force and without its parents."""
+    try:
+        current = engine.inspect_image(planned.id)
+        if current is None:
+            return Kept(planned.id, _GONE_REASON, GONE)
+        if tags_of(current):
+            tags = ", ".join(current["RepoTags"])
+            return Kept(planned.id, f"tagged since planning ({tags})", CHANGED)
+        # No force: the engine refuses an image any container uses, atomically with the
+        # delete. noprune: parents that become dangling are not in the plan, so they stay.
+        engine.remove_image(planned.id, force=False, noprune=True)
+        return planned
+    except EngineRefused as exc:
+        if "layer does not exist" in exc.message and engine.inspect_image(planned.id) is None:
+            # Two deletes of one image racing inside the daemon (two runs without a shared
+            # lock): the loser may fail on the layer the winner released. The image is gone,
+            # which is what this run wanted. Any other failure stays one, even when the image
+            # record went (a layer the engine could not remove still holds the space).
+            return Kept(planned.id, _GONE_REASON, GONE)
+        return _refusal(planned, exc.message)
+
+
+_GONE_REASON = "gone before its turn (removed by another process)"
+
+
+def _refusal(planned: Removal, text: str) -> Kept | Failure:
+    """Read the engine's 409/404 text: these are reasons to keep, not failures."""
+    # Another process deleted it first: the 20.10 daemon says "No such image" when the
+    # image was gone before the delete began, "unrecognized image ID" when it went during it.
+    if "No such image" in text or "unrecognized image ID" in text:
+        return Kept(planned.id, _GONE_REASON, GONE)
+    if "being used by" in text:
+        holder = text.rsplit("container", 1)[-1].strip()
+        return Kept(planned.id, f"in use by container {holder} (since planning)", IN_USE)
+    if "dependent child images" in text:
+        return Kept(planned.id, "has dependent child images", HAS_CHILDREN)
+    return Failure(planned.id, text)

@@ -1,0 +1,335 @@
+"""pull and push: the daemon's JSON stream read line by line, with bounded retries.
+
+docker-py's high-level calls lose the failure: `images.push()` returns the stream text even when it
+holds an `errorDetail` line, and `images.pull()` throws the log away and reports ImageNotFound. So
+the low-level stream is read here; an error line is a failure carrying the daemon's own words.
+
+The streams come from transfer_stream, which bounds how long one may stay silent (a stall).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dockops.core.images.failures import (
+    RetryPolicy,
+    is_registry_cause,
+    is_transient,
+    untrusted_hint,
+    wants_login,
+)
+from dockops.engine.address import engine_errors
+from dockops.engine.daemon_lines import Stalled, daemon_lines
+from dockops.engine.named import named_errors
+from dockops.errors import DockopsError, EngineRefused, InvalidInput, RegistryUnreachable
+from dockops.progress import ProgressCallback, ProgressEvent, ignore
+from dockops.reference import Reference, parse_reference
+
+if TYPE_CHECKING:
+    import docker
+
+# Read at call time, so a caller (or a test) can make the backoff shorter.
+RETRY = RetryPolicy()
+
+
+@dataclass(frozen=True)
+class TagTransfer:
+    """One tag moved: its manifest digest, and (pull) the local image ID or (push) manifest size."""
+
+    tag: str
+    digest: str | None
+    id: str | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    action: str
+    reference: str
+    tags: tuple[TagTransfer, ...]
+    layers: tuple[str, ...]
+    status: str | None
+    attempts: int
+
+
+class _DaemonError(Exception):
+    """A failure the daemon reported, in the stream or as the Engine API's answer."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = " ".join(message.split())
+        self.status = status
+
+
+@dataclass
+class _Seen:
+    """What one attempt's stream said, besides progress."""
+
+    label: str
+    tags: dict[str, TagTransfer] = field(default_factory=dict)
+    layers: dict[str, None] = field(default_factory=dict)
+    current_tag: str | None = None
+    status: str | None = None
+
+    def take(self, line: dict[str, Any], on_progress: ProgressCallback) -> None:
+        if line.get("error") or line.get("errorDetail"):
+            detail = line.get("errorDetail") or {}
+            raise _DaemonError(str(detail.get("message") or line.get("error")))
+        aux = line.get("aux")
+        if isinstance(aux, dict) and "Tag" in aux:  # push: one per tag, after its manifest
+            tag = str(aux["Tag"])
+            self.tags[tag] = TagTransfer(tag, aux.get("Digest"), size=aux.get("Size"))
+            return
+        status = str(line.get("status") or "")
+        item = line.get("id")
+        if status.startswith("Pulling from ") and item:
+            self.current_tag = str(item)
+            self.tags.setdefault(self.current_tag, TagTransfer(self.current_tag, None))
+        elif status.startswith("Digest: ") and self.current_tag:
+            self.tags[self.current_tag] = TagTransfer(self.current_tag, status.split(": ", 1)[1])
+        elif status.startswith("Status: "):
+            self.status = status.removeprefix("Status: ")
+        elif item:
+            self.layers[str(item)] = None
+            detail = line.get("progressDetail") or {}
+            on_progress(
+                ProgressEvent(str(item), status, detail.get("current"), detail.get("total"))
+            )
+            return
+        if status:
+            on_progress(ProgressEvent(self.label, status))
+
+
+def _attempt(
+    what: str, label: str, start: Callable[[], Iterator[dict[str, Any]]], on: ProgressCallback
+) -> _Seen:
+    import docker
+
+    seen = _Seen(label)
+    with engine_errors(what):
+        try:
+            stream = start()
+            try:
+                for line in stream:
+                    seen.take(line, on)
+            finally:
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()
+        except docker.errors.APIError as exc:
+            status = exc.response.status_code if exc.response is not None else None
+            raise _DaemonError(str(exc.explanation or exc), status) from exc
+        except Stalled as exc:
+            # Not retried: each try would add a whole stall timeout to a bounded wait.
+            raise exc.error(what) from exc
+    return seen
+
+
+def _run(
+    what: str,
+    label: str,
+    start: Callable[[], Iterator[dict[str, Any]]],
+    on_progress: ProgressCallback,
+    policy: RetryPolicy,
+    *,
+    registry: str | None = None,
+) -> tuple[_Seen, int]:
+    from tenacity import (
+        RetryCallState,
+        Retrying,
+        retry_if_exception,
+        stop_after_attempt,
+        wait_random_exponential,
+    )
+
+    def transient(exc: BaseException) -> bool:
+        return isinstance(exc, _DaemonError) and is_transient(exc.message)
+
+    def tell(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        on_progress(
+            ProgressEvent(
+                label,
+                f"attempt {state.attempt_number}/{policy.attempts} failed ({error}); "
+                f"retrying in {wait:.1f}s",
+            )
+        )
+
+    retrying = Retrying(
+        stop=stop_after_attempt(policy.attempts),
+        wait=wait_random_exponential(multiplier=policy.first_wait, max=policy.max_wait),
+        retry=retry_if_exception(transient),
+        before_sleep=tell,
+        reraise=True,
+    )
+    try:
+        for attempt in retrying:
+            with attempt:
+                seen = _attempt(what, label, start, on_progress)
+    except _DaemonError as exc:
+        attempts = int(retrying.statistics.get("attempt_number", 1))
+        raise _failure(what, exc, attempts, registry) from exc
+    return seen, int(retrying.statistics.get("attempt_number", 1))
+
+
+def _failure(
+    what: str, exc: _DaemonError, attempts: int, registry: str | None = None
+) -> DockopsError:
+    if registry and wants_login(exc.message) and not _has_login(registry):
+        from dockops.core.registry.client import login_hint
+
+        return RegistryUnreachable(f"{what}: {login_hint(registry)}")
+    text = f"{what}: {exc.message}"
+    if is_transient(exc.message) and attempts > 1:
+        text += f" (gave up after {attempts} attempts)"
+    hint = untrusted_hint(registry, exc.message) if registry else None
+    if hint:
+        text += f"; {hint}"
+    if is_registry_cause(exc.message):
+        return RegistryUnreachable(text)
+    return EngineRefused(text)
+
+
+def _has_login(registry: str) -> bool:
+    """Credentials are stored for `registry` (a helper that cannot be asked counts as yes:
+    the daemon's own words are then the better message)."""
+    from dockops.core.registry.credentials import get_credentials
+
+    try:
+        return get_credentials(registry) is not None
+    except DockopsError:
+        return True
+
+
+def _registry_of(ref: Reference) -> str:
+    return ref.domain or "docker.io"
+
+
+def _target(reference: str, all_tags: bool, action: str) -> tuple[Reference, str | None]:
+    ref = parse_reference(reference)
+    if all_tags and (ref.tag or ref.digest):
+        raise InvalidInput(f"{action} --all-tags takes a repository without tag or digest")
+    if all_tags:
+        return ref, None
+    return ref, ref.digest or ref.tag or "latest"
+
+
+def pull_image(
+    client: docker.DockerClient,
+    reference: str,
+    *,
+    all_tags: bool = False,
+    on_progress: ProgressCallback = ignore,
+    policy: RetryPolicy | None = None,
+) -> TransferResult:
+    """Pull an image (or every tag of a repository), retrying transient registry faults.
+
+    Args:
+        client: the engine (a long-running client: layers take time).
+        reference: repository[:tag|@digest]; no tag means latest.
+        all_tags: every tag of the repository (the reference then names no tag).
+        on_progress: receives one event per layer status change, and retry notices.
+        policy: retry bounds; default RETRY.
+
+    Returns:
+        The tags pulled with their digests and local image IDs, the layers seen, the daemon's
+        final status line and the number of attempts.
+
+    Raises:
+        InvalidInput: a tag together with all_tags.
+        EngineRefused: the daemon refused (missing tag, bad manifest...), with its own text.
+        RegistryUnreachable: registry down, TLS or auth failure, transient faults outlasting
+            the retries, or a stall (no progress for DOCKOPS_STALL_TIMEOUT; not retried).
+        EngineUnreachable: lost the engine, or it stopped answering.
+    """
+    ref, tag = _target(reference, all_tags, "pull")
+    what = f"pull {ref.repository if all_tags else reference}"
+    seen, attempts = _run(
+        what,
+        ref.repository,
+        lambda: daemon_lines(
+            client, "/images/create", {"fromImage": ref.repository, "tag": tag}, ref.repository
+        ),
+        on_progress,
+        policy or RETRY,
+        registry=_registry_of(ref),
+    )
+    tags = []
+    for item in seen.tags.values():
+        local = (
+            f"{ref.repository}@{item.tag}" if ":" in item.tag else f"{ref.repository}:{item.tag}"
+        )
+        with named_errors(what):
+            image_id = client.api.inspect_image(local)["Id"]
+        tags.append(TagTransfer(item.tag, item.digest, id=image_id))
+    return TransferResult(
+        "pull",
+        str(ref) if not all_tags else ref.repository,
+        tuple(tags),
+        tuple(seen.layers),
+        seen.status,
+        attempts,
+    )
+
+
+def push_image(
+    client: docker.DockerClient,
+    reference: str,
+    *,
+    all_tags: bool = False,
+    on_progress: ProgressCallback = ignore,
+    policy: RetryPolicy | None = None,
+) -> TransferResult:
+    """Push an image (or every local tag of a repository), retrying transient registry faults.
+
+    Args:
+        client: the engine (a long-running client).
+        reference: repository[:tag]; no tag means latest.
+        all_tags: every local tag of the repository.
+        on_progress: receives one event per layer status change, and retry notices.
+        policy: retry bounds; default RETRY.
+
+    Returns:
+        The tags pushed with their manifest digests and sizes, the layers seen, attempts.
+
+    Raises:
+        InvalidInput: a digest, a tag with all_tags, or no such local image.
+        EngineRefused: the daemon refused, with its own text.
+        RegistryUnreachable: registry down, TLS or auth failure, transient faults outlasting
+            the retries, or a stall (no progress for DOCKOPS_STALL_TIMEOUT; not retried).
+        EngineUnreachable: lost the engine, or it stopped answering.
+    """
+    ref, tag = _target(reference, all_tags, "push")
+    if ref.digest:
+        raise InvalidInput(f"push {reference}: push a tag, not a digest")
+    what = f"push {ref.repository if all_tags else f'{ref.repository}:{tag}'}"
+    # The daemon says "does not exist locally" only inside a 200 stream; ask first, so an
+    # unknown image is bad input (exit 2) like everywhere else.
+    with engine_errors(what):
+        local = client.api.images(name=ref.repository) if all_tags else None
+    if all_tags and not local:
+        raise InvalidInput(f"{what}: no local image of repository {ref.repository}")
+    if not all_tags:
+        with named_errors(what):
+            client.api.inspect_image(f"{ref.repository}:{tag}")
+    seen, attempts = _run(
+        what,
+        ref.repository,
+        lambda: daemon_lines(
+            client, "/images/{0}/push", {"tag": tag}, ref.repository, json_body=True
+        ),
+        on_progress,
+        policy or RETRY,
+        registry=_registry_of(ref),
+    )
+    return TransferResult(
+        "push",
+        ref.repository if all_tags else f"{ref.repository}:{tag}",
+        tuple(seen.tags.values()),
+        tuple(seen.layers),
+        seen.status,
+        attempts,
+    )

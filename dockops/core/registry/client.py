@@ -1,0 +1,529 @@
+"""A small client for the registry v2 HTTP API, speaking to a registry the way the daemon does.
+
+HTTPS first, trusting `<certs.d>/HOST:PORT/ca.crt` when present; plain HTTP only for a loopback
+registry that does not speak TLS (the daemon's own fallback for 127.0.0.0/8). Credentials come
+from where the docker CLI keeps them; Basic and Bearer challenges are both answered. Idempotent
+requests are retried, bounded, on transient faults only (connection errors, 5xx, 429).
+
+As docker does, credentials go to the registry's own scheme, host and port only: a Link, an
+upload Location or a redirect pointing elsewhere is followed without them, and a Bearer realm
+gets the login only over https (or on loopback). Every body is read with a size cap.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from dockops.core.images.failures import RetryPolicy
+from dockops.core.registry.trust import is_insecure, is_loopback, trusted_ca
+from dockops.errors import (
+    DockopsError,
+    EngineRefused,
+    LoginRequired,
+    RegistryTransient,
+    RegistryUnreachable,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import requests
+
+    from dockops.core.registry.credentials import Credentials
+
+# HEAD with all four, or an OCI manifest answers 404 and registry 2.8 may convert a docker one
+# to schema1 (a different digest).
+MANIFEST_TYPES = (
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+)
+# (connect, read) seconds: an unreachable registry fails in bounded time.
+TIMEOUT = (5.0, 60.0)
+RETRY = RetryPolicy(attempts=3, first_wait=0.5, max_wait=5.0)
+_TRANSIENT_STATUS = {429, 500, 502, 503, 504}
+# Body caps, so a broken or hostile registry cannot fill the memory. A manifest gets what
+# distribution itself accepts (4 MiB): a larger one cannot be one it stored. Catalog pages, tag
+# lists (2.8 sends every tag in one answer: 16 MiB is some 500,000 tags), config blobs and token
+# answers get MAX_BODY. An error body is cut at _ERROR_MAX, not refused: it is only quoted.
+MAX_BODY = 16 << 20
+MANIFEST_MAX = 4 << 20
+_ERROR_MAX = 64 << 10
+# A token's lifetime when the answer does not say, and the least assumed when it does: docker's
+# (older clients ignored expires_in and assumed it, so token services never issue less).
+TOKEN_LIFETIME = 60
+
+
+class _Transient(Exception):
+    """A failure another try may fix; carries the error to raise when the tries run out."""
+
+    def __init__(self, error: DockopsError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+@dataclass(frozen=True)
+class Ping:
+    url: str  # the base URL that answered, https://… or http://…
+    status: int
+    api_version: str | None  # Docker-Distribution-Api-Version
+
+
+@dataclass(frozen=True)
+class _Token:
+    authorization: str  # "Bearer …"
+    expires: float  # time.time() seconds
+
+
+def login_hint(registry: str) -> str:
+    return f"authentication required: run dockops login {registry}"
+
+
+def _now() -> float:
+    return time.time()
+
+
+def origin(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of a URL, the port filled in: what credentials are bound to."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:  # not a port at all: matches no registry
+        port = -1
+    return scheme, parts.hostname or "", port or {"https": 443, "http": 80}.get(scheme, 0)
+
+
+class RegistryClient:
+    """One registry, one requests session; `base_url` is settled by the first request.
+
+    Safe to share between threads (browse.search does): the auth state is behind a lock.
+    """
+
+    def __init__(
+        self,
+        registry: str,
+        *,
+        credentials: Credentials | None = None,
+        certs_d: Path | None = None,
+        policy: RetryPolicy = RETRY,
+    ) -> None:
+        import requests
+
+        self.registry = registry
+        self.credentials = credentials
+        self.policy = policy
+        self.session = requests.Session()
+        self.session.trust_env = False  # a proxy for the outside world is no way to a registry
+        ca = trusted_ca(registry, certs_d)
+        self.session.verify = str(ca) if ca else True
+        if not is_loopback(registry) and is_insecure(registry):
+            # Named insecure by the user: as the daemon, TLS without verification, then http.
+            import urllib3
+
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+            self.session.verify = False
+        self.base_url: str | None = None
+        self._lock = threading.Lock()
+        self._basic: str | None = None  # the Authorization header, once Basic was asked for
+        # Bearer tokens by (realm, service, scope): one per repository, and threads listing
+        # different repositories at once each need their own.
+        self._tokens: dict[tuple[str, str, str], _Token] = {}
+        self._scope: tuple[str, str, str] | None = None  # the last asked for: sent first
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- public calls ---------------------------------------------------------------------
+
+    def ping(self) -> Ping:
+        """GET /v2/ (authenticated when credentials are known); 200 means reachable and let in.
+
+        Raises:
+            RegistryUnreachable: unreachable, TLS failure, or authentication refused.
+        """
+        response = self.request("GET", "/v2/")
+        return Ping(
+            str(self.base_url),
+            response.status_code,
+            response.headers.get("Docker-Distribution-Api-Version"),
+        )
+
+    def get_json(self, path: str, **kwargs: Any) -> tuple[Any, requests.Response]:
+        """GET a JSON document; the decoded body and the response (for its headers).
+
+        Raises:
+            EngineRefused: the body is not JSON.
+        """
+        response = self.request("GET", path, **kwargs)
+        return self.decode(response, path), response
+
+    def decode(self, response: requests.Response, what: str) -> Any:
+        """The JSON of an answer.
+
+        Raises:
+            EngineRefused: the body is not JSON.
+        """
+        try:
+            return response.json()
+        except ValueError:
+            raise EngineRefused(f"{self.registry}: {what}: the answer is not JSON") from None
+
+    def owns(self, url: str) -> bool:
+        """True when `url` is on the registry's own scheme, host and port."""
+        return self.base_url is not None and origin(url) == origin(self.base_url)
+
+    def manifest_digest(self, repository: str, reference: str) -> str | None:
+        """The registry's digest for repository:reference (HEAD, all manifest types); None
+        when it has no such manifest."""
+        response = self.request(
+            "HEAD",
+            f"/v2/{repository}/manifests/{reference}",
+            headers={"Accept": ", ".join(MANIFEST_TYPES)},
+            allow=(404,),
+        )
+        if response.status_code == 404:
+            return None
+        return response.headers.get("Docker-Content-Digest")
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: dict[str, str] | None = None,
+        allow: tuple[int, ...] = (),
+        max_body: int = MAX_BODY,
+        **kwargs: Any,
+    ) -> requests.Response:
+        """One request with auth, scheme fallback and (for GET/HEAD) bounded retries.
+
+        Statuses in `allow` are returned rather than raised. `path` is a path on the registry
+        or an absolute URL it gave (a Link, a Location); the body is read, at most `max_body`.
+
+        Raises:
+            RegistryUnreachable: unreachable, TLS or auth failure, transient faults outlasting
+                the retries.
+            EngineRefused: any other error status (the registry's own error text), or a body
+                over `max_body`.
+        """
+        from tenacity import (
+            Retrying,
+            retry_if_exception_type,
+            stop_after_attempt,
+            wait_random_exponential,
+        )
+
+        attempts = self.policy.attempts if method in ("GET", "HEAD") else 1
+        try:
+            for attempt in Retrying(
+                stop=stop_after_attempt(attempts),
+                wait=wait_random_exponential(
+                    multiplier=self.policy.first_wait, max=self.policy.max_wait
+                ),
+                retry=retry_if_exception_type(_Transient),
+                reraise=True,
+            ):
+                with attempt:
+                    return self._once(method, path, headers or {}, allow, max_body, kwargs)
+        except _Transient as exc:
+            raise exc.error from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _once(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        allow: tuple[int, ...],
+        max_body: int,
+        kwargs: dict[str, Any],
+    ) -> requests.Response:
+        authorization = self._authorization()
+        response = self._send(method, path, headers, kwargs, authorization)
+        if response.status_code == 401 and self.owns(response.url):
+            again = self._answer_challenge(response, authorization)
+            if again is not None:
+                self._read(response, _ERROR_MAX, cut=True)
+                response = self._send(method, path, headers, kwargs, again)
+        status = response.status_code
+        if status < 400 or status in allow:
+            self._read(response, max_body)
+            return response
+        self._read(response, _ERROR_MAX, cut=True)
+        text = _error_text(response)
+        if status == 401 and not self.owns(response.url):
+            raise RegistryUnreachable(
+                f"{self.registry}: {response.url} is not the registry, and asks for credentials"
+            )
+        if status == 401:
+            if self.credentials:
+                raise RegistryUnreachable(f"{self.registry}: credentials refused ({text})")
+            raise LoginRequired(login_hint(self.registry))
+        if status == 403:
+            raise RegistryUnreachable(f"{self.registry}: access denied ({text})")
+        error = EngineRefused(f"{self.registry}: {method} {path}: {status} {text}")
+        if status in _TRANSIENT_STATUS:
+            raise _Transient(RegistryTransient(error.message))
+        raise error
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        kwargs: dict[str, Any],
+        authorization: str | None,
+    ) -> requests.Response:
+        import requests
+
+        # stream: the body is read by _read, under a cap. A redirect elsewhere loses the
+        # Authorization header in requests itself (should_strip_auth).
+        kwargs = {"timeout": _timeout(), "allow_redirects": True, **kwargs, "stream": True}
+        bases = [self.base_url] if self.base_url else [f"https://{self.registry}"]
+        if not self.base_url and is_insecure(self.registry):
+            bases.append(f"http://{self.registry}")
+        absolute = path.startswith(("https://", "http://"))  # a Link or Location, resolved
+        if absolute:
+            bases = [""]
+        for i, base in enumerate(bases):
+            sent = dict(headers)
+            if authorization and (not absolute or self.owns(path)):
+                sent["Authorization"] = authorization
+            try:
+                response = self.session.request(method, base + path, headers=sent, **kwargs)
+            except requests.exceptions.SSLError as exc:
+                # A plain-HTTP registry answers a TLS hello with garbage or a hang-up; for
+                # loopback the daemon then uses http, and so do we. A certificate that does
+                # not verify is never a reason to drop to http.
+                if i + 1 < len(bases) and "certificate" not in str(exc).lower():
+                    continue
+                from dockops.core.images.failures import untrusted_hint
+
+                text = f"{self.registry}: TLS: {reason(exc)}"
+                hint = untrusted_hint(self.registry, text)
+                raise RegistryUnreachable(f"{text}; {hint}" if hint else text) from None
+            except requests.exceptions.ConnectionError as exc:
+                if i + 1 < len(bases):
+                    continue
+                raise _Transient(
+                    RegistryTransient(f"{self.registry} unreachable: {reason(exc)}")
+                ) from None
+            except requests.exceptions.Timeout as exc:
+                raise _Transient(
+                    RegistryTransient(f"{self.registry} timed out: {reason(exc)}")
+                ) from None
+            self.base_url = self.base_url or base
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _read(self, response: requests.Response, limit: int, *, cut: bool = False) -> None:
+        """Read the body into `response.content`, refusing one over `limit` bytes (decoded, so
+        a gzip bomb is caught too); with `cut`, keep its first `limit` bytes instead."""
+        import requests
+
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            for chunk in response.iter_content(64 << 10):
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > limit:
+                    response.close()
+                    if cut:
+                        break
+                    raise EngineRefused(
+                        f"{self.registry}: {response.url}: the answer is over "
+                        f"{limit >> 20} MiB; not reading it"
+                    )
+        except requests.exceptions.RequestException as exc:
+            raise _Transient(
+                RegistryTransient(f"{self.registry}: the answer broke off: {reason(exc)}")
+            ) from None
+        # What requests itself does when not streaming: response.content/json() read it.
+        response._content = b"".join(chunks)[:limit]
+
+    def _authorization(self) -> str | None:
+        """What a request carries first: Basic once asked for, else the token of the scope
+        asked for last, fetched again when it has expired."""
+        with self._lock:
+            if self._basic or self._scope is None:
+                return self._basic
+            token = self._tokens.get(self._scope)
+            if token is None or token.expires <= _now():
+                token = self._fetch_token(self._scope)
+            return token.authorization
+
+    def _answer_challenge(self, response: requests.Response, sent: str | None) -> str | None:
+        """The Authorization to try again with after a 401 that carried `sent`; None when there
+        is nothing (new) to offer."""
+        import base64
+
+        scheme, _, params = response.headers.get("WWW-Authenticate", "").partition(" ")
+        if self.credentials is None:
+            return None
+        if scheme.lower() == "basic":
+            pair = f"{self.credentials.username}:{self.credentials.password}".encode()
+            basic = "Basic " + base64.b64encode(pair).decode()
+            with self._lock:
+                self._basic = basic
+            return None if sent == basic else basic
+        if scheme.lower() == "bearer":
+            # A token is good for one scope; a challenge for a new scope asks for another. The
+            # token just refused (expired, revoked) is fetched anew; one another thread has
+            # fetched meanwhile is taken as it is.
+            challenge = _challenge_params(params)
+            scope = (
+                challenge.get("realm", ""),
+                challenge.get("service", ""),
+                challenge.get("scope", ""),
+            )
+            with self._lock:
+                self._scope = scope
+                token = self._tokens.get(scope)
+                if token is None or token.authorization == sent or token.expires <= _now():
+                    token = self._fetch_token(scope)
+                return token.authorization
+        return None
+
+    def _fetch_token(self, scope: tuple[str, str, str]) -> _Token:
+        """A token from the realm, with the login (called with the lock held: one fetch per
+        scope however many threads ask)."""
+        import requests
+
+        from dockops.units import parse_timestamp
+
+        realm, service, what = scope
+        if not realm:
+            raise RegistryUnreachable(f"{self.registry}: Bearer challenge without a realm")
+        self._check_realm(realm)
+        assert self.credentials is not None
+        params = {key: value for key, value in (("service", service), ("scope", what)) if value}
+        try:
+            response = self.session.get(
+                realm,
+                params=params,
+                auth=(self.credentials.username, self.credentials.password),
+                timeout=_timeout(),
+                stream=True,
+            )
+        except requests.exceptions.RequestException as exc:
+            raise RegistryUnreachable(f"token service {realm}: {reason(exc)}") from None
+        try:
+            self._read(response, MAX_BODY)
+        except _Transient as exc:
+            raise exc.error from None
+        if response.status_code != 200:
+            raise RegistryUnreachable(
+                f"{self.registry}: credentials refused by the token service "
+                f"({response.status_code})"
+            )
+        body = self.decode(response, f"token service {realm}")
+        body = body if isinstance(body, dict) else {}
+        token = body.get("token") or body.get("access_token")
+        if not token or not isinstance(token, str):
+            raise RegistryUnreachable(f"{self.registry}: the token service {realm} gave no token")
+        try:
+            lifetime = max(TOKEN_LIFETIME, int(body.get("expires_in") or 0))
+        except (TypeError, ValueError):
+            lifetime = TOKEN_LIFETIME
+        issued = parse_timestamp(str(body.get("issued_at") or ""))
+        start = issued.timestamp() if issued else _now()
+        self._tokens[scope] = _Token(f"Bearer {token}", start + lifetime)
+        return self._tokens[scope]
+
+    def _check_realm(self, realm: str) -> None:
+        """Refuse, before connecting, a realm that would get the login in clear text."""
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(realm)
+        host = parts.hostname or ""
+        if parts.scheme == "https" and host:
+            return
+        if parts.scheme == "http" and host and is_loopback(f"[{host}]" if ":" in host else host):
+            return
+        raise RegistryUnreachable(
+            f"{self.registry}: the token service {realm} is not https; "
+            "not sending the credentials there"
+        )
+
+
+def _timeout() -> tuple[float, float]:
+    """TIMEOUT, with the read part from $DOCKOPS_STALL_TIMEOUT when set: one knob for how
+    long a silent registry may take, for the daemon's pushes and for dockops's own requests."""
+    import os
+
+    from dockops.engine.address import STALL_TIMEOUT_ENV, stall_timeout
+
+    return (TIMEOUT[0], stall_timeout()) if os.environ.get(STALL_TIMEOUT_ENV) else TIMEOUT
+
+
+def _challenge_params(text: str) -> dict[str, str]:
+    import re
+
+    return dict(re.findall(r'(\w+)="([^"]*)"', text))
+
+
+def _error_text(response: requests.Response) -> str:
+    """The registry's error message ({"errors": [{"code", "message"}]}), else the status text."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    # Any JSON may come back (a proxy's [] or "oops"): only the documented shape is quoted.
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if isinstance(errors, list):
+        parts = [f"{e.get('code')}: {e.get('message')}" for e in errors if isinstance(e, dict)]
+        if parts:
+            return "; ".join(parts)
+    return response.reason or str(response.status_code)
+
+
+def _verify_message(exc: BaseException | None) -> str | None:
+    seen = 0
+    while exc is not None and seen < 10:
+        message = getattr(exc, "verify_message", None)
+        if message:
+            return str(message)
+        for arg in getattr(exc, "args", ()):
+            if isinstance(arg, BaseException) and (inner := _verify_message(arg)):
+                return inner
+        cause = getattr(exc, "reason", None)
+        exc = cause if isinstance(cause, BaseException) else exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
+def reason(exc: BaseException) -> str:
+    """The innermost cause of a requests error, without urllib3's object reprs."""
+    while exc.__context__ is not None and exc.__context__ is not exc:
+        exc = exc.__context__
+    verify = _verify_message(exc)
+    if verify:  # OpenSSL's own words: "self-signed certificate", "hostname mismatch"...
+        return f"certificate verify failed: {verify}"
+    cause = getattr(exc, "reason", None)
+    text = str(cause if cause is not None else exc)
+    if "] " in text and text.startswith("["):  # "[SSL: CERTIFICATE_VERIFY_FAILED] cert…"
+        text = text.split("] ", 1)[1]
+    return " ".join(text.split())[:200]
+
+
+def connect(registry: str, policy: RetryPolicy = RETRY) -> RegistryClient:
+    """A client for `registry` with the stored login (dockops or docker login), if any."""
+    from dockops.core.registry.credentials import get_credentials
+
+    return RegistryClient(registry, credentials=get_credentials(registry), policy=policy)

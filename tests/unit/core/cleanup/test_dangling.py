@@ -1,0 +1,132 @@
+"""Planning of prune-dangling: each rule, and properties over random engine states."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dockops.core.cleanup.dangling import (
+    HAS_CHILDREN,
+    IN_USE,
+    KEPT_LABEL,
+    TOO_YOUNG,
+    ImageState,
+    LabelRule,
+    parse_label_rule,
+    plan_prune,
+)
+from dockops.errors import InvalidInput
+from dockops.units import human_duration, parse_duration
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+DAY = 86400.0
+
+
+def image(name: str, *, days: float = 10, **kw: object) -> ImageState:
+    return ImageState(
+        id=f"sha256:{name}",
+        created=NOW - timedelta(days=days),
+        size=100,
+        tagged=bool(kw.pop("tagged", False)),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_each_rule_with_its_reason() -> None:
+    plan = plan_prune(
+        [
+            image("old"),
+            image("tagged", tagged=True),
+            image("held", containers=("web", "worker")),
+            image("parent", has_children=True),
+            image("labelled", labels={"keep": "yes"}),
+            image("young", days=0.5),
+        ],
+        now=NOW,
+        older_than=DAY,
+        keep_labels=[LabelRule("keep")],
+    )
+    assert [r.id for r in plan.remove] == ["sha256:old"]
+    assert {k.id: (k.kind, k.reason) for k in plan.kept} == {
+        "sha256:held": (IN_USE, "in use by container web, worker"),
+        "sha256:parent": (HAS_CHILDREN, "has dependent child images"),
+        "sha256:labelled": (KEPT_LABEL, "kept label keep"),
+        "sha256:young": (TOO_YOUNG, "too young (12 hours old, limit 1d)"),
+    }
+
+
+def test_no_age_limit_without_the_flag() -> None:
+    plan = plan_prune([image("new", days=0)], now=NOW)
+    assert [r.id for r in plan.remove] == ["sha256:new"]
+
+
+def test_label_value_must_match_when_given() -> None:
+    rule = parse_label_rule("env=prod")
+    assert rule.matches({"env": "prod"}) and not rule.matches({"env": "dev"})
+    assert parse_label_rule("env").matches({"env": ""})
+    assert parse_label_rule("a=b=c") == LabelRule("a", "b=c")
+
+
+@pytest.mark.parametrize("text", ["", "=x", " k", "a b=c"])
+def test_bad_label_rules(text: str) -> None:
+    with pytest.raises(InvalidInput):
+        parse_label_rule(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30m", 1800), ("12h", 43200), ("7d", 604800), ("1w", 604800), ("1h30m", 5400), ("90s", 90)],
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+    assert parse_duration(human_duration(seconds)) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "10", "1x", "h", "-1h", "0h", "1.5h", "1h ", "1H"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        parse_duration(text)
+    assert info.value.exit_code == 2
+
+
+states = st.builds(
+    ImageState,
+    id=st.uuids().map(lambda u: f"sha256:{u.hex}"),
+    created=st.integers(0, 60 * 86400).map(lambda s: NOW - timedelta(seconds=s)),
+    size=st.integers(0, 10**9),
+    tagged=st.booleans(),
+    labels=st.dictionaries(st.sampled_from(["keep", "env", "team"]), st.sampled_from(["", "prod"])),
+    containers=st.lists(st.sampled_from(["a", "b", "c"]), max_size=2, unique=True).map(tuple),
+    has_children=st.booleans(),
+)
+rules = st.lists(st.sampled_from([LabelRule("keep"), LabelRule("env", "prod")]), max_size=2)
+
+
+@given(
+    st.lists(states, max_size=30, unique_by=lambda i: i.id),
+    st.none() | st.floats(60, 30 * DAY),
+    rules,
+)
+def test_plan_never_selects_what_must_stay(
+    images: list[ImageState], older_than: float | None, keep: list[LabelRule]
+) -> None:
+    plan = plan_prune(images, now=NOW, older_than=older_than, keep_labels=keep)
+    by_id = {i.id: i for i in images}
+    for removal in plan.remove:
+        chosen = by_id[removal.id]
+        assert not chosen.tagged
+        assert not chosen.containers
+        assert not chosen.has_children
+        assert not any(rule.matches(chosen.labels) for rule in keep)
+        if older_than is not None:
+            assert (NOW - chosen.created).total_seconds() > older_than
+        assert removal.size == chosen.size
+    # Every dangling image is either removed or kept with a reason, never both, never lost.
+    removed = {r.id for r in plan.remove}
+    kept = {k.id for k in plan.kept}
+    assert not removed & kept
+    assert removed | kept == {i.id for i in images if not i.tagged}
+    assert all(k.reason and k.kind for k in plan.kept)
