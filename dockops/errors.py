@@ -75,3 +75,30 @@ class PartialFailure(DockopsError):
 
 class LockHeld(DockopsError):
     exit_code = ExitCode.LOCKED
+
+
+def root_cause(exc: BaseException) -> str:
+    """The innermost OS-level reason of an exception chain (requests, urllib3, http.client,
+    ssl), as one short line: what a user can act on, not a library's repr."""
+    from http.client import RemoteDisconnected
+
+    seen: set[int] = set()
+    stack: list[object] = [exc]
+    hung_up = False
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (tuple, list)):
+            stack.extend(item)
+            continue
+        if id(item) in seen or not isinstance(item, BaseException):
+            continue
+        seen.add(id(item))
+        if isinstance(item, OSError) and item.strerror:
+            return item.strerror.lower()
+        # An engine that goes away between two requests: no errno, only http.client's words
+        # ("('Connection aborted.', RemoteDisconnected(...))" is no line for a user).
+        hung_up = hung_up or isinstance(item, RemoteDisconnected)
+        stack.extend([item.__cause__, item.__context__, *item.args])
+    if hung_up:
+        return "connection closed without an answer"
+    return " ".join(str(exc).split())

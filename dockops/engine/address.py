@@ -129,6 +129,27 @@ def _context_tls(folder: str, endpoint: dict[str, Any]) -> Any:
     )
 
 
+def docker_py_params() -> dict[str, Any]:
+    """docker-py's base_url and tls for the current engine: DOCKER_HOST with DOCKER_TLS_VERIFY
+    and DOCKER_CERT_PATH, else the current context (read here, never by docker-py).
+
+    Raises:
+        InvalidInput: the current context does not exist or cannot be read.
+        EngineUnreachable: the TLS variables name files that are not there.
+    """
+    import docker
+
+    params: dict[str, Any] = {}
+    if not os.environ.get("DOCKER_HOST"):
+        params = context_params()
+    try:
+        return {**params, **docker.utils.kwargs_from_env()}
+    except docker.errors.DockerException as exc:
+        raise EngineUnreachable(
+            f"cannot reach the Docker engine at {engine_address()}: {root_cause(exc)}"
+        ) from exc
+
+
 def request_timeout(long_running: bool = False) -> float:
     override = os.environ.get("DOCKOPS_TIMEOUT")
     if override:

@@ -1,0 +1,171 @@
+"""The transport for engines that are not a local socket: tcp (with TLS) and ssh, through
+docker-py's APIClient, which knows how to reach them (TLS client certificates, ssh tunnels).
+
+Only its session is used: the requests are the Engine's own (engine/api.py), so both
+transports send the same paths and parameters and the contract tests can hold them alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from dockops.engine.wire import Answer, Body, Lost, Params, StreamBroken
+from dockops.errors import root_cause
+
+if TYPE_CHECKING:
+    import docker
+
+CHUNK = 1024 * 1024
+PING_TIMEOUT = 5.0
+
+
+def _failure(exc: BaseException, kind: type[Lost] = Lost) -> Lost:
+    import requests
+    import urllib3
+
+    timed_out = isinstance(
+        exc, (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)
+    )
+    return kind(root_cause(exc), timed_out=timed_out)
+
+
+def _failures() -> tuple[type[BaseException], ...]:
+    """What requests, urllib3 and http.client raise when a connection fails."""
+    from http.client import HTTPException
+
+    import docker
+    import requests
+    import urllib3
+
+    return (
+        requests.exceptions.RequestException,
+        urllib3.exceptions.HTTPError,
+        HTTPException,
+        OSError,
+        docker.errors.DockerException,
+    )
+
+
+class DockerPyTransport:
+    """A Transport over a docker-py APIClient."""
+
+    def __init__(self, api: docker.APIClient, address: str) -> None:
+        self.api = api
+        self.address = address
+        self.api_version = str(api.api_version)
+
+    @classmethod
+    def connect(cls, address: str, params: dict[str, Any], timeout: float) -> DockerPyTransport:
+        """A client for the engine at `address` (docker-py's base_url and tls in `params`), with
+        the API version negotiated (GET /version doubles as the reachability check).
+
+        Raises:
+            Lost: nothing answers there.
+        """
+        import docker
+
+        try:
+            api = docker.APIClient(version="auto", timeout=int(timeout), **params)
+        except _failures() as exc:
+            raise _failure(exc) from exc
+        return cls(api, address)
+
+    def _url(self, path: str) -> str:
+        return f"{self.api.base_url}/v{self.api_version}{path}"
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        json_body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> Answer:
+        data, headers = _body(json_body, headers)
+        try:
+            response = self.api.request(
+                method, self._url(path), params=params, data=data, headers=headers
+            )
+            return Answer(response.status_code, response.content)
+        except _failures() as exc:
+            raise _failure(exc) from exc
+
+    @contextlib.contextmanager
+    def stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        json_body: Any = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[Body]:
+        data, headers = _body(json_body, headers)
+        read_timeout = timeout if timeout is not None else self.api.timeout
+        try:
+            response = self.api.request(
+                method,
+                self._url(path),
+                params=params,
+                data=data,
+                headers=headers,
+                stream=True,
+                timeout=(self.api.timeout, read_timeout),
+            )
+        except _failures() as exc:
+            raise _failure(exc) from exc
+        try:
+            # The raw body skips requests' decoding; urllib3 still undoes the chunking.
+            reads = iter(functools.partial(response.raw.read, CHUNK), b"")
+            yield Body(response.status_code, _guarded(reads), ends_at_close=False)
+        finally:
+            # Hanging up is how the daemon learns nobody reads (moby#2116); a dropped
+            # generator would leak the socket (docker-py#3282).
+            response.close()
+
+    def upload(
+        self, path: str, params: Params, pieces: Iterable[bytes | memoryview], content_type: str
+    ) -> Answer:
+        try:
+            response = self.api.request(
+                "POST",
+                self._url(path),
+                params=params,
+                data=(bytes(piece) for piece in pieces),
+                headers={"Content-Type": content_type},
+            )
+            return Answer(response.status_code, response.content)
+        except _failures() as exc:
+            raise _failure(exc) from exc
+
+    def answers(self) -> bool:
+        try:
+            response = self.api.request("GET", self._url("/_ping"), timeout=PING_TIMEOUT)
+        except _failures():
+            return False
+        with contextlib.closing(response):
+            return bool(response.ok)
+
+    def close(self) -> None:
+        self.api.close()
+
+
+def _guarded(reads: Iterator[bytes]) -> Iterator[bytes]:
+    try:
+        yield from reads
+    except _failures() as exc:
+        raise _failure(exc, StreamBroken) from exc
+
+
+def _body(json_body: Any, headers: dict[str, str] | None) -> tuple[bytes | None, dict[str, str]]:
+    headers = dict(headers or {})
+    if json_body is None:
+        return None, headers
+    headers.setdefault("Content-Type", "application/json")
+    return json.dumps(json_body).encode(), headers

@@ -1,0 +1,78 @@
+"""What an engine's answer or failure means for a user: one line, one exit code.
+
+Every status the Engine API answers with an error passes through `refused`; every failure of
+a transport through `lost`. The engine's own words are kept (said once, on one line), after
+what dockops was doing ("remove busybox: ...").
+"""
+
+from __future__ import annotations
+
+import json
+
+from dockops.engine.wire import Lost
+from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput
+
+
+class Refused(EngineRefused):
+    """The engine answered with an error status (its text is the message)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Missing(Refused):
+    """404: no such image, container, network or volume."""
+
+
+class Conflict(Refused):
+    """409: in use, already exists, or otherwise refused for the object's state."""
+
+
+def refusal_text(body: bytes, status: int) -> str:
+    """The engine's error message in an answer body, on one line, said once."""
+    try:
+        document = json.loads(body)
+        text = str(document.get("message") or "") if isinstance(document, dict) else ""
+    except ValueError:
+        text = body.decode(errors="replace")
+    return said_once(text) or f"HTTP {status}"
+
+
+def said_once(text: str) -> str:
+    """An engine text on one line, said once.
+
+    The 20.10 daemon doubles some 404 texts ("no such image: x: No such image: x"); the
+    second half is kept then.
+    """
+    text = " ".join(text.split())
+    parts = text.split(": ")
+    half = len(parts) // 2
+    if len(parts) % 2 == 0 and [p.lower() for p in parts[:half]] == [
+        p.lower() for p in parts[half:]
+    ]:
+        return ": ".join(parts[half:])
+    return text
+
+
+def refused(status: int, body: bytes, what: str = "") -> Refused:
+    """The error for an answer with an error status, prefixed by `what` when given."""
+    text = (f"{what}: " if what else "") + refusal_text(body, status)
+    if status == 404:
+        return Missing(text, status)
+    if status == 409:
+        return Conflict(text, status)
+    return Refused(text, status)
+
+
+def unknown(exc: Missing) -> InvalidInput:
+    """A 404 on a name the user typed: bad input (exit 2), not a refusal."""
+    return InvalidInput(exc.message)
+
+
+def lost(exc: Lost, address: str, what: str = "") -> EngineUnreachable:
+    """A failed connection, in the words the user reads for any engine."""
+    prefix = f"{what}: " if what else ""
+    if exc.timed_out:
+        return EngineUnreachable(f"{prefix}the Docker engine at {address} did not answer in time")
+    return EngineUnreachable(f"{prefix}lost the Docker engine at {address}: {exc.reason}")

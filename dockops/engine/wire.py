@@ -1,0 +1,101 @@
+"""What a transport does for the Engine: three kinds of exchange, and how each one fails.
+
+An Engine (engine/api.py) writes every request dockops makes once, over a Transport. A
+transport only moves bytes: it sends a request and hands back the status and body, never
+judging them (the Engine maps statuses to errors, engine/errors.py). Two implement it:
+engine/unix.py for a local socket, engine/dockerpy.py for tcp, TLS and ssh engines.
+
+A transport raises Lost when the engine cannot be reached or the connection fails; a body
+being read raises StreamBroken when it is cut off. No other exception leaves a transport.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+Params = dict[str, Any]
+
+
+class Lost(Exception):
+    """The engine could not be reached, or the connection failed before an answer.
+
+    `timed_out`: it was silent for the transport's read timeout (not refused, not closed).
+    """
+
+    def __init__(self, reason: str, *, timed_out: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.timed_out = timed_out
+
+
+class StreamBroken(Lost):
+    """A streamed body was cut off after its answer began."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes
+
+
+@dataclass
+class Body:
+    """A streamed answer: its status, and its body as pieces. A piece may be a view into a
+    reused buffer, valid only until the next one is asked for. Reading raises StreamBroken."""
+
+    status: int
+    pieces: Iterator[bytes | memoryview]
+    # Unframed (HTTP/1.0): the engine closing the connection early looks like the body's end,
+    # so the reader has to tell a whole body by its content (a tar's end marker).
+    ends_at_close: bool
+
+    def read_all(self) -> bytes:
+        return b"".join(bytes(piece) for piece in self.pieces)
+
+
+class Transport(Protocol):
+    """Moves requests and answers between dockops and one engine."""
+
+    address: str  # as the user would name it: unix:///var/run/docker.sock, tcp://...
+    api_version: str  # negotiated with the engine: its own version, as docker-py's "auto"
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        json_body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> Answer:
+        """One request with a small answer, read whole."""
+        ...
+
+    def stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        json_body: Any = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> AbstractContextManager[Body]:
+        """One request whose answer is read as it comes (save, export, pull, push). `timeout`
+        bounds each read of the body (a stall), else the transport's own."""
+        ...
+
+    def upload(
+        self, path: str, params: Params, pieces: Iterable[bytes | memoryview], content_type: str
+    ) -> Answer:
+        """POST a body streamed from `pieces`, never joined (load, import)."""
+        ...
+
+    def answers(self) -> bool:
+        """True when the engine answers /_ping within 5 s, on a connection of its own."""
+        ...
+
+    def close(self) -> None: ...
