@@ -12,6 +12,7 @@ from dockops.reference import validate_image
 if TYPE_CHECKING:
     import docker
 
+    from dockops.engine.api import Engine
     from dockops.engine.http import ImageEngine
     from dockops.progress import ProgressCallback
 
@@ -77,6 +78,14 @@ def _terminate_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def long_running(work: Callable[["Engine", "ProgressCallback"], T], *, progress: bool) -> T:
+    """Run one long engine operation (pull, push, save, load, export, import): the engine with
+    the long read timeout, progress on stderr when `progress`, and SIGTERM handled like Ctrl-C."""
+    from dockops.engine import connect
+
+    return _long_running(connect(long_running=True), work, progress)
 
 
 def streamed(
