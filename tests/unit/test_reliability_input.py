@@ -105,10 +105,11 @@ def _mutated(draw: st.DrawFn) -> str:
     return text[:where] + bad + text[where:]
 
 
-# "--" is not a value but click's end of options; "" is "no reference" where one is optional
+# A word starting with "-" is an option to click, not a value ("commit web -aa" is
+# `--author a` and no target: a valid commit); "" is "no reference" where one is optional
 # (`commit web ""`, as docker commit), so both are left to the explicit tests.
 MALFORMED_REFERENCES = st.one_of(_JUNK, _mutated()).filter(
-    lambda t: t not in ("", "--") and not engine_would_take(t)
+    lambda t: t != "" and not t.startswith("-") and not engine_would_take(t)
 )
 MALFORMED_ADDRESSES = st.one_of(
     _tokens(*"ab09.-:/[]_@ ", "https://", "::1", "-a", max_size=20),
