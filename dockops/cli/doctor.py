@@ -19,14 +19,14 @@ def doctor(registry: RegistryOpt = None, json: JsonOpt = False) -> None:
 
     from dockops.config import resolve_registry
     from dockops.core.doctor import backend_checks, registry_checks, run_doctor
-    from dockops.engine.address import get_client
+    from dockops.engine import connect
 
     address = resolve_registry(registry)
-    report = run_doctor(get_client)
+    report = run_doctor(connect)
     if address is not None:
         checks = report.checks + registry_checks(address)
         if report.checks[0].ok:  # the engine answers: is a frontend of ours serving address?
-            checks += backend_checks(get_client, address)
+            checks += backend_checks(connect, address)
         report = dataclasses.replace(report, registry=address, checks=checks)
     render.emit(report, render.output_mode(json), columns=CHECK_COLUMNS, rows=report.checks)
     raise typer.Exit(report.exit_code)

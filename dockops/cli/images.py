@@ -5,7 +5,7 @@ from typing import Annotated
 import typer
 
 from dockops import render
-from dockops.cli.common import JsonOpt, QuietOpt, RegistryOpt, images, streamed
+from dockops.cli.common import JsonOpt, QuietOpt, RegistryOpt, images, long_running
 from dockops.errors import InvalidInput
 from dockops.reference import parse_reference, validate_container, validate_image
 from dockops.render import Column
@@ -76,9 +76,9 @@ def images_cmd(
     if reference is not None:
         validate_image(reference)
     from dockops.core.images.listing import list_images
-    from dockops.engine.address import get_client
+    from dockops.engine import connect
 
-    rows = list_images(get_client(), dangling=dangling, reference=reference)
+    rows = list_images(connect(), dangling=dangling, reference=reference)
     render.emit(rows, output, columns=IMAGE_COLUMNS)
 
 
@@ -118,10 +118,15 @@ def search(
         render.emit(found, output, columns=REGISTRY_SEARCH_COLUMNS)
         return
     from dockops.core.images.search import search_images
-    from dockops.engine.address import get_client
+    from dockops.engine import connect as connect_engine
 
     hits = search_images(
-        get_client(), term, limit=limit, min_stars=stars, official_only=official, timeout=timeout
+        connect_engine(),
+        term,
+        limit=limit,
+        min_stars=stars,
+        official_only=official,
+        timeout=timeout,
     )
     render.emit(hits, output, columns=SEARCH_COLUMNS)
 
@@ -134,8 +139,8 @@ def pull(
     images([reference])
     from dockops.core.images.transfer import pull_image
 
-    result = streamed(
-        lambda client, report: pull_image(client, reference, all_tags=all_tags, on_progress=report),
+    result = long_running(
+        lambda engine, report: pull_image(engine, reference, all_tags=all_tags, on_progress=report),
         progress=output is not render.Output.QUIET,
     )
     render.emit(
@@ -165,10 +170,10 @@ def commit(
     from dockops.core.images.commit import commit_container, validate_changes
 
     changes = validate_changes(change or [])
-    from dockops.engine.address import get_client
+    from dockops.engine import connect
 
     result = commit_container(
-        get_client(),
+        connect(),
         container,
         reference,
         message=message,
@@ -184,9 +189,9 @@ def history(reference: str, json: JsonOpt = False) -> None:
     output = render.output_mode(json)
     images([reference])
     from dockops.core.images.commit import image_history
-    from dockops.engine.address import get_client
+    from dockops.engine import connect
 
-    render.emit(image_history(get_client(), reference), output, columns=HISTORY_COLUMNS)
+    render.emit(image_history(connect(), reference), output, columns=HISTORY_COLUMNS)
 
 
 def layers(references: Annotated[list[str], typer.Argument()], json: JsonOpt = False) -> None:
@@ -194,9 +199,9 @@ def layers(references: Annotated[list[str], typer.Argument()], json: JsonOpt = F
     output = render.output_mode(json)
     images(references)
     from dockops.core.images.layers import image_layers
-    from dockops.engine.address import get_client
+    from dockops.engine import connect
 
-    report = image_layers(get_client(), references)
+    report = image_layers(connect(), references)
     lines = [
         f"{i.reference}: {human_size(i.size)} in {len(i.layers)} layer(s), "
         f"{human_size(i.shared_bytes)} shared, {human_size(i.unique_bytes)} unique"
@@ -214,9 +219,9 @@ def tag(source: str, target: str, json: JsonOpt = False) -> None:
     images([source])
     parse_reference(target)  # a name, never an image ID: said before the engine is asked
     from dockops.core.images.commit import tag_image
-    from dockops.engine.address import get_client
+    from dockops.engine import connect
 
-    result = tag_image(get_client(), source, target)
+    result = tag_image(connect(), source, target)
     render.emit(result, output, summary=f"tagged {result.id[7:19]} as {result.target}")
 
 
@@ -239,9 +244,9 @@ def rmi(
     output = render.output_mode(json)
     images(references)
     from dockops.core.images.remove import remove_images, rmi_failure
-    from dockops.engine.address import get_client
+    from dockops.engine import connect
 
-    outcomes = remove_images(get_client(), references, force=force, with_containers=with_containers)
+    outcomes = remove_images(connect(), references, force=force, with_containers=with_containers)
     failure = rmi_failure(outcomes)
     # The error boundary prints only the message; the per-reference outcomes are rendered here
     # (a lone failing reference in table form is said by the error line alone).
@@ -278,16 +283,16 @@ def push(
 
         direct_reference(reference)  # bad input before the engine is asked
 
-        direct = streamed(
-            lambda client, report: push_reference_direct(client, reference, on_progress=report),
+        direct = long_running(
+            lambda engine, report: push_reference_direct(engine, reference, on_progress=report),
             progress=output is not render.Output.QUIET,
         )
         render.emit(direct, output, summary=f"pushed {direct.reference} {direct.digest}")
         return
     from dockops.core.images.transfer import push_image
 
-    result = streamed(
-        lambda client, report: push_image(client, reference, all_tags=all_tags, on_progress=report),
+    result = long_running(
+        lambda engine, report: push_image(engine, reference, all_tags=all_tags, on_progress=report),
         progress=output is not render.Output.QUIET,
     )
     render.emit(

@@ -6,15 +6,15 @@ import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dockops.core.images.listing import tags_of
-from dockops.engine.address import engine_address, engine_errors
+from dockops.engine.address import engine_address
 from dockops.errors import DockopsError, ExitCode, LoginRequired
 from dockops.units import human_size
 
 if TYPE_CHECKING:
-    import docker
+    from dockops.engine.api import Engine
 
 # The oldest Engine API dockops is tested against (Debian 12's docker.io 20.10).
 MIN_API_VERSION = (1, 41)
@@ -52,22 +52,21 @@ def _version_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(".") if part.isdigit())
 
 
-def run_doctor(connect: Callable[[], docker.DockerClient]) -> DoctorReport:
+def run_doctor(connect: Callable[[], Engine]) -> DoctorReport:
     """Check the engine; never raises for a failing check, it is recorded in the report.
 
     Args:
-        connect: builds the client (so an unreachable engine becomes a failed check).
+        connect: connects to the engine (so an unreachable engine becomes a failed check).
 
     Returns:
         The report; `exit_code` is that of the first failing check.
     """
     address = engine_address()
     try:
-        client = connect()
-        with engine_errors("doctor"):
-            version: dict[str, Any] = client.version()
-            info: dict[str, Any] = client.info()
-            usage: dict[str, Any] = client.api.df()
+        engine = connect()
+        version = engine.version()
+        info = engine.info()
+        usage = engine.disk_usage()
     except DockopsError as exc:
         return DoctorReport(
             engine=address,
@@ -171,7 +170,7 @@ def registry_checks(registry: str) -> tuple[Check, ...]:
     return tuple(checks)
 
 
-def backend_checks(connect: Callable[[], docker.DockerClient], registry: str) -> tuple[Check, ...]:
+def backend_checks(connect: Callable[[], Engine], registry: str) -> tuple[Check, ...]:
     """When `registry` is the TLS frontend of a registry on this engine: is the plain HTTP
     behind it closed to other hosts? An open one is a warning (`registry secure` closes it).
 
@@ -180,11 +179,10 @@ def backend_checks(connect: Callable[[], docker.DockerClient], registry: str) ->
     from dockops.core.registry_server import deploy
 
     try:
-        client = connect()
-        with engine_errors("doctor"):
-            labels = [f"{deploy.ROLE}=frontend", f"{deploy.ADDRESS}={registry}"]
-            frontends = client.api.containers(all=True, filters={"label": labels})
-            backends = [deploy.find(client, f["Labels"][deploy.LABEL]) for f in frontends]
+        engine = connect()
+        labels = [f"{deploy.ROLE}=frontend", f"{deploy.ADDRESS}={registry}"]
+        frontends = engine.containers(all=True, filters={"label": labels})
+        backends = [engine.find_container(f["Labels"][deploy.LABEL]) for f in frontends]
     except DockopsError:
         return ()
     checks = []

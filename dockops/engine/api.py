@@ -195,9 +195,16 @@ class Engine:
             params["changes"] = changes
         return str(self.json("POST", "/commit", params=params, json_body={}, what=what)["Id"])
 
-    def search(self, term: str, limit: int, what: str = "") -> list[dict[str, Any]]:
+    def search(
+        self, term: str, limit: int, what: str = "", timeout: float | None = None
+    ) -> list[dict[str, Any]]:
+        """The daemon's search of its index. `timeout` bounds the wait for the answer (the
+        daemon sets none on the index); past it, Lost(timed_out=True) is the caller's to word."""
         params = {"term": term, "limit": limit}
-        return list(self.json("GET", "/images/search", params=params, what=what))
+        with self.stream(
+            "GET", "/images/search", params=params, timeout=timeout, what=what
+        ) as body:
+            return list(json.loads(body.read_all()))
 
     def save(self, references: list[str], what: str) -> contextlib.AbstractContextManager[Body]:
         """The tar of `references` (GET /images/get), as a stream."""

@@ -1,40 +1,50 @@
 """The daemon's pull and push streams, with a bound on how long one may stay silent.
 
 A registry that accepts a request and never answers makes the daemon wait forever (its registry
-client has no read timeout) and say nothing, and docker-py reads pull streams with no timeout at
-all: the command would hang. So the request is made here with the stall timeout as the socket's
-read timeout: a stream silent that long is a stall (exit 4). Hanging up is then all there is to
-do. Seen on the 20.10 daemon: a registry request already hung stays in the daemon until the
-registry closes that connection; a rerun of a pull works at once, a rerun of a push waits on the
-hung upload of the same layer (and stalls again, bounded) until the registry lets it go.
+client has no read timeout) and say nothing: the command would hang. So the request is made
+here with the stall timeout as the read timeout of the stream: a stream silent that long is a
+stall (exit 4). Hanging up is then all there is to do. Seen on the 20.10 daemon: a registry
+request already hung stays in the daemon until the registry closes that connection; a rerun of
+a pull works at once, a rerun of a push waits on the hung upload of the same layer (and stalls
+again, bounded) until the registry lets it go.
+
+The daemon also reports a failure inside a 200 answer, as a JSON line with `errorDetail`
+(pull, push, load, import): `daemon_error` reads one, for every stream that may hold one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import base64
+import json
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
-from dockops.engine.address import STALL_TIMEOUT_ENV, engine_address, engine_answers, stall_timeout
-from dockops.errors import DockopsError, EngineUnreachable, RegistryUnreachable
+from dockops.engine.address import STALL_TIMEOUT_ENV, engine_address, stall_timeout
+from dockops.engine.wire import Lost
+from dockops.errors import DockopsError, EngineRefused, EngineUnreachable, RegistryUnreachable
 
 if TYPE_CHECKING:
-    import docker
+    from dockops.engine.api import Engine
 
 
 class Stalled(Exception):
     """A stream that said nothing for `seconds`; `engine_answers` tells whose silence it was."""
 
-    def __init__(self, registry: str, seconds: float, engine_answers: bool) -> None:
+    def __init__(
+        self, registry: str, seconds: float, engine_answers: bool, address: str | None = None
+    ) -> None:
         super().__init__(f"no progress for {seconds:g} s")
         self.registry = registry
         self.seconds = seconds
         self.engine_answers = engine_answers
+        self.address = address
 
     def error(self, what: str) -> DockopsError:
         if not self.engine_answers:
             return EngineUnreachable(
-                f"{what}: the Docker engine at {engine_address()} stopped answering "
-                f"({self.seconds:g} s without a word)"
+                f"{what}: the Docker engine at {self.address or engine_address()} stopped "
+                f"answering ({self.seconds:g} s without a word)"
             )
         # Nearly always a registry that accepted a request and never answered.
         return RegistryUnreachable(
@@ -43,52 +53,99 @@ class Stalled(Exception):
         )
 
 
+def daemon_error(line: Mapping[str, Any]) -> str | None:
+    """The failure one JSON line of a daemon's stream reports, on one line (its errorDetail's
+    message, else its error); None for a line that reports none."""
+    if "errorDetail" not in line and "error" not in line:
+        return None
+    detail = line.get("errorDetail")
+    message = detail.get("message") if isinstance(detail, Mapping) else None
+    text = " ".join(str(message or line.get("error") or "").split())
+    return text or "unknown error"
+
+
+def registry_auth(auth: Mapping[str, str]) -> str:
+    """The X-Registry-Auth header for `auth` (an auth config: username, password,
+    serveraddress[, identitytoken]), encoded as the docker CLI does: base64url of its JSON."""
+    return base64.urlsafe_b64encode(json.dumps(dict(auth)).encode()).decode("ascii")
+
+
+def json_lines(pieces: Iterable[bytes | memoryview]) -> Iterator[dict[str, Any]]:
+    """The JSON documents of a stream of lines cut into pieces anywhere (a line may span
+    pieces; a piece may be a view valid only until the next is read, so it is copied).
+
+    Raises:
+        ValueError: a line that is not a JSON object (its start is the message).
+    """
+    pending = bytearray()
+    for piece in pieces:
+        pending += piece
+        end = pending.rfind(b"\n")
+        if end < 0:
+            continue
+        complete = bytes(pending[:end])
+        del pending[: end + 1]
+        for line in complete.split(b"\n"):
+            if line.strip():
+                yield _document(line)
+    if pending.strip():
+        yield _document(bytes(pending))
+
+
+def _document(line: bytes) -> dict[str, Any]:
+    try:
+        document = json.loads(line)
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        raise ValueError(repr(line[:200]))
+    return document
+
+
 def daemon_lines(
-    client: docker.DockerClient,
+    engine: Engine,
     path: str,
     params: dict[str, Any],
     repository: str,
+    registry: str,
     *,
+    auth: Mapping[str, str] | None = None,
     json_body: bool = False,
 ) -> Iterator[dict[str, Any]]:
-    """POST a pull or push as docker-py does (same auth header) and yield the daemon's lines,
-    but with the stall timeout as the socket's read timeout: docker-py sends pulls with none,
-    so a silent daemon would be waited on forever.
+    """POST a pull or push and yield the daemon's lines, with the stall timeout as the read
+    timeout of the stream.
+
+    Args:
+        engine: the engine.
+        path: the Engine API path; "{0}" in it is replaced by `repository`.
+        params: the query.
+        repository: the image's repository.
+        registry: the registry it names, for the stall message.
+        auth: the credentials for that registry (registry_auth), or None for none.
+        json_body: send an empty JSON body, as docker-py's push does.
 
     Raises:
         Stalled: no line (no byte) for the stall timeout.
-        docker.errors.APIError: the Engine API refused the request.
+        Refused: the Engine API refused the request (its text, no prefix).
+        EngineRefused: a line that is not JSON.
+        EngineUnreachable: lost the engine.
     """
-    import requests
-    import urllib3
-    from docker import auth
-
     seconds = stall_timeout()
-    api = client.api
-    registry, _ = auth.resolve_repository_name(repository)
-    headers = {"Content-Type": "application/json"} if json_body else {}
-    header = auth.get_config_header(api, registry)
-    if header:
-        headers["X-Registry-Auth"] = header
+    headers = {"X-Registry-Auth": registry_auth(auth)} if auth else None
+    target = path.format(quote(repository, safe="/:@"))
     try:
-        response = api._post(
-            api._url(path, repository),
+        with engine.stream(
+            "POST",
+            target,
             params=params,
+            json_body={} if json_body else None,
             headers=headers,
-            data="{}" if json_body else None,  # as docker-py's push (_post_json) and pull send
-            stream=True,
             timeout=seconds,
-        )
-        try:
-            api._raise_for_status(response)
-            yield from api._stream_helper(response, decode=True)
-        finally:
-            # Hanging up is how the daemon learns nobody reads (#2116: it then stops at its
-            # next step); a dropped generator would leak the socket (docker-py#3282).
-            response.close()
-    except (
-        requests.exceptions.ReadTimeout,  # silent before the first line
-        urllib3.exceptions.ReadTimeoutError,  # silent after some lines
-        TimeoutError,
-    ) as exc:
-        raise Stalled(registry, seconds, engine_answers(client)) from exc
+        ) as body:
+            # Leaving the block hangs up: that is how the daemon learns nobody reads (#2116:
+            # it then stops at its next step).
+            yield from json_lines(body.pieces)
+    except Lost as exc:  # only a stall leaves engine.stream as Lost
+        raise Stalled(registry, seconds, engine.answers(), engine.address) from exc
+    except ValueError as exc:
+        raise EngineRefused(f"the engine's answer is not JSON lines: {exc}") from exc

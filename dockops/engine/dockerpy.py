@@ -8,7 +8,6 @@ transports send the same paths and parameters and the contract tests can hold th
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -121,8 +120,10 @@ class DockerPyTransport:
         except _failures() as exc:
             raise _failure(exc) from exc
         try:
-            # The raw body skips requests' decoding; urllib3 still undoes the chunking.
-            reads = iter(functools.partial(response.raw.read, CHUNK), b"")
+            # The raw body skips requests' decoding; urllib3 still undoes the chunking. Each
+            # piece is handed on as it comes (read(CHUNK) would wait for a whole CHUNK, holding
+            # back a pull's progress lines until the stall timeout).
+            reads = response.raw.stream(CHUNK)
             yield Body(response.status_code, _guarded(reads), ends_at_close=False)
         finally:
             # Hanging up is how the daemon learns nobody reads (moby#2116); a dropped

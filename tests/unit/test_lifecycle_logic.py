@@ -252,11 +252,9 @@ def test_rmi_will_stay_by_name_and_by_id() -> None:
 
 
 def test_engine_text_says_a_doubled_404_once() -> None:
-    import docker
+    from dockops.engine.errors import Missing, refused
 
-    from dockops.engine.named import engine_text
-
-    doubled = docker.errors.NotFound("404", explanation="no such image: x:v1: No such image: x:v1")
-    assert engine_text(doubled) == "No such image: x:v1"
-    plain = docker.errors.APIError("409", explanation="conflict: unable to delete  abc")
-    assert engine_text(plain) == "conflict: unable to delete abc"
+    doubled = refused(404, b'{"message": "no such image: x:v1: No such image: x:v1"}', "rmi x")
+    assert isinstance(doubled, Missing) and doubled.message == "rmi x: No such image: x:v1"
+    plain = refused(409, b'{"message": "conflict: unable to delete  abc"}')
+    assert plain.message == "conflict: unable to delete abc"

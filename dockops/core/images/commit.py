@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from dockops.engine.named import inspect_image, named_errors
+from dockops.engine.errors import Missing, Refused, unknown
 from dockops.errors import InvalidInput
 from dockops.reference import parse_reference
 
 if TYPE_CHECKING:
-    import docker
+    from dockops.engine.api import Engine
 
 # The instructions the daemon applies to a commit (20.10 accepts all but STOPSIGNAL, which
 # later engines added; the daemon's own 400 covers that case).
@@ -65,7 +65,7 @@ class CommitResult:
 
 
 def commit_container(
-    client: docker.DockerClient,
+    engine: Engine,
     container: str,
     reference: str | None = None,
     *,
@@ -77,7 +77,7 @@ def commit_container(
     """Create an image from a container's filesystem changes and config.
 
     Args:
-        client: the engine.
+        engine: the engine.
         container: container name or ID.
         reference: repository[:tag] for the new image (tag defaults to latest); None leaves it
             untagged.
@@ -94,8 +94,6 @@ def commit_container(
             arguments), or no such container.
         EngineRefused, EngineUnreachable: from the engine.
     """
-    import docker
-
     validate_changes(changes)
     repository = tag = None
     if reference is not None:
@@ -104,24 +102,26 @@ def commit_container(
             raise InvalidInput(f"invalid reference {reference!r}: a commit takes a tag")
         repository, tag = ref.repository, ref.tag or "latest"
     what = f"commit {container}"
-    with named_errors(what):
-        try:
-            answer: dict[str, Any] = client.api.commit(
-                container,
-                repository=repository,
-                tag=tag,
-                message=message,
-                author=author,
-                pause=pause,
-                changes=list(changes) or None,
-            )
-        except docker.errors.APIError as exc:
-            # 400 is the daemon parsing our -c values ("Invalid containerPort: abc").
-            if exc.response is not None and exc.response.status_code == 400:
-                raise InvalidInput(f"{what}: {' '.join(str(exc.explanation).split())}") from exc
-            raise
+    try:
+        image_id = engine.commit(
+            container,
+            repository=repository,
+            tag=tag,
+            message=message,
+            author=author,
+            pause=pause,
+            changes=list(changes),
+            what=what,
+        )
+    except Missing as exc:
+        raise unknown(exc) from exc
+    except Refused as exc:
+        # 400 is the daemon parsing our -c values ("Invalid containerPort: abc").
+        if exc.status == 400:
+            raise InvalidInput(exc.message) from exc
+        raise
     return CommitResult(
-        id=str(answer["Id"]),
+        id=image_id,
         reference=f"{repository}:{tag}" if repository else None,
         container=container,
         message=message,
@@ -138,11 +138,11 @@ class TagResult:
     id: str
 
 
-def tag_image(client: docker.DockerClient, source: str, target: str) -> TagResult:
+def tag_image(engine: Engine, source: str, target: str) -> TagResult:
     """Give the image `source` the name `target` (repository[:tag], tag defaults to latest).
 
     Args:
-        client: the engine.
+        engine: the engine.
         source: an image reference or ID.
         target: the new name.
 
@@ -157,9 +157,11 @@ def tag_image(client: docker.DockerClient, source: str, target: str) -> TagResul
     if ref.digest:
         raise InvalidInput(f"invalid reference {target!r}: a tag cannot hold a digest")
     tag = ref.tag or "latest"
-    image = inspect_image(client, source, f"tag {source}")
-    with named_errors(f"tag {source} {target}"):
-        client.api.tag(image["Id"], ref.repository, tag)
+    try:
+        image = engine.image(source, what=f"tag {source}")
+        engine.tag(image["Id"], ref.repository, tag, what=f"tag {source} {target}")
+    except Missing as exc:
+        raise unknown(exc) from exc
     return TagResult(source=source, target=f"{ref.repository}:{tag}", id=str(image["Id"]))
 
 
@@ -176,11 +178,11 @@ class HistoryRow:
     tags: tuple[str, ...]
 
 
-def image_history(client: docker.DockerClient, reference: str) -> list[HistoryRow]:
+def image_history(engine: Engine, reference: str) -> list[HistoryRow]:
     """The history of an image, newest step first, as `docker history` shows it.
 
     Args:
-        client: the engine.
+        engine: the engine.
         reference: an image reference or ID.
 
     Returns:
@@ -190,8 +192,10 @@ def image_history(client: docker.DockerClient, reference: str) -> list[HistoryRo
         InvalidInput: no such image.
         EngineRefused, EngineUnreachable: from the engine.
     """
-    with named_errors(f"history {reference}"):
-        steps: list[dict[str, Any]] = client.api.history(reference)
+    try:
+        steps = engine.history(reference, what=f"history {reference}")
+    except Missing as exc:
+        raise unknown(exc) from exc
     return [
         HistoryRow(
             id=None if step.get("Id") in (None, "", "<missing>") else str(step["Id"]),

@@ -11,10 +11,10 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dockops.engine.named import inspect_image, named_errors
+from dockops.engine.errors import Missing, unknown
 
 if TYPE_CHECKING:
-    import docker
+    from dockops.engine.api import Engine
 
 
 @dataclass(frozen=True)
@@ -88,11 +88,11 @@ def layer_steps(steps: list[tuple[int, str]], layer_count: int) -> list[tuple[in
     return kept + [(0, "")] * (layer_count - len(kept))
 
 
-def image_layers(client: docker.DockerClient, references: list[str]) -> LayerReport:
+def image_layers(engine: Engine, references: list[str]) -> LayerReport:
     """Layers of each image, which of the images share each, and the bytes that sharing saves.
 
     Args:
-        client: the engine.
+        engine: the engine.
         references: image references or IDs (the same image twice counts once for sharing).
 
     Returns:
@@ -106,9 +106,11 @@ def image_layers(client: docker.DockerClient, references: list[str]) -> LayerRep
     """
     found: list[tuple[str, dict[str, Any], list[tuple[str, str, int, str]]]] = []
     for reference in references:
-        image = inspect_image(client, reference, f"layers {reference}")
-        with named_errors(f"layers {reference}"):
-            history: list[dict[str, Any]] = client.api.history(image["Id"])
+        try:
+            image = engine.image(reference, what=f"layers {reference}")
+            history = engine.history(image["Id"], what=f"layers {reference}")
+        except Missing as exc:
+            raise unknown(exc) from exc
         diff_ids = list((image.get("RootFS") or {}).get("Layers") or [])
         steps = [(int(h.get("Size") or 0), str(h.get("CreatedBy") or "")) for h in history]
         sized = layer_steps(steps[::-1], len(diff_ids))

@@ -8,10 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from dockops.engine.address import engine_errors
-
 if TYPE_CHECKING:
-    import docker
+    from dockops.engine.api import Engine
 
 NONE = "<none>"
 
@@ -32,10 +30,9 @@ class ImageRow:
         return self.repository == NONE and self.tag == NONE
 
 
-def containers_by_image(client: docker.DockerClient) -> dict[str, tuple[str, ...]]:
+def containers_by_image(engine: Engine) -> dict[str, tuple[str, ...]]:
     """Map image ID → names of the containers (running or stopped) created from it."""
-    with engine_errors("list containers"):
-        return holders_by_image(client.api.containers(all=True))
+    return holders_by_image(engine.containers(all=True))
 
 
 def holders_by_image(containers: Iterable[Mapping[str, Any]]) -> dict[str, tuple[str, ...]]:
@@ -65,12 +62,12 @@ def _names(image: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def list_images(
-    client: docker.DockerClient, *, dangling: bool = False, reference: str | None = None
+    engine: Engine, *, dangling: bool = False, reference: str | None = None
 ) -> list[ImageRow]:
     """List images, newest first, with the containers using each.
 
     Args:
-        client: the engine.
+        engine: the engine.
         dangling: only untagged images.
         reference: only images matching this repository[:tag] pattern (the engine's filter).
 
@@ -80,10 +77,14 @@ def list_images(
     Raises:
         EngineRefused, EngineUnreachable: from the engine.
     """
-    filters: dict[str, Any] = {"dangling": True} if dangling else {}
-    with engine_errors("list images"):
-        images = client.api.images(name=reference, filters=filters)
-    holders = containers_by_image(client)
+    filters: dict[str, list[str]] = {}
+    if dangling:
+        filters["dangling"] = ["true"]
+    if reference is not None:
+        filters["reference"] = [reference]
+    # Top-level images only, as `docker images` lists them.
+    images = engine.images(all=False, filters=filters)
+    holders = containers_by_image(engine)
     rows = [
         ImageRow(
             repository=repository,

@@ -22,14 +22,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dockops.engine.address import engine_errors
-from dockops.engine.named import engine_text
+from dockops.engine.errors import Conflict, Missing
 from dockops.errors import DockopsError, EngineRefused, InvalidInput, PartialFailure
 from dockops.reference import parse_reference
 from dockops.units import short_id
 
 if TYPE_CHECKING:
-    import docker
+    from dockops.engine.api import Engine
 
 DELETED, UNTAGGED, REFUSED, MISSING = "deleted", "untagged", "refused", "missing"
 
@@ -69,9 +68,8 @@ class _Holder:
     running: bool
 
 
-def _holders(client: docker.DockerClient, image_id: str) -> list[_Holder]:
-    with engine_errors("list containers"):
-        listed: list[dict[str, Any]] = client.api.containers(all=True)
+def _holders(engine: Engine, image_id: str) -> list[_Holder]:
+    listed = engine.containers(all=True)
     return sorted(
         (
             _Holder(
@@ -86,9 +84,8 @@ def _holders(client: docker.DockerClient, image_id: str) -> list[_Holder]:
     )
 
 
-def _children(client: docker.DockerClient, image_id: str) -> tuple[str, ...]:
-    with engine_errors("list images"):
-        listed: list[dict[str, Any]] = client.api.images(all=True)
+def _children(engine: Engine, image_id: str) -> tuple[str, ...]:
+    listed = engine.images(all=True)
     return tuple(
         sorted(
             next(iter(i.get("RepoTags") or []), None) or short_id(i["Id"])
@@ -162,9 +159,9 @@ def will_stay(reference: str, image: dict[str, Any], by_id: bool, force: bool) -
     return f"other {'digests' if '@' in left[0] else 'tags'} remain: {', '.join(left)}"
 
 
-def _parent_of(client: docker.DockerClient, image_id: str) -> str | None:
+def _parent_of(engine: Engine, image_id: str) -> str | None:
     """Why the image outlives its last tag: child images (None when it has none)."""
-    children = _children(client, image_id)
+    children = _children(engine, image_id)
     return f"it is the parent of {', '.join(children)}" if children else None
 
 
@@ -232,20 +229,15 @@ def _refusal(
     )
 
 
-def _remove_one(
-    client: docker.DockerClient, reference: str, force: bool, with_containers: bool
-) -> RmiOutcome:
-    import docker
-
+def _remove_one(engine: Engine, reference: str, force: bool, with_containers: bool) -> RmiOutcome:
     what = f"rmi {reference}"
-    with engine_errors(what):
-        try:
-            image: dict[str, Any] = client.api.inspect_image(reference)
-        except docker.errors.NotFound as exc:
-            return RmiOutcome(reference, MISSING, None, f"{what}: {engine_text(exc)}")
+    try:
+        image = engine.image(reference, what=what)
+    except Missing as exc:
+        return RmiOutcome(reference, MISSING, None, exc.message)
     image_id = str(image["Id"])
     by_id = _is_id(reference, image)
-    holders = _holders(client, image_id)
+    holders = _holders(engine, image_id)
     removed: list[str] = []
     spared: str | None = None
     if with_containers and holders:
@@ -261,7 +253,7 @@ def _remove_one(
                 containers=_names(holders),
                 flag="--with-containers --force",
             )
-        spared = spared or _parent_of(client, image_id)
+        spared = spared or _parent_of(engine, image_id)
     if with_containers and holders and spared is None:
         running = [h for h in holders if h.running]
         if running and not force:
@@ -274,30 +266,27 @@ def _remove_one(
                 containers=_names(holders),
                 flag="--with-containers --force",
             )
-        with engine_errors(f"{what}: remove containers"):
-            for holder in holders:
-                client.api.remove_container(holder.id, force=holder.running)
-                removed.append(holder.name)
+        for holder in holders:
+            engine.remove_container(
+                holder.id, force=holder.running, what=f"{what}: remove containers"
+            )
+            removed.append(holder.name)
         holders = []
     try:
-        with engine_errors(what):
-            try:
-                answer = client.api.remove_image(reference, force=force) or []
-            except docker.errors.APIError as exc:
-                status = exc.response.status_code if exc.response is not None else None
-                if status == 404:
-                    text = engine_text(exc)
-                    return RmiOutcome(reference, MISSING, image_id, f"{what}: {text}")
-                if status != 409:
-                    raise
-                text = engine_text(exc)
-                refused = _refusal(
-                    reference, image_id, by_id, holders, _children(client, image_id), text
-                )
-                return _with_removed(refused, removed)
+        answer = engine.remove_image(reference, force=force)
+    except Missing as exc:
+        return RmiOutcome(reference, MISSING, image_id, f"{what}: {exc.message}")
+    except Conflict as exc:  # in use, several names, child images: _refusal reads which
+        children = _children(engine, image_id)
+        refused = _refusal(reference, image_id, by_id, holders, children, exc.message)
+        return _with_removed(refused, removed)
     except EngineRefused as exc:
         return RmiOutcome(
-            reference, REFUSED, image_id, exc.message, removed_containers=tuple(removed)
+            reference,
+            REFUSED,
+            image_id,
+            f"{what}: {exc.message}",
+            removed_containers=tuple(removed),
         )
     untagged = tuple(str(a["Untagged"]) for a in answer if "Untagged" in a)
     deleted = tuple(str(a["Deleted"]) for a in answer if "Deleted" in a)
@@ -316,7 +305,7 @@ def _remove_one(
             removed_containers=tuple(removed),
         )
     return _untagged(
-        client, reference, image_id, untagged, deleted, removed, spared=spared is not None
+        engine, reference, image_id, untagged, deleted, removed, spared=spared is not None
     )
 
 
@@ -327,7 +316,7 @@ def _with_removed(outcome: RmiOutcome, removed: list[str]) -> RmiOutcome:
 
 
 def _untagged(
-    client: docker.DockerClient,
+    engine: Engine,
     reference: str,
     image_id: str,
     untagged: tuple[str, ...],
@@ -335,16 +324,10 @@ def _untagged(
     removed: list[str],
     spared: bool,
 ) -> RmiOutcome:
-    import docker
-
-    with engine_errors(f"rmi {reference}"):
-        try:
-            left = client.api.inspect_image(image_id)
-        except docker.errors.NotFound:
-            left = None
+    left = engine.find_image(image_id)
     tags = tuple((left or {}).get("RepoTags") or ())
-    children = _children(client, image_id) if left else ()
-    holders = _holders(client, image_id) if left else []
+    children = _children(engine, image_id) if left else ()
+    holders = _holders(engine, image_id) if left else []
     dangling = left is not None and not tags
     short = short_id(image_id)
     if tags:
@@ -372,7 +355,7 @@ def _untagged(
 
 
 def remove_images(
-    client: docker.DockerClient,
+    engine: Engine,
     references: list[str],
     *,
     force: bool = False,
@@ -381,7 +364,7 @@ def remove_images(
     """Remove images by reference or ID, one outcome per reference (never stops at the first).
 
     Args:
-        client: the engine.
+        engine: the engine.
         references: image references or IDs, each validated already.
         force: the engine's force: untag an image a running container uses (it stays,
             dangling), delete one a stopped container uses, remove every tag of an ID.
@@ -398,7 +381,7 @@ def remove_images(
     """
     if not references:
         raise InvalidInput("rmi: name at least one image")
-    return [_remove_one(client, ref, force, with_containers) for ref in references]
+    return [_remove_one(engine, ref, force, with_containers) for ref in references]
 
 
 def rmi_failure(outcomes: list[RmiOutcome]) -> DockopsError | None:

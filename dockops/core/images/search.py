@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from dockops.engine.address import engine_errors
+from dockops.engine.errors import Refused
+from dockops.engine.wire import Lost
 from dockops.errors import InvalidInput, RegistryUnreachable
 
 if TYPE_CHECKING:
-    import docker
+    from dockops.engine.api import Engine
 
 # The daemon sets no deadline of its own on the index: a silent index kept a search open for
 # over 60 s here. A search is interactive, so it gets a short one.
@@ -26,7 +27,7 @@ class SearchHit:
 
 
 def search_images(
-    client: docker.DockerClient,
+    engine: Engine,
     term: str,
     *,
     limit: int = 25,
@@ -37,7 +38,7 @@ def search_images(
     """Ask the daemon to search its index (Docker Hub, or HOST:PORT when the term names one).
 
     Args:
-        client: the engine.
+        engine: the engine.
         term: the search text; ``HOST:PORT/text`` asks that host's v1 search endpoint.
         limit: most results the index returns (1-100), before the filters below, as the
             daemon applies them.
@@ -54,32 +55,20 @@ def search_images(
             (the message is the daemon's reason).
         EngineUnreachable: no engine.
     """
-    import docker
-    import requests
-
     if not term.strip():
         raise InvalidInput("search: the term is empty")
     if not 1 <= limit <= 100:
         raise InvalidInput(f"search: --limit {limit} is outside 1..100")
     what = f"search {term}"
-    saved = client.api.timeout
-    client.api.timeout = timeout
     try:
-        with engine_errors(what):
-            try:
-                found: list[dict[str, Any]] = client.api.search(term, limit=limit)
-            except requests.exceptions.ReadTimeout as exc:
-                raise RegistryUnreachable(
-                    f"{what}: the index did not answer within {timeout:g} s"
-                ) from exc
-            except docker.errors.APIError as exc:
-                text = " ".join(str(exc.explanation or exc).split())
-                if exc.response is not None and exc.response.status_code == 400:
-                    raise InvalidInput(f"{what}: {text}") from exc
-                # The daemon answers 500 for every failure to talk to the index.
-                raise RegistryUnreachable(f"{what}: {text}") from exc
-    finally:
-        client.api.timeout = saved
+        found = engine.search(term, limit, what=what, timeout=timeout)
+    except Lost as exc:
+        raise RegistryUnreachable(f"{what}: the index did not answer within {timeout:g} s") from exc
+    except Refused as exc:
+        if exc.status == 400:
+            raise InvalidInput(exc.message) from exc
+        # The daemon answers 500 for every failure to talk to the index.
+        raise RegistryUnreachable(exc.message) from exc
     hits = [
         SearchHit(
             name=str(item.get("name", "")),

@@ -1,10 +1,8 @@
 """pull and push: the daemon's JSON stream read line by line, with bounded retries.
 
-docker-py's high-level calls lose the failure: `images.push()` returns the stream text even when it
-holds an `errorDetail` line, and `images.pull()` throws the log away and reports ImageNotFound. So
-the low-level stream is read here; an error line is a failure carrying the daemon's own words.
-
-The streams come from transfer_stream, which bounds how long one may stay silent (a stall).
+The daemon reports a failed pull or push inside its 200 answer, as an `errorDetail` line: an
+error line is a failure carrying the daemon's own words. The streams come from daemon_lines,
+which bounds how long one may stay silent (a stall).
 """
 
 from __future__ import annotations
@@ -20,15 +18,20 @@ from dockops.core.images.failures import (
     untrusted_hint,
     wants_login,
 )
-from dockops.engine.address import engine_errors
-from dockops.engine.daemon_lines import Stalled, daemon_lines
-from dockops.engine.named import named_errors
-from dockops.errors import DockopsError, EngineRefused, InvalidInput, RegistryUnreachable
+from dockops.engine.daemon_lines import Stalled, daemon_error, daemon_lines
+from dockops.engine.errors import Missing, Refused, unknown
+from dockops.errors import (
+    DockopsError,
+    EngineRefused,
+    EngineUnreachable,
+    InvalidInput,
+    RegistryUnreachable,
+)
 from dockops.progress import ProgressCallback, ProgressEvent, ignore
 from dockops.reference import Reference, parse_reference
 
 if TYPE_CHECKING:
-    import docker
+    from dockops.engine.api import Engine
 
 # Read at call time, so a caller (or a test) can make the backoff shorter.
 RETRY = RetryPolicy()
@@ -74,9 +77,9 @@ class _Seen:
     status: str | None = None
 
     def take(self, line: dict[str, Any], on_progress: ProgressCallback) -> None:
-        if line.get("error") or line.get("errorDetail"):
-            detail = line.get("errorDetail") or {}
-            raise _DaemonError(str(detail.get("message") or line.get("error")))
+        error = daemon_error(line)
+        if error is not None:
+            raise _DaemonError(error)
         aux = line.get("aux")
         if isinstance(aux, dict) and "Tag" in aux:  # push: one per tag, after its manifest
             tag = str(aux["Tag"])
@@ -105,25 +108,25 @@ class _Seen:
 def _attempt(
     what: str, label: str, start: Callable[[], Iterator[dict[str, Any]]], on: ProgressCallback
 ) -> _Seen:
-    import docker
-
     seen = _Seen(label)
-    with engine_errors(what):
+    try:
+        stream = start()
         try:
-            stream = start()
-            try:
-                for line in stream:
-                    seen.take(line, on)
-            finally:
-                close = getattr(stream, "close", None)
-                if close is not None:
-                    close()
-        except docker.errors.APIError as exc:
-            status = exc.response.status_code if exc.response is not None else None
-            raise _DaemonError(str(exc.explanation or exc), status) from exc
-        except Stalled as exc:
-            # Not retried: each try would add a whole stall timeout to a bounded wait.
-            raise exc.error(what) from exc
+            for line in stream:
+                seen.take(line, on)
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+    except Refused as exc:  # the Engine API's own answer (a 500 for a registry fault, too)
+        raise _DaemonError(exc.message, exc.status) from exc
+    except EngineUnreachable as exc:
+        raise EngineUnreachable(f"{what}: {exc.message}") from exc
+    except EngineRefused as exc:
+        raise EngineRefused(f"{what}: {exc.message}") from exc
+    except Stalled as exc:
+        # Not retried: each try would add a whole stall timeout to a bounded wait.
+        raise exc.error(what) from exc
     return seen
 
 
@@ -208,6 +211,20 @@ def _registry_of(ref: Reference) -> str:
     return ref.domain or "docker.io"
 
 
+def _auth(registry: str) -> dict[str, str] | None:
+    """The stored login for `registry`, sent to the daemon with the request (as docker's)."""
+    from dockops.core.registry.credentials import auth_config
+
+    return auth_config(registry)
+
+
+def _image_id(engine: Engine, reference: str, what: str) -> str:
+    try:
+        return str(engine.image(reference, what=what)["Id"])
+    except Missing as exc:
+        raise unknown(exc) from exc
+
+
 def _target(reference: str, all_tags: bool, action: str) -> tuple[Reference, str | None]:
     ref = parse_reference(reference)
     if all_tags and (ref.tag or ref.digest):
@@ -218,7 +235,7 @@ def _target(reference: str, all_tags: bool, action: str) -> tuple[Reference, str
 
 
 def pull_image(
-    client: docker.DockerClient,
+    engine: Engine,
     reference: str,
     *,
     all_tags: bool = False,
@@ -228,7 +245,7 @@ def pull_image(
     """Pull an image (or every tag of a repository), retrying transient registry faults.
 
     Args:
-        client: the engine (a long-running client: layers take time).
+        engine: the engine (a long-running one: layers take time).
         reference: repository[:tag|@digest]; no tag means latest.
         all_tags: every tag of the repository (the reference then names no tag).
         on_progress: receives one event per layer status change, and retry notices.
@@ -239,7 +256,7 @@ def pull_image(
         final status line and the number of attempts.
 
     Raises:
-        InvalidInput: a tag together with all_tags.
+        InvalidInput: a tag together with all_tags; the stored credentials cannot be read.
         EngineRefused: the daemon refused (missing tag, bad manifest...), with its own text.
         RegistryUnreachable: registry down, TLS or auth failure, transient faults outlasting
             the retries, or a stall (no progress for DOCKOPS_STALL_TIMEOUT; not retried).
@@ -247,24 +264,29 @@ def pull_image(
     """
     ref, tag = _target(reference, all_tags, "pull")
     what = f"pull {ref.repository if all_tags else reference}"
+    registry = _registry_of(ref)
+    auth = _auth(registry)
     seen, attempts = _run(
         what,
         ref.repository,
         lambda: daemon_lines(
-            client, "/images/create", {"fromImage": ref.repository, "tag": tag}, ref.repository
+            engine,
+            "/images/create",
+            {"fromImage": ref.repository, "tag": tag},
+            ref.repository,
+            registry,
+            auth=auth,
         ),
         on_progress,
         policy or RETRY,
-        registry=_registry_of(ref),
+        registry=registry,
     )
     tags = []
     for item in seen.tags.values():
         local = (
             f"{ref.repository}@{item.tag}" if ":" in item.tag else f"{ref.repository}:{item.tag}"
         )
-        with named_errors(what):
-            image_id = client.api.inspect_image(local)["Id"]
-        tags.append(TagTransfer(item.tag, item.digest, id=image_id))
+        tags.append(TagTransfer(item.tag, item.digest, id=_image_id(engine, local, what)))
     return TransferResult(
         "pull",
         str(ref) if not all_tags else ref.repository,
@@ -276,7 +298,7 @@ def pull_image(
 
 
 def push_image(
-    client: docker.DockerClient,
+    engine: Engine,
     reference: str,
     *,
     all_tags: bool = False,
@@ -286,7 +308,7 @@ def push_image(
     """Push an image (or every local tag of a repository), retrying transient registry faults.
 
     Args:
-        client: the engine (a long-running client).
+        engine: the engine (a long-running one).
         reference: repository[:tag]; no tag means latest.
         all_tags: every local tag of the repository.
         on_progress: receives one event per layer status change, and retry notices.
@@ -296,7 +318,8 @@ def push_image(
         The tags pushed with their manifest digests and sizes, the layers seen, attempts.
 
     Raises:
-        InvalidInput: a digest, a tag with all_tags, or no such local image.
+        InvalidInput: a digest, a tag with all_tags, or no such local image; the stored
+            credentials cannot be read.
         EngineRefused: the daemon refused, with its own text.
         RegistryUnreachable: registry down, TLS or auth failure, transient faults outlasting
             the retries, or a stall (no progress for DOCKOPS_STALL_TIMEOUT; not retried).
@@ -308,22 +331,28 @@ def push_image(
     what = f"push {ref.repository if all_tags else f'{ref.repository}:{tag}'}"
     # The daemon says "does not exist locally" only inside a 200 stream; ask first, so an
     # unknown image is bad input (exit 2) like everywhere else.
-    with engine_errors(what):
-        local = client.api.images(name=ref.repository) if all_tags else None
-    if all_tags and not local:
-        raise InvalidInput(f"{what}: no local image of repository {ref.repository}")
-    if not all_tags:
-        with named_errors(what):
-            client.api.inspect_image(f"{ref.repository}:{tag}")
+    if all_tags:
+        if not engine.images(all=False, filters={"reference": [ref.repository]}):
+            raise InvalidInput(f"{what}: no local image of repository {ref.repository}")
+    else:
+        _image_id(engine, f"{ref.repository}:{tag}", what)
+    registry = _registry_of(ref)
+    auth = _auth(registry)
     seen, attempts = _run(
         what,
         ref.repository,
         lambda: daemon_lines(
-            client, "/images/{0}/push", {"tag": tag}, ref.repository, json_body=True
+            engine,
+            "/images/{0}/push",
+            {"tag": tag},
+            ref.repository,
+            registry,
+            auth=auth,
+            json_body=True,
         ),
         on_progress,
         policy or RETRY,
-        registry=_registry_of(ref),
+        registry=registry,
     )
     return TransferResult(
         "push",

@@ -1,0 +1,131 @@
+"""pull and push over a fake engine: the real Engine and daemon_lines run, the daemon is canned."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from dockops.core.images import transfer
+from dockops.core.images.failures import RetryPolicy
+from dockops.engine.wire import Lost
+from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput, RegistryUnreachable
+from tests.unit.core.images.fake_engine import Pieces, fake_engine, transport
+
+FAST = RetryPolicy(attempts=3, first_wait=0.001, max_wait=0.002)
+
+
+def _lines(*docs: object) -> Pieces:
+    return Pieces(json.dumps(doc).encode() + b"\r\n" for doc in docs)
+
+
+@pytest.fixture(autouse=True)
+def no_login(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    monkeypatch.setattr(transfer, "RETRY", FAST)
+    return tmp_path / "config.json"
+
+
+PULLED = _lines(
+    {"status": "Pulling from r:5000/bb", "id": "v1"},
+    {"status": "Downloading", "id": "abc", "progressDetail": {"current": 1, "total": 2}},
+    {"status": "Digest: sha256:d1"},
+    {"status": "Status: Downloaded newer image for r:5000/bb:v1"},
+)
+
+
+def test_pull_reads_the_stream_and_asks_the_local_id() -> None:
+    engine = fake_engine(
+        {
+            "POST /images/create": (200, PULLED),
+            "GET /images/r:5000/bb:v1/json": (200, {"Id": "sha256:1d"}),
+        }
+    )
+    result = transfer.pull_image(engine, "r:5000/bb:v1")
+    assert result.tags == (transfer.TagTransfer("v1", "sha256:d1", id="sha256:1d"),)
+    assert result.layers == ("abc",) and result.attempts == 1
+    assert result.status == "Downloaded newer image for r:5000/bb:v1"
+    pull = transport(engine).requests[0]
+    assert pull.params == {"fromImage": "r:5000/bb", "tag": "v1"}
+    assert "X-Registry-Auth" not in pull.headers
+
+
+def test_pull_sends_the_stored_login_of_the_registry(no_login: Path) -> None:
+    secret = base64.b64encode(b"alice:s3cret").decode()
+    no_login.write_text(json.dumps({"auths": {"r:5000": {"auth": secret}}}))
+    engine = fake_engine(
+        {"POST /images/create": (200, PULLED), "GET /images/r:5000/bb:v1/json": (200, {"Id": "x"})}
+    )
+    transfer.pull_image(engine, "r:5000/bb:v1")
+    header = transport(engine).requests[0].headers["X-Registry-Auth"]
+    assert json.loads(base64.urlsafe_b64decode(header)) == {
+        "username": "alice",
+        "password": "s3cret",
+        "serveraddress": "r:5000",
+    }
+
+
+def test_an_engine_500_for_a_registry_fault_is_retried_then_reported() -> None:
+    fault = (500, {"message": "received unexpected HTTP status: 503 Service Unavailable"})
+    engine = fake_engine({"POST /images/create": fault})
+    with pytest.raises(RegistryUnreachable) as info:
+        transfer.pull_image(engine, "r:5000/bb:v1")
+    assert info.value.message == (
+        "pull r:5000/bb:v1: received unexpected HTTP status: 503 Service Unavailable "
+        "(gave up after 3 attempts)"
+    )
+    assert transport(engine).paths() == ["POST /images/create"] * 3
+
+
+def test_a_stall_is_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKOPS_STALL_TIMEOUT", "2")
+    engine = fake_engine(
+        {"POST /images/create": (200, Pieces([Lost("timed out", timed_out=True)]))}
+    )
+    with pytest.raises(RegistryUnreachable, match=r"^pull r:5000/bb:v1: registry r:5000 stalled"):
+        transfer.pull_image(engine, "r:5000/bb:v1")
+    assert len(transport(engine).requests) == 1
+
+
+def test_a_lost_engine_says_what_was_being_done() -> None:
+    engine = fake_engine({"POST /images/create": (200, Lost("connection refused"))})
+    with pytest.raises(EngineUnreachable) as info:
+        transfer.pull_image(engine, "bb")
+    assert info.value.message == (
+        "pull bb: lost the Docker engine at unix:///fake/docker.sock: connection refused"
+    )
+
+
+def test_push_of_an_unknown_image_is_bad_input_before_any_push() -> None:
+    engine = fake_engine({"GET /images/r:5000/bb:v1/json": (404, {"message": "No such image"})})
+    with pytest.raises(InvalidInput, match=r"^push r:5000/bb:v1: No such image$"):
+        transfer.push_image(engine, "r:5000/bb:v1")
+    engine = fake_engine({"GET /images/json": (200, [])})
+    with pytest.raises(InvalidInput, match="no local image of repository r:5000/bb"):
+        transfer.push_image(engine, "r:5000/bb", all_tags=True)
+    assert transport(engine).requests[0].params == {
+        "all": 0,
+        "filters": json.dumps({"reference": ["r:5000/bb"]}),
+    }
+
+
+def test_push_collects_each_tag_and_fails_on_an_error_line() -> None:
+    pushed = _lines(
+        {"status": "The push refers to repository [r:5000/bb]"},
+        {"status": "Pushed", "id": "abc", "progressDetail": {}},
+        {"aux": {"Tag": "v1", "Digest": "sha256:d1", "Size": 528}},
+    )
+    routes = {
+        "GET /images/r:5000/bb:v1/json": (200, {"Id": "x"}),
+        "POST /images/r:5000/bb/push": (200, pushed),
+    }
+    result = transfer.push_image(fake_engine(routes), "r:5000/bb:v1")
+    assert result.tags == (transfer.TagTransfer("v1", "sha256:d1", size=528),)
+    routes["POST /images/r:5000/bb/push"] = (
+        200,
+        _lines({"errorDetail": {"message": "manifest invalid: x"}, "error": "manifest invalid"}),
+    )
+    with pytest.raises(EngineRefused, match=r"^push r:5000/bb:v1: manifest invalid: x$"):
+        transfer.push_image(fake_engine(routes), "r:5000/bb:v1")
