@@ -5,7 +5,7 @@ from typing import Annotated
 import typer
 
 from dockops import render
-from dockops.cli.common import JsonOpt, QuietOpt, RegistryOpt, images, streamed
+from dockops.cli.common import JsonOpt, QuietOpt, RegistryOpt, images, long_running, streamed
 from dockops.errors import InvalidInput
 from dockops.reference import parse_reference, validate_container, validate_image
 from dockops.render import Column
@@ -278,8 +278,8 @@ def push(
 
         direct_reference(reference)  # bad input before the engine is asked
 
-        direct = streamed(
-            lambda client, report: push_reference_direct(client, reference, on_progress=report),
+        direct = long_running(
+            lambda engine, report: push_reference_direct(engine, reference, on_progress=report),
             progress=output is not render.Output.QUIET,
         )
         render.emit(direct, output, summary=f"pushed {direct.reference} {direct.digest}")
