@@ -34,6 +34,27 @@ DryRunOpt = Annotated[
 NameOpt = Annotated[str, typer.Option("--name", help="Registry container name.")]
 
 
+NO_REGISTRY = (
+    "no private registry: pass --registry HOST:PORT, set DOCKOPS_REGISTRY, "
+    "or run dockops registry up"
+)
+
+
+def private_registry(flag: str | None, *, missing: str = NO_REGISTRY) -> str:
+    """The registry a command works on: --registry, else $DOCKOPS_REGISTRY, else config.toml.
+
+    Raises:
+        InvalidInput: none of them names one (`missing` says so).
+    """
+    from dockops.config import resolve_registry
+    from dockops.errors import InvalidInput
+
+    address = resolve_registry(flag)
+    if address is None:
+        raise InvalidInput(missing)
+    return address
+
+
 def read_password(from_stdin: bool, *, confirm: bool = False) -> str:
     """The password from stdin (--password-stdin) or a hidden prompt: never from an argument,
     so it stays out of shell history, `ps` and --debug output.

@@ -1,25 +1,25 @@
 """The private registry: registry up/secure/down/status/ls/tags/show/rm/gc/prune, login,
-logout, push-private."""
+logout, push-private. The commands on the registry's containers are in registry_server.py."""
 
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from dockops import render
+from dockops.cli import registry_server as server
 from dockops.cli.common import (
     DryRunOpt,
     JsonOpt,
-    NameOpt,
     QuietOpt,
     RegistryOpt,
     images,
+    long_running,
+    private_registry,
     read_password,
-    streamed,
 )
 from dockops.errors import InvalidInput
-from dockops.reference import validate_container, validate_registry
+from dockops.reference import validate_registry
 from dockops.units import human_size, parse_duration, short_id
 
 ViaOpt = Annotated[
@@ -31,170 +31,9 @@ ViaOpt = Annotated[
         "auto: direct for an engine on this machine, else daemon.",
     ),
 ]
-NetworkOpt = Annotated[str, typer.Option("--network", metavar="bridge|host")]
 registry_app = typer.Typer(help="Run and manage a private registry.", no_args_is_help=True)
-
-
-@registry_app.command("up")
-def up(
-    name: NameOpt = "myregistry",
-    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 5000,
-    bind: Annotated[str, typer.Option("--bind", metavar="ADDR")] = "0.0.0.0",
-    image: Annotated[str, typer.Option("--image")] = "registry:2",
-    data: Annotated[Path | None, typer.Option("--data", metavar="DIR")] = None,
-    network: NetworkOpt = "bridge",
-    json: JsonOpt = False,
-) -> None:
-    """Run registry:2 (restart=always, deletes enabled); idempotent."""
-    images([image])
-    validate_container(name)
-    from dockops.config import update_config
-    from dockops.core.images.transfer import pull_image
-    from dockops.core.registry_server.deploy import RegistrySpec, registry_up
-    from dockops.engine.address import get_client
-
-    spec = RegistrySpec(
-        name, image, port, bind, network, str(data.absolute()) if data is not None else None
-    )
-    client = get_client(long_running=True)
-    result = registry_up(client, spec, ensure_image=lambda ref: pull_image(client, ref))
-    update_config(registry=result.address)
-    render.emit(
-        result,
-        render.output_mode(json),
-        summary=f"registry {result.name} {result.state} at {result.address} "
-        f"(data: {result.data}); default registry is now {result.address}",
-    )
-
-
-@registry_app.command("secure")
-def secure(
-    host: Annotated[str, typer.Option("--host", help="IP or DNS name clients use.")],
-    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 443,
-    name: NameOpt = "myregistry",
-    user: Annotated[str | None, typer.Option("--user")] = None,
-    password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
-    certs_dir: Annotated[Path | None, typer.Option("--certs-dir")] = None,
-    certs_d: Annotated[
-        Path | None,
-        typer.Option("--certs-d", help="The daemon's certs.d [default: /etc/docker/certs.d]."),
-    ] = None,
-    frontend_image: Annotated[str, typer.Option("--frontend-image")] = "nginx:stable",
-    network: Annotated[
-        str | None,
-        typer.Option("--network", metavar="bridge|host", help="Default: the registry's."),
-    ] = None,
-    trust: Annotated[bool, typer.Option("--trust/--no-trust")] = True,
-    rotate: Annotated[bool, typer.Option("--rotate", help="Make a new CA.")] = False,
-    json: JsonOpt = False,
-) -> None:
-    """TLS (self-signed CA) and basic auth in front of the registry, through nginx."""
-    images([frontend_image])
-    validate_container(name)
-    from dockops.core.registry_server.deploy import hostport
-
-    validate_registry(hostport(host, port))
-    password = read_password(password_stdin, confirm=True) if user is not None else None
-    if password_stdin and user is None:
-        raise InvalidInput("--password-stdin needs --user")
-    from dockops.config import config_path
-    from dockops.core.registry_server.secure import SecureSpec, secure_registry
-    from dockops.engine.address import get_client
-
-    directory = certs_dir or config_path().parent / "registries" / name
-    spec = SecureSpec(name, host, port, frontend_image, directory.absolute(), network)
-    result = secure_registry(
-        get_client(long_running=True),
-        spec,
-        user=user,
-        password=password,
-        rotate=rotate,
-        certs_d=certs_d,
-        install_trust=trust,
-    )
-    checked = "checked: 401 without credentials"
-    if result.check.authenticated:
-        checked += f", {result.check.authenticated} with them"
-    if result.check.skipped:
-        checked = f"not checked: {result.check.skipped}"
-    backend = result.backend
-    plain = f"plain HTTP only on {backend.now or 'loopback'}"
-    if backend.change != "unchanged":
-        moved = "moved to" if backend.change == "rebound" else "unpublished; nginx reaches it as"
-        plain = f"plain HTTP {moved} {backend.now} (was open at {', '.join(backend.was)})"
-    render.emit(
-        result,
-        render.output_mode(json),
-        summary=f"registry {name} served over TLS at https://{result.registry} "
-        f"(frontend {result.frontend}; CA {'new' if result.ca_created else 'kept'}, "
-        f"{result.ca_fingerprint}; files in {result.certs_dir}); {plain}; "
-        + (f"trusted through {result.trusted_at}; " if result.trusted_at else "not trusted; ")
-        + checked,
-    )
-
-
-@registry_app.command("down")
-def down(
-    name: NameOpt = "myregistry",
-    purge: Annotated[bool, typer.Option("--purge", help="Also remove its data volume.")] = False,
-    dry_run: DryRunOpt = False,
-    json: JsonOpt = False,
-) -> None:
-    """Stop and remove the registry (and its frontend and network)."""
-    validate_container(name)
-    from dockops.core.registry_server.deploy import registry_down
-    from dockops.engine.address import get_client
-
-    result = registry_down(get_client(), name, purge=purge, dry_run=dry_run)
-    verb = "would remove" if dry_run else "removed"
-    render.emit(
-        result,
-        render.output_mode(json),
-        summary=f"{verb}: {', '.join(result.removed) or 'nothing'}"
-        + (f"; kept: {', '.join(result.kept)}" if result.kept else ""),
-    )
-
-
-STATUS_COLUMNS = (
-    render.Column("CONTAINER", lambda p: p.container),
-    render.Column("STATE", lambda p: p.state),
-    render.Column("IMAGE", lambda p: p.image),
-    render.Column("RESTART", lambda p: p.restart),
-    render.Column("ADDRESS", lambda p: p.address),
-)
-
-
-@registry_app.command("status")
-def status(name: NameOpt = "myregistry", json: JsonOpt = False) -> None:
-    """Container state, address, TLS, and whether the daemon trusts it."""
-    validate_container(name)
-    from dockops.core.registry_server.status import registry_status
-    from dockops.engine.address import get_client
-
-    result = registry_status(get_client(), name)
-    for warning in result.warnings:  # on stderr, in --json runs too: a script logs it
-        sys.stderr.write(f"warning: {warning}\n")
-    trusted = "" if result.trusted is None else (", trusted" if result.trusted else ", NOT trusted")
-    render.emit(
-        result,
-        render.output_mode(json),
-        columns=STATUS_COLUMNS,
-        rows=[result.registry, result.frontend],
-        summary=f"{result.address}: {'TLS' if result.tls else 'plain HTTP'}{trusted}; "
-        f"/v2/ answers {result.answer}",
-    )
-
-
-def _registry(flag: str | None) -> str:
-    from dockops.config import resolve_registry
-
-    address = resolve_registry(flag)
-    if address is None:
-        raise InvalidInput(
-            "no private registry: pass --registry HOST:PORT, set DOCKOPS_REGISTRY, "
-            "or run dockops registry up"
-        )
-    return address
+for _command in (server.up, server.secure, server.down, server.status):
+    registry_app.command(_command.__name__)(_command)
 
 
 def _repository(text: str) -> str:
@@ -225,7 +64,7 @@ def ls(
     json: JsonOpt = False,
 ) -> None:
     """List repositories (the catalog, all pages)."""
-    address = _registry(registry)
+    address = private_registry(registry)
     from dockops.core.registry.browse import catalog, matches
     from dockops.core.registry.client import connect
 
@@ -238,7 +77,7 @@ def ls(
 def tags(repo: str, registry: RegistryOpt = None, json: JsonOpt = False) -> None:
     """List a repository's tags."""
     repository = _repository(repo)
-    address = _registry(registry)
+    address = private_registry(registry)
     from dockops.core.registry.browse import tags as list_tags
     from dockops.core.registry.client import connect
 
@@ -257,7 +96,7 @@ LAYER_COLUMNS = (
 def show(reference: str, registry: RegistryOpt = None, json: JsonOpt = False) -> None:
     """Digest, layers, total size and creation time of REPO:TAG."""
     repository, tag = _tagged(reference)
-    address = _registry(registry)
+    address = private_registry(registry)
     from dockops.core.registry.browse import show as show_manifest
     from dockops.core.registry.client import connect
 
@@ -292,7 +131,7 @@ def rm(
     """Delete REPO:TAG by digest (refuses when other tags share it, unless --force, and always
     when an index that stays references it); an index goes with its images."""
     repository, tag = _tagged(reference)
-    address = _registry(registry)
+    address = private_registry(registry)
     from dockops.core.registry.client import connect
     from dockops.core.registry.remove import remove_tag
 
@@ -312,36 +151,6 @@ def rm(
     )
 
 
-@registry_app.command("gc")
-def gc(
-    name: NameOpt = "myregistry",
-    dry_run: DryRunOpt = False,
-    delete_untagged: Annotated[bool, typer.Option("--delete-untagged")] = False,
-    json: JsonOpt = False,
-) -> None:
-    """Garbage-collect the registry's storage (stopped meanwhile, then started again);
-    --delete-untagged refuses when it would delete the images of an index."""
-    validate_container(name)
-    from dockops.core.registry_server.gc import garbage_collect
-    from dockops.engine.address import get_client
-
-    result = garbage_collect(
-        get_client(long_running=True), name, dry_run=dry_run, delete_untagged=delete_untagged
-    )
-
-    def count(n: int | None) -> str:  # None: the collector's log said no number we know
-        return "an unknown number of" if n is None else str(n)
-
-    freed = "unknown" if result.freed_bytes is None else human_size(result.freed_bytes)
-    render.emit(
-        result,
-        render.output_mode(json),
-        summary=f"{'dry run: ' if dry_run else ''}{count(result.blobs_eligible)} blobs and "
-        f"{count(result.manifests_eligible)} manifests eligible for deletion"
-        + ("" if dry_run else f"; freed {freed}"),
-    )
-
-
 PRUNE_COLUMNS = (
     render.Column("TAG", lambda a: a.tag),
     render.Column("DIGEST", lambda a: a.digest[:19]),
@@ -355,6 +164,9 @@ PRUNE_COLUMNS = (
         ),
     ),
 )
+
+
+registry_app.command("gc")(server.gc)
 
 
 @registry_app.command("prune")
@@ -372,7 +184,7 @@ def prune(
     from datetime import timedelta
 
     age = timedelta(seconds=parse_duration(older_than)) if older_than else None
-    address = _registry(registry)
+    address = private_registry(registry)
     from dockops.core.registry.client import connect
     from dockops.core.registry.remove import prune_repository
 
@@ -452,15 +264,15 @@ def push_private(
     """Push REF to the private registry as REGISTRY/NAME:TAG and verify the digest there."""
     output = render.output_mode(json, quiet)
     images([reference])
-    address = _registry(registry)
+    address = private_registry(registry)
     from dockops.core.registry.push import push_private as push_core
     from dockops.core.registry.push import resolve_via, target
 
     resolve_via(via)
     target(reference, address, as_)  # a bad name fails before the engine is asked
-    result = streamed(
-        lambda client, report: push_core(
-            client,
+    result = long_running(
+        lambda engine, report: push_core(
+            engine,
             reference,
             address,
             as_=as_,

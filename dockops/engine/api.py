@@ -258,9 +258,10 @@ class Engine:
         """Block until the container stops; its exit status document."""
         return dict(self.json("POST", f"/containers/{_name(name)}/wait", what=what))
 
-    def logs(self, name: str, what: str = "") -> bytes:
-        """stdout and stderr of a container without a TTY, in the order written."""
-        params = {"stdout": 1, "stderr": 1}
+    def logs(self, name: str, what: str = "", *, tail: int | None = None) -> bytes:
+        """stdout and stderr of a container without a TTY, in the order written (the last
+        `tail` lines only, when given)."""
+        params = {"stdout": 1, "stderr": 1, **({"tail": tail} if tail is not None else {})}
         return _demultiplex(
             self.call("GET", f"/containers/{_name(name)}/logs", params=params, what=what)
         )

@@ -32,14 +32,11 @@ from dockops.core.registry.blobs import (
     stream_blob,
 )
 from dockops.core.registry.client import RegistryClient
-from dockops.engine.address import engine_errors
-from dockops.engine.http import get_stream
+from dockops.engine.api import Engine
 from dockops.errors import EngineRefused, RegistryTransient
 from dockops.progress import ProgressCallback, ProgressEvent, ignore
 
 if TYPE_CHECKING:
-    import docker
-
     from dockops.core.images.failures import RetryPolicy
 
 MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
@@ -124,12 +121,12 @@ class _Prefetch(io.RawIOBase):
 
     DEPTH = 16  # chunks: bounds the memory at DEPTH x CHUNK
 
-    def __init__(self, raw: Any) -> None:
+    def __init__(self, pieces: Iterator[bytes | memoryview]) -> None:
         self._queue: queue.Queue[bytes | BaseException] = queue.Queue(self.DEPTH)
         self._stop = threading.Event()
         self._buffer = memoryview(b"")
         self._ended = False
-        self._thread = threading.Thread(target=self._pump, args=(raw,), daemon=True)
+        self._thread = threading.Thread(target=self._pump, args=(pieces,), daemon=True)
         self._thread.start()
 
     def _put(self, item: bytes | BaseException) -> None:
@@ -140,13 +137,16 @@ class _Prefetch(io.RawIOBase):
             except queue.Full:
                 continue
 
-    def _pump(self, raw: Any) -> None:
+    def _pump(self, pieces: Iterator[bytes | memoryview]) -> None:
         try:
-            while not self._stop.is_set():
-                chunk = raw.read(CHUNK)
-                self._put(chunk)
-                if not chunk:
+            for piece in pieces:
+                if self._stop.is_set():
                     return
+                if piece:
+                    # A view is valid only until the next piece is asked for: queued, it is
+                    # read later, so it is copied.
+                    self._put(bytes(piece) if isinstance(piece, memoryview) else piece)
+            self._put(b"")
         except BaseException as exc:  # handed to the reading thread, raised there
             self._put(exc)
 
@@ -179,14 +179,14 @@ class _Push:
 
     def __init__(
         self,
-        client: docker.DockerClient,
+        engine: Engine,
         api: RegistryClient,
         repository: str,
         image: dict[str, Any],
         cache: BlobCache,
         on_progress: ProgressCallback,
     ) -> None:
-        self.client, self.api, self.repository = client, api, repository
+        self.engine, self.api, self.repository = engine, api, repository
         self.image_id = str(image["Id"])
         self.diff_ids = list((image.get("RootFS") or {}).get("Layers") or [])
         self.cache, self.on_progress = cache, on_progress
@@ -250,22 +250,26 @@ class _Push:
         image_hex = self.image_id.removeprefix("sha256:")
         config: bytes | None = None
         what = f"read {image_hex[:12]} from the engine"
-        response = get_stream(self.client, f"/images/{self.image_id}/get", None, what)
-        source = io.BufferedReader(_Prefetch(response.raw), CHUNK)
-        try:
-            with engine_errors(what), tarfile.open(fileobj=source, mode="r|") as tar:
-                for member in tar:
-                    name = member.name
-                    if need_config and name in (f"{image_hex}.json", f"blobs/sha256/{image_hex}"):
-                        handle = tar.extractfile(member)
-                        config = handle.read() if handle else None
-                    elif member.isfile() and (
-                        name.endswith("/layer.tar") or name.startswith("blobs/sha256/")
-                    ):
-                        self._layer(tar, member)
-        finally:
-            source.close()
-            response.close()
+        # A cut stream raises StreamBroken out of the pieces, which save's context maps to
+        # EngineUnreachable; the prefetching thread hands it over to this one.
+        with self.engine.save([self.image_id], what) as body:
+            source = io.BufferedReader(_Prefetch(body.pieces), CHUNK)
+            try:
+                with tarfile.open(fileobj=source, mode="r|") as tar:
+                    for member in tar:
+                        name = member.name
+                        if need_config and name in (
+                            f"{image_hex}.json",
+                            f"blobs/sha256/{image_hex}",
+                        ):
+                            handle = tar.extractfile(member)
+                            config = handle.read() if handle else None
+                        elif member.isfile() and (
+                            name.endswith("/layer.tar") or name.startswith("blobs/sha256/")
+                        ):
+                            self._layer(tar, member)
+            finally:
+                source.close()
         return config
 
     def _diff_id_of(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> str | None:
@@ -335,7 +339,7 @@ class _Push:
 
 
 def push_direct(
-    client: docker.DockerClient,
+    engine: Engine,
     api: RegistryClient,
     image: dict[str, Any],
     repository: str,
@@ -382,7 +386,7 @@ def push_direct(
     )
     for attempt in retrying:
         with attempt:
-            state = _Push(client, api, repository, image, cache, on_progress)
+            state = _Push(engine, api, repository, image, cache, on_progress)
             try:
                 manifest = state.run()
             finally:
@@ -400,10 +404,10 @@ def push_direct(
     )
     attempts = int(retrying.statistics.get("attempt_number", 1))
     return DirectResult(
-        f"{api.registry}/{repository}:{tag}",
-        digest,
-        state.image_id,
-        tuple(state.done[d] for d in dict.fromkeys(state.diff_ids)),
-        total,
-        attempts,
+        reference=f"{api.registry}/{repository}:{tag}",
+        digest=digest,
+        config=state.image_id,
+        layers=tuple(state.done[d] for d in dict.fromkeys(state.diff_ids)),
+        uploaded_bytes=total,
+        attempts=attempts,
     )

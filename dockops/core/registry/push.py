@@ -13,21 +13,19 @@ cannot pass for success).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dockops.core.images.transfer import push_image
 from dockops.core.registry.client import RegistryClient, connect
 from dockops.core.registry.direct import DirectResult, push_direct
-from dockops.engine.address import engine_errors
-from dockops.engine.named import named_errors
+from dockops.engine.api import Engine
+from dockops.engine.errors import Missing, unknown
 from dockops.errors import EngineRefused, InvalidInput
 from dockops.progress import ProgressCallback, ignore
 from dockops.reference import Reference, is_image_id, parse_reference
 from dockops.units import short_id
 
 if TYPE_CHECKING:
-    import docker
-
     from dockops.core.images.failures import RetryPolicy
 
 VIAS = ("auto", "direct", "daemon")
@@ -88,8 +86,16 @@ def target(source: str, registry: str, as_: str | None = None) -> tuple[str, str
     return f"{registry}/{name}", tag
 
 
+def local_image(engine: Engine, reference: str, what: str) -> dict[str, Any]:
+    """The local image's inspect document; a name the engine does not know is bad input."""
+    try:
+        return engine.image(reference, what=what)
+    except Missing as exc:
+        raise unknown(exc) from None
+
+
 def push_private(
-    client: docker.DockerClient,
+    engine: Engine,
     reference: str,
     registry: str,
     *,
@@ -103,7 +109,7 @@ def push_private(
     """Push a local image to the private registry and check the registry has exactly it.
 
     Args:
-        client: the engine (long-running client).
+        engine: the engine (with the long read timeout).
         reference: the local image (reference or ID).
         registry: HOST:PORT.
         as_: NAME[:TAG] in the registry instead of the source's.
@@ -130,43 +136,43 @@ def push_private(
     pushed_ref = f"{repository}:{tag}"
     name = repository.removeprefix(f"{registry}/")
     what = f"push-private {reference}"
-    with named_errors(what):
-        image = client.api.inspect_image(reference)
+    image = local_image(engine, reference, what)
     image_id = str(image["Id"])
-    held = _tagged(client, pushed_ref) if via == "daemon" or keep_tag else None
+    held = _tagged(engine, pushed_ref) if via == "daemon" or keep_tag else None
     moved_from = held if held not in (None, image_id) else None
     if moved_from is not None and not move_tag:
-        raise EngineRefused(_tag_in_the_way(client, what, pushed_ref, moved_from, image_id))
+        raise EngineRefused(_tag_in_the_way(engine, what, pushed_ref, moved_from, image_id))
     with connect(registry) as api:
         api.ping()
         if via == "direct":
             result = push_direct(
-                client, api, image, name, tag, on_progress=on_progress, policy=policy
+                engine, api, image, name, tag, on_progress=on_progress, policy=policy
             )
             _verify(api, what, name, tag, result.digest)
             if keep_tag:
-                with engine_errors(f"tag {pushed_ref}"):
-                    client.api.tag(image_id, repository, tag)
+                engine.tag(image_id, repository, tag, what=f"tag {pushed_ref}")
             uploaded = [layer for layer in result.layers if layer.action == "uploaded"]
             return PushPrivateResult(
-                pushed_ref,
-                result.digest,
-                reference,
-                via,
-                len(result.layers),
-                len(uploaded),
-                result.uploaded_bytes,
-                result.attempts,
-                False,
-                moved_from,
+                reference=pushed_ref,
+                digest=result.digest,
+                source=reference,
+                via=via,
+                layers=len(result.layers),
+                uploaded_layers=len(uploaded),
+                uploaded_bytes=result.uploaded_bytes,
+                attempts=result.attempts,
+                tag_removed=False,
+                moved_from=moved_from,
             )
         existed = held is not None
-        with engine_errors(f"tag {pushed_ref}"):
-            client.api.tag(image_id, repository, tag)
+        engine.tag(image_id, repository, tag, what=f"tag {pushed_ref}")
         done = False
         try:
             pushed_by_daemon = push_image(
-                client, pushed_ref, on_progress=on_progress, policy=policy
+                engine,
+                pushed_ref,
+                on_progress=on_progress,
+                policy=policy,
             )
             pushed = pushed_by_daemon.tags[0].digest if pushed_by_daemon.tags else None
             if not pushed:
@@ -176,20 +182,19 @@ def push_private(
         finally:
             if moved_from is not None and not done:
                 # The tag was moved for a push that failed: it goes back where the user had it.
-                with engine_errors(f"tag {pushed_ref}"):
-                    client.api.tag(moved_from, repository, tag)
-            removed = not keep_tag and not existed and _untag(client, pushed_ref, image_id)
+                engine.tag(moved_from, repository, tag, what=f"tag {pushed_ref}")
+            removed = not keep_tag and not existed and _untag(engine, pushed_ref, image_id)
     return PushPrivateResult(
-        pushed_ref,
-        pushed,
-        reference,
-        via,
-        len(pushed_by_daemon.layers),
-        None,
-        None,
-        pushed_by_daemon.attempts,
-        removed,
-        moved_from,
+        reference=pushed_ref,
+        digest=pushed,
+        source=reference,
+        via=via,
+        layers=len(pushed_by_daemon.layers),
+        uploaded_layers=None,
+        uploaded_bytes=None,
+        attempts=pushed_by_daemon.attempts,
+        tag_removed=removed,
+        moved_from=moved_from,
     )
 
 
@@ -203,22 +208,15 @@ def _verify(api: RegistryClient, what: str, name: str, tag: str, pushed: str) ->
         )
 
 
-def _tagged(client: docker.DockerClient, reference: str) -> str | None:
+def _tagged(engine: Engine, reference: str) -> str | None:
     """The ID of the image the local tag `reference` names, None when there is no such tag."""
-    import docker
-
-    with engine_errors(f"inspect {reference}"):
-        try:
-            return str(client.api.inspect_image(reference)["Id"])
-        except docker.errors.ImageNotFound:
-            return None
+    found = engine.find_image(reference)
+    return None if found is None else str(found["Id"])
 
 
-def _tag_in_the_way(
-    client: docker.DockerClient, what: str, reference: str, held: str, image_id: str
-) -> str:
-    with engine_errors(f"inspect {held}"):
-        others = [t for t in client.api.inspect_image(held).get("RepoTags") or [] if t != reference]
+def _tag_in_the_way(engine: Engine, what: str, reference: str, held: str, image_id: str) -> str:
+    tags = engine.image(held, what=f"inspect {held}").get("RepoTags") or []
+    others = [t for t in tags if t != reference]
     left = f"tagged {', '.join(others)}" if others else "untagged (a prune would delete it)"
     return (
         f"{what}: the local tag {reference} names another image, {short_id(held)}; --move-tag "
@@ -226,14 +224,14 @@ def _tag_in_the_way(
     )
 
 
-def _untag(client: docker.DockerClient, reference: str, image_id: str) -> bool:
+def _untag(engine: Engine, reference: str, image_id: str) -> bool:
     """Remove our temporary tag, unless it is the image's only name (removing it would then
     delete the image: an image pushed by ID keeps its new name instead)."""
-    with engine_errors(f"untag {reference}"):
-        tags = client.api.inspect_image(image_id).get("RepoTags") or []
-        if [t for t in tags if t != reference]:
-            client.api.remove_image(reference, noprune=True)
-            return True
+    what = f"untag {reference}"
+    tags = engine.image(image_id, what=what).get("RepoTags") or []
+    if [t for t in tags if t != reference]:
+        engine.remove_image(reference, noprune=True, what=what)
+        return True
     return False
 
 
@@ -253,7 +251,7 @@ def direct_reference(reference: str) -> Reference:
 
 
 def push_reference_direct(
-    client: docker.DockerClient,
+    engine: Engine,
     reference: str,
     *,
     on_progress: ProgressCallback = ignore,
@@ -269,12 +267,11 @@ def push_reference_direct(
     ref = direct_reference(reference)
     assert ref.domain is not None
     tag = ref.tag or "latest"
-    with named_errors(f"push {reference}"):
-        image = client.api.inspect_image(f"{ref.repository}:{tag}")
+    image = local_image(engine, f"{ref.repository}:{tag}", f"push {reference}")
     with connect(ref.domain) as api:
         api.ping()
         result = push_direct(
-            client, api, image, ref.path, tag, on_progress=on_progress, policy=policy
+            engine, api, image, ref.path, tag, on_progress=on_progress, policy=policy
         )
         _verify(api, f"push {reference}", ref.path, tag, result.digest)
     return result

@@ -20,15 +20,14 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dockops.core.registry_server import deploy
-from dockops.core.registry_server.deploy import find, owned
-from dockops.engine.address import engine_errors
+from dockops.core.registry_server.container_body import ContainerSettings, create_body
+from dockops.core.registry_server.deploy import owned
+from dockops.core.registry_server.registry_container import ADDRESS, DATA, LABEL, ROLE
+from dockops.engine.api import Engine
 from dockops.errors import EngineRefused, InvalidInput
-
-if TYPE_CHECKING:
-    import docker
 
 CONFIG = "/etc/docker/registry/config.yml"
 _SUMMARY = re.compile(r"(\d+) blobs marked, (\d+) blobs and (\d+) manifests eligible for deletion")
@@ -97,10 +96,10 @@ def _refusal(referenced: list[tuple[str, str, str]]) -> str:
 
 
 def _storage(found: dict[str, Any]) -> dict[str, Any] | None:
-    return next((m for m in found.get("Mounts") or [] if m["Destination"] == deploy.DATA), None)
+    return next((m for m in found.get("Mounts") or [] if m["Destination"] == DATA), None)
 
 
-def storage_bytes(client: docker.DockerClient, found: dict[str, Any]) -> int | None:
+def storage_bytes(engine: Engine, found: dict[str, Any]) -> int | None:
     """Bytes under the registry's storage: a folder walked here, a volume from the engine's df."""
     mount = _storage(found)
     if mount is None:
@@ -114,8 +113,7 @@ def storage_bytes(client: docker.DockerClient, found: dict[str, Any]) -> int | N
             for folder, _, files in os.walk(root)
             for name in files
         )
-    with engine_errors("measure the registry volume"):
-        volumes = client.api.df().get("Volumes") or []
+    volumes = engine.disk_usage().get("Volumes") or []
     for volume in volumes:
         if volume.get("Name") == mount.get("Name"):
             size = int((volume.get("UsageData") or {}).get("Size", -1))
@@ -124,7 +122,7 @@ def storage_bytes(client: docker.DockerClient, found: dict[str, Any]) -> int | N
 
 
 def garbage_collect(
-    client: docker.DockerClient, name: str, *, dry_run: bool = False, delete_untagged: bool = False
+    engine: Engine, name: str, *, dry_run: bool = False, delete_untagged: bool = False
 ) -> GcResult:
     """Run the registry's garbage collector with the registry stopped, then start it again.
 
@@ -133,78 +131,84 @@ def garbage_collect(
         EngineRefused: not made by dockops, the collector failed (with its last log line), or
             with delete_untagged, it would delete images that an index references.
     """
-    found = find(client, name)
+    found = engine.find_container(name)
     if found is None:
         raise InvalidInput(
             f"no registry named {name}: dockops registry gc runs on its own registry"
         )
     owned(found, name, "registry")
-    before = storage_bytes(client, found)
+    before = storage_bytes(engine, found)
     running = bool(found["State"]["Running"])
     stop = running and not dry_run
-    with engine_errors(f"registry gc {name}"):
+    what = f"registry gc {name}"
+    if stop:
+        engine.stop(found["Id"], timeout=30, what=what)
+    try:
+        output = _run(engine, found, dry_run=dry_run, delete_untagged=delete_untagged)
+    finally:
         if stop:
-            client.api.stop(found["Id"], timeout=30)
-        try:
-            output = _run(client, found, dry_run=dry_run, delete_untagged=delete_untagged)
-        finally:
-            if stop:
-                client.api.start(found["Id"])
+            engine.start(found["Id"], what=what)
     if stop:
         labels = found["Config"].get("Labels") or {}
-        deploy.wait_ready(client, found["Id"], str(labels.get(deploy.ADDRESS)))
+        deploy.wait_ready(engine, found["Id"], str(labels.get(ADDRESS)))
     log = read_log(output)
     if log.referenced:
         raise EngineRefused(_refusal(log.referenced))
-    after = storage_bytes(client, found) if not dry_run else before
+    after = storage_bytes(engine, found) if not dry_run else before
     summary = _SUMMARY.search(output)
     counts = [int(n) for n in summary.groups()] if summary else [None, None, None]
     return GcResult(
-        name,
-        dry_run,
-        delete_untagged,
-        counts[0],
-        counts[1],
-        counts[2],
-        before,
-        after,
-        before - after if before is not None and after is not None else None,
-        stop,
-        tuple(f"{repo}@{digest}" for repo, digest in log.deleted),
+        name=name,
+        dry_run=dry_run,
+        delete_untagged=delete_untagged,
+        blobs_marked=counts[0],
+        blobs_eligible=counts[1],
+        manifests_eligible=counts[2],
+        bytes_before=before,
+        bytes_after=after,
+        freed_bytes=before - after if before is not None and after is not None else None,
+        registry_stopped=stop,
+        manifests_deleted=tuple(f"{repo}@{digest}" for repo, digest in log.deleted),
     )
 
 
-def _run(
-    client: docker.DockerClient, found: dict[str, Any], *, dry_run: bool, delete_untagged: bool
-) -> str:
+def _run(engine: Engine, found: dict[str, Any], *, dry_run: bool, delete_untagged: bool) -> str:
     """The collector's log. With --delete-untagged, a dry run first: when it would delete an
     image that an index references, that log is returned and the real run never happens."""
     if not delete_untagged:
-        return _collect(client, found, ["--dry-run"] if dry_run else [])
-    planned = _collect(client, found, ["--dry-run", "--delete-untagged"])
+        return _collect(engine, found, ["--dry-run"] if dry_run else [])
+    planned = _collect(engine, found, ["--dry-run", "--delete-untagged"])
     if dry_run or read_log(planned).referenced:
         return planned
-    return _collect(client, found, ["--delete-untagged"])
+    return _collect(engine, found, ["--delete-untagged"])
 
 
-def _collect(client: docker.DockerClient, found: dict[str, Any], flags: list[str]) -> str:
-    """Run `registry garbage-collect` in a one-off container sharing the registry's storage."""
-    # volumes_from brings the storage, a named volume or a --data folder alike.
-    host_config = client.api.create_host_config(volumes_from=[found["Id"]], network_mode="none")
-    box = client.api.create_container(
-        image=found["Config"]["Image"],
-        entrypoint=["/bin/registry"],
-        command=["garbage-collect", *flags, CONFIG],
-        environment=found["Config"].get("Env") or [],
-        labels={deploy.LABEL: found["Config"]["Labels"][deploy.LABEL], deploy.ROLE: "gc"},
-        host_config=host_config,
+def collector_settings(found: dict[str, Any], flags: list[str]) -> ContainerSettings:
+    """The one-off `registry garbage-collect` container beside the registry `found` (pure)."""
+    config = found["Config"]
+    return ContainerSettings(
+        image=config["Image"],
+        env=dict(item.partition("=")[::2] for item in config.get("Env") or []),
+        labels={LABEL: config["Labels"][LABEL], ROLE: "gc"},
+        network_mode="none",
+        entrypoint=("/bin/registry",),
+        command=("garbage-collect", *flags, CONFIG),
+        # volumes_from brings the storage, a named volume or a --data folder alike.
+        volumes_from=(found["Id"],),
     )
+
+
+def _collect(engine: Engine, found: dict[str, Any], flags: list[str]) -> str:
+    """Run `registry garbage-collect` in a one-off container sharing the registry's storage."""
+    what = f"registry gc {found['Config']['Labels'][LABEL]}"
+    box = engine.create_container(create_body(collector_settings(found, flags)), what=what)
     try:
-        client.api.start(box["Id"])
-        status = client.api.wait(box["Id"], timeout=3600)
-        output = str(client.api.logs(box["Id"]).decode(errors="replace"))
+        engine.start(box, what=what)
+        # The engine's long read timeout (an hour) bounds the run, as docker-py's wait did.
+        status = engine.wait(box, what=what)
+        output = engine.logs(box, what=what).decode(errors="replace")
     finally:
-        client.api.remove_container(box["Id"], force=True)
+        engine.remove_container(box, force=True, what=what)
     if status.get("StatusCode") != 0:
         last = output.strip().splitlines()[-1] if output.strip() else "no output"
         raise EngineRefused(f"registry garbage-collect failed: {last}")

@@ -15,19 +15,25 @@ import hashlib
 import ipaddress
 import json
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dockops.core.registry import trust
 from dockops.core.registry.client import reason
 from dockops.core.registry_server import deploy, htpasswd, nginx, pki
-from dockops.core.registry_server.deploy import LABEL, ROLE, find, hostport, owned
-from dockops.engine.address import engine_errors
+from dockops.core.registry_server.container_body import ContainerSettings, create_body
+from dockops.core.registry_server.deploy import owned
+from dockops.core.registry_server.registry_container import (
+    ADDRESS,
+    LABEL,
+    REGISTRY_PORT,
+    ROLE,
+    SPEC,
+    hostport,
+)
+from dockops.engine.api import Engine
 from dockops.errors import InvalidInput, RegistryUnreachable
-
-if TYPE_CHECKING:
-    import docker
 
 HASH = "dockops.frontend.hash"
 UPSTREAM = "dockops.upstream"  # bridge mode: the registry container nginx resolved at start
@@ -67,38 +73,30 @@ class SecureResult:
     backend: deploy.Backend  # what was done to the registry's plain-HTTP port
 
 
-def frontend_spec(spec: SecureSpec, network: str, files: dict[str, Path]) -> dict[str, Any]:
-    """create_container arguments for the nginx frontend (pure: unit-tested for both modes).
+def frontend_settings(spec: SecureSpec, network: str, files: dict[str, Path]) -> ContainerSettings:
+    """The nginx frontend container (pure: unit-tested for both modes).
 
     `files` maps the container paths of the server cert, key and htpasswd to host files, and
     CONF_D to the folder holding only our server block (it hides the image's default.conf,
     which would listen on port 80 of the host network).
     """
-    binds = {str(host): {"bind": inside, "mode": "ro"} for inside, host in files.items()}
-    host_config: dict[str, Any] = {"restart_policy": {"Name": "always"}, "binds": binds}
-    ports: list[int] | None = None
-    networking: dict[str, dict[str, Any]] | None = None
-    if network == "host":
-        host_config["network_mode"] = "host"
-    else:
-        net = f"{spec.name}-net"
-        host_config["network_mode"] = net
-        host_config["port_bindings"] = {443: spec.port}
-        ports = [443]
-        networking = {net: {}}
-    return {
-        "image": spec.image,
-        "name": f"{spec.name}-frontend",
-        "ports": ports,
-        "labels": {
+    host_network = ContainerSettings(
+        image=spec.image,
+        name=f"{spec.name}-frontend",
+        labels={
             LABEL: spec.name,
             ROLE: "frontend",
-            deploy.ADDRESS: registry_address(spec),
+            ADDRESS: registry_address(spec),
             CERTS_DIR: str(spec.certs_dir),
         },
-        "host_config": host_config,
-        "networking": networking,
-    }
+        binds={str(host): (inside, "ro") for inside, host in files.items()},
+        network_mode="host",
+        restart="always",
+    )
+    if network == "host":
+        return host_network
+    net = f"{spec.name}-net"
+    return replace(host_network, network_mode=net, networks=(net,), ports={443: ("", spec.port)})
 
 
 def registry_address(spec: SecureSpec) -> str:
@@ -118,7 +116,7 @@ def listen_address(spec: SecureSpec, network: str) -> str:
 
 
 def secure_registry(
-    client: docker.DockerClient,
+    engine: Engine,
     spec: SecureSpec,
     *,
     user: str | None,
@@ -130,7 +128,7 @@ def secure_registry(
     """Put TLS and basic auth in front of the registry `spec.name`, then prove it works.
 
     Args:
-        client: the engine.
+        engine: the engine.
         spec: host, port, frontend image and where the certificates live.
         user, password: the htpasswd entry to write; both None keeps the existing file.
         rotate: make a new CA (and server certificate) even when one exists.
@@ -143,11 +141,11 @@ def secure_registry(
             be made reachable from this host only (it is then left as it was).
         RegistryUnreachable: the final HTTPS checks did not get 401 then 200.
     """
-    registry = find(client, spec.name)
+    registry = engine.find_container(spec.name)
     if registry is None:
         raise InvalidInput(f"no registry named {spec.name}: run dockops registry up first")
     owned(registry, spec.name, "registry")
-    recorded = json.loads((registry["Config"]["Labels"] or {}).get(deploy.SPEC, "{}"))
+    recorded = json.loads((registry["Config"]["Labels"] or {}).get(SPEC, "{}"))
     network = str(recorded.get("network", "bridge"))
     if spec.network is not None and spec.network != network:
         raise InvalidInput(
@@ -160,8 +158,8 @@ def secure_registry(
         raise InvalidInput("the first registry secure needs --user U and a password")
 
     # What can fail without touching anything is checked before the registry is remade.
-    image_id = _frontend_image(client, spec.image)
-    frontend = find(client, f"{spec.name}-frontend")
+    image_id = _frontend_image(engine, spec.image)
+    frontend = engine.find_container(f"{spec.name}-frontend")
     if frontend is not None:
         owned(frontend, spec.name, "frontend")
 
@@ -169,11 +167,11 @@ def secure_registry(
     changed = False
     if user is not None and password is not None:
         changed = htpasswd.write_htpasswd(auth_file, user, password)
-    backend = deploy.make_private(client, registry)
+    backend = deploy.make_private(engine, registry)
     if network == "host":
-        upstream = backend.now or f"127.0.0.1:{recorded.get('port', deploy.REGISTRY_PORT)}"
+        upstream = backend.now or f"127.0.0.1:{recorded.get('port', REGISTRY_PORT)}"
     else:
-        upstream = f"{spec.name}:{deploy.REGISTRY_PORT}"
+        upstream = f"{spec.name}:{REGISTRY_PORT}"
     conf = nginx.render_conf(
         nginx.FrontendConf(
             server_name=spec.host, listen=listen_address(spec, network), upstream=upstream
@@ -191,13 +189,13 @@ def secure_registry(
         "/etc/nginx/certs/domain.key": files.key,
         "/etc/nginx/auth/htpasswd": auth_file,
     }
-    args = frontend_spec(spec, network, mounts)
+    settings = frontend_settings(spec, network, mounts)
     if network != "host":
-        with engine_errors(f"registry secure {spec.name}"):
-            # nginx resolves NAME once, when it starts: a remade registry (another IP) needs
-            # a new frontend, which this label in the fingerprint brings.
-            args["labels"][UPSTREAM] = _bridge_network(client, spec.name)
-    state = _run_frontend(client, spec, network, args, mounts, image_id)
+        # nginx resolves NAME once, when it starts: a remade registry (another IP) needs
+        # a new frontend, which this label in the fingerprint brings.
+        upstream_id = _bridge_network(engine, spec.name)
+        settings = replace(settings, labels={**settings.labels, UPSTREAM: upstream_id})
+    state = _run_frontend(engine, spec, network, settings, mounts, image_id)
 
     trusted_at = None
     if install_trust:
@@ -210,16 +208,16 @@ def secure_registry(
 
     update_config(registry=registry_address(spec))
     return SecureResult(
-        registry_address(spec),
-        str(spec.certs_dir),
-        files.ca_created,
-        files.cert_created,
-        changed,
-        state,
-        trusted_at,
-        files.ca_fingerprint,
-        check,
-        backend,
+        registry=registry_address(spec),
+        certs_dir=str(spec.certs_dir),
+        ca_created=files.ca_created,
+        cert_created=files.cert_created,
+        htpasswd_changed=changed,
+        frontend=state,
+        trusted_at=trusted_at,
+        ca_fingerprint=files.ca_fingerprint,
+        check=check,
+        backend=backend,
     )
 
 
@@ -234,8 +232,8 @@ def _stored_login(address: str) -> tuple[str | None, str | None]:
     return (stored.username, stored.password) if stored else (None, None)
 
 
-def _fingerprint(args: dict[str, Any], mounts: dict[str, Path], image_id: str) -> str:
-    digest = hashlib.sha256(json.dumps(args, sort_keys=True, default=str).encode())
+def _fingerprint(body: dict[str, Any], mounts: dict[str, Path], image_id: str) -> str:
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode())
     digest.update(image_id.encode())
     for inside in sorted(mounts):
         source = mounts[inside]
@@ -245,77 +243,60 @@ def _fingerprint(args: dict[str, Any], mounts: dict[str, Path], image_id: str) -
     return digest.hexdigest()
 
 
-def _frontend_image(client: docker.DockerClient, image: str) -> str:
+def _frontend_image(engine: Engine, image: str) -> str:
     """The frontend image's ID.
 
     Raises:
         InvalidInput: the image is not on the engine (secure pulls nothing).
     """
-    import docker
-
-    with engine_errors("registry secure"):
-        try:
-            return str(client.api.inspect_image(image)["Id"])
-        except docker.errors.ImageNotFound:
-            raise InvalidInput(f"--frontend-image {image} is not on this engine") from None
+    found = engine.find_image(image)
+    if found is None:
+        raise InvalidInput(f"--frontend-image {image} is not on this engine")
+    return str(found["Id"])
 
 
 def _run_frontend(
-    client: docker.DockerClient,
+    engine: Engine,
     spec: SecureSpec,
     network: str,
-    args: dict[str, Any],
+    settings: ContainerSettings,
     mounts: dict[str, Path],
     image_id: str,
 ) -> str:
-    name = str(args["name"])
-    fingerprint = _fingerprint(args, mounts, image_id)
-    found = find(client, name)
+    name = str(settings.name)
+    body = create_body(settings)
+    fingerprint = _fingerprint(body, mounts, image_id)
+    found = engine.find_container(name)
     state = "created"
     if found is not None:
         owned(found, spec.name, "frontend")
         labels = found["Config"]["Labels"] or {}
         if labels.get(HASH) == fingerprint and found["State"]["Running"]:
             return "unchanged"
-        with engine_errors(f"remove {name}"):
-            client.api.remove_container(found["Id"], force=True)
+        engine.remove_container(found["Id"], force=True, what=f"remove {name}")
         state = "recreated"
-    with engine_errors(f"start {name}"):
-        host_config = client.api.create_host_config(**args["host_config"])
-        networking = (
-            client.api.create_networking_config(
-                {net: client.api.create_endpoint_config() for net in args["networking"]}
-            )
-            if args["networking"]
-            else None
-        )
-        created = client.api.create_container(
-            image=spec.image,
-            name=name,
-            ports=args["ports"],
-            labels={**args["labels"], HASH: fingerprint},
-            host_config=host_config,
-            networking_config=networking,
-        )
-        client.api.start(created["Id"])
+    body["Labels"] = {**body["Labels"], HASH: fingerprint}
+    created = engine.create_container(body, name, what=f"start {name}")
+    engine.start(created, what=f"start {name}")
     probe = listen_address(spec, network)
     probe = probe if ":" in probe else hostport("127.0.0.1", spec.port)
-    deploy.wait_ready(client, str(created["Id"]), probe, https=True)
+    deploy.wait_ready(engine, created, probe, https=True)
     return state
 
 
-def _bridge_network(client: docker.DockerClient, name: str) -> str:
+def _bridge_network(engine: Engine, name: str) -> str:
     """The user-defined network on which nginx reaches the registry by its container name;
     returns the registry container's ID."""
     net = f"{name}-net"
-    existing = client.api.networks(names=[net])
-    if not existing:
-        client.api.create_network(net, driver="bridge", labels={LABEL: name})
-    attached = client.api.inspect_network(net).get("Containers") or {}
-    registry_id = client.api.inspect_container(name)["Id"]
+    what = f"registry secure {name}"
+    # The engine's name filter matches substrings: NAME-net2 is not NAME-net.
+    if not any(found.get("Name") == net for found in engine.networks([net])):
+        engine.create_network({"Name": net, "Driver": "bridge", "Labels": {LABEL: name}}, what)
+    attached = engine.network(net, what=what).get("Containers") or {}
+    registry_id = str(engine.container(name, what=what)["Id"])
     if registry_id not in attached:
-        client.api.connect_container_to_network(registry_id, net, aliases=[name])
-    return str(registry_id)
+        engine.connect_network(net, registry_id, aliases=[name], what=what)
+    return registry_id
 
 
 def check_frontend(address: str, ca_crt: Path, user: str | None, password: str | None) -> Check:

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dockops.core.registry import trust
-from dockops.core.registry_server import deploy
-from dockops.core.registry_server.deploy import find, owned
+from dockops.core.registry_server.deploy import owned
+from dockops.core.registry_server.registry_container import ADDRESS, exposed, open_backend_warning
+from dockops.engine.api import Engine
 from dockops.errors import DockopsError, InvalidInput, LoginRequired
-
-if TYPE_CHECKING:
-    import docker
 
 
 @dataclass(frozen=True)
@@ -24,7 +22,7 @@ class Part:
     restart: str | None
     address: str | None
     certs_dir: str | None = None
-    exposed: tuple[str, ...] = ()  # HOST:PORT other hosts reach it on (deploy.exposed)
+    exposed: tuple[str, ...] = ()  # HOST:PORT other hosts reach it on (registry_container)
 
 
 @dataclass(frozen=True)
@@ -39,33 +37,31 @@ class StatusResult:
     warnings: tuple[str, ...] = ()
 
 
-def _part(client: docker.DockerClient, name: str, container: str, role: str) -> Part:
-    found = find(client, container)
+def _part(engine: Engine, name: str, container: str, role: str) -> Part:
+    found = engine.find_container(container)
     if found is None:
-        return Part(container, "absent", None, None, None)
+        return Part(container=container, state="absent", image=None, restart=None, address=None)
     owned(found, name, role)
     labels: dict[str, Any] = found["Config"].get("Labels") or {}
     return Part(
-        container,
-        str(found["State"]["Status"]),
-        str(found["Config"]["Image"]),
-        str((found["HostConfig"].get("RestartPolicy") or {}).get("Name") or "no"),
-        labels.get(deploy.ADDRESS),
-        labels.get("dockops.certs_dir"),
-        deploy.exposed(found) if role == "registry" else (),
+        container=container,
+        state=str(found["State"]["Status"]),
+        image=str(found["Config"]["Image"]),
+        restart=str((found["HostConfig"].get("RestartPolicy") or {}).get("Name") or "no"),
+        address=labels.get(ADDRESS),
+        certs_dir=labels.get("dockops.certs_dir"),
+        exposed=exposed(found) if role == "registry" else (),
     )
 
 
-def registry_status(
-    client: docker.DockerClient, name: str, *, certs_d: Path | None = None
-) -> StatusResult:
+def registry_status(engine: Engine, name: str, *, certs_d: Path | None = None) -> StatusResult:
     """The registry `name` and its frontend as they are now.
 
     Raises:
         InvalidInput: no registry of that name.
     """
-    registry = _part(client, name, name, "registry")
-    frontend = _part(client, name, f"{name}-frontend", "frontend")
+    registry = _part(engine, name, name, "registry")
+    frontend = _part(engine, name, f"{name}-frontend", "frontend")
     if registry.state == "absent" and frontend.state == "absent":
         raise InvalidInput(f"no registry named {name}: run dockops registry up --name {name}")
     tls = frontend.state != "absent"
@@ -78,8 +74,17 @@ def registry_status(
         trusted = trust.trusted_ca(address, certs_d) is not None
     warnings: tuple[str, ...] = ()
     if tls and registry.exposed:
-        warnings = (deploy.open_backend_warning(name, registry.exposed),)
-    return StatusResult(name, address, registry, frontend, tls, trusted, _answer(address), warnings)
+        warnings = (open_backend_warning(name, registry.exposed),)
+    return StatusResult(
+        name=name,
+        address=address,
+        registry=registry,
+        frontend=frontend,
+        tls=tls,
+        trusted=trusted,
+        answer=_answer(address),
+        warnings=warnings,
+    )
 
 
 def _answer(address: str) -> str:

@@ -13,29 +13,42 @@ import pytest
 from dockops.core.registry.client import _challenge_params, _error_text, login_hint
 from dockops.core.registry.push import target
 from dockops.core.registry.trust import ca_path, install_ca, is_loopback, is_trusted
-from dockops.core.registry_server.deploy import (
+from dockops.core.registry_server.container_body import create_body
+from dockops.core.registry_server.deploy import make_private
+from dockops.core.registry_server.registry_container import (
     RegistrySpec,
-    container_spec,
     differences,
     exposed,
     hostport,
-    make_private,
     probe_address,
+    registry_settings,
 )
-from dockops.core.registry_server.secure import CONF_D, SecureSpec, frontend_spec, listen_address
+from dockops.core.registry_server.secure import (
+    CONF_D,
+    SecureSpec,
+    frontend_settings,
+    listen_address,
+)
+from dockops.engine.api import Engine
+from dockops.engine.wire import Answer
 from dockops.errors import EngineRefused, InvalidInput
+
+
+def container_spec(spec: RegistrySpec, *, private: bool = False) -> dict[str, Any]:
+    """The create body of the registry container, as the engine is sent it."""
+    return create_body(registry_settings(spec, private=private))
 
 
 def test_bridge_registry_publishes_the_port_on_the_bind_address() -> None:
     spec = container_spec(RegistrySpec(name="reg", port=5001, bind="10.0.0.5"))
-    host = spec["host_config"]
-    assert host["port_bindings"] == {5000: ("10.0.0.5", 5001)}
-    assert spec["ports"] == [5000]
-    assert "network_mode" not in host
-    assert host["restart_policy"] == {"Name": "always"}
-    assert host["binds"] == {"reg-data": {"bind": "/var/lib/registry", "mode": "rw"}}
-    assert spec["environment"] == {"REGISTRY_STORAGE_DELETE_ENABLED": "true"}
-    labels = spec["labels"]
+    host = spec["HostConfig"]
+    assert host["PortBindings"] == {"5000/tcp": [{"HostIp": "10.0.0.5", "HostPort": "5001"}]}
+    assert spec["ExposedPorts"] == {"5000/tcp": {}}
+    assert host["NetworkMode"] == "default"
+    assert host["RestartPolicy"] == {"Name": "always"}
+    assert host["Binds"] == ["reg-data:/var/lib/registry:rw"]
+    assert spec["Env"] == ["REGISTRY_STORAGE_DELETE_ENABLED=true"]
+    labels = spec["Labels"]
     assert labels["dockops.registry"] == "reg" and labels["dockops.role"] == "registry"
     assert labels["dockops.address"] == "10.0.0.5:5001"
     assert json.loads(labels["dockops.spec"])["port"] == 5001
@@ -45,10 +58,10 @@ def test_host_registry_listens_on_bind_and_port() -> None:
     spec = container_spec(
         RegistrySpec(name="reg", port=5002, bind="127.0.0.1", network="host", data="/srv/reg")
     )
-    assert spec["host_config"]["network_mode"] == "host"
-    assert "port_bindings" not in spec["host_config"] and spec["ports"] is None
-    assert spec["environment"]["REGISTRY_HTTP_ADDR"] == "127.0.0.1:5002"
-    assert spec["host_config"]["binds"] == {"/srv/reg": {"bind": "/var/lib/registry", "mode": "rw"}}
+    assert spec["HostConfig"]["NetworkMode"] == "host"
+    assert "PortBindings" not in spec["HostConfig"] and "ExposedPorts" not in spec
+    assert _env(spec)["REGISTRY_HTTP_ADDR"] == "127.0.0.1:5002"
+    assert spec["HostConfig"]["Binds"] == ["/srv/reg:/var/lib/registry:rw"]
 
 
 @pytest.mark.parametrize(
@@ -63,41 +76,42 @@ def test_host_registry_listens_on_bind_and_port() -> None:
 def test_addresses(bind: str, address: str, listen: str) -> None:
     spec = RegistrySpec(bind=bind, network="host")
     assert spec.address == address
-    assert container_spec(spec)["environment"]["REGISTRY_HTTP_ADDR"] == listen
+    assert _env(container_spec(spec))["REGISTRY_HTTP_ADDR"] == listen
 
 
 def test_a_private_host_registry_listens_on_loopback_and_keeps_its_up_settings() -> None:
     spec = RegistrySpec(name="reg", port=5002, network="host")  # bind 0.0.0.0
     private = container_spec(spec, private=True)
-    assert private["environment"]["REGISTRY_HTTP_ADDR"] == "127.0.0.1:5002"
-    labels = private["labels"]
+    assert _env(private)["REGISTRY_HTTP_ADDR"] == "127.0.0.1:5002"
+    labels = private["Labels"]
     assert labels["dockops.address"] == "127.0.0.1:5002" and labels["dockops.private"] == "true"
     # What up was asked stays recorded, so a re-run of up finds nothing different.
-    assert labels["dockops.spec"] == container_spec(spec)["labels"]["dockops.spec"]
-    assert private["host_config"]["binds"] == container_spec(spec)["host_config"]["binds"]
+    assert labels["dockops.spec"] == container_spec(spec)["Labels"]["dockops.spec"]
+    assert private["HostConfig"]["Binds"] == container_spec(spec)["HostConfig"]["Binds"]
     loopback = RegistrySpec(name="reg", bind="::1", network="host")
-    assert (
-        container_spec(loopback, private=True)["environment"]["REGISTRY_HTTP_ADDR"] == "[::1]:5000"
-    )
+    assert _env(container_spec(loopback, private=True))["REGISTRY_HTTP_ADDR"] == "[::1]:5000"
 
 
 def test_a_private_bridge_registry_publishes_nothing() -> None:
     private = container_spec(RegistrySpec(name="reg", bind="127.0.0.1"), private=True)
-    assert "port_bindings" not in private["host_config"] and private["ports"] is None
-    assert private["labels"]["dockops.address"] == "reg:5000"  # by name on reg-net
+    assert "PortBindings" not in private["HostConfig"] and "ExposedPorts" not in private
+    assert private["Labels"]["dockops.address"] == "reg:5000"  # by name on reg-net
+
+
+def _env(body: dict[str, Any]) -> dict[str, str]:
+    return dict(item.partition("=")[::2] for item in body["Env"])
 
 
 def _inspected(spec: dict[str, Any], networks: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What inspect_container says of a container made from `spec`."""
-    env = [f"{key}={value}" for key, value in spec["environment"].items()]
-    host = spec["host_config"]
-    bindings = {
-        f"{inside}/tcp": [{"HostIp": address, "HostPort": str(port)}]
-        for inside, (address, port) in (host.get("port_bindings") or {}).items()
-    }
+    """What inspect_container says of a container made from the create body `spec`."""
+    host = spec["HostConfig"]
+    mode = host["NetworkMode"]
     return {
-        "Config": {"Env": env, "Labels": spec["labels"]},
-        "HostConfig": {"NetworkMode": host.get("network_mode", "bridge"), "PortBindings": bindings},
+        "Config": {"Env": spec["Env"], "Labels": spec["Labels"]},
+        "HostConfig": {
+            "NetworkMode": "bridge" if mode == "default" else mode,
+            "PortBindings": host.get("PortBindings") or {},
+        },
         "NetworkSettings": {"Networks": networks or {}},
         "Image": "sha256:" + "ab" * 32,
     }
@@ -145,18 +159,18 @@ class _NoEngine:
         raise AssertionError(f"the engine was asked: {name}")
 
 
-class _NothingAside:
-    """An engine with no NAME-replaced; asking it anything else is a test failure."""
+class _NothingThere:
+    """A transport whose engine has no container at all; only small calls are expected."""
+
+    address = "unix:///test.sock"
+    api_version = "1.41"
 
     def __init__(self) -> None:
-        self.inspected: list[str] = []
-        self.api = self
+        self.asked: list[str] = []
 
-    def inspect_container(self, name: str) -> dict[str, Any]:
-        import docker
-
-        self.inspected.append(name)
-        raise docker.errors.NotFound(f"no container {name}")
+    def call(self, method: str, path: str, **kwargs: Any) -> Answer:
+        self.asked.append(f"{method} {path}")
+        return Answer(404, b'{"message": "No such container"}')
 
     def __getattr__(self, name: str) -> Any:
         raise AssertionError(f"the engine was asked: {name}")
@@ -166,10 +180,10 @@ def test_make_private_leaves_a_closed_registry_alone() -> None:
     # The engine is asked one thing: whether a killed run left the old registry aside, which
     # is removed even when there is nothing to close (the integration tests remove one).
     found = _inspected(container_spec(RegistrySpec(name="reg", network="host", bind="127.0.0.1")))
-    engine = _NothingAside()
-    backend = make_private(engine, found)  # type: ignore[arg-type]
+    transport = _NothingThere()
+    backend = make_private(Engine(transport), found)
     assert (backend.change, backend.was, backend.now) == ("unchanged", (), "127.0.0.1:5000")
-    assert engine.inspected == ["reg-replaced"]
+    assert transport.asked == ["GET /containers/reg-replaced/json"]
 
 
 def test_make_private_refuses_without_recorded_settings() -> None:
@@ -202,21 +216,24 @@ def _secure(host: str = "registry.example", port: int = 8443) -> SecureSpec:
 
 def test_bridge_frontend_joins_the_registry_network_and_publishes_443() -> None:
     files = {CONF_D: Path("/c/nginx"), "/etc/nginx/certs/domain.key": Path("/c/domain.key")}
-    spec = frontend_spec(_secure(), "bridge", files)
-    host = spec["host_config"]
-    assert spec["name"] == "reg-frontend"
-    assert host["network_mode"] == "reg-net" and spec["networking"] == {"reg-net": {}}
-    assert host["port_bindings"] == {443: 8443} and spec["ports"] == [443]
-    assert host["restart_policy"] == {"Name": "always"}
-    assert host["binds"]["/c/nginx"] == {"bind": CONF_D, "mode": "ro"}
-    assert all(b["mode"] == "ro" for b in host["binds"].values())
-    assert spec["labels"]["dockops.address"] == "registry.example:8443"
+    settings = frontend_settings(_secure(), "bridge", files)
+    assert settings.name == "reg-frontend"
+    spec = create_body(settings)
+    host = spec["HostConfig"]
+    assert host["NetworkMode"] == "reg-net"
+    assert spec["NetworkingConfig"] == {"EndpointsConfig": {"reg-net": {}}}
+    assert host["PortBindings"] == {"443/tcp": [{"HostIp": "", "HostPort": "8443"}]}
+    assert spec["ExposedPorts"] == {"443/tcp": {}}
+    assert host["RestartPolicy"] == {"Name": "always"}
+    assert f"/c/nginx:{CONF_D}:ro" in host["Binds"]
+    assert all(bind.endswith(":ro") for bind in host["Binds"])
+    assert spec["Labels"]["dockops.address"] == "registry.example:8443"
 
 
 def test_host_frontend() -> None:
-    spec = frontend_spec(_secure("127.0.0.1"), "host", {})
-    assert spec["host_config"]["network_mode"] == "host"
-    assert spec["ports"] is None and spec["networking"] is None
+    spec = create_body(frontend_settings(_secure("127.0.0.1"), "host", {}))
+    assert spec["HostConfig"]["NetworkMode"] == "host"
+    assert "ExposedPorts" not in spec and "NetworkingConfig" not in spec
 
 
 @pytest.mark.parametrize(
