@@ -103,16 +103,15 @@ def search(
     or glob) and tags."""
     output = render.output_mode(json)
     if registry is not None:
-        from dockops.config import resolve_registry
+        from dockops.cli.common import private_registry
         from dockops.core.registry.browse import search as search_registry
         from dockops.core.registry.client import connect
 
-        address = resolve_registry(registry)
-        if address is None:
-            raise InvalidInput(
-                "search --registry: no registry named, and no default (DOCKOPS_REGISTRY, "
-                "config.toml)"
-            )
+        address = private_registry(
+            registry,
+            missing="search --registry: no registry named, and no default "
+            "(DOCKOPS_REGISTRY, config.toml)",
+        )
         with connect(address) as api:
             found = search_registry(api, term, limit=limit)
         render.emit(found, output, columns=REGISTRY_SEARCH_COLUMNS)
