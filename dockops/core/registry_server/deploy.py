@@ -319,18 +319,3 @@ def registry_down(
     if data_dir:
         kept.append(f"folder {data_dir}")
     return DownResult(name=name, removed=tuple(removed), kept=tuple(kept), dry_run=dry_run)
-
-
-def find(client: Any, name: str) -> dict[str, Any] | None:
-    """LEGACY, for doctor.py's docker-py client until the images area converts it (it then
-    asks engine.find_container): delete together with engine/address.get_client."""
-    import docker
-
-    from dockops.engine.address import engine_errors
-
-    with engine_errors(f"inspect {name}"):
-        try:
-            found: dict[str, Any] = client.api.inspect_container(name)
-        except docker.errors.NotFound:
-            return None
-    return found
