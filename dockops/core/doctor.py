@@ -176,25 +176,29 @@ def backend_checks(connect: Callable[[], Engine], registry: str) -> tuple[Check,
 
     Never raises: without an engine, or for a registry run elsewhere, there is no check.
     """
-    from dockops.core.registry_server import deploy
+    from dockops.core.registry_server import registry_container
 
     try:
         engine = connect()
-        labels = [f"{deploy.ROLE}=frontend", f"{deploy.ADDRESS}={registry}"]
+        labels = [f"{registry_container.ROLE}=frontend", f"{registry_container.ADDRESS}={registry}"]
         frontends = engine.containers(all=True, filters={"label": labels})
-        backends = [engine.find_container(f["Labels"][deploy.LABEL]) for f in frontends]
+        backends = [engine.find_container(f["Labels"][registry_container.LABEL]) for f in frontends]
     except DockopsError:
         return ()
     checks = []
     for found in backends:
         labels_of = (found or {}).get("Config", {}).get("Labels") or {}
-        if found is None or labels_of.get(deploy.ROLE) != "registry":
+        if found is None or labels_of.get(registry_container.ROLE) != "registry":
             continue  # gone, or a same-named container dockops did not make
-        name = str(labels_of[deploy.LABEL])
-        where = deploy.exposed(found)
+        name = str(labels_of[registry_container.LABEL])
+        where = registry_container.exposed(found)
         if where:
-            checks.append(Check("backend", True, deploy.open_backend_warning(name, where), 0, True))
+            checks.append(
+                Check(
+                    "backend", True, registry_container.open_backend_warning(name, where), 0, True
+                )
+            )
         else:
-            now = labels_of.get(deploy.ADDRESS) or "loopback"
+            now = labels_of.get(registry_container.ADDRESS) or "loopback"
             checks.append(Check("backend", True, f"plain HTTP of registry {name} only on {now}"))
     return tuple(checks)

@@ -29,31 +29,12 @@ from dockops.core.registry_server.registry_container import (
     RegistrySpec,
     differences,
     exposed,
-    open_backend_warning,
     probe_address,
     registry_settings,
 )
 from dockops.engine.api import Engine
 from dockops.engine.errors import Missing
 from dockops.errors import DockopsError, EngineRefused, InvalidInput
-
-# doctor.py reads the labels and where a registry is open through this module
-__all__ = [
-    "ADDRESS",
-    "LABEL",
-    "ROLE",
-    "Backend",
-    "DownResult",
-    "UpResult",
-    "exposed",
-    "find",
-    "make_private",
-    "open_backend_warning",
-    "owned",
-    "registry_down",
-    "registry_up",
-    "wait_ready",
-]
 
 READY_TIMEOUT = 20.0
 
