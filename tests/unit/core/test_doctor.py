@@ -6,7 +6,7 @@ from dockops.core.doctor import backend_checks, run_doctor
 from dockops.core.registry_server import deploy
 from dockops.engine.api import Engine
 from dockops.errors import EngineUnreachable
-from tests.unit.core.images.fake_engine import fake_engine
+from tests.support.fake_engine import fake_engine
 
 HEALTHY = {
     "GET /version": (200, {"Version": "20.10.24", "ApiVersion": "1.41"}),

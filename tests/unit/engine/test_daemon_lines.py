@@ -17,7 +17,7 @@ from dockops.engine.daemon_lines import (
 from dockops.engine.errors import Refused
 from dockops.engine.wire import Lost, StreamBroken
 from dockops.errors import EngineRefused, EngineUnreachable, RegistryUnreachable
-from tests.unit.core.images.fake_engine import Pieces, fake_engine, transport
+from tests.support.fake_engine import Pieces, fake_engine, transport
 
 
 def test_json_lines_are_whole_however_the_stream_is_cut() -> None:

@@ -14,7 +14,7 @@ from dockops.core.images.search import search_images
 from dockops.engine.errors import Refused
 from dockops.engine.wire import Lost
 from dockops.errors import InvalidInput, RegistryUnreachable
-from tests.unit.core.images.fake_engine import fake_engine, transport
+from tests.support.fake_engine import fake_engine, transport
 
 NO_IMAGE = (404, {"message": "No such image: nope"})
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dockops.core.images.remove import DELETED, MISSING, REFUSED, UNTAGGED, remove_images
-from tests.unit.core.images.fake_engine import fake_engine, transport
+from tests.support.fake_engine import fake_engine, transport
 
 IMAGE = {"Id": "sha256:" + "a" * 64, "RepoTags": ["app:1"], "RepoDigests": []}
 STOPPED = {"Id": "c1", "Names": ["/box"], "ImageID": IMAGE["Id"], "State": "exited"}

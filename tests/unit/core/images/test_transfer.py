@@ -12,7 +12,7 @@ from dockops.core.images import transfer
 from dockops.core.images.failures import RetryPolicy
 from dockops.engine.wire import Lost
 from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput, RegistryUnreachable
-from tests.unit.core.images.fake_engine import Pieces, fake_engine, transport
+from tests.support.fake_engine import Pieces, fake_engine, transport
 
 FAST = RetryPolicy(attempts=3, first_wait=0.001, max_wait=0.002)
 

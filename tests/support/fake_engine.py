@@ -41,7 +41,9 @@ class FakeTransport:
     address = "unix:///fake/docker.sock"
     api_version = "1.41"
 
-    def __init__(self, routes: Mapping[str, Reply | list[Reply]], *, answering: bool = True) -> None:
+    def __init__(
+        self, routes: Mapping[str, Reply | list[Reply]], *, answering: bool = True
+    ) -> None:
         self.routes = {key: list(r) if isinstance(r, list) else [r] for key, r in routes.items()}
         self.answering = answering
         self.requests: list[Request] = []
