@@ -30,7 +30,7 @@ from dockops.core.archive.filesystem import CONFIG_FIELDS, lost_by_import
 from dockops.core.archive.save_load import stream_tar
 from dockops.core.archive.tarcheck import TarProblem, TarWalker, looks_like_tar
 from dockops.core.images.commit import validate_changes
-from dockops.engine.stream import Body
+from dockops.engine.wire import Body
 from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput
 from tests.conftest import Cli
 from tests.support.imagefactory import tar_of
@@ -76,6 +76,8 @@ def test_walker_accepts_a_whole_tar_in_any_chunking(chunk: int, fmt: int) -> Non
 class _Engine:
     """The one question stream_tar asks an engine once a stream stopped short."""
 
+    address = "unix:///run/engine.sock"
+
     def __init__(self, answers: bool) -> None:
         self._answers = answers
         self.asked = 0
@@ -86,11 +88,9 @@ class _Engine:
 
 
 def _stream(data: bytes, *, ends_at_close: bool, engine: _Engine) -> bytes:
-    body = Body(
-        iter([data[i : i + 700] for i in range(0, len(data), 700)]), (OSError,), ends_at_close
-    )
+    body = Body(200, iter([data[i : i + 700] for i in range(0, len(data), 700)]), ends_at_close)
     out = io.BytesIO()
-    stream_tar(body, out, "save x:1", "x.tar", lambda event: None, engine)  # type: ignore[arg-type]
+    stream_tar(body, out, "save x:1", "x.tar", lambda event: None, engine)
     return out.getvalue()
 
 
