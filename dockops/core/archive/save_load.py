@@ -2,7 +2,7 @@
 (filesystem.py).
 
 Every transfer is a stream of CHUNK-sized pieces between the engine socket and a file (never
-a whole tar in memory), checked as a tar on the way (see archive_tar for why).
+a whole tar in memory), checked as a tar on the way (see tarcheck.py for why).
 """
 
 from __future__ import annotations
