@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from dockops import render
-from dockops.cli.common import JsonOpt, QuietOpt, images, streamed, streamed_lean
+from dockops.cli.common import JsonOpt, QuietOpt, images, long_running
 from dockops.cli.images import ChangeOpt, MessageOpt
 from dockops.errors import InvalidInput
 from dockops.reference import validate_container
@@ -85,9 +85,9 @@ def save(
     if delta_from:
         from dockops.core.archive.delta import save_delta
 
-        delta = streamed(
-            lambda client, report: save_delta(
-                client, references, delta_from, target, gzip=compress, progress=report
+        delta = long_running(
+            lambda engine, report: save_delta(
+                engine, references, delta_from, target, gzip=compress, progress=report
             ),
             progress=not (json or quiet),
         )
@@ -103,7 +103,7 @@ def save(
         return
     from dockops.core.archive.save_load import save_images
 
-    result = streamed_lean(
+    result = long_running(
         lambda engine, report: save_images(
             engine, references, target, gzip=compress, progress=report
         ),
@@ -128,7 +128,7 @@ def load(
     """Load images from a tar, streamed; a delta archive only where its base layers are."""
     mode = render.output_mode(json, quiet)
     source = _input_source(input_)
-    from dockops.core.archive.delta import check_delta, read_delta
+    from dockops.core.archive.delta_record import check_delta, read_delta
     from dockops.core.archive.files import HeadFirst, read_head
     from dockops.core.archive.save_load import load_images
 
@@ -140,19 +140,12 @@ def load(
         source = io.BufferedReader(HeadFirst(head, source))
     delta = read_delta(head)
 
-    if delta is None:
-        result = streamed_lean(
-            lambda engine, report: load_images(engine, source, progress=report),
-            progress=not (json or quiet),
-        )
-    else:
-        from dockops.engine.http import engine_of
+    def work(engine: Any, report: Any) -> Any:
+        if delta is not None:
+            check_delta(engine, delta, input_)
+        return load_images(engine, source, progress=report)
 
-        def work(client: Any, report: Any) -> Any:
-            check_delta(client, delta, input_)
-            return load_images(engine_of(client), source, progress=report)
-
-        result = streamed(work, progress=not (json or quiet))
+    result = long_running(work, progress=not (json or quiet))
     render.emit(result, mode, columns=IMAGE_COLUMNS, rows=result.images)
 
 
@@ -170,9 +163,9 @@ def export(
     target, mode, compress = _output_target(output, json, quiet, gzip)
     from dockops.core.archive.filesystem import export_container
 
-    result = streamed(
-        lambda client, report: export_container(
-            client, container, target, gzip=compress, progress=report
+    result = long_running(
+        lambda engine, report: export_container(
+            engine, container, target, gzip=compress, progress=report
         ),
         progress=not (json or quiet),
     )
@@ -207,9 +200,9 @@ def import_(
     changes = list(validate_changes(change or []))
     mode = render.output_mode(json, quiet)
     source = _input_source(file)
-    result = streamed(
-        lambda client, report: import_image(
-            client, source, reference, changes=changes, message=message, progress=report
+    result = long_running(
+        lambda engine, report: import_image(
+            engine, source, reference, changes=changes, message=message, progress=report
         ),
         progress=not (json or quiet),
     )

@@ -52,9 +52,9 @@ PRUNE_COLUMNS = (
 def dangling(json: JsonOpt = False) -> None:
     """List dangling images: id, created, size, containers holding them."""
     from dockops.core.cleanup.dangling import list_dangling
-    from dockops.engine.address import get_client
+    from dockops.engine import connect
 
-    render.emit(list_dangling(get_client()), render.output_mode(json), columns=DANGLING_COLUMNS)
+    render.emit(list_dangling(connect()), render.output_mode(json), columns=DANGLING_COLUMNS)
 
 
 def prune_dangling(
@@ -74,18 +74,16 @@ def prune_dangling(
     """
     from dockops.core.cleanup.dangling import parse_label_rule, prune_dangling
     from dockops.core.cleanup.lock import default_lock_path, exclusive
-    from dockops.engine.http import open_engine
+    from dockops.engine import connect
 
     output = render.output_mode(json, quiet)
     age = parse_duration(older_than) if older_than is not None else None
     rules = [parse_label_rule(text) for text in keep_label or []]
     if dry_run:  # read-only: no lock, so a look is possible while a real run works
-        result = prune_dangling(open_engine(), older_than=age, keep_labels=rules, dry_run=True)
+        result = prune_dangling(connect(), older_than=age, keep_labels=rules, dry_run=True)
     else:
         with exclusive(lock_file or default_lock_path("prune-dangling")):
-            result = prune_dangling(
-                open_engine(), older_than=age, keep_labels=rules, workers=workers
-            )
+            result = prune_dangling(connect(), older_than=age, keep_labels=rules, workers=workers)
             if metrics_file is not None:
                 from dockops.core.cleanup.metrics import write_prune_metrics
 

@@ -16,7 +16,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dockops.core.cleanup.dangling import CHANGED, IN_USE, engine_state, execute_plan, plan_prune
 from dockops.core.cleanup.lock import exclusive
-from dockops.engine.http import DockerPyEngine, EngineHTTP, ImageEngine
+from dockops.engine import connect
+from dockops.engine.address import docker_py_params, engine_address
+from dockops.engine.api import Engine
+from dockops.engine.dockerpy import DockerPyTransport
 from tests.conftest import Cli
 from tests.support.imagefactory import FakeImage, ago, load_images
 
@@ -94,10 +97,12 @@ def test_each_rule_and_dry_run_equals_real_run(
 def test_images_that_change_after_planning_are_kept(
     docker_env: docker.DockerClient, monkeypatch: pytest.MonkeyPatch, transport: str
 ) -> None:
-    # The lean unix-socket client serves local engines; docker-py any other (tcp, ssh).
-    lean = EngineHTTP.connect()
-    assert lean is not None and lean.api_version == docker_env.api.api_version
-    engine: ImageEngine = lean if transport == "unix socket" else DockerPyEngine(docker_env)
+    # connect() picks the transport for a local socket; docker-py's serves any other (tcp, ssh).
+    if transport == "unix socket":
+        engine = connect()
+    else:
+        engine = Engine(DockerPyTransport.connect(engine_address(), docker_py_params(), 60.0))
+    assert engine.api_version == docker_env.api.api_version
     gains_tag, gains_container, stays = load_images(
         docker_env, [FakeImage(seed=f"recheck-{n}") for n in range(3)]
     )

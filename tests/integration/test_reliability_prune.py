@@ -17,7 +17,7 @@ import docker
 import pytest
 
 from dockops.core.cleanup.dangling import LabelRule, engine_state, plan_prune
-from dockops.engine.http import DockerPyEngine
+from dockops.engine import connect
 from tests.support.imagefactory import FakeImage, ago, load_images
 
 
@@ -43,7 +43,7 @@ def test_prunes_started_together_end_as_one_run_would(
 
     # What one run would do, planned from the same snapshot rules the command uses.
     plan = plan_prune(
-        engine_state(DockerPyEngine(docker_env)),
+        engine_state(connect()),
         now=datetime.now(timezone.utc),
         older_than=86400,
         keep_labels=[LabelRule("keep")],

@@ -12,6 +12,7 @@ import os
 import stat
 import tarfile
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,8 +31,8 @@ from dockops.core.archive.filesystem import CONFIG_FIELDS, lost_by_import
 from dockops.core.archive.save_load import stream_tar
 from dockops.core.archive.tarcheck import TarProblem, TarWalker, looks_like_tar
 from dockops.core.images.commit import validate_changes
-from dockops.engine.stream import Body
-from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput
+from dockops.engine.wire import Body, StreamBroken
+from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput, root_cause
 from tests.conftest import Cli
 from tests.support.imagefactory import tar_of
 from tests.support.tarfuzz import (
@@ -76,6 +77,8 @@ def test_walker_accepts_a_whole_tar_in_any_chunking(chunk: int, fmt: int) -> Non
 class _Engine:
     """The one question stream_tar asks an engine once a stream stopped short."""
 
+    address = "unix:///run/engine.sock"
+
     def __init__(self, answers: bool) -> None:
         self._answers = answers
         self.asked = 0
@@ -86,11 +89,9 @@ class _Engine:
 
 
 def _stream(data: bytes, *, ends_at_close: bool, engine: _Engine) -> bytes:
-    body = Body(
-        iter([data[i : i + 700] for i in range(0, len(data), 700)]), (OSError,), ends_at_close
-    )
+    body = Body(200, iter([data[i : i + 700] for i in range(0, len(data), 700)]), ends_at_close)
     out = io.BytesIO()
-    stream_tar(body, out, "save x:1", "x.tar", lambda event: None, engine)  # type: ignore[arg-type]
+    stream_tar(body, out, "save x:1", "x.tar", lambda event: None, engine)
     return out.getvalue()
 
 
@@ -130,6 +131,28 @@ def test_the_engines_error_after_part_of_a_tar_is_its_refusal(ends_at_close: boo
     with pytest.raises(EngineRefused, match=r"^save x:1: layer vanished$"):
         _stream(tar_of(SAMPLE)[:2048] + error, ends_at_close=ends_at_close, engine=engine)
     assert engine.asked == 0
+
+
+@pytest.mark.parametrize(
+    ("cause", "reason"),
+    [
+        (ConnectionResetError(104, "Connection reset by peer"), "connection reset by peer"),
+        # urllib3's words for a chunked body cut short say nothing a user can act on.
+        (ValueError("IncompleteRead(0 bytes read, 2 more expected)"), "connection closed"),
+    ],
+)
+def test_a_stream_cut_mid_body_says_where_and_why(cause: Exception, reason: str) -> None:
+    def pieces() -> Iterator[bytes]:
+        yield tar_of(SAMPLE)[:3000]
+        raise StreamBroken(root_cause(cause)) from cause  # as a transport says it
+
+    with pytest.raises(EngineUnreachable) as caught:
+        stream_tar(
+            Body(200, pieces(), False), io.BytesIO(), "save x:1", "x.tar", print, _Engine(True)
+        )
+    assert (
+        caught.value.message == f"save x:1: the engine's stream broke after 3000 bytes ({reason})"
+    )
 
 
 def _end_of_members(data: bytes) -> int:

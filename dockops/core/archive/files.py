@@ -84,6 +84,31 @@ def check_input_path(path: str) -> Path | None:
     return source
 
 
+def shown(where: Path | BinaryIO) -> str:
+    """How a result names where a tar went or came from: its path, or "-" for stdout/stdin."""
+    return str(where) if isinstance(where, Path) else "-"
+
+
+@dataclass(frozen=True)
+class Input:
+    """An input archive opened for reading."""
+
+    stream: BinaryIO
+    name: str  # the path, or "-" for stdin
+    size: int | None  # None for stdin: progress has no total then
+
+
+@contextlib.contextmanager
+def open_input(source: Path | BinaryIO) -> Iterator[Input]:
+    """A path opened unbuffered (reads go straight to the archive reader's own CHUNK buffer)
+    and closed at the end; a stream (stdin) as it is, left open."""
+    if not isinstance(source, Path):
+        yield Input(stream=source, name="-", size=None)
+        return
+    with source.open("rb", buffering=0) as stream:
+        yield Input(stream=stream, name=str(source), size=source.stat().st_size)
+
+
 class _Hashing(io.RawIOBase):
     """A write-through file that counts and hashes what reaches the disk (or stdout).
 
@@ -326,10 +351,12 @@ def open_archive(stream: BinaryIO, name: str) -> Opened:
                 source, "rb", threads=1, block_size=CHUNK
             ),
         )
-        return Opened("gzip", source, reader)
+        return Opened(kind="gzip", source=source, reader=reader)
     for magic, kind in _ENGINE_COMPRESSIONS.items():
         if head.startswith(magic):
-            return Opened(kind, source, cast(BinaryIO, io.BufferedReader(source, CHUNK)))
+            return Opened(
+                kind=kind, source=source, reader=cast(BinaryIO, io.BufferedReader(source, CHUNK))
+            )
     if not looks_like_tar(head):
         raise InvalidInput(f"{name}: not a tar archive (nor a gzip, xz, bzip2 or zstd one)")
-    return Opened("tar", source, cast(BinaryIO, source))
+    return Opened(kind="tar", source=source, reader=cast(BinaryIO, source))

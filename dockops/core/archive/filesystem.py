@@ -10,15 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from dockops.core.archive.save_load import download_tar, upload
+from dockops.core.archive.files import open_input, shown
+from dockops.core.archive.save_load import download_tar, named_image, upload
 from dockops.core.images.commit import CHANGE_INSTRUCTIONS, validate_changes
-from dockops.engine.http import engine_of
-from dockops.engine.named import named_errors
+from dockops.engine.errors import Missing, unknown
 from dockops.errors import InvalidInput
 from dockops.progress import ProgressCallback, ignore
 
 if TYPE_CHECKING:
-    import docker
+    from dockops.engine.api import Engine
 
 # What `docker export` + `docker import` drop: the image's layering and history, and every
 # config field a -c change can set (the same instructions a commit takes) unless one sets it.
@@ -49,7 +49,7 @@ class ImportResult:
 
 
 def export_container(
-    client: docker.DockerClient,
+    engine: Engine,
     container: str,
     target: Path | BinaryIO,
     *,
@@ -59,7 +59,7 @@ def export_container(
     """Write a container's filesystem as a tar (no layers, history or config: see `lost`).
 
     Args:
-        client: the engine.
+        engine: the engine.
         container: container name or ID (validated by the caller).
         target: a file path (temp file + rename) or an open binary stream (stdout).
         gzip: compress with gzip.
@@ -73,12 +73,13 @@ def export_container(
         EngineRefused, EngineUnreachable: the engine failed; no file is left behind.
     """
     what = f"export {container}"
-    with named_errors(what):
-        container_id = str(client.api.inspect_container(container)["Id"])
+    try:
+        container_id = str(engine.container(container, what)["Id"])
+    except Missing as exc:
+        raise unknown(exc) from exc
     written = download_tar(
-        engine_of(client),
-        f"/containers/{container_id}/export",
-        None,
+        engine,
+        engine.export(container_id, what),
         target,
         gzip=gzip,
         what=what,
@@ -87,7 +88,7 @@ def export_container(
     return ExportResult(
         container=container,
         container_id=container_id,
-        path=str(target) if isinstance(target, Path) else "-",
+        path=shown(target),
         bytes=written.bytes,
         sha256=written.sha256,
         compressed=gzip,
@@ -101,7 +102,7 @@ def lost_by_import(changes: list[str]) -> tuple[str, ...]:
 
 
 def import_image(
-    client: docker.DockerClient,
+    engine: Engine,
     source: Path | BinaryIO,
     reference: str,
     *,
@@ -112,7 +113,7 @@ def import_image(
     """Make a one-layer image from a filesystem tar (plain or gzip), as `docker import` does.
 
     Args:
-        client: the engine.
+        engine: the engine.
         source: a file path, or an open binary stream (stdin).
         reference: REPOSITORY[:TAG] to give the image (validated by the caller).
         changes: Dockerfile config instructions to apply (CMD, ENV, ...).
@@ -133,30 +134,23 @@ def import_image(
         raise InvalidInput(f"invalid reference {reference!r}: import takes a tag, not a digest")
     changes = list(validate_changes(changes or []))
     tag = parsed.tag or "latest"
-    params: dict[str, Any] = {"fromSrc": "-", "repo": parsed.repository, "tag": tag}
+    params: dict[str, Any] = {"repo": parsed.repository, "tag": tag}
     if changes:
         params["changes"] = changes
     if message:
         params["message"] = message
-    name = str(source) if isinstance(source, Path) else "-"
-    total = source.stat().st_size if isinstance(source, Path) else None
-    stream = open(source, "rb", buffering=0) if isinstance(source, Path) else source  # noqa: SIM115
-    what = f"import {name}"
-    try:
-        engine = engine_of(client)
+    with open_input(source) as given:
+        name, what = given.name, f"import {given.name}"
         docs, consumed = upload(
-            engine, "/images/create", params, stream, name, what, total, progress
+            lambda pieces: engine.import_image(pieces, params, what), given, what, progress
         )
-    finally:
-        if isinstance(source, Path):
-            stream.close()
     image_id = ""
     for doc in docs:
         status = str(doc.get("status") or "")
         if status.startswith("sha256:"):
             image_id = status
     if not image_id:
-        image_id = str(engine.image(f"{parsed.repository}:{tag}", what)["Id"])
+        image_id = str(named_image(engine, f"{parsed.repository}:{tag}", what)["Id"])
     return ImportResult(
         reference=f"{parsed.repository}:{tag}",
         id=image_id,

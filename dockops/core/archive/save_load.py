@@ -1,27 +1,37 @@
 """Whole images as files: save and load, and the stream helpers export/import share
-(archive_fs).
+(filesystem.py).
 
 Every transfer is a stream of CHUNK-sized pieces between the engine socket and a file (never
-a whole tar in memory), checked as a tar on the way (see archive_tar for why).
+a whole tar in memory), checked as a tar on the way (see tarcheck.py for why).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
-from dockops.core.archive.files import CHUNK, Written, open_archive, tar_sink, unwritable
+from dockops.core.archive.files import (
+    CHUNK,
+    Input,
+    Written,
+    open_archive,
+    open_input,
+    shown,
+    tar_sink,
+    unwritable,
+)
 from dockops.core.archive.tarcheck import TarProblem, TarWalker
-from dockops.engine.address import engine_address, root_cause
+from dockops.engine.errors import Missing, unknown
+from dockops.engine.wire import Body, StreamBroken
 from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput
 from dockops.progress import ProgressCallback, ProgressEvent, ignore
 
 if TYPE_CHECKING:
-    from dockops.engine.http import ImageEngine
-    from dockops.engine.stream import Body
+    from dockops.engine.api import Engine
 
 
 @dataclass(frozen=True)
@@ -46,13 +56,35 @@ class LoadResult:
     images: tuple[ArchivedImage, ...]
 
 
+class Answering(Protocol):
+    """What stream_tar asks of an engine once a stream stopped short (an Engine)."""
+
+    @property
+    def address(self) -> str: ...
+
+    def answers(self) -> bool: ...
+
+
+def named_image(engine: Engine, reference: str, what: str) -> dict[str, Any]:
+    """The image's inspect document; a name the engine does not know is bad input (exit 2).
+
+    Raises:
+        InvalidInput: no such image (the engine's text, after `what`).
+        EngineRefused, EngineUnreachable: from the engine.
+    """
+    try:
+        return engine.image(reference, what)
+    except Missing as exc:
+        raise unknown(exc) from exc
+
+
 def stream_tar(
     body: Body,
     out: BinaryIO,
     what: str,
     label: str,
     progress: ProgressCallback,
-    engine: ImageEngine,
+    engine: Answering,
 ) -> None:
     """Copy the engine's tar body to `out`, walking its headers; raise if it is incomplete.
 
@@ -64,9 +96,8 @@ def stream_tar(
     while True:
         try:
             chunk = next(body.pieces, None)
-        except body.broken as exc:
-            reason = root_cause(exc) if isinstance(exc, OSError) else "connection closed"
-            raise _broke(what, walker.offset, reason, engine) from exc
+        except StreamBroken as exc:
+            raise _broke(what, walker.offset, _cut_reason(exc), engine) from exc
         if chunk is None:
             break
         try:
@@ -88,34 +119,40 @@ def stream_tar(
             raise _broke(what, walker.offset, "connection closed", engine) from None
         if not engine.answers():
             raise EngineUnreachable(
-                f"{what}: lost the Docker engine at {engine_address()}: it stopped answering "
+                f"{what}: lost the Docker engine at {engine.address}: it stopped answering "
                 f"after {walker.offset} bytes of the stream"
             ) from None
         raise EngineRefused(f"{what}: the engine's stream stopped early ({exc.message})") from None
     progress(ProgressEvent(label, "written", walker.offset))
 
 
-def _broke(what: str, offset: int, reason: str, engine: ImageEngine) -> EngineUnreachable:
+def _cut_reason(exc: StreamBroken) -> str:
+    """An OS-level reason (reset by peer, timed out) tells the user something; an HTTP
+    library's words for a body cut short (urllib3's IncompleteRead) do not: the engine's side
+    closed the connection."""
+    return exc.reason if isinstance(exc.__cause__, OSError) else "connection closed"
+
+
+def _broke(what: str, offset: int, reason: str, engine: Answering) -> EngineUnreachable:
     if not engine.answers():
-        reason += f"; the Docker engine at {engine_address()} no longer answers"
+        reason += f"; the Docker engine at {engine.address} no longer answers"
     return EngineUnreachable(f"{what}: the engine's stream broke after {offset} bytes ({reason})")
 
 
 def download_tar(
-    engine: ImageEngine,
-    path: str,
-    params: Any,
+    engine: Engine,
+    stream: AbstractContextManager[Body],
     target: Path | BinaryIO,
     *,
     gzip: bool,
     what: str,
     progress: ProgressCallback,
 ) -> Written:
-    """Stream the tar the engine serves at `path` into `target` (temp file + rename for a
-    path), checked as a tar on the way; nothing is left behind when it fails."""
+    """Copy the tar `stream` (engine.save, engine.export) serves into `target` (temp file +
+    rename for a path), checked as a tar on the way; nothing is left behind when it fails."""
     label = target.name if isinstance(target, Path) else "stdout"
     written: Written
-    with engine.stream(path, params, what) as body:
+    with stream as body:
         try:
             with tar_sink(target, gzip=gzip) as (out, written):
                 stream_tar(body, out, what, label, progress, engine)
@@ -130,7 +167,7 @@ def download_tar(
 
 
 def save_images(
-    engine: ImageEngine,
+    engine: Engine,
     references: list[str],
     target: Path | BinaryIO,
     *,
@@ -140,7 +177,7 @@ def save_images(
     """Save images (with their tags) to one tar, as `docker save` does.
 
     Args:
-        engine: the engine (engine_http.open_engine).
+        engine: the engine.
         references: image references or IDs (validated by the caller).
         target: a file path (temp file + rename) or an open binary stream (stdout).
         gzip: compress with gzip (isal, threaded).
@@ -154,21 +191,17 @@ def save_images(
         EngineRefused, EngineUnreachable: the engine failed; no file is left behind.
     """
     images = [
-        ArchivedImage(reference, engine.image(reference, f"save {reference}")["Id"])
+        ArchivedImage(
+            reference=reference, id=named_image(engine, reference, f"save {reference}")["Id"]
+        )
         for reference in references
     ]
     what = f"save {' '.join(references)}"
     written = download_tar(
-        engine,
-        "/images/get",
-        {"names": references},
-        target,
-        gzip=gzip,
-        what=what,
-        progress=progress,
+        engine, engine.save(references, what), target, gzip=gzip, what=what, progress=progress
     )
     return SaveResult(
-        path=str(target) if isinstance(target, Path) else "-",
+        path=shown(target),
         bytes=written.bytes,
         sha256=written.sha256,
         compressed=gzip,
@@ -195,24 +228,22 @@ def daemon_docs(lines: Iterable[bytes], what: str) -> Iterator[dict[str, Any]]:
 
 
 def upload(
-    engine: ImageEngine,
-    path: str,
-    params: dict[str, Any],
-    source: BinaryIO,
-    name: str,
+    send: Callable[[Iterable[bytes]], list[bytes]],
+    source: Input,
     what: str,
-    total: int | None,
     progress: ProgressCallback,
 ) -> tuple[list[dict[str, Any]], int]:
-    """POST an archive as a chunked body straight from `source`; return the engine's answer
-    (its JSON documents) and the number of source bytes read.
+    """Stream an archive to the engine straight from `source` (`send` is engine.load or
+    engine.import_image); return the engine's answer (its JSON documents) and the number of
+    source bytes read.
 
     Raises:
         InvalidInput: a corrupt or truncated archive (the upload is left unfinished, so the
             engine loads nothing).
         EngineRefused, EngineUnreachable: the engine's own error text.
     """
-    opened = open_archive(source, name)
+    name, total = source.name, source.size
+    opened = open_archive(source.stream, name)
 
     def body() -> Iterator[bytes]:
         for chunk in opened.chunks(name):
@@ -221,14 +252,14 @@ def upload(
         progress(ProgressEvent(name, "engine working", opened.source.consumed, total))
 
     try:
-        docs = list(daemon_docs(engine.post_tar(path, params, body(), what), what))
+        docs = list(daemon_docs(send(body()), what))
     finally:
         opened.reader.close()
     return docs, opened.source.consumed
 
 
 def load_images(
-    engine: ImageEngine,
+    engine: Engine,
     source: Path | BinaryIO,
     *,
     progress: ProgressCallback = ignore,
@@ -236,7 +267,7 @@ def load_images(
     """Load images from a `docker save` tar (plain or gzip), streamed to the engine.
 
     Args:
-        engine: the engine (engine_http.open_engine).
+        engine: the engine.
         source: a file path, or an open binary stream (stdin).
         progress: called with bytes read so far.
 
@@ -248,34 +279,30 @@ def load_images(
             anything).
         EngineRefused, EngineUnreachable: the engine's own error text.
     """
-    name = str(source) if isinstance(source, Path) else "-"
-    total = source.stat().st_size if isinstance(source, Path) else None
-    stream = open(source, "rb", buffering=0) if isinstance(source, Path) else source  # noqa: SIM115
-    what = f"load {name}"
-    try:
-        docs, consumed = upload(
-            engine, "/images/load", {"quiet": "1"}, stream, name, what, total, progress
-        )
-    except EngineRefused as exc:
-        missing = _missing_member(what, exc)
-        if missing is None:
-            raise
-        raise missing from exc
-    finally:
-        if isinstance(source, Path):
-            stream.close()
+    with open_input(source) as given:
+        name, what = given.name, f"load {given.name}"
+        try:
+            docs, consumed = upload(lambda pieces: engine.load(pieces, what), given, what, progress)
+        except EngineRefused as exc:
+            missing = _missing_member(what, exc)
+            if missing is None:
+                raise
+            raise missing from exc
     loaded: list[ArchivedImage] = []
     for doc in docs:
         text = str(doc.get("stream") or "").strip()
         if text.startswith("Loaded image ID:"):
-            loaded.append(ArchivedImage(None, text.split(":", 1)[1].strip()))
+            loaded.append(ArchivedImage(reference=None, id=text.split(":", 1)[1].strip()))
         elif text.startswith("Loaded image:"):
-            loaded.append(ArchivedImage(text.split(":", 1)[1].strip(), ""))
+            loaded.append(ArchivedImage(reference=text.split(":", 1)[1].strip(), id=""))
     # The engine names tagged images by reference only: ask for their IDs.
     images = tuple(
         image
         if image.id
-        else ArchivedImage(image.reference, engine.image(str(image.reference), what)["Id"])
+        else ArchivedImage(
+            reference=image.reference,
+            id=named_image(engine, str(image.reference), what)["Id"],
+        )
         for image in loaded
     )
     return LoadResult(source=name, bytes=consumed, images=images)

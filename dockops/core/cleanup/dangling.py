@@ -16,14 +16,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from dockops.core.images.listing import holders_by_image, list_images, tags_of
+from dockops.core.images.listing import holders_by_image, tags_of
+from dockops.engine.errors import Missing
 from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput
 from dockops.units import human_age, human_duration
 
 if TYPE_CHECKING:
-    import docker
-
-    from dockops.engine.http import ImageEngine
+    from dockops.engine.api import Engine
 
 # Why an image was kept; the human summary counts by these.
 IN_USE = "in-use"
@@ -59,7 +58,7 @@ def parse_label_rule(text: str) -> LabelRule:
     key, sep, value = text.partition("=")
     if not key or key != key.strip() or any(c.isspace() for c in key):
         raise InvalidInput(f"invalid --keep-label {text!r}: expected KEY or KEY=VALUE")
-    return LabelRule(key, value if sep else None)
+    return LabelRule(key=key, value=value if sep else None)
 
 
 @dataclass(frozen=True)
@@ -118,16 +117,33 @@ class DanglingImage:
     containers: tuple[str, ...]
 
 
-def list_dangling(client: docker.DockerClient) -> list[DanglingImage]:
+def list_dangling(engine: Engine) -> list[DanglingImage]:
     """Every dangling image with the containers (running or stopped) holding it, newest first.
 
     Raises:
         EngineRefused, EngineUnreachable: from the engine.
     """
-    return [
-        DanglingImage(row.id, row.created, row.size, row.containers)
-        for row in list_images(client, dangling=True)
+    # Top-level images only (all=False), as `docker images --filter dangling=true`: an
+    # untagged parent of another image is a build's intermediate, not something left behind.
+    try:
+        images = engine.images(all=False, filters={"dangling": ["true"]})
+    except EngineRefused as exc:
+        raise EngineRefused(f"list images: {exc.message}") from exc
+    try:
+        holders = holders_by_image(engine.containers())
+    except EngineRefused as exc:
+        raise EngineRefused(f"list containers: {exc.message}") from exc
+    found = [
+        DanglingImage(
+            id=image["Id"],
+            created=datetime.fromtimestamp(image["Created"], tz=timezone.utc),
+            size=int(image.get("Size") or 0),
+            containers=holders.get(image["Id"], ()),
+        )
+        for image in images
     ]
+    found.sort(key=lambda image: -image.created.timestamp())
+    return found
 
 
 def plan_prune(
@@ -154,20 +170,19 @@ def plan_prune(
         if image.tagged:
             continue
         if image.containers:
-            kept.append(
-                Kept(image.id, f"in use by container {', '.join(image.containers)}", IN_USE)
-            )
+            holders = ", ".join(image.containers)
+            kept.append(Kept(id=image.id, reason=f"in use by container {holders}", kind=IN_USE))
         elif image.has_children:
-            kept.append(Kept(image.id, "has dependent child images", HAS_CHILDREN))
+            kept.append(Kept(id=image.id, reason="has dependent child images", kind=HAS_CHILDREN))
         elif rule := next((r for r in keep_labels if r.matches(image.labels)), None):
-            kept.append(Kept(image.id, f"kept label {rule}", KEPT_LABEL))
+            kept.append(Kept(id=image.id, reason=f"kept label {rule}", kind=KEPT_LABEL))
         elif older_than is not None and (now - image.created).total_seconds() <= older_than:
             age = human_age(image.created, now).removesuffix(" ago")
             reason = f"too young ({age} old, limit {human_duration(older_than)})"
-            kept.append(Kept(image.id, reason, TOO_YOUNG))
+            kept.append(Kept(id=image.id, reason=reason, kind=TOO_YOUNG))
         else:
-            remove.append(Removal(image.id, image.size))
-    return PrunePlan(tuple(remove), tuple(kept))
+            remove.append(Removal(id=image.id, size=image.size))
+    return PrunePlan(remove=tuple(remove), kept=tuple(kept))
 
 
 def _unique_sizes(images: list[dict[str, Any]]) -> dict[str, int]:
@@ -179,7 +194,7 @@ def _unique_sizes(images: list[dict[str, Any]]) -> dict[str, int]:
     }
 
 
-def _disk_usage(engine: ImageEngine) -> dict[str, Any]:
+def _disk_usage(engine: Engine) -> dict[str, Any]:
     """GET /system/df, waiting out what another run going at the same time causes: the daemon
     runs one df at a time and refuses the others with 409 "a disk usage operation is already
     running" (two prunes, or a prune and a monitoring agent's `docker system df`), and a df
@@ -206,7 +221,7 @@ def _api_at_least(version: str, wanted: tuple[int, int]) -> bool:
     return (int(major), int(minor)) >= wanted
 
 
-def engine_state(engine: ImageEngine) -> list[ImageState]:
+def engine_state(engine: Engine) -> list[ImageState]:
     """One snapshot of every image, with its holders, children and unique size.
 
     Raises:
@@ -245,7 +260,7 @@ def engine_state(engine: ImageEngine) -> list[ImageState]:
 
 
 def prune_dangling(
-    engine: ImageEngine,
+    engine: Engine,
     *,
     older_than: float | None = None,
     keep_labels: Sequence[LabelRule] = (),
@@ -256,7 +271,7 @@ def prune_dangling(
     """Plan the cleanup from one snapshot and, unless `dry_run`, delete exactly that plan.
 
     Args:
-        engine: the engine (engine_http.open_engine).
+        engine: the engine.
         older_than: seconds; only images created before now minus this go.
         keep_labels: images with any of these labels stay.
         dry_run: return the plan as the result, delete nothing.
@@ -290,7 +305,7 @@ def prune_dangling(
 
 
 def execute_plan(
-    engine: ImageEngine, plan: PrunePlan, *, workers: int = 4, started: float | None = None
+    engine: Engine, plan: PrunePlan, *, workers: int = 4, started: float | None = None
 ) -> PruneResult:
     """Delete exactly the images of `plan`, each checked again just before its delete.
 
@@ -338,26 +353,29 @@ def execute_plan(
     )
 
 
-def _remove_one(engine: ImageEngine, planned: Removal) -> Removal | Kept | Failure:
+def _remove_one(engine: Engine, planned: Removal) -> Removal | Kept | Failure:
     """Check one planned image again, then delete it without force and without its parents."""
+    gone = Kept(id=planned.id, reason=_GONE_REASON, kind=GONE)
     try:
-        current = engine.inspect_image(planned.id)
+        current = engine.find_image(planned.id)
         if current is None:
-            return Kept(planned.id, _GONE_REASON, GONE)
+            return gone
         if tags_of(current):
             tags = ", ".join(current["RepoTags"])
-            return Kept(planned.id, f"tagged since planning ({tags})", CHANGED)
+            return Kept(id=planned.id, reason=f"tagged since planning ({tags})", kind=CHANGED)
         # No force: the engine refuses an image any container uses, atomically with the
         # delete. noprune: parents that become dangling are not in the plan, so they stay.
         engine.remove_image(planned.id, force=False, noprune=True)
         return planned
+    except Missing:
+        return gone  # another process deleted it between the check and the delete
     except EngineRefused as exc:
-        if "layer does not exist" in exc.message and engine.inspect_image(planned.id) is None:
+        if "layer does not exist" in exc.message and engine.find_image(planned.id) is None:
             # Two deletes of one image racing inside the daemon (two runs without a shared
             # lock): the loser may fail on the layer the winner released. The image is gone,
             # which is what this run wanted. Any other failure stays one, even when the image
             # record went (a layer the engine could not remove still holds the space).
-            return Kept(planned.id, _GONE_REASON, GONE)
+            return gone
         return _refusal(planned, exc.message)
 
 
@@ -365,14 +383,17 @@ _GONE_REASON = "gone before its turn (removed by another process)"
 
 
 def _refusal(planned: Removal, text: str) -> Kept | Failure:
-    """Read the engine's 409/404 text: these are reasons to keep, not failures."""
-    # Another process deleted it first: the 20.10 daemon says "No such image" when the
-    # image was gone before the delete began, "unrecognized image ID" when it went during it.
+    """Read a refusal that is a reason to keep, not a failure. A 409 does not say which one
+    (in use, or has children), so its text does."""
+    # Another process deleted it first: the 20.10 daemon says "No such image" (a 404, caught
+    # as Missing before this) when the image was gone before the delete began, "unrecognized
+    # image ID" (a 500) when it went during it.
     if "No such image" in text or "unrecognized image ID" in text:
-        return Kept(planned.id, _GONE_REASON, GONE)
+        return Kept(id=planned.id, reason=_GONE_REASON, kind=GONE)
     if "being used by" in text:
         holder = text.rsplit("container", 1)[-1].strip()
-        return Kept(planned.id, f"in use by container {holder} (since planning)", IN_USE)
+        reason = f"in use by container {holder} (since planning)"
+        return Kept(id=planned.id, reason=reason, kind=IN_USE)
     if "dependent child images" in text:
-        return Kept(planned.id, "has dependent child images", HAS_CHILDREN)
-    return Failure(planned.id, text)
+        return Kept(id=planned.id, reason="has dependent child images", kind=HAS_CHILDREN)
+    return Failure(id=planned.id, error=text)

@@ -10,8 +10,6 @@ import io
 import json
 import lzma
 import tarfile
-import tracemalloc
-import types
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +18,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dockops.core.archive import delta
-from dockops.core.archive.delta import (
-    DELTA_NAME,
-    Base,
-    _header,
-    archive_bases,
-    bases_in,
-    check_delta,
-    needed_chains,
-    omittable,
-    read_delta,
-)
+from dockops.core.archive.delta import Base, archive_bases, bases_in, omittable
+from dockops.core.archive.delta_record import DELTA_NAME, needed_chains, read_delta, record_member
 from dockops.core.archive.files import HeadFirst, read_head
 from dockops.core.archive.tarcheck import TarProblem
-from dockops.errors import EngineRefused, InvalidInput
+from dockops.errors import InvalidInput
 from tests.support.imagefactory import tar_of
 from tests.support.tarfuzz import docker_save_like, fix_checksum, legacy_save, mutated, seed
+from tests.unit.core.archive.test_delta_record import RECORD
 
 
 def _base(name: str, *layers: str) -> Base:
@@ -62,29 +52,6 @@ def test_a_layer_needed_by_one_image_of_the_archive_is_kept() -> None:
 def test_several_bases_are_all_named() -> None:
     found = omittable([("a", "b")], [_base("one", "a"), _base("two", "a", "q")])
     assert found["a"].provided_by == ("one", "two")
-
-
-def _archive(doc: dict[str, object] | None) -> bytes:
-    raw = io.BytesIO()
-    if doc is not None:
-        raw.write(_header(doc))
-    with tarfile.open(fileobj=raw, mode="w") as tar:
-        info = tarfile.TarInfo("manifest.json")
-        info.size = 2
-        tar.addfile(info, io.BytesIO(b"[]"))
-    return raw.getvalue()
-
-
-def test_read_delta_plain_and_gzip() -> None:
-    doc = {"format": 1, "omitted": [{"diff_id": "sha256:" + "a" * 64}], "name": "é" * 200}
-    assert read_delta(_archive(doc)) == doc
-    assert read_delta(gzip.compress(_archive(doc))) == doc
-    assert read_delta(_archive(None)) is None
-    assert read_delta(b"junk" * 400) is None
-    assert read_delta(b"") is None
-    with tarfile.open(fileobj=io.BytesIO(_archive(doc))) as tar:
-        names = tar.getnames()
-    assert names == [DELTA_NAME, "manifest.json"]  # what docker load sees: a normal tar
 
 
 def test_prepended_gives_the_head_back() -> None:
@@ -187,56 +154,6 @@ def test_what_a_base_archive_keeps_in_memory_is_capped(monkeypatch: pytest.Monke
         _bases(tar_of(layers))
 
 
-@pytest.mark.parametrize(
-    "change",
-    [
-        {"format": 2},
-        {"images": {"a": 1}},
-        {"images": [{"diff_ids": ["sha256:" + "a" * 64, 5]}]},
-        {"omitted": [{"image": True, "position": 0}]},
-        {"omitted": [{"image": 0, "position": -1}]},  # the chain would be empty: "present"
-        {"omitted": [{"image": 0, "position": 1}]},
-        {"omitted": [{"image": 3, "position": 0}]},
-        {"omitted": [{"image": 0, "position": "0"}]},
-        {"omitted": [{"provided_by": 7}]},
-        {"omitted": [{"diff_id": "sha256:" + "b" * 64}]},  # not the layer at that place
-        {"bases": [{"name": "x", "id": "../../containers/x"}]},  # goes into the engine's URL
-        {"bases": "all"},
-    ],
-)
-def test_a_damaged_delta_record_is_refused_before_the_engine_is_asked(
-    change: dict[str, object],
-) -> None:
-    diff_id = "sha256:" + "a" * 64
-    omitted = {"diff_id": diff_id, "image": 0, "position": 0, "provided_by": ["app:1"]}
-    doc = {
-        "format": 1,
-        "images": [{"reference": "app:2", "id": "sha256:" + "c" * 64, "diff_ids": [diff_id]}],
-        "bases": [{"name": "app:1", "id": "sha256:" + "d" * 64}],
-        "omitted": [omitted],
-    }
-    [needed] = needed_chains(doc, "d.tar")
-    assert (needed.chain, needed.position, needed.entry) == ((diff_id,), 0, omitted)
-    for key, value in change.items():
-        merged = (
-            [{**omitted, **value[0]}] if key == "omitted" and isinstance(value, list) else value
-        )
-        doc[key] = merged
-    with pytest.raises(InvalidInput, match=r"^load d\.tar: its dockops-delta\.json is damaged$"):
-        check_delta(None, doc, "d.tar")  # type: ignore[arg-type]  # never reaches the engine
-
-
-def test_a_delta_record_that_is_not_a_json_object_reads_as_damaged() -> None:
-    for content in (b"[1]", b"{oops", b"[" * 100_000):
-        data = docker_save_like(first=(DELTA_NAME, content))
-        doc = read_delta(data)
-        assert doc == {}
-        with pytest.raises(InvalidInput, match="is damaged"):
-            check_delta(None, doc, "d.tar")  # type: ignore[arg-type]
-    assert read_delta(docker_save_like(first=("other.json", b"{}"))) is None
-    assert read_delta(b"\x1f\x8b\x08\x00" + b"junk" * 100) is None  # a broken gzip start
-
-
 @pytest.mark.parametrize("tail", [b"", b'{"errorDetail":{"message":"layer vanished"}}\r\n'])
 def test_a_save_stream_cut_between_members_is_not_a_whole_delta(tail: bytes) -> None:
     # tarfile alone takes a stream that stops at a member's end for a whole archive, and
@@ -244,9 +161,8 @@ def test_a_save_stream_cut_between_members_is_not_a_whole_delta(tail: bytes) -> 
     data = docker_save_like()
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         cut = tar.getmember("manifest.json").offset
-    response = types.SimpleNamespace(raw=io.BytesIO(data[:cut] + tail))
     with pytest.raises(TarProblem) as caught:
-        delta._write_delta(response, io.BytesIO(), {}, {}, lambda event: None)
+        delta._write_delta(io.BytesIO(data[:cut] + tail), io.BytesIO(), {}, {}, lambda event: None)
     assert caught.value.engine_error == ("layer vanished" if tail else None)
     if not tail:
         assert caught.value.message.startswith("truncated tar")
@@ -254,20 +170,10 @@ def test_a_save_stream_cut_between_members_is_not_a_whole_delta(tail: bytes) -> 
 
 # --- fuzz: mutated real archives --------------------------------------------------------------
 
-_RECORD = {
-    "format": 1,
-    "images": [
-        {"reference": "app:2", "id": "sha256:" + "c" * 64, "diff_ids": ["sha256:" + "a" * 64]}
-    ],
-    "bases": [{"name": "app:1", "id": "sha256:" + "d" * 64}],
-    "omitted": [
-        {"diff_id": "sha256:" + "a" * 64, "image": 0, "position": 0, "provided_by": ["app:1"]}
-    ],
-}
 FUZZ_SEEDS = [
     seed(docker_save_like()),
-    seed(docker_save_like(first=(DELTA_NAME, json.dumps(_RECORD).encode()))),
-    seed(_header(_RECORD) + docker_save_like()),
+    seed(docker_save_like(first=(DELTA_NAME, json.dumps(RECORD).encode()))),
+    seed(record_member(RECORD) + docker_save_like()),
     seed(legacy_save()),
 ]
 
@@ -288,78 +194,6 @@ def test_fuzz_the_delta_readers_only_ever_say_bad_input(data: bytes, packing: st
             needed_chains(doc, "d.tar")
         except InvalidInput as exc:
             assert exc.exit_code == 2 and "\n" not in exc.message
-
-
-_JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-2, 3) | st.text(max_size=8),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
-    ),
-    max_leaves=12,
-)
-
-
-class _EmptyEngine:
-    """An engine that holds no image: every omitted layer is missing (pure logic, no I/O)."""
-
-    class api:  # docker-py's client.api
-        @staticmethod
-        def inspect_image(image_id: str) -> dict[str, object]:
-            import docker
-
-            raise docker.errors.NotFound(image_id)
-
-        @staticmethod
-        def images(all: bool = False) -> list[dict[str, object]]:
-            return []
-
-
-@settings(max_examples=100, deadline=None)
-@given(
-    key=st.sampled_from(["format", "images", "omitted", "bases"]),
-    inner=st.sampled_from([None, "image", "position", "diff_id", "provided_by", "diff_ids", "id"]),
-    value=_JSON,
-)
-def test_fuzz_a_delta_record_with_any_json_in_any_field(
-    key: str, inner: str | None, value: object
-) -> None:
-    # Refused as damaged, or checked against the engine: one line either way, nothing else.
-    doc = json.loads(json.dumps(_RECORD))
-    if inner is None or not isinstance(doc[key], list):
-        doc[key] = value
-    else:
-        doc[key][0][inner] = value
-    try:
-        check_delta(_EmptyEngine(), doc, "d.tar")  # type: ignore[arg-type]
-    except (InvalidInput, EngineRefused) as exc:
-        assert "\n" not in exc.message
-
-
-@pytest.mark.timeout(30)
-@pytest.mark.parametrize("shape", ["long chain", "repeated entries"])
-def test_a_delta_record_cannot_make_the_check_copy_without_end(shape: str) -> None:
-    """A record of a few MiB once named 20,000 layers 13,000 times: each omitted entry copied
-    its chain, some 2 GB, before the engine was asked. The record must be refused first."""
-    diff_id = "sha256:" + "a" * 64
-    layers = 20_000 if shape == "long chain" else 3
-    position = layers - 1
-    entry = {"diff_id": diff_id, "image": 0, "position": position, "provided_by": ["app:1"]}
-    doc = {
-        "format": 1,
-        "images": [
-            {"reference": "app:2", "id": "sha256:" + "c" * 64, "diff_ids": [diff_id] * layers}
-        ],
-        "bases": [{"name": "app:1", "id": "sha256:" + "d" * 64}],
-        "omitted": [entry] * (13_000 if shape == "long chain" else 2),
-    }
-    tracemalloc.start()
-    try:
-        with pytest.raises(InvalidInput, match="damaged"):
-            needed_chains(doc, "d.tar")
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak < 16 << 20
 
 
 def test_a_base_archive_is_not_unpacked_past_its_end_marker() -> None:
@@ -387,3 +221,18 @@ def test_a_base_archive_is_not_unpacked_past_its_end_marker() -> None:
             return size
 
     assert [b.name for b in bases_in(Padded(), "base.tar")]  # type: ignore[arg-type]
+
+
+def test_a_streamed_body_reads_as_a_file_whatever_its_pieces() -> None:
+    buffer = bytearray(b"abcdefghij")
+    # One reused buffer, as a transport may hand out: each piece is a view into it.
+    pieces = (memoryview(buffer)[:size] for size in (3, 0, 10, 1))
+    reader = delta._Pieces(pieces)
+    assert [reader.read(4), reader.read(4), reader.read(4), reader.read(-1), reader.read()] == [
+        b"abc",
+        b"abcd",
+        b"efgh",
+        b"ij",
+        b"a",
+    ]
+    assert reader.read(4) == b""

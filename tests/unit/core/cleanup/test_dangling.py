@@ -1,4 +1,5 @@
-"""Planning of prune-dangling: each rule, and properties over random engine states."""
+"""Planning of prune-dangling: each rule, and properties over random engine states; what
+dangling and a prune's deletes ask of an Engine."""
 
 from __future__ import annotations
 
@@ -9,15 +10,22 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dockops.core.cleanup.dangling import (
+    GONE,
     HAS_CHILDREN,
     IN_USE,
     KEPT_LABEL,
     TOO_YOUNG,
+    Failure,
     ImageState,
     LabelRule,
+    PrunePlan,
+    Removal,
+    execute_plan,
+    list_dangling,
     parse_label_rule,
     plan_prune,
 )
+from dockops.engine.errors import Conflict, Missing, Refused
 from dockops.errors import InvalidInput
 from dockops.units import human_duration, parse_duration
 
@@ -130,3 +138,69 @@ def test_plan_never_selects_what_must_stay(
     assert not removed & kept
     assert removed | kept == {i.id for i in images if not i.tagged}
     assert all(k.reason and k.kind for k in plan.kept)
+
+
+# --- over an Engine: what is asked of it, and how its refusals read ---------------------------
+
+
+class _Engine:
+    """Answers as an Engine does; `refusal` is what its DELETE raises."""
+
+    def __init__(self, refusal: Exception | None = None) -> None:
+        self.refusal = refusal
+        self.asked: list[object] = []
+
+    def images(self, *, all: bool = True, filters: object = None) -> list[dict[str, object]]:
+        self.asked.append(("images", all, filters))
+        return [
+            {"Id": "sha256:old", "Created": 1_000, "Size": 5},
+            {"Id": "sha256:new", "Created": 2_000, "Size": 7},
+        ]
+
+    def containers(self) -> list[dict[str, object]]:
+        return [{"Id": "c" * 64, "Names": ["/box"], "ImageID": "sha256:old"}]
+
+    def find_image(self, reference: str) -> dict[str, object] | None:
+        return {"Id": reference, "RepoTags": []}
+
+    def remove_image(self, reference: str, *, force: bool, noprune: bool) -> list[object]:
+        if self.refusal is not None:
+            raise self.refusal
+        return []
+
+
+def test_dangling_lists_top_level_untagged_images_newest_first_with_holders() -> None:
+    engine = _Engine()
+    found = list_dangling(engine)  # type: ignore[arg-type]
+    assert engine.asked == [("images", False, {"dangling": ["true"]})]
+    assert [(d.id, d.size, d.containers) for d in found] == [
+        ("sha256:new", 7, ()),
+        ("sha256:old", 5, ("box",)),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("refusal", "kind"),
+    [
+        (Missing("No such image: sha256:aa", 404), GONE),
+        (
+            Conflict("conflict: unable to delete aa - image is being used by container c1", 409),
+            IN_USE,
+        ),
+        (
+            Conflict("conflict: unable to delete aa - image has dependent child images", 409),
+            HAS_CHILDREN,
+        ),
+    ],
+)
+def test_a_refused_delete_is_a_reason_to_keep(refusal: Exception, kind: str) -> None:
+    plan = PrunePlan(remove=(Removal(id="sha256:aa", size=1),), kept=())
+    result = execute_plan(_Engine(refusal), plan)  # type: ignore[arg-type]
+    assert result.removed == () and result.failed == ()
+    assert [k.kind for k in result.kept] == [kind]
+
+
+def test_any_other_refusal_is_a_failure_in_the_engines_words() -> None:
+    plan = PrunePlan(remove=(Removal(id="sha256:aa", size=1),), kept=())
+    result = execute_plan(_Engine(Refused("driver failed", 500)), plan)  # type: ignore[arg-type]
+    assert result.failed == (Failure(id="sha256:aa", error="driver failed"),)
