@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from dockops import retry
 from dockops.core.images.failures import (
-    RetryPolicy,
     is_registry_cause,
     is_transient,
     untrusted_hint,
@@ -26,12 +26,10 @@ from dockops.engine.named import named_errors
 from dockops.errors import DockopsError, EngineRefused, InvalidInput, RegistryUnreachable
 from dockops.progress import ProgressCallback, ProgressEvent, ignore
 from dockops.reference import Reference, parse_reference
+from dockops.retry import RetryPolicy
 
 if TYPE_CHECKING:
     import docker
-
-# Read at call time, so a caller (or a test) can make the backoff shorter.
-RETRY = RetryPolicy()
 
 
 @dataclass(frozen=True)
@@ -136,43 +134,25 @@ def _run(
     *,
     registry: str | None = None,
 ) -> tuple[_Seen, int]:
-    from tenacity import (
-        RetryCallState,
-        Retrying,
-        retry_if_exception,
-        stop_after_attempt,
-        wait_random_exponential,
-    )
-
     def transient(exc: BaseException) -> bool:
         return isinstance(exc, _DaemonError) and is_transient(exc.message)
 
-    def tell(state: RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome else None
-        wait = state.next_action.sleep if state.next_action else 0.0
+    def tell(attempt: int, error: BaseException, wait: float) -> None:
         on_progress(
             ProgressEvent(
                 label,
-                f"attempt {state.attempt_number}/{policy.attempts} failed ({error}); "
-                f"retrying in {wait:.1f}s",
+                f"attempt {attempt}/{policy.attempts} failed ({error}); retrying in {wait:.1f}s",
             )
         )
 
-    retrying = Retrying(
-        stop=stop_after_attempt(policy.attempts),
-        wait=wait_random_exponential(multiplier=policy.first_wait, max=policy.max_wait),
-        retry=retry_if_exception(transient),
-        before_sleep=tell,
-        reraise=True,
-    )
+    retries = retry.retrying(policy, transient=transient, on_retry=tell)
     try:
-        for attempt in retrying:
+        for attempt in retries:
             with attempt:
                 seen = _attempt(what, label, start, on_progress)
     except _DaemonError as exc:
-        attempts = int(retrying.statistics.get("attempt_number", 1))
-        raise _failure(what, exc, attempts, registry) from exc
-    return seen, int(retrying.statistics.get("attempt_number", 1))
+        raise _failure(what, exc, retries.attempts, registry) from exc
+    return seen, retries.attempts
 
 
 def _failure(
@@ -232,7 +212,7 @@ def pull_image(
         reference: repository[:tag|@digest]; no tag means latest.
         all_tags: every tag of the repository (the reference then names no tag).
         on_progress: receives one event per layer status change, and retry notices.
-        policy: retry bounds; default RETRY.
+        policy: retry bounds; default retry.TRANSFER.
 
     Returns:
         The tags pulled with their digests and local image IDs, the layers seen, the daemon's
@@ -254,7 +234,7 @@ def pull_image(
             client, "/images/create", {"fromImage": ref.repository, "tag": tag}, ref.repository
         ),
         on_progress,
-        policy or RETRY,
+        policy or retry.TRANSFER,
         registry=_registry_of(ref),
     )
     tags = []
@@ -290,7 +270,7 @@ def push_image(
         reference: repository[:tag]; no tag means latest.
         all_tags: every local tag of the repository.
         on_progress: receives one event per layer status change, and retry notices.
-        policy: retry bounds; default RETRY.
+        policy: retry bounds; default retry.TRANSFER.
 
     Returns:
         The tags pushed with their manifest digests and sizes, the layers seen, attempts.
@@ -322,7 +302,7 @@ def push_image(
             client, "/images/{0}/push", {"tag": tag}, ref.repository, json_body=True
         ),
         on_progress,
-        policy or RETRY,
+        policy or retry.TRANSFER,
         registry=_registry_of(ref),
     )
     return TransferResult(

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from dockops.core.images.failures import RetryPolicy
+from dockops import retry
 from dockops.core.registry.trust import is_insecure, is_loopback, trusted_ca
 from dockops.errors import (
     DockopsError,
@@ -26,6 +26,7 @@ from dockops.errors import (
     RegistryTransient,
     RegistryUnreachable,
 )
+from dockops.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -44,7 +45,6 @@ MANIFEST_TYPES = (
 )
 # (connect, read) seconds: an unreachable registry fails in bounded time.
 TIMEOUT = (5.0, 60.0)
-RETRY = RetryPolicy(attempts=3, first_wait=0.5, max_wait=5.0)
 _TRANSIENT_STATUS = {429, 500, 502, 503, 504}
 # Body caps, so a broken or hostile registry cannot fill the memory. A manifest gets what
 # distribution itself accepts (4 MiB): a larger one cannot be one it stored. Catalog pages, tag
@@ -112,13 +112,13 @@ class RegistryClient:
         *,
         credentials: Credentials | None = None,
         certs_d: Path | None = None,
-        policy: RetryPolicy = RETRY,
+        policy: RetryPolicy | None = None,
     ) -> None:
         import requests
 
         self.registry = registry
         self.credentials = credentials
-        self.policy = policy
+        self.policy = policy or retry.REQUEST
         self.session = requests.Session()
         self.session.trust_env = False  # a proxy for the outside world is no way to a registry
         ca = trusted_ca(registry, certs_d)
@@ -219,23 +219,10 @@ class RegistryClient:
             EngineRefused: any other error status (the registry's own error text), or a body
                 over `max_body`.
         """
-        from tenacity import (
-            Retrying,
-            retry_if_exception_type,
-            stop_after_attempt,
-            wait_random_exponential,
-        )
-
-        attempts = self.policy.attempts if method in ("GET", "HEAD") else 1
+        # Only an idempotent request is sent again.
+        policy = self.policy if method in ("GET", "HEAD") else replace(self.policy, attempts=1)
         try:
-            for attempt in Retrying(
-                stop=stop_after_attempt(attempts),
-                wait=wait_random_exponential(
-                    multiplier=self.policy.first_wait, max=self.policy.max_wait
-                ),
-                retry=retry_if_exception_type(_Transient),
-                reraise=True,
-            ):
+            for attempt in retry.retrying(policy, transient=_Transient):
                 with attempt:
                     return self._once(method, path, headers or {}, allow, max_body, kwargs)
         except _Transient as exc:
@@ -522,7 +509,7 @@ def reason(exc: BaseException) -> str:
     return " ".join(text.split())[:200]
 
 
-def connect(registry: str, policy: RetryPolicy = RETRY) -> RegistryClient:
+def connect(registry: str, policy: RetryPolicy | None = None) -> RegistryClient:
     """A client for `registry` with the stored login (dockops or docker login), if any."""
     from dockops.core.registry.credentials import get_credentials
 

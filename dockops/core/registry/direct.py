@@ -40,7 +40,7 @@ from dockops.progress import ProgressCallback, ProgressEvent, ignore
 if TYPE_CHECKING:
     import docker
 
-    from dockops.core.images.failures import RetryPolicy
+    from dockops.retry import RetryPolicy
 
 MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 CONFIG_TYPE = "application/vnd.docker.container.image.v1+json"
@@ -353,33 +353,21 @@ def push_direct(
         RegistryUnreachable: down, TLS, auth, or transient faults outlasting the retries.
         EngineRefused: the registry refused the manifest, or the engine's stream is odd.
     """
-    from tenacity import (
-        Retrying,
-        retry_if_exception_type,
-        stop_after_attempt,
-        wait_random_exponential,
-    )
+    from dockops import retry
 
-    from dockops.core.images import transfer
-
-    policy = policy or transfer.RETRY
+    policy = policy or retry.TRANSFER
     cache = BlobCache.load()
     total = 0
     state: _Push | None = None
 
-    retrying = Retrying(
-        stop=stop_after_attempt(policy.attempts),
-        wait=wait_random_exponential(multiplier=policy.first_wait, max=policy.max_wait),
-        retry=retry_if_exception_type(RegistryTransient),
-        before_sleep=lambda s: on_progress(
+    def tell(attempt: int, error: BaseException, wait: float) -> None:
+        on_progress(
             ProgressEvent(
-                repository,
-                f"attempt {s.attempt_number}/{policy.attempts} failed "
-                f"({s.outcome.exception() if s.outcome else ''}); retrying",
+                repository, f"attempt {attempt}/{policy.attempts} failed ({error}); retrying"
             )
-        ),
-        reraise=True,
-    )
+        )
+
+    retrying = retry.retrying(policy, transient=RegistryTransient, on_retry=tell)
     for attempt in retrying:
         with attempt:
             state = _Push(client, api, repository, image, cache, on_progress)
@@ -398,7 +386,7 @@ def push_direct(
     digest = response.headers.get("Docker-Content-Digest") or (
         "sha256:" + hashlib.sha256(manifest).hexdigest()
     )
-    attempts = int(retrying.statistics.get("attempt_number", 1))
+    attempts = retrying.attempts
     return DirectResult(
         f"{api.registry}/{repository}:{tag}",
         digest,

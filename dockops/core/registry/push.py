@@ -28,7 +28,7 @@ from dockops.units import short_id
 if TYPE_CHECKING:
     import docker
 
-    from dockops.core.images.failures import RetryPolicy
+    from dockops.retry import RetryPolicy
 
 VIAS = ("auto", "direct", "daemon")
 
@@ -113,7 +113,7 @@ def push_private(
         via: "direct" (dockops reads the image from the engine and uploads it), "daemon", or
             "auto" (resolve_via).
         on_progress: push progress and retry notices.
-        policy: push retry bounds (default transfer.RETRY).
+        policy: push retry bounds (default retry.TRANSFER).
 
     Returns:
         The pushed reference and its verified manifest digest.

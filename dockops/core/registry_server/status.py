@@ -84,8 +84,8 @@ def registry_status(
 
 def _answer(address: str) -> str:
     """/v2/'s status, asked with the stored login when there is one (as push would)."""
-    from dockops.core.images.failures import RetryPolicy
     from dockops.core.registry.client import connect
+    from dockops.retry import RetryPolicy
 
     try:
         with connect(address, policy=RetryPolicy(attempts=1)) as api:
