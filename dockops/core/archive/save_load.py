@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from dockops.core.archive.files import CHUNK, Written, open_archive, tar_sink, unwritable
 from dockops.core.archive.tarcheck import TarProblem, TarWalker
-from dockops.engine.address import engine_address, root_cause
-from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput
+from dockops.engine.address import engine_address
+from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput, root_cause
 from dockops.progress import ProgressCallback, ProgressEvent, ignore
 
 if TYPE_CHECKING:

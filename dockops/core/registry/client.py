@@ -25,6 +25,7 @@ from dockops.errors import (
     LoginRequired,
     RegistryTransient,
     RegistryUnreachable,
+    root_cause,
 )
 from dockops.retry import RetryPolicy
 
@@ -301,18 +302,18 @@ class RegistryClient:
                     continue
                 from dockops.core.images.failures import untrusted_hint
 
-                text = f"{self.registry}: TLS: {reason(exc)}"
+                text = f"{self.registry}: TLS: {root_cause(exc)}"
                 hint = untrusted_hint(self.registry, text)
                 raise RegistryUnreachable(f"{text}; {hint}" if hint else text) from None
             except requests.exceptions.ConnectionError as exc:
                 if i + 1 < len(bases):
                     continue
                 raise _Transient(
-                    RegistryTransient(f"{self.registry} unreachable: {reason(exc)}")
+                    RegistryTransient(f"{self.registry} unreachable: {root_cause(exc)}")
                 ) from None
             except requests.exceptions.Timeout as exc:
                 raise _Transient(
-                    RegistryTransient(f"{self.registry} timed out: {reason(exc)}")
+                    RegistryTransient(f"{self.registry} timed out: {root_cause(exc)}")
                 ) from None
             self.base_url = self.base_url or base
             return response
@@ -339,7 +340,7 @@ class RegistryClient:
                     )
         except requests.exceptions.RequestException as exc:
             raise _Transient(
-                RegistryTransient(f"{self.registry}: the answer broke off: {reason(exc)}")
+                RegistryTransient(f"{self.registry}: the answer broke off: {root_cause(exc)}")
             ) from None
         # What requests itself does when not streaming: response.content/json() read it.
         response._content = b"".join(chunks)[:limit]
@@ -409,7 +410,7 @@ class RegistryClient:
                 stream=True,
             )
         except requests.exceptions.RequestException as exc:
-            raise RegistryUnreachable(f"token service {realm}: {reason(exc)}") from None
+            raise RegistryUnreachable(f"token service {realm}: {root_cause(exc)}") from None
         try:
             self._read(response, MAX_BODY)
         except _Transient as exc:
@@ -478,35 +479,6 @@ def _error_text(response: requests.Response) -> str:
         if parts:
             return "; ".join(parts)
     return response.reason or str(response.status_code)
-
-
-def _verify_message(exc: BaseException | None) -> str | None:
-    seen = 0
-    while exc is not None and seen < 10:
-        message = getattr(exc, "verify_message", None)
-        if message:
-            return str(message)
-        for arg in getattr(exc, "args", ()):
-            if isinstance(arg, BaseException) and (inner := _verify_message(arg)):
-                return inner
-        cause = getattr(exc, "reason", None)
-        exc = cause if isinstance(cause, BaseException) else exc.__cause__ or exc.__context__
-        seen += 1
-    return None
-
-
-def reason(exc: BaseException) -> str:
-    """The innermost cause of a requests error, without urllib3's object reprs."""
-    while exc.__context__ is not None and exc.__context__ is not exc:
-        exc = exc.__context__
-    verify = _verify_message(exc)
-    if verify:  # OpenSSL's own words: "self-signed certificate", "hostname mismatch"...
-        return f"certificate verify failed: {verify}"
-    cause = getattr(exc, "reason", None)
-    text = str(cause if cause is not None else exc)
-    if "] " in text and text.startswith("["):  # "[SSL: CERTIFICATE_VERIFY_FAILED] cert…"
-        text = text.split("] ", 1)[1]
-    return " ".join(text.split())[:200]
 
 
 def connect(registry: str, policy: RetryPolicy | None = None) -> RegistryClient:

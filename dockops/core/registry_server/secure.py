@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dockops.core.registry import trust
-from dockops.core.registry.client import reason
 from dockops.core.registry_server import deploy, htpasswd, nginx, pki
 from dockops.core.registry_server.deploy import LABEL, ROLE, find, hostport, owned
 from dockops.engine.address import engine_errors
-from dockops.errors import InvalidInput, RegistryUnreachable
+from dockops.errors import InvalidInput, RegistryUnreachable, root_cause
 
 if TYPE_CHECKING:
     import docker
@@ -338,7 +337,7 @@ def check_frontend(address: str, ca_crt: Path, user: str | None, password: str |
     except requests.exceptions.RequestException as exc:  # refused, TLS, timeouts...
         if "Name or service not known" in str(exc) or "nodename nor servname" in str(exc):
             return Check(None, False, None, skipped=f"{address} does not resolve on this host")
-        raise RegistryUnreachable(f"checking https://{address}/v2/: {reason(exc)}") from None
+        raise RegistryUnreachable(f"checking https://{address}/v2/: {root_cause(exc)}") from None
     finally:
         session.close()
     header = "Docker-Distribution-Api-Version" in anonymous.headers
