@@ -104,8 +104,8 @@ def search(
     output = render.output_mode(json)
     if registry is not None:
         from dockops.config import resolve_registry
-        from dockops.core.registry.browse import search as search_registry
-        from dockops.core.registry.client import connect
+        from dockops.core.registry.browse import search_catalog
+        from dockops.core.registry.client import registry_client
 
         address = resolve_registry(registry)
         if address is None:
@@ -113,8 +113,8 @@ def search(
                 "search --registry: no registry named, and no default (DOCKOPS_REGISTRY, "
                 "config.toml)"
             )
-        with connect(address) as api:
-            found = search_registry(api, term, limit=limit)
+        with registry_client(address) as api:
+            found = search_catalog(api, term, limit=limit)
         render.emit(found, output, columns=REGISTRY_SEARCH_COLUMNS)
         return
     from dockops.core.images.search import search_images

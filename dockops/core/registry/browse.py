@@ -120,7 +120,7 @@ class RepoTags:
     tags: tuple[str, ...]
 
 
-def search(api: RegistryClient, term: str, *, limit: int | None = None) -> list[RepoTags]:
+def search_catalog(api: RegistryClient, term: str, *, limit: int | None = None) -> list[RepoTags]:
     """Repositories whose name matches `term` (substring or glob), each with its tags."""
     names = [name for name in catalog(api) if matches(name, term)][:limit]
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -136,7 +136,7 @@ def _tags_or_none(api: RegistryClient, name: str) -> list[str]:
 
 
 @dataclass(frozen=True)
-class Layer:
+class ManifestLayer:
     digest: str
     size: int
     media_type: str
@@ -155,7 +155,7 @@ class ManifestInfo:
     reference: str
     digest: str
     media_type: str
-    layers: tuple[Layer, ...]
+    layers: tuple[ManifestLayer, ...]
     total_size: int  # config + layers (compressed, as stored); for an index, its manifests
     created: str | None
     os: str | None
@@ -219,7 +219,9 @@ def show(api: RegistryClient, repository: str, reference: str) -> ManifestInfo:
             f"{repository}:{reference}", digest, media_type, (), total, None, None, None, platforms
         )
     layers = tuple(
-        Layer(str(item["digest"]), int(item.get("size") or 0), str(item.get("mediaType") or ""))
+        ManifestLayer(
+            str(item["digest"]), int(item.get("size") or 0), str(item.get("mediaType") or "")
+        )
         for item in document.get("layers") or []
     )
     config = image_config(api, repository, document)

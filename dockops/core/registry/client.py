@@ -104,7 +104,7 @@ def origin(url: str) -> tuple[str, str, int]:
 class RegistryClient:
     """One registry, one requests session; `base_url` is settled by the first request.
 
-    Safe to share between threads (browse.search does): the auth state is behind a lock.
+    Safe to share between threads (browse.search_catalog does): the auth state is behind a lock.
     """
 
     def __init__(
@@ -481,7 +481,7 @@ def _error_text(response: requests.Response) -> str:
     return response.reason or str(response.status_code)
 
 
-def connect(registry: str, policy: RetryPolicy | None = None) -> RegistryClient:
+def registry_client(registry: str, policy: RetryPolicy | None = None) -> RegistryClient:
     """A client for `registry` with the stored login (dockops or docker login), if any."""
     from dockops.core.registry.credentials import get_credentials
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dockops.core.images.transfer import push_image
-from dockops.core.registry.client import RegistryClient, connect
+from dockops.core.registry.client import RegistryClient, registry_client
 from dockops.core.registry.direct import DirectResult, push_direct
 from dockops.engine.address import engine_errors
 from dockops.engine.named import named_errors
@@ -137,7 +137,7 @@ def push_private(
     moved_from = held if held not in (None, image_id) else None
     if moved_from is not None and not move_tag:
         raise EngineRefused(_tag_in_the_way(client, what, pushed_ref, moved_from, image_id))
-    with connect(registry) as api:
+    with registry_client(registry) as api:
         api.ping()
         if via == "direct":
             result = push_direct(
@@ -271,7 +271,7 @@ def push_reference_direct(
     tag = ref.tag or "latest"
     with named_errors(f"push {reference}"):
         image = client.api.inspect_image(f"{ref.repository}:{tag}")
-    with connect(ref.domain) as api:
+    with registry_client(ref.domain) as api:
         api.ping()
         result = push_direct(
             client, api, image, ref.path, tag, on_progress=on_progress, policy=policy

@@ -102,7 +102,7 @@ class TagAge:
 
 
 @dataclass(frozen=True)
-class PruneResult:
+class RetentionResult:
     repository: str
     dry_run: bool
     removed: tuple[TagAge, ...]
@@ -173,7 +173,7 @@ def prune_repository(
     older_than: timedelta | None,
     dry_run: bool = False,
     now: datetime | None = None,
-) -> PruneResult:
+) -> RetentionResult:
     """Retention: delete the tags beyond the newest `keep` and older than `older_than`.
 
     Raises:
@@ -194,4 +194,4 @@ def prune_repository(
     if not dry_run:
         for digest in (*digests, *children):
             delete_digest(api, repository, digest)
-    return PruneResult(repository, dry_run, tuple(removed), tuple(kept), digests, children)
+    return RetentionResult(repository, dry_run, tuple(removed), tuple(kept), digests, children)

@@ -45,7 +45,7 @@ class SecureSpec:
 
 
 @dataclass(frozen=True)
-class Check:
+class FrontendCheck:
     unauthenticated: int | None  # expected 401
     api_version_header: bool  # Docker-Distribution-Api-Version on that 401
     authenticated: int | None  # expected 200; None without a password or a stored login
@@ -62,7 +62,7 @@ class SecureResult:
     frontend: str  # "created", "recreated", "unchanged"
     trusted_at: str | None
     ca_fingerprint: str
-    check: Check
+    check: FrontendCheck
     backend: deploy.Backend  # what was done to the registry's plain-HTTP port
 
 
@@ -317,7 +317,9 @@ def _bridge_network(client: docker.DockerClient, name: str) -> str:
     return str(registry_id)
 
 
-def check_frontend(address: str, ca_crt: Path, user: str | None, password: str | None) -> Check:
+def check_frontend(
+    address: str, ca_crt: Path, user: str | None, password: str | None
+) -> FrontendCheck:
     """A real HTTPS request verified against our CA: 401 with the API-version header without
     credentials, 200 with them (when a password was given this run)."""
     import requests
@@ -336,12 +338,14 @@ def check_frontend(address: str, ca_crt: Path, user: str | None, password: str |
             )
     except requests.exceptions.RequestException as exc:  # refused, TLS, timeouts...
         if "Name or service not known" in str(exc) or "nodename nor servname" in str(exc):
-            return Check(None, False, None, skipped=f"{address} does not resolve on this host")
+            return FrontendCheck(
+                None, False, None, skipped=f"{address} does not resolve on this host"
+            )
         raise RegistryUnreachable(f"checking https://{address}/v2/: {root_cause(exc)}") from None
     finally:
         session.close()
     header = "Docker-Distribution-Api-Version" in anonymous.headers
-    check = Check(
+    check = FrontendCheck(
         anonymous.status_code, header, authenticated.status_code if authenticated else None
     )
     if anonymous.status_code != 401 or not header:

@@ -19,7 +19,7 @@ import requests
 
 from dockops.core.registry import client as api_module
 from dockops.core.registry.blobs import put_blob
-from dockops.core.registry.browse import catalog, search
+from dockops.core.registry.browse import catalog, search_catalog
 from dockops.core.registry.client import RegistryClient
 from dockops.core.registry.credentials import Credentials
 from dockops.errors import EngineRefused
@@ -252,8 +252,8 @@ def test_threads_on_different_repositories_each_keep_their_token() -> None:
         serve(registry) as server,
         RegistryClient(server.address, credentials=LOGIN) as api,
     ):
-        found = search(api, "app")
-        assert search(api, "app") == found
+        found = search_catalog(api, "app")
+        assert search_catalog(api, "app") == found
     assert {r.repository: r.tags for r in found} == {name: (name,) for name in names}
     assert len(issuer.issued) == len(names) + 1  # one per repository, one for the catalog
 
