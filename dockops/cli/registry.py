@@ -54,7 +54,12 @@ def up(
     from dockops.engine.address import get_client
 
     spec = RegistrySpec(
-        name, image, port, bind, network, str(data.absolute()) if data is not None else None
+        name=name,
+        image=image,
+        port=port,
+        bind=bind,
+        network=network,
+        data=str(data.absolute()) if data is not None else None,
     )
     client = get_client(long_running=True)
     result = registry_up(client, spec, ensure_image=lambda ref: pull_image(client, ref))
@@ -102,7 +107,14 @@ def secure(
     from dockops.engine.address import get_client
 
     directory = certs_dir or config_path().parent / "registries" / name
-    spec = SecureSpec(name, host, port, frontend_image, directory.absolute(), network)
+    spec = SecureSpec(
+        name=name,
+        host=host,
+        port=port,
+        image=frontend_image,
+        certs_dir=directory.absolute(),
+        network=network,
+    )
     result = secure_registry(
         get_client(long_running=True),
         spec,

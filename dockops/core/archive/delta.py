@@ -106,7 +106,10 @@ def omittable(images: list[tuple[str, ...]], bases: list[Base]) -> dict[str, Omi
             chain = diff_ids[: i + 1]
             providers = tuple(b.name for b in bases if b.diff_ids[: i + 1] == chain)
             if providers:
-                found.setdefault(diff_id, Omitted(diff_id, index, i, providers))
+                found.setdefault(
+                    diff_id,
+                    Omitted(diff_id=diff_id, image=index, position=i, provided_by=providers),
+                )
             else:
                 kept.add(diff_id)
     return {d: o for d, o in found.items() if d not in kept}
@@ -211,7 +214,11 @@ def _bases(kept: dict[str, bytes], name: str) -> list[Base]:
         if not _strings(diff_ids):
             raise damaged(f"'{printable(config_name, NAME_SHOWN)}' is not an image config")
         label = f"{name}:{tags[0]}" if tags else name
-        bases.append(Base(label, "sha256:" + hashlib.sha256(raw).hexdigest(), tuple(diff_ids)))
+        bases.append(
+            Base(
+                name=label, id="sha256:" + hashlib.sha256(raw).hexdigest(), diff_ids=tuple(diff_ids)
+            )
+        )
     return bases
 
 
@@ -236,7 +243,7 @@ def resolve_bases(client: docker.DockerClient, names: list[str]) -> list[Base]:
             continue
         found = inspect_image(client, name, f"--delta-from {name}")
         layers = tuple((found.get("RootFS") or {}).get("Layers") or [])
-        bases.append(Base(name, str(found["Id"]), layers))
+        bases.append(Base(name=name, id=str(found["Id"]), diff_ids=layers))
     return bases
 
 
@@ -304,7 +311,7 @@ def _write_delta(
                 out.seek(start)
                 out.truncate()
                 cut[digest] = member.size
-            on(ProgressEvent("delta", "writing", out.tell()))
+            on(ProgressEvent(item="delta", status="writing", current=out.tell()))
     out.write(b"\0" * (2 * _BLOCK))
     while source.read(CHUNK):  # the end-of-archive blocks, for the full size
         pass
@@ -371,10 +378,17 @@ def save_delta(
         sha256=written.sha256,
         compressed=gzip,
         images=tuple(
-            ArchivedImage(r, str(f["Id"])) for r, f in zip(references, found, strict=True)
+            ArchivedImage(reference=r, id=str(f["Id"]))
+            for r, f in zip(references, found, strict=True)
         ),
         omitted=tuple(
-            Omitted(o.diff_id, o.image, o.position, o.provided_by, cut.get(o.diff_id))
+            Omitted(
+                diff_id=o.diff_id,
+                image=o.image,
+                position=o.position,
+                provided_by=o.provided_by,
+                size=cut.get(o.diff_id),
+            )
             for o in omit.values()
         ),
     )
@@ -454,7 +468,7 @@ def needed_chains(doc: dict[str, Any], name: str) -> list[Needed]:
         if (index, position) in seen:
             raise damaged
         seen.add((index, position))
-        needed.append(Needed(chains[index], position, entry))
+        needed.append(Needed(chain=chains[index], position=position, entry=entry))
     # Base IDs go into the engine's URLs: digests only.
     if not all(isinstance(b, dict) and _digest(b.get("id")) for b in bases):
         raise damaged

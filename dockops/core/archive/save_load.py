@@ -76,7 +76,7 @@ def stream_tar(
         out.write(chunk)
         if walker.offset - reported >= CHUNK:  # pieces can be small: report per MiB
             reported = walker.offset
-            progress(ProgressEvent(label, "writing", walker.offset))
+            progress(ProgressEvent(item=label, status="writing", current=walker.offset))
     try:
         walker.finish()
     except TarProblem as exc:
@@ -92,7 +92,7 @@ def stream_tar(
                 f"after {walker.offset} bytes of the stream"
             ) from None
         raise EngineRefused(f"{what}: the engine's stream stopped early ({exc.message})") from None
-    progress(ProgressEvent(label, "written", walker.offset))
+    progress(ProgressEvent(item=label, status="written", current=walker.offset))
 
 
 def _broke(what: str, offset: int, reason: str, engine: ImageEngine) -> EngineUnreachable:
@@ -154,7 +154,7 @@ def save_images(
         EngineRefused, EngineUnreachable: the engine failed; no file is left behind.
     """
     images = [
-        ArchivedImage(reference, engine.image(reference, f"save {reference}")["Id"])
+        ArchivedImage(reference=reference, id=engine.image(reference, f"save {reference}")["Id"])
         for reference in references
     ]
     what = f"save {' '.join(references)}"
@@ -217,8 +217,16 @@ def upload(
     def body() -> Iterator[bytes]:
         for chunk in opened.chunks(name):
             yield chunk
-            progress(ProgressEvent(name, "sending", opened.source.consumed, total))
-        progress(ProgressEvent(name, "engine working", opened.source.consumed, total))
+            progress(
+                ProgressEvent(
+                    item=name, status="sending", current=opened.source.consumed, total=total
+                )
+            )
+        progress(
+            ProgressEvent(
+                item=name, status="engine working", current=opened.source.consumed, total=total
+            )
+        )
 
     try:
         docs = list(daemon_docs(engine.post_tar(path, params, body(), what), what))
@@ -268,14 +276,16 @@ def load_images(
     for doc in docs:
         text = str(doc.get("stream") or "").strip()
         if text.startswith("Loaded image ID:"):
-            loaded.append(ArchivedImage(None, text.split(":", 1)[1].strip()))
+            loaded.append(ArchivedImage(reference=None, id=text.split(":", 1)[1].strip()))
         elif text.startswith("Loaded image:"):
-            loaded.append(ArchivedImage(text.split(":", 1)[1].strip(), ""))
+            loaded.append(ArchivedImage(reference=text.split(":", 1)[1].strip(), id=""))
     # The engine names tagged images by reference only: ask for their IDs.
     images = tuple(
         image
         if image.id
-        else ArchivedImage(image.reference, engine.image(str(image.reference), what)["Id"])
+        else ArchivedImage(
+            reference=image.reference, id=engine.image(str(image.reference), what)["Id"]
+        )
         for image in loaded
     )
     return LoadResult(source=name, bytes=consumed, images=images)

@@ -264,14 +264,14 @@ def install(path: Path, content: str) -> CronResult:
     except OSError as exc:
         raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
     if current == content:
-        return CronResult(path, "unchanged", entry)
+        return CronResult(path=path, action="unchanged", entry=entry)
     if current is not None and not current.startswith(MARKER):
         raise InvalidInput(f"{path} exists and was not written by dockops; choose --file")
     try:
         write_atomic(path, content.encode(), mode=0o644)
     except OSError as exc:
         raise InvalidInput(f"cannot write {path}: {exc.strerror}") from None
-    return CronResult(path, "written", entry)
+    return CronResult(path=path, action="written", entry=entry)
 
 
 def remove(path: Path) -> CronResult:
@@ -283,8 +283,8 @@ def remove(path: Path) -> CronResult:
     try:
         current = path.read_text()
     except FileNotFoundError:
-        return CronResult(path, "absent")
+        return CronResult(path=path, action="absent")
     if not current.startswith(MARKER):
         raise InvalidInput(f"refusing to remove {path}: it was not written by dockops")
     path.unlink()
-    return CronResult(path, "removed")
+    return CronResult(path=path, action="removed")

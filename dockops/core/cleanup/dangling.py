@@ -59,7 +59,7 @@ def parse_label_rule(text: str) -> LabelRule:
     key, sep, value = text.partition("=")
     if not key or key != key.strip() or any(c.isspace() for c in key):
         raise InvalidInput(f"invalid --keep-label {text!r}: expected KEY or KEY=VALUE")
-    return LabelRule(key, value if sep else None)
+    return LabelRule(key=key, value=value if sep else None)
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,7 @@ def list_dangling(client: docker.DockerClient) -> list[DanglingImage]:
         EngineRefused, EngineUnreachable: from the engine.
     """
     return [
-        DanglingImage(row.id, row.created, row.size, row.containers)
+        DanglingImage(id=row.id, created=row.created, size=row.size, containers=row.containers)
         for row in list_images(client, dangling=True)
     ]
 
@@ -155,19 +155,23 @@ def plan_prune(
             continue
         if image.containers:
             kept.append(
-                Kept(image.id, f"in use by container {', '.join(image.containers)}", IN_USE)
+                Kept(
+                    id=image.id,
+                    reason=f"in use by container {', '.join(image.containers)}",
+                    kind=IN_USE,
+                )
             )
         elif image.has_children:
-            kept.append(Kept(image.id, "has dependent child images", HAS_CHILDREN))
+            kept.append(Kept(id=image.id, reason="has dependent child images", kind=HAS_CHILDREN))
         elif rule := next((r for r in keep_labels if r.matches(image.labels)), None):
-            kept.append(Kept(image.id, f"kept label {rule}", KEPT_LABEL))
+            kept.append(Kept(id=image.id, reason=f"kept label {rule}", kind=KEPT_LABEL))
         elif older_than is not None and (now - image.created).total_seconds() <= older_than:
             age = human_age(image.created, now).removesuffix(" ago")
             reason = f"too young ({age} old, limit {human_duration(older_than)})"
-            kept.append(Kept(image.id, reason, TOO_YOUNG))
+            kept.append(Kept(id=image.id, reason=reason, kind=TOO_YOUNG))
         else:
-            remove.append(Removal(image.id, image.size))
-    return PrunePlan(tuple(remove), tuple(kept))
+            remove.append(Removal(id=image.id, size=image.size))
+    return PrunePlan(remove=tuple(remove), kept=tuple(kept))
 
 
 def _unique_sizes(images: list[dict[str, Any]]) -> dict[str, int]:
@@ -343,10 +347,10 @@ def _remove_one(engine: ImageEngine, planned: Removal) -> Removal | Kept | Failu
     try:
         current = engine.inspect_image(planned.id)
         if current is None:
-            return Kept(planned.id, _GONE_REASON, GONE)
+            return Kept(id=planned.id, reason=_GONE_REASON, kind=GONE)
         if tags_of(current):
             tags = ", ".join(current["RepoTags"])
-            return Kept(planned.id, f"tagged since planning ({tags})", CHANGED)
+            return Kept(id=planned.id, reason=f"tagged since planning ({tags})", kind=CHANGED)
         # No force: the engine refuses an image any container uses, atomically with the
         # delete. noprune: parents that become dangling are not in the plan, so they stay.
         engine.remove_image(planned.id, force=False, noprune=True)
@@ -357,7 +361,7 @@ def _remove_one(engine: ImageEngine, planned: Removal) -> Removal | Kept | Failu
             # lock): the loser may fail on the layer the winner released. The image is gone,
             # which is what this run wanted. Any other failure stays one, even when the image
             # record went (a layer the engine could not remove still holds the space).
-            return Kept(planned.id, _GONE_REASON, GONE)
+            return Kept(id=planned.id, reason=_GONE_REASON, kind=GONE)
         return _refusal(planned, exc.message)
 
 
@@ -369,10 +373,12 @@ def _refusal(planned: Removal, text: str) -> Kept | Failure:
     # Another process deleted it first: the 20.10 daemon says "No such image" when the
     # image was gone before the delete began, "unrecognized image ID" when it went during it.
     if "No such image" in text or "unrecognized image ID" in text:
-        return Kept(planned.id, _GONE_REASON, GONE)
+        return Kept(id=planned.id, reason=_GONE_REASON, kind=GONE)
     if "being used by" in text:
         holder = text.rsplit("container", 1)[-1].strip()
-        return Kept(planned.id, f"in use by container {holder} (since planning)", IN_USE)
+        return Kept(
+            id=planned.id, reason=f"in use by container {holder} (since planning)", kind=IN_USE
+        )
     if "dependent child images" in text:
-        return Kept(planned.id, "has dependent child images", HAS_CHILDREN)
-    return Failure(planned.id, text)
+        return Kept(id=planned.id, reason="has dependent child images", kind=HAS_CHILDREN)
+    return Failure(id=planned.id, error=text)

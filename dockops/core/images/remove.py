@@ -222,10 +222,10 @@ def _refusal(
         message = f"{reference}: {engine_text}"
         flag = None
     return RmiOutcome(
-        reference,
-        REFUSED,
-        image_id,
-        message,
+        reference=reference,
+        outcome=REFUSED,
+        image_id=image_id,
+        message=message,
         containers=_names(holders),
         children=children,
         flag=flag,
@@ -242,7 +242,12 @@ def _remove_one(
         try:
             image: dict[str, Any] = client.api.inspect_image(reference)
         except docker.errors.NotFound as exc:
-            return RmiOutcome(reference, MISSING, None, f"{what}: {engine_text(exc)}")
+            return RmiOutcome(
+                reference=reference,
+                outcome=MISSING,
+                image_id=None,
+                message=f"{what}: {engine_text(exc)}",
+            )
     image_id = str(image["Id"])
     by_id = _is_id(reference, image)
     holders = _holders(client, image_id)
@@ -253,11 +258,11 @@ def _remove_one(
         if spared is not None and by_id:
             # The engine would refuse after the containers were gone: refuse before.
             return RmiOutcome(
-                reference,
-                REFUSED,
-                image_id,
-                f"{reference}: nothing removed: {spared}; --with-containers --force removes "
-                f"container(s) {', '.join(_names(holders))}, every tag and the image",
+                reference=reference,
+                outcome=REFUSED,
+                image_id=image_id,
+                message=f"{reference}: nothing removed: {spared}; --with-containers --force "
+                f"removes container(s) {', '.join(_names(holders))}, every tag and the image",
                 containers=_names(holders),
                 flag="--with-containers --force",
             )
@@ -266,10 +271,10 @@ def _remove_one(
         running = [h for h in holders if h.running]
         if running and not force:
             return RmiOutcome(
-                reference,
-                REFUSED,
-                image_id,
-                f"{reference} is used by running container {', '.join(_names(running))}: "
+                reference=reference,
+                outcome=REFUSED,
+                image_id=image_id,
+                message=f"{reference} is used by running container {', '.join(_names(running))}: "
                 "add --force to remove running containers",
                 containers=_names(holders),
                 flag="--with-containers --force",
@@ -287,7 +292,12 @@ def _remove_one(
                 status = exc.response.status_code if exc.response is not None else None
                 if status == 404:
                     text = engine_text(exc)
-                    return RmiOutcome(reference, MISSING, image_id, f"{what}: {text}")
+                    return RmiOutcome(
+                        reference=reference,
+                        outcome=MISSING,
+                        image_id=image_id,
+                        message=f"{what}: {text}",
+                    )
                 if status != 409:
                     raise
                 text = engine_text(exc)
@@ -297,7 +307,11 @@ def _remove_one(
                 return _with_removed(refused, removed)
     except EngineRefused as exc:
         return RmiOutcome(
-            reference, REFUSED, image_id, exc.message, removed_containers=tuple(removed)
+            reference=reference,
+            outcome=REFUSED,
+            image_id=image_id,
+            message=exc.message,
+            removed_containers=tuple(removed),
         )
     untagged = tuple(str(a["Untagged"]) for a in answer if "Untagged" in a)
     deleted = tuple(str(a["Deleted"]) for a in answer if "Deleted" in a)
@@ -306,12 +320,12 @@ def _remove_one(
         if holders:
             message += f" (stopped container {', '.join(_names(holders))} now has no image)"
         return RmiOutcome(
-            reference,
-            DELETED,
-            image_id,
-            message,
-            untagged,
-            deleted,
+            reference=reference,
+            outcome=DELETED,
+            image_id=image_id,
+            message=message,
+            untagged=untagged,
+            deleted=deleted,
             containers=_names(holders),
             removed_containers=tuple(removed),
         )
@@ -358,12 +372,12 @@ def _untagged(
     if spared and holders:
         why += f", so --with-containers kept its container(s): {', '.join(_names(holders))}"
     return RmiOutcome(
-        reference,
-        UNTAGGED,
-        image_id,
-        f"{reference}: untagged; {why}",
-        untagged,
-        deleted,
+        reference=reference,
+        outcome=UNTAGGED,
+        image_id=image_id,
+        message=f"{reference}: untagged; {why}",
+        untagged=untagged,
+        deleted=deleted,
         dangling=dangling and not children,
         containers=_names(holders),
         removed_containers=tuple(removed),

@@ -78,26 +78,33 @@ class _Seen:
         aux = line.get("aux")
         if isinstance(aux, dict) and "Tag" in aux:  # push: one per tag, after its manifest
             tag = str(aux["Tag"])
-            self.tags[tag] = TagTransfer(tag, aux.get("Digest"), size=aux.get("Size"))
+            self.tags[tag] = TagTransfer(tag=tag, digest=aux.get("Digest"), size=aux.get("Size"))
             return
         status = str(line.get("status") or "")
         item = line.get("id")
         if status.startswith("Pulling from ") and item:
             self.current_tag = str(item)
-            self.tags.setdefault(self.current_tag, TagTransfer(self.current_tag, None))
+            self.tags.setdefault(self.current_tag, TagTransfer(tag=self.current_tag, digest=None))
         elif status.startswith("Digest: ") and self.current_tag:
-            self.tags[self.current_tag] = TagTransfer(self.current_tag, status.split(": ", 1)[1])
+            self.tags[self.current_tag] = TagTransfer(
+                tag=self.current_tag, digest=status.split(": ", 1)[1]
+            )
         elif status.startswith("Status: "):
             self.status = status.removeprefix("Status: ")
         elif item:
             self.layers[str(item)] = None
             detail = line.get("progressDetail") or {}
             on_progress(
-                ProgressEvent(str(item), status, detail.get("current"), detail.get("total"))
+                ProgressEvent(
+                    item=str(item),
+                    status=status,
+                    current=detail.get("current"),
+                    total=detail.get("total"),
+                )
             )
             return
         if status:
-            on_progress(ProgressEvent(self.label, status))
+            on_progress(ProgressEvent(item=self.label, status=status))
 
 
 def _attempt(
@@ -140,8 +147,9 @@ def _run(
     def tell(attempt: int, error: BaseException, wait: float) -> None:
         on_progress(
             ProgressEvent(
-                label,
-                f"attempt {attempt}/{policy.attempts} failed ({error}); retrying in {wait:.1f}s",
+                item=label,
+                status=f"attempt {attempt}/{policy.attempts} failed ({error}); "
+                f"retrying in {wait:.1f}s",
             )
         )
 
@@ -244,14 +252,14 @@ def pull_image(
         )
         with named_errors(what):
             image_id = client.api.inspect_image(local)["Id"]
-        tags.append(TagTransfer(item.tag, item.digest, id=image_id))
+        tags.append(TagTransfer(tag=item.tag, digest=item.digest, id=image_id))
     return TransferResult(
-        "pull",
-        str(ref) if not all_tags else ref.repository,
-        tuple(tags),
-        tuple(seen.layers),
-        seen.status,
-        attempts,
+        action="pull",
+        reference=str(ref) if not all_tags else ref.repository,
+        tags=tuple(tags),
+        layers=tuple(seen.layers),
+        status=seen.status,
+        attempts=attempts,
     )
 
 
@@ -306,10 +314,10 @@ def push_image(
         registry=_registry_of(ref),
     )
     return TransferResult(
-        "push",
-        ref.repository if all_tags else f"{ref.repository}:{tag}",
-        tuple(seen.tags.values()),
-        tuple(seen.layers),
-        seen.status,
-        attempts,
+        action="push",
+        reference=ref.repository if all_tags else f"{ref.repository}:{tag}",
+        tags=tuple(seen.tags.values()),
+        layers=tuple(seen.layers),
+        status=seen.status,
+        attempts=attempts,
     )

@@ -157,9 +157,9 @@ class RegistryClient:
         """
         response = self.request("GET", "/v2/")
         return Ping(
-            str(self.base_url),
-            response.status_code,
-            response.headers.get("Docker-Distribution-Api-Version"),
+            url=str(self.base_url),
+            status=response.status_code,
+            api_version=response.headers.get("Docker-Distribution-Api-Version"),
         )
 
     def get_json(self, path: str, **kwargs: Any) -> tuple[Any, requests.Response]:
@@ -431,7 +431,7 @@ class RegistryClient:
             lifetime = TOKEN_LIFETIME
         issued = parse_timestamp(str(body.get("issued_at") or ""))
         start = issued.timestamp() if issued else _now()
-        self._tokens[scope] = _Token(f"Bearer {token}", start + lifetime)
+        self._tokens[scope] = _Token(authorization=f"Bearer {token}", expires=start + lifetime)
         return self._tokens[scope]
 
     def _check_realm(self, realm: str) -> None:

@@ -204,17 +204,19 @@ class _Push:
             return None
         digest, size = cached
         if has_blob(self.api, self.repository, digest):
-            return LayerPush(diff_id, digest, size, "exists")
+            return LayerPush(diff_id=diff_id, digest=digest, size=size, action="exists")
         for source in self.cache.repositories(diff_id, self.api.registry):
             if source != self.repository and mount_blob(self.api, self.repository, digest, source):
-                return LayerPush(diff_id, digest, size, "mounted")
+                return LayerPush(diff_id=diff_id, digest=digest, size=size, action="mounted")
         return None
 
     def run(self) -> bytes:
         for diff_id in dict.fromkeys(self.diff_ids):
             if diff_id not in self.done and (known := self._known(diff_id)):
                 self.done[diff_id] = known
-                self.on_progress(ProgressEvent(self._label(diff_id), f"Layer {known.action}"))
+                self.on_progress(
+                    ProgressEvent(item=self._label(diff_id), status=f"Layer {known.action}")
+                )
         config = None if has_blob(self.api, self.repository, self.image_id) else b""
         if len(self.done) < len(set(self.diff_ids)) or config is not None:
             config = self._stream(need_config=config is not None)
@@ -298,7 +300,7 @@ class _Push:
             return
         diff, blob, sizes = hashlib.sha256(), hashlib.sha256(), [0]
         label = member.name.split("/")[-2 if member.name.endswith("layer.tar") else -1][:12]
-        self.on_progress(ProgressEvent(label, "Pushing", 0, member.size))
+        self.on_progress(ProgressEvent(item=label, status="Pushing", current=0, total=member.size))
         patched = stream_blob(self.api, self.repository, _compressed(handle, diff, blob, sizes))
         diff_id = "sha256:" + diff.hexdigest()
         self.seen[member.name] = diff_id
@@ -308,11 +310,15 @@ class _Push:
             return
         finish_blob(self.api, patched, digest)
         self.uploaded += sizes[0]
-        self.done[diff_id] = LayerPush(diff_id, digest, sizes[0], "uploaded")
+        self.done[diff_id] = LayerPush(
+            diff_id=diff_id, digest=digest, size=sizes[0], action="uploaded"
+        )
         self.cache.record(diff_id, digest, sizes[0], self.api.registry, self.repository)
         self.cache.set_tar_size(diff_id, member.size)
         self.cache.save()
-        self.on_progress(ProgressEvent(label, "Pushed", member.size, member.size))
+        self.on_progress(
+            ProgressEvent(item=label, status="Pushed", current=member.size, total=member.size)
+        )
 
     def _manifest(self, config_size: int) -> bytes:
         if not config_size:
@@ -363,7 +369,8 @@ def push_direct(
     def tell(attempt: int, error: BaseException, wait: float) -> None:
         on_progress(
             ProgressEvent(
-                repository, f"attempt {attempt}/{policy.attempts} failed ({error}); retrying"
+                item=repository,
+                status=f"attempt {attempt}/{policy.attempts} failed ({error}); retrying",
             )
         )
 
@@ -388,10 +395,10 @@ def push_direct(
     )
     attempts = retrying.attempts
     return DirectResult(
-        f"{api.registry}/{repository}:{tag}",
-        digest,
-        state.image_id,
-        tuple(state.done[d] for d in dict.fromkeys(state.diff_ids)),
-        total,
-        attempts,
+        reference=f"{api.registry}/{repository}:{tag}",
+        digest=digest,
+        config=state.image_id,
+        layers=tuple(state.done[d] for d in dict.fromkeys(state.diff_ids)),
+        uploaded_bytes=total,
+        attempts=attempts,
     )

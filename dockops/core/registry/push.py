@@ -149,16 +149,16 @@ def push_private(
                     client.api.tag(image_id, repository, tag)
             uploaded = [layer for layer in result.layers if layer.action == "uploaded"]
             return PushPrivateResult(
-                pushed_ref,
-                result.digest,
-                reference,
-                via,
-                len(result.layers),
-                len(uploaded),
-                result.uploaded_bytes,
-                result.attempts,
-                False,
-                moved_from,
+                reference=pushed_ref,
+                digest=result.digest,
+                source=reference,
+                via=via,
+                layers=len(result.layers),
+                uploaded_layers=len(uploaded),
+                uploaded_bytes=result.uploaded_bytes,
+                attempts=result.attempts,
+                tag_removed=False,
+                moved_from=moved_from,
             )
         existed = held is not None
         with engine_errors(f"tag {pushed_ref}"):
@@ -180,16 +180,16 @@ def push_private(
                     client.api.tag(moved_from, repository, tag)
             removed = not keep_tag and not existed and _untag(client, pushed_ref, image_id)
     return PushPrivateResult(
-        pushed_ref,
-        pushed,
-        reference,
-        via,
-        len(pushed_by_daemon.layers),
-        None,
-        None,
-        pushed_by_daemon.attempts,
-        removed,
-        moved_from,
+        reference=pushed_ref,
+        digest=pushed,
+        source=reference,
+        via=via,
+        layers=len(pushed_by_daemon.layers),
+        uploaded_layers=None,
+        uploaded_bytes=None,
+        attempts=pushed_by_daemon.attempts,
+        tag_removed=removed,
+        moved_from=moved_from,
     )
 
 

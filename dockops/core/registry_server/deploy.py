@@ -259,13 +259,13 @@ def registry_up(
             owned(frontend, spec.name, "frontend")
             address = str((frontend["Config"]["Labels"] or {}).get(ADDRESS) or address)
     return UpResult(
-        spec.name,
-        container_id,
-        address,
-        state,
-        spec.image,
-        spec.network,
-        spec.data or spec.volume,
+        name=spec.name,
+        id=container_id,
+        address=address,
+        state=state,
+        image=spec.image,
+        network=spec.network,
+        data=spec.data or spec.volume,
     )
 
 
@@ -342,7 +342,7 @@ def make_private(client: docker.DockerClient, found: dict[str, Any]) -> Backend:
     was = exposed(found)
     if not was:
         _clear_aside(client, name)  # a killed run may have remade it, but not removed the old
-        return Backend("unchanged", (), str(labels.get(ADDRESS) or ""))
+        return Backend(change="unchanged", was=(), now=str(labels.get(ADDRESS) or ""))
     where = ", ".join(was)
     try:
         spec = RegistrySpec(**json.loads(labels[SPEC]))
@@ -383,7 +383,7 @@ def make_private(client: docker.DockerClient, found: dict[str, Any]) -> Backend:
     with engine_errors(f"remove the old {name}"):
         client.api.remove_container(found["Id"], force=True)
     change = "rebound" if spec.network == "host" else "unpublished"
-    return Backend(change, was, str(args["labels"][ADDRESS]))
+    return Backend(change=change, was=was, now=str(args["labels"][ADDRESS]))
 
 
 def _clear_aside(client: docker.DockerClient, name: str) -> None:
@@ -469,4 +469,4 @@ def registry_down(
         removed.append(f"volume {volume['Name']}")
     if data_dir:
         kept.append(f"folder {data_dir}")
-    return DownResult(name, tuple(removed), tuple(kept), dry_run)
+    return DownResult(name=name, removed=tuple(removed), kept=tuple(kept), dry_run=dry_run)

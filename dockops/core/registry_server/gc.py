@@ -82,7 +82,7 @@ def read_log(output: str) -> CollectorLog:
         elif eligible := _ELIGIBLE.fullmatch(line):
             deleted.append((eligible.group(1) or repository, eligible.group(2)))
     referenced = [(repo, d, parent[repo, d]) for repo, d in deleted if (repo, d) in parent]
-    return CollectorLog(deleted, referenced)
+    return CollectorLog(deleted=deleted, referenced=referenced)
 
 
 def _refusal(referenced: list[tuple[str, str, str]]) -> str:
@@ -160,17 +160,17 @@ def garbage_collect(
     summary = _SUMMARY.search(output)
     counts = [int(n) for n in summary.groups()] if summary else [None, None, None]
     return GcResult(
-        name,
-        dry_run,
-        delete_untagged,
-        counts[0],
-        counts[1],
-        counts[2],
-        before,
-        after,
-        before - after if before is not None and after is not None else None,
-        stop,
-        tuple(f"{repo}@{digest}" for repo, digest in log.deleted),
+        name=name,
+        dry_run=dry_run,
+        delete_untagged=delete_untagged,
+        blobs_marked=counts[0],
+        blobs_eligible=counts[1],
+        manifests_eligible=counts[2],
+        bytes_before=before,
+        bytes_after=after,
+        freed_bytes=before - after if before is not None and after is not None else None,
+        registry_stopped=stop,
+        manifests_deleted=tuple(f"{repo}@{digest}" for repo, digest in log.deleted),
     )
 
 

@@ -209,16 +209,16 @@ def secure_registry(
 
     update_config(registry=registry_address(spec))
     return SecureResult(
-        registry_address(spec),
-        str(spec.certs_dir),
-        files.ca_created,
-        files.cert_created,
-        changed,
-        state,
-        trusted_at,
-        files.ca_fingerprint,
-        check,
-        backend,
+        registry=registry_address(spec),
+        certs_dir=str(spec.certs_dir),
+        ca_created=files.ca_created,
+        cert_created=files.cert_created,
+        htpasswd_changed=changed,
+        frontend=state,
+        trusted_at=trusted_at,
+        ca_fingerprint=files.ca_fingerprint,
+        check=check,
+        backend=backend,
     )
 
 
@@ -339,14 +339,19 @@ def check_frontend(
     except requests.exceptions.RequestException as exc:  # refused, TLS, timeouts...
         if "Name or service not known" in str(exc) or "nodename nor servname" in str(exc):
             return FrontendCheck(
-                None, False, None, skipped=f"{address} does not resolve on this host"
+                unauthenticated=None,
+                api_version_header=False,
+                authenticated=None,
+                skipped=f"{address} does not resolve on this host",
             )
         raise RegistryUnreachable(f"checking https://{address}/v2/: {root_cause(exc)}") from None
     finally:
         session.close()
     header = "Docker-Distribution-Api-Version" in anonymous.headers
     check = FrontendCheck(
-        anonymous.status_code, header, authenticated.status_code if authenticated else None
+        unauthenticated=anonymous.status_code,
+        api_version_header=header,
+        authenticated=authenticated.status_code if authenticated else None,
     )
     if anonymous.status_code != 401 or not header:
         raise RegistryUnreachable(

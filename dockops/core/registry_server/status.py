@@ -42,17 +42,17 @@ class StatusResult:
 def _part(client: docker.DockerClient, name: str, container: str, role: str) -> Part:
     found = find(client, container)
     if found is None:
-        return Part(container, "absent", None, None, None)
+        return Part(container=container, state="absent", image=None, restart=None, address=None)
     owned(found, name, role)
     labels: dict[str, Any] = found["Config"].get("Labels") or {}
     return Part(
-        container,
-        str(found["State"]["Status"]),
-        str(found["Config"]["Image"]),
-        str((found["HostConfig"].get("RestartPolicy") or {}).get("Name") or "no"),
-        labels.get(deploy.ADDRESS),
-        labels.get("dockops.certs_dir"),
-        deploy.exposed(found) if role == "registry" else (),
+        container=container,
+        state=str(found["State"]["Status"]),
+        image=str(found["Config"]["Image"]),
+        restart=str((found["HostConfig"].get("RestartPolicy") or {}).get("Name") or "no"),
+        address=labels.get(deploy.ADDRESS),
+        certs_dir=labels.get("dockops.certs_dir"),
+        exposed=deploy.exposed(found) if role == "registry" else (),
     )
 
 
@@ -79,7 +79,16 @@ def registry_status(
     warnings: tuple[str, ...] = ()
     if tls and registry.exposed:
         warnings = (deploy.open_backend_warning(name, registry.exposed),)
-    return StatusResult(name, address, registry, frontend, tls, trusted, _answer(address), warnings)
+    return StatusResult(
+        name=name,
+        address=address,
+        registry=registry,
+        frontend=frontend,
+        tls=tls,
+        trusted=trusted,
+        answer=_answer(address),
+        warnings=warnings,
+    )
 
 
 def _answer(address: str) -> str:
