@@ -132,7 +132,8 @@ def registry_checks(registry: str) -> tuple[Check, ...]:
 
     Never raises for a failing check: each failure is a Check with exit code 4.
     """
-    from dockops.core.registry.client import RegistryClient, login_hint
+    from dockops.core.registry.auth import login_hint
+    from dockops.core.registry.client import RegistryClient
     from dockops.core.registry.credentials import get_credentials
     from dockops.core.registry.trust import is_loopback, trusted_ca
 

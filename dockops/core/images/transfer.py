@@ -167,7 +167,7 @@ def _failure(
     what: str, exc: _DaemonError, attempts: int, registry: str | None = None
 ) -> DockopsError:
     if registry and wants_login(exc.message) and not _has_login(registry):
-        from dockops.core.registry.client import login_hint
+        from dockops.core.registry.auth import login_hint
 
         return RegistryUnreachable(f"{what}: {login_hint(registry)}")
     text = f"{what}: {exc.message}"

@@ -2,8 +2,8 @@
 
 HTTPS first, trusting `<certs.d>/HOST:PORT/ca.crt` when present; plain HTTP only for a loopback
 registry that does not speak TLS (the daemon's own fallback for 127.0.0.0/8). Credentials come
-from where the docker CLI keeps them; Basic and Bearer challenges are both answered. Idempotent
-requests are retried, bounded, on transient faults only (connection errors, 5xx, 429).
+from where the docker CLI keeps them; Basic and Bearer challenges are both answered (auth.py).
+Idempotent requests are retried, bounded, on transient faults only (connection errors, 5xx, 429).
 
 As docker does, credentials go to the registry's own scheme, host and port only: a Link, an
 upload Location or a redirect pointing elsewhere is followed without them, and a Bearer realm
@@ -12,12 +12,11 @@ gets the login only over https (or on loopback). Every body is read with a size 
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from dockops import retry
+from dockops.core.registry.auth import RegistryAuth, login_hint
 from dockops.core.registry.trust import is_insecure, is_loopback, trusted_ca
 from dockops.errors import (
     DockopsError,
@@ -54,9 +53,6 @@ _TRANSIENT_STATUS = {429, 500, 502, 503, 504}
 MAX_BODY = 16 << 20
 MANIFEST_MAX = 4 << 20
 _ERROR_MAX = 64 << 10
-# A token's lifetime when the answer does not say, and the least assumed when it does: docker's
-# (older clients ignored expires_in and assumed it, so token services never issue less).
-TOKEN_LIFETIME = 60
 
 
 class _Transient(Exception):
@@ -72,20 +68,6 @@ class Ping:
     url: str  # the base URL that answered, https://… or http://…
     status: int
     api_version: str | None  # Docker-Distribution-Api-Version
-
-
-@dataclass(frozen=True)
-class _Token:
-    authorization: str  # "Bearer …"
-    expires: float  # time.time() seconds
-
-
-def login_hint(registry: str) -> str:
-    return f"authentication required: run dockops login {registry}"
-
-
-def _now() -> float:
-    return time.time()
 
 
 def origin(url: str) -> tuple[str, str, int]:
@@ -104,7 +86,7 @@ def origin(url: str) -> tuple[str, str, int]:
 class RegistryClient:
     """One registry, one requests session; `base_url` is settled by the first request.
 
-    Safe to share between threads (browse.search_catalog does): the auth state is behind a lock.
+    Safe to share between threads (browse.search_catalog does): see RegistryAuth.
     """
 
     def __init__(
@@ -131,12 +113,7 @@ class RegistryClient:
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
             self.session.verify = False
         self.base_url: str | None = None
-        self._lock = threading.Lock()
-        self._basic: str | None = None  # the Authorization header, once Basic was asked for
-        # Bearer tokens by (realm, service, scope): one per repository, and threads listing
-        # different repositories at once each need their own.
-        self._tokens: dict[tuple[str, str, str], _Token] = {}
-        self._scope: tuple[str, str, str] | None = None  # the last asked for: sent first
+        self.auth = RegistryAuth(registry, credentials, self._ask_token_service)
 
     def close(self) -> None:
         self.session.close()
@@ -241,10 +218,11 @@ class RegistryClient:
         max_body: int,
         kwargs: dict[str, Any],
     ) -> requests.Response:
-        authorization = self._authorization()
+        authorization = self.auth.authorization()
         response = self._send(method, path, headers, kwargs, authorization)
         if response.status_code == 401 and self.owns(response.url):
-            again = self._answer_challenge(response, authorization)
+            challenge = response.headers.get("WWW-Authenticate", "")
+            again = self.auth.answer(challenge, authorization)
             if again is not None:
                 self._read(response, _ERROR_MAX, cut=True)
                 response = self._send(method, path, headers, kwargs, again)
@@ -345,67 +323,17 @@ class RegistryClient:
         # What requests itself does when not streaming: response.content/json() read it.
         response._content = b"".join(chunks)[:limit]
 
-    def _authorization(self) -> str | None:
-        """What a request carries first: Basic once asked for, else the token of the scope
-        asked for last, fetched again when it has expired."""
-        with self._lock:
-            if self._basic or self._scope is None:
-                return self._basic
-            token = self._tokens.get(self._scope)
-            if token is None or token.expires <= _now():
-                token = self._fetch_token(self._scope)
-            return token.authorization
-
-    def _answer_challenge(self, response: requests.Response, sent: str | None) -> str | None:
-        """The Authorization to try again with after a 401 that carried `sent`; None when there
-        is nothing (new) to offer."""
-        import base64
-
-        scheme, _, params = response.headers.get("WWW-Authenticate", "").partition(" ")
-        if self.credentials is None:
-            return None
-        if scheme.lower() == "basic":
-            pair = f"{self.credentials.username}:{self.credentials.password}".encode()
-            basic = "Basic " + base64.b64encode(pair).decode()
-            with self._lock:
-                self._basic = basic
-            return None if sent == basic else basic
-        if scheme.lower() == "bearer":
-            # A token is good for one scope; a challenge for a new scope asks for another. The
-            # token just refused (expired, revoked) is fetched anew; one another thread has
-            # fetched meanwhile is taken as it is.
-            challenge = _challenge_params(params)
-            scope = (
-                challenge.get("realm", ""),
-                challenge.get("service", ""),
-                challenge.get("scope", ""),
-            )
-            with self._lock:
-                self._scope = scope
-                token = self._tokens.get(scope)
-                if token is None or token.authorization == sent or token.expires <= _now():
-                    token = self._fetch_token(scope)
-                return token.authorization
-        return None
-
-    def _fetch_token(self, scope: tuple[str, str, str]) -> _Token:
-        """A token from the realm, with the login (called with the lock held: one fetch per
-        scope however many threads ask)."""
+    def _ask_token_service(
+        self, realm: str, params: dict[str, str], login: Credentials
+    ) -> tuple[int, Any]:
+        """GET a token from `realm` with the login: (status, the JSON body when 200)."""
         import requests
 
-        from dockops.units import parse_timestamp
-
-        realm, service, what = scope
-        if not realm:
-            raise RegistryUnreachable(f"{self.registry}: Bearer challenge without a realm")
-        self._check_realm(realm)
-        assert self.credentials is not None
-        params = {key: value for key, value in (("service", service), ("scope", what)) if value}
         try:
             response = self.session.get(
                 realm,
                 params=params,
-                auth=(self.credentials.username, self.credentials.password),
+                auth=(login.username, login.password),
                 timeout=_timeout(),
                 stream=True,
             )
@@ -416,38 +344,8 @@ class RegistryClient:
         except _Transient as exc:
             raise exc.error from None
         if response.status_code != 200:
-            raise RegistryUnreachable(
-                f"{self.registry}: credentials refused by the token service "
-                f"({response.status_code})"
-            )
-        body = self.decode(response, f"token service {realm}")
-        body = body if isinstance(body, dict) else {}
-        token = body.get("token") or body.get("access_token")
-        if not token or not isinstance(token, str):
-            raise RegistryUnreachable(f"{self.registry}: the token service {realm} gave no token")
-        try:
-            lifetime = max(TOKEN_LIFETIME, int(body.get("expires_in") or 0))
-        except (TypeError, ValueError):
-            lifetime = TOKEN_LIFETIME
-        issued = parse_timestamp(str(body.get("issued_at") or ""))
-        start = issued.timestamp() if issued else _now()
-        self._tokens[scope] = _Token(authorization=f"Bearer {token}", expires=start + lifetime)
-        return self._tokens[scope]
-
-    def _check_realm(self, realm: str) -> None:
-        """Refuse, before connecting, a realm that would get the login in clear text."""
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(realm)
-        host = parts.hostname or ""
-        if parts.scheme == "https" and host:
-            return
-        if parts.scheme == "http" and host and is_loopback(f"[{host}]" if ":" in host else host):
-            return
-        raise RegistryUnreachable(
-            f"{self.registry}: the token service {realm} is not https; "
-            "not sending the credentials there"
-        )
+            return response.status_code, None
+        return 200, self.decode(response, f"token service {realm}")
 
 
 def _timeout() -> tuple[float, float]:
@@ -458,12 +356,6 @@ def _timeout() -> tuple[float, float]:
     from dockops.engine.address import STALL_TIMEOUT_ENV, stall_timeout
 
     return (TIMEOUT[0], stall_timeout()) if os.environ.get(STALL_TIMEOUT_ENV) else TIMEOUT
-
-
-def _challenge_params(text: str) -> dict[str, str]:
-    import re
-
-    return dict(re.findall(r'(\w+)="([^"]*)"', text))
 
 
 def _error_text(response: requests.Response) -> str:

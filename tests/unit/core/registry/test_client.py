@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from dockops.core.registry import client as api_module
+from dockops.core.registry import auth
 from dockops.core.registry.blobs import put_blob
 from dockops.core.registry.browse import catalog, search_catalog
 from dockops.core.registry.client import RegistryClient
@@ -169,7 +169,7 @@ def test_a_plain_http_realm_off_loopback_is_refused_before_connecting(
 def _now_plus(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """The client's clock, `offset[0]` seconds ahead of the real one."""
     offset = [0.0]
-    monkeypatch.setattr(api_module, "_now", lambda: time.time() + offset[0])
+    monkeypatch.setattr(auth, "_now", lambda: time.time() + offset[0])
     return offset
 
 
