@@ -190,7 +190,7 @@ def daemon_docs(lines: Iterable[bytes], what: str) -> Iterator[dict[str, Any]]:
         if "errorDetail" in doc or "error" in doc:
             detail = doc.get("errorDetail") or {}
             text = detail.get("message") or doc.get("error") or "unknown error"
-            raise EngineRefused(f"{what}: {' '.join(str(text).split())}")
+            raise EngineRefused(f"{what}: {text}")
         yield doc
 
 

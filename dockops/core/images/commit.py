@@ -118,7 +118,7 @@ def commit_container(
         except docker.errors.APIError as exc:
             # 400 is the daemon parsing our -c values ("Invalid containerPort: abc").
             if exc.response is not None and exc.response.status_code == 400:
-                raise InvalidInput(f"{what}: {' '.join(str(exc.explanation).split())}") from exc
+                raise InvalidInput(f"{what}: {exc.explanation}") from exc
             raise
     return CommitResult(
         id=str(answer["Id"]),

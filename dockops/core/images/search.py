@@ -73,7 +73,7 @@ def search_images(
                     f"{what}: the index did not answer within {timeout:g} s"
                 ) from exc
             except docker.errors.APIError as exc:
-                text = " ".join(str(exc.explanation or exc).split())
+                text = str(exc.explanation or exc)
                 if exc.response is not None and exc.response.status_code == 400:
                     raise InvalidInput(f"{what}: {text}") from exc
                 # The daemon answers 500 for every failure to talk to the index.
