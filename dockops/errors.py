@@ -78,27 +78,58 @@ class LockHeld(DockopsError):
 
 
 def root_cause(exc: BaseException) -> str:
-    """The innermost OS-level reason of an exception chain (requests, urllib3, http.client,
-    ssl), as one short line: what a user can act on, not a library's repr."""
+    """The innermost reason of an exception chain (requests, urllib3, http.client, ssl), as one
+    line of at most 200 characters: what a user can act on, not a library's repr.
+
+    In this order: OpenSSL's verify reason ("certificate verify failed: self-signed
+    certificate"), an OS error's own words ("connection refused"), a peer that hung up, else
+    the words of the innermost exception ("timed out").
+    """
     from http.client import RemoteDisconnected
 
+    chain = _chain(exc)
+    for item in chain:
+        verify = getattr(item, "verify_message", None)
+        if verify:  # OpenSSL's own words: "self-signed certificate", "hostname mismatch"...
+            return _line(f"certificate verify failed: {verify}")
+    for item in chain:
+        if isinstance(item, OSError) and item.strerror:
+            return _line(item.strerror).lower()
+    # An engine that goes away between two requests: no errno, only http.client's words
+    # ("('Connection aborted.', RemoteDisconnected(...))" is no line for a user).
+    if any(isinstance(item, RemoteDisconnected) for item in chain):
+        return "connection closed without an answer"
+    inner = exc
+    while inner.__context__ is not None and inner.__context__ is not inner:
+        inner = inner.__context__
+    cause = getattr(inner, "reason", None)  # urllib3's errors keep the inner one there
+    return _line(str(cause if cause is not None else inner)) or _line(str(exc))
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """Every exception reachable from `exc` (causes, contexts, arguments, urllib3's reason),
+    each once, outermost first."""
     seen: set[int] = set()
+    found: list[BaseException] = []
     stack: list[object] = [exc]
-    hung_up = False
     while stack:
         item = stack.pop()
         if isinstance(item, (tuple, list)):
-            stack.extend(item)
+            stack.extend(reversed(item))
             continue
         if id(item) in seen or not isinstance(item, BaseException):
             continue
         seen.add(id(item))
-        if isinstance(item, OSError) and item.strerror:
-            return item.strerror.lower()
-        # An engine that goes away between two requests: no errno, only http.client's words
-        # ("('Connection aborted.', RemoteDisconnected(...))" is no line for a user).
-        hung_up = hung_up or isinstance(item, RemoteDisconnected)
-        stack.extend([item.__cause__, item.__context__, *item.args])
-    if hung_up:
-        return "connection closed without an answer"
-    return " ".join(str(exc).split())
+        found.append(item)
+        stack.extend(
+            reversed([item.__cause__, item.__context__, getattr(item, "reason", None), *item.args])
+        )
+    return found
+
+
+def _line(text: str) -> str:
+    """`text` on one line, without a leading "[Errno 111] " or "[SSL: …] " tag, cut at 200."""
+    text = " ".join(text.split())
+    if text.startswith("[") and "] " in text:
+        text = text.split("] ", 1)[1]
+    return text[:200]

@@ -104,16 +104,16 @@ def search(
     output = render.output_mode(json)
     if registry is not None:
         from dockops.cli.common import private_registry
-        from dockops.core.registry.browse import search as search_registry
-        from dockops.core.registry.client import connect
+        from dockops.core.registry.browse import search_catalog
+        from dockops.core.registry.client import registry_client
 
         address = private_registry(
             registry,
             missing="search --registry: no registry named, and no default "
             "(DOCKOPS_REGISTRY, config.toml)",
         )
-        with connect(address) as api:
-            found = search_registry(api, term, limit=limit)
+        with registry_client(address) as api:
+            found = search_catalog(api, term, limit=limit)
         render.emit(found, output, columns=REGISTRY_SEARCH_COLUMNS)
         return
     from dockops.core.images.search import search_images

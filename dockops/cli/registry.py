@@ -66,9 +66,9 @@ def ls(
     """List repositories (the catalog, all pages)."""
     address = private_registry(registry)
     from dockops.core.registry.browse import catalog, matches
-    from dockops.core.registry.client import connect
+    from dockops.core.registry.client import registry_client
 
-    with connect(address) as api:
+    with registry_client(address) as api:
         names = [name for name in catalog(api) if matches(name, filter_)]
     render.emit(names, render.output_mode(json), columns=(render.Column("REPOSITORY", str),))
 
@@ -79,9 +79,9 @@ def tags(repo: str, registry: RegistryOpt = None, json: JsonOpt = False) -> None
     repository = _repository(repo)
     address = private_registry(registry)
     from dockops.core.registry.browse import tags as list_tags
-    from dockops.core.registry.client import connect
+    from dockops.core.registry.client import registry_client
 
-    with connect(address) as api:
+    with registry_client(address) as api:
         found = list_tags(api, repository)
     render.emit(found, render.output_mode(json), columns=(render.Column("TAG", str),))
 
@@ -98,9 +98,9 @@ def show(reference: str, registry: RegistryOpt = None, json: JsonOpt = False) ->
     repository, tag = _tagged(reference)
     address = private_registry(registry)
     from dockops.core.registry.browse import show as show_manifest
-    from dockops.core.registry.client import connect
+    from dockops.core.registry.client import registry_client
 
-    with connect(address) as api:
+    with registry_client(address) as api:
         info = show_manifest(api, repository, tag)
     platforms = ", ".join(f"{p.os}/{p.architecture}" for p in info.platforms)
     render.emit(
@@ -132,10 +132,10 @@ def rm(
     when an index that stays references it); an index goes with its images."""
     repository, tag = _tagged(reference)
     address = private_registry(registry)
-    from dockops.core.registry.client import connect
+    from dockops.core.registry.client import registry_client
     from dockops.core.registry.remove import remove_tag
 
-    with connect(address) as api:
+    with registry_client(address) as api:
         result = remove_tag(api, repository, tag, force=force, dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"
     render.emit(
@@ -185,10 +185,10 @@ def prune(
 
     age = timedelta(seconds=parse_duration(older_than)) if older_than else None
     address = private_registry(registry)
-    from dockops.core.registry.client import connect
+    from dockops.core.registry.client import registry_client
     from dockops.core.registry.remove import prune_repository
 
-    with connect(address) as api:
+    with registry_client(address) as api:
         result = prune_repository(api, repository, keep=keep, older_than=age, dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"
     render.emit(

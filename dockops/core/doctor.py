@@ -77,7 +77,9 @@ def run_doctor(connect: Callable[[], Engine]) -> DoctorReport:
             images_bytes=None,
             dangling=None,
             data_root_free_bytes=None,
-            checks=(Check("engine", False, exc.message, int(exc.exit_code)),),
+            checks=(
+                Check(name="engine", ok=False, detail=exc.message, exit_code=int(exc.exit_code)),
+            ),
         )
 
     api = str(version.get("ApiVersion", "?"))
@@ -92,20 +94,24 @@ def run_doctor(connect: Callable[[], Engine]) -> DoctorReport:
     needed = ".".join(map(str, MIN_API_VERSION))
     refused = int(ExitCode.REFUSED)
     checks = (
-        Check("engine", True, f"{address} answers, Docker {version.get('Version', '?')}"),
         Check(
-            "api",
-            api_ok,
-            f"API {api}" + ("" if api_ok else f", dockops needs {needed}+"),
-            0 if api_ok else refused,
+            name="engine",
+            ok=True,
+            detail=f"{address} answers, Docker {version.get('Version', '?')}",
         ),
         Check(
-            "storage",
-            bool(driver),
-            f"storage driver {driver or 'unknown'}",
-            0 if driver else refused,
+            name="api",
+            ok=api_ok,
+            detail=f"API {api}" + ("" if api_ok else f", dockops needs {needed}+"),
+            exit_code=0 if api_ok else refused,
         ),
-        Check("disk", True, f"{len(images)} images, {human_size(layers)} in layers"),
+        Check(
+            name="storage",
+            ok=bool(driver),
+            detail=f"storage driver {driver or 'unknown'}",
+            exit_code=0 if driver else refused,
+        ),
+        Check(name="disk", ok=True, detail=f"{len(images)} images, {human_size(layers)} in layers"),
     )
     return DoctorReport(
         engine=address,
@@ -125,7 +131,8 @@ def registry_checks(registry: str) -> tuple[Check, ...]:
 
     Never raises for a failing check: each failure is a Check with exit code 4.
     """
-    from dockops.core.registry.client import RegistryClient, login_hint
+    from dockops.core.registry.auth import login_hint
+    from dockops.core.registry.client import RegistryClient
     from dockops.core.registry.credentials import get_credentials
     from dockops.core.registry.trust import is_loopback, trusted_ca
 
@@ -138,35 +145,41 @@ def registry_checks(registry: str) -> tuple[Check, ...]:
         needs_login = True
         ping = None
     except DockopsError as exc:
-        return (Check("registry", False, exc.message, int(exc.exit_code)),)
+        return (Check(name="registry", ok=False, detail=exc.message, exit_code=int(exc.exit_code)),)
     scheme = "https" if ping is None or ping.url.startswith("https") else "http"
-    checks = [Check("registry", True, f"{registry} answers over {scheme}")]
+    checks = [Check(name="registry", ok=True, detail=f"{registry} answers over {scheme}")]
     if scheme == "http":
         ok = is_loopback(registry)
         detail = "plain HTTP: fine on loopback" if ok else "plain HTTP: the daemon will refuse it"
-        checks.append(Check("trust", ok, detail, 0 if ok else failed))
+        checks.append(Check(name="trust", ok=ok, detail=detail, exit_code=0 if ok else failed))
     else:
         ca = trusted_ca(registry)
         checks.append(
-            Check("trust", True, f"CA {ca}" if ca else "certificate trusted by the system CAs")
+            Check(
+                name="trust",
+                ok=True,
+                detail=f"CA {ca}" if ca else "certificate trusted by the system CAs",
+            )
         )
     try:
         credentials = get_credentials(registry)
     except DockopsError as exc:
-        return (*checks, Check("credentials", False, exc.message, failed))
+        return (*checks, Check(name="credentials", ok=False, detail=exc.message, exit_code=failed))
     if not needs_login:
         detail = "not needed" if credentials is None else f"stored ({credentials.source})"
-        checks.append(Check("credentials", True, detail))
+        checks.append(Check(name="credentials", ok=True, detail=detail))
         return tuple(checks)
     if credentials is None:
-        checks.append(Check("credentials", False, login_hint(registry), failed))
+        checks.append(
+            Check(name="credentials", ok=False, detail=login_hint(registry), exit_code=failed)
+        )
         return tuple(checks)
     try:
         with RegistryClient(registry, credentials=credentials) as api:
             api.ping()
-        checks.append(Check("credentials", True, f"accepted ({credentials.source})"))
+        checks.append(Check(name="credentials", ok=True, detail=f"accepted ({credentials.source})"))
     except DockopsError as exc:
-        checks.append(Check("credentials", False, exc.message, failed))
+        checks.append(Check(name="credentials", ok=False, detail=exc.message, exit_code=failed))
     return tuple(checks)
 
 
@@ -195,10 +208,14 @@ def backend_checks(connect: Callable[[], Engine], registry: str) -> tuple[Check,
         if where:
             checks.append(
                 Check(
-                    "backend", True, registry_container.open_backend_warning(name, where), 0, True
+                    name="backend",
+                    ok=True,
+                    detail=registry_container.open_backend_warning(name, where),
+                    warning=True,
                 )
             )
         else:
             now = labels_of.get(registry_container.ADDRESS) or "loopback"
-            checks.append(Check("backend", True, f"plain HTTP of registry {name} only on {now}"))
+            detail = f"plain HTTP of registry {name} only on {now}"
+            checks.append(Check(name="backend", ok=True, detail=detail))
     return tuple(checks)

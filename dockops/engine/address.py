@@ -20,7 +20,13 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from dockops.errors import DockopsError, EngineRefused, EngineUnreachable, InvalidInput
+from dockops.errors import (
+    DockopsError,
+    EngineRefused,
+    EngineUnreachable,
+    InvalidInput,
+    root_cause,
+)
 
 if TYPE_CHECKING:
     import docker
@@ -221,32 +227,6 @@ def get_client(*, long_running: bool = False) -> docker.DockerClient:
         raise EngineUnreachable(
             f"cannot reach the Docker engine at {engine_address()}: {root_cause(exc)}"
         ) from exc
-
-
-def root_cause(exc: BaseException) -> str:
-    """The innermost OS-level reason of a requests/urllib3 error chain, as one short line."""
-    from http.client import RemoteDisconnected
-
-    seen: set[int] = set()
-    stack: list[object] = [exc]
-    hung_up = False
-    while stack:
-        item = stack.pop()
-        if isinstance(item, (tuple, list)):
-            stack.extend(item)
-            continue
-        if id(item) in seen or not isinstance(item, BaseException):
-            continue
-        seen.add(id(item))
-        if isinstance(item, OSError) and item.strerror:
-            return item.strerror.lower()
-        # An engine that goes away between two requests: no errno, only http.client's words
-        # ("('Connection aborted.', RemoteDisconnected(...))" is no line for a user).
-        hung_up = hung_up or isinstance(item, RemoteDisconnected)
-        stack.extend([item.__cause__, item.__context__, *item.args])
-    if hung_up:
-        return "connection closed without an answer"
-    return " ".join(str(exc).split())
 
 
 @contextlib.contextmanager

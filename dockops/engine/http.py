@@ -26,11 +26,10 @@ from dockops.engine.address import (
     engine_errors,
     local_socket,
     request_timeout,
-    root_cause,
     stall_timeout,
 )
 from dockops.engine.named import said_once
-from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput
+from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput, root_cause
 
 if TYPE_CHECKING:
     import docker

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from dockops.core.images import transfer
-from dockops.core.images.failures import RetryPolicy
+from dockops import retry
+from dockops.retry import RetryPolicy
 from tests.harness.engine import (
     Engine,
     HarnessUnavailable,
@@ -164,5 +164,5 @@ def fast_retries(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     """dockops's retry policy with waits of a few hundredths of a second; 3 attempts, or the
     number given by `@pytest.mark.parametrize("fast_retries", [N], indirect=True)`."""
     policy = RetryPolicy(attempts=getattr(request, "param", 3), first_wait=0.05, max_wait=0.2)
-    monkeypatch.setattr(transfer, "RETRY", policy)
+    monkeypatch.setattr(retry, "TRANSFER", policy)
     return policy

@@ -8,7 +8,7 @@ import time
 
 import docker
 
-from dockops.core.images.failures import RetryPolicy
+from dockops.retry import RetryPolicy
 from tests.conftest import Cli
 from tests.support.registry_server import Registry, fault_proxy, free_port
 

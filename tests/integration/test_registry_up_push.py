@@ -13,8 +13,8 @@ import docker
 import pytest
 
 from dockops.config import load_config
-from dockops.core.images.failures import RetryPolicy
 from dockops.core.registry.client import MANIFEST_TYPES
+from dockops.retry import RetryPolicy
 from tests.conftest import Cli
 from tests.support.imagefactory import FakeImage, load_images
 from tests.support.registry_server import Registry, fault_proxy, free_port

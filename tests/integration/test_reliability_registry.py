@@ -14,9 +14,10 @@ from collections.abc import Callable, Iterator
 import docker
 import pytest
 
-from dockops.core.images.failures import RetryPolicy
+from dockops import retry
 from dockops.core.registry import client as registry_api
 from dockops.core.registry.client import MANIFEST_TYPES
+from dockops.retry import RetryPolicy
 from tests.conftest import Cli
 from tests.integration.test_archive import make_image
 from tests.support.registry_server import Registry, fault_proxy, free_port
@@ -206,7 +207,7 @@ def test_a_registry_api_that_stalls_is_a_bounded_exit_4(
     read timeout (60 s, three tries) bounds a stall there; shortened here."""
     monkeypatch.setattr(registry_api, "TIMEOUT", (2.0, 1.5))
     port = int(up.rsplit(":", 1)[1])
-    ping = registry_api.RETRY.attempts
+    ping = retry.REQUEST.attempts
     with fault_proxy(
         port, faults=ping, stall=True, match=lambda line: line.startswith("GET /v2/ ")
     ) as proxy:
@@ -217,7 +218,7 @@ def test_a_registry_api_that_stalls_is_a_bounded_exit_4(
     assert stalled.err.count("\n") == 1
     assert stalled.err.startswith(f"dockops: error: {proxy.address} timed out: ")
     assert len(proxy.faulted) == ping
-    assert took < ping * 1.5 + (ping - 1) * registry_api.RETRY.max_wait + 5, took
+    assert took < ping * 1.5 + (ping - 1) * retry.REQUEST.max_wait + 5, took
     assert _local_tags(docker_env, proxy.address) == []
 
 

@@ -305,3 +305,19 @@ def test_registry_supplied_values_cannot_add_a_line_to_a_summary(
     assert shown.out == (
         f"{server.address}/r:1 {digest}\nx dockops: nothing deleted; 0 layers; 0B\n"
     )
+
+
+def test_the_error_boundary_prints_any_message_on_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Core messages quote the engine and registries as they answered (line breaks, runs of
+    blanks, escapes): the boundary alone makes them one line."""
+    from dockops.cli.main import _fail
+
+    with pytest.raises(SystemExit) as exited:
+        _fail("load x: open /var/lib/docker/tmp/a:\n  no such   file\x1b[31m\r\n", 1)
+    assert exited.value.code == 1
+    assert (
+        capsys.readouterr().err
+        == "dockops: error: load x: open /var/lib/docker/tmp/a: no such file\n"
+    )

@@ -12,7 +12,7 @@ import pytest
 
 from dockops.core.images import transfer
 from dockops.core.images.commit import validate_changes
-from dockops.core.images.failures import RetryPolicy, is_registry_cause, is_transient
+from dockops.core.images.failures import is_registry_cause, is_transient
 from dockops.core.images.layers import chain_ids, layer_steps
 from dockops.core.images.remove import RmiOutcome, names_left, rmi_failure, will_stay
 from dockops.errors import (
@@ -23,6 +23,7 @@ from dockops.errors import (
     RegistryUnreachable,
 )
 from dockops.progress import ProgressEvent
+from dockops.retry import RetryPolicy
 
 TRANSIENT = [
     "received unexpected HTTP status: 503 Service Unavailable",

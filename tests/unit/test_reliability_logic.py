@@ -6,20 +6,17 @@ tests/integration/test_reliability_*.py."""
 from __future__ import annotations
 
 import errno
-import http.client
 import io
 from pathlib import Path
 
 import pytest
-import requests
-import urllib3
 
 from dockops.core.archive.files import unwritable
 from dockops.core.archive.save_load import _missing_member
 from dockops.core.cleanup.dangling import GONE, Kept, Removal, _refusal
 from dockops.core.images import transfer
 from dockops.core.images.failures import untrusted_hint
-from dockops.engine.address import DEFAULT_STALL_TIMEOUT, root_cause, stall_timeout
+from dockops.engine.address import DEFAULT_STALL_TIMEOUT, stall_timeout
 from dockops.engine.daemon_lines import Stalled
 from dockops.errors import (
     EngineRefused,
@@ -112,16 +109,6 @@ def test_a_pull_refused_for_trust_is_exit_4_with_the_hint(monkeypatch: pytest.Mo
         "x509: certificate signed by unknown authority; to trust its CA, put it in "
         "/etc/docker/certs.d/r.example:443/ca.crt (dockops registry secure does it with --trust)"
     )
-
-
-def test_an_engine_that_hung_up_reads_as_one_plain_reason() -> None:
-    hung_up = http.client.RemoteDisconnected("Remote end closed connection without response")
-    wrapped = requests.exceptions.ConnectionError(
-        urllib3.exceptions.ProtocolError("Connection aborted.", hung_up)
-    )
-    assert root_cause(wrapped) == "connection closed without an answer"
-    refused = requests.exceptions.ConnectionError(ConnectionRefusedError(111, "Connection refused"))
-    assert root_cause(refused) == "connection refused"
 
 
 def test_a_missing_layer_is_named_from_the_engine_s_text() -> None:

@@ -308,7 +308,7 @@ def _write_delta(
                 out.seek(start)
                 out.truncate()
                 cut[digest] = member.size
-            on(ProgressEvent("delta", "writing", out.tell()))
+            on(ProgressEvent(item="delta", status="writing", current=out.tell()))
     out.write(b"\0" * (2 * BLOCK))
     while source.read(CHUNK):  # the end-of-archive blocks, for the full size
         pass

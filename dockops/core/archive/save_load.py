@@ -107,7 +107,7 @@ def stream_tar(
         out.write(chunk)
         if walker.offset - reported >= CHUNK:  # pieces can be small: report per MiB
             reported = walker.offset
-            progress(ProgressEvent(label, "writing", walker.offset))
+            progress(ProgressEvent(item=label, status="writing", current=walker.offset))
     try:
         walker.finish()
     except TarProblem as exc:
@@ -123,7 +123,7 @@ def stream_tar(
                 f"after {walker.offset} bytes of the stream"
             ) from None
         raise EngineRefused(f"{what}: the engine's stream stopped early ({exc.message})") from None
-    progress(ProgressEvent(label, "written", walker.offset))
+    progress(ProgressEvent(item=label, status="written", current=walker.offset))
 
 
 def _cut_reason(exc: StreamBroken) -> str:
@@ -223,7 +223,7 @@ def daemon_docs(lines: Iterable[bytes], what: str) -> Iterator[dict[str, Any]]:
         if "errorDetail" in doc or "error" in doc:
             detail = doc.get("errorDetail") or {}
             text = detail.get("message") or doc.get("error") or "unknown error"
-            raise EngineRefused(f"{what}: {' '.join(str(text).split())}")
+            raise EngineRefused(f"{what}: {text}")
         yield doc
 
 
@@ -248,8 +248,16 @@ def upload(
     def body() -> Iterator[bytes]:
         for chunk in opened.chunks(name):
             yield chunk
-            progress(ProgressEvent(name, "sending", opened.source.consumed, total))
-        progress(ProgressEvent(name, "engine working", opened.source.consumed, total))
+            progress(
+                ProgressEvent(
+                    item=name, status="sending", current=opened.source.consumed, total=total
+                )
+            )
+        progress(
+            ProgressEvent(
+                item=name, status="engine working", current=opened.source.consumed, total=total
+            )
+        )
 
     try:
         docs = list(daemon_docs(send(body()), what))

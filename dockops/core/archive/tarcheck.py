@@ -136,7 +136,7 @@ def _engine_error(data: bytes) -> str | None:
             message = detail.get("message") if isinstance(detail, dict) else None
             message = message or doc.get("error") or doc.get("message")
             if message:
-                return " ".join(str(message).split())
+                return str(message)
     return None
 
 

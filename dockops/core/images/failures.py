@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
 
 # Worth another try: the registry (or something in front of it) was briefly unable to answer.
 # 501 Not Implemented is a permanent answer, so 5xx is spelled out.
@@ -111,12 +110,3 @@ def untrusted_hint(registry: str, message: str) -> str | None:
         f"to trust its CA, put it in {ca_path(registry)} "
         "(dockops registry secure does it with --trust)"
     )
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounded retries with full-jitter exponential backoff (seconds)."""
-
-    attempts: int = 4
-    first_wait: float = 1.0
-    max_wait: float = 20.0

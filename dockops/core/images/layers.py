@@ -148,7 +148,13 @@ def image_layers(engine: Engine, references: list[str]) -> LayerReport:
     return LayerReport(
         images=tuple(report_images),
         layers=tuple(
-            Layer(diff, chain, size, made_by, tuple(holders[chain]))
+            Layer(
+                digest=diff,
+                chain_id=chain,
+                size=size,
+                created_by=made_by,
+                images=tuple(holders[chain]),
+            )
             for chain, (diff, size, made_by) in layers.items()
         ),
         stored_bytes=sum(size for _, size, _ in layers.values()),

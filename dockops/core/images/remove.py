@@ -219,10 +219,10 @@ def _refusal(
         message = f"{reference}: {engine_text}"
         flag = None
     return RmiOutcome(
-        reference,
-        REFUSED,
-        image_id,
-        message,
+        reference=reference,
+        outcome=REFUSED,
+        image_id=image_id,
+        message=message,
         containers=_names(holders),
         children=children,
         flag=flag,
@@ -234,7 +234,7 @@ def _remove_one(engine: Engine, reference: str, force: bool, with_containers: bo
     try:
         image = engine.image(reference, what=what)
     except Missing as exc:
-        return RmiOutcome(reference, MISSING, None, exc.message)
+        return RmiOutcome(reference=reference, outcome=MISSING, image_id=None, message=exc.message)
     image_id = str(image["Id"])
     by_id = _is_id(reference, image)
     holders = _holders(engine, image_id)
@@ -245,11 +245,11 @@ def _remove_one(engine: Engine, reference: str, force: bool, with_containers: bo
         if spared is not None and by_id:
             # The engine would refuse after the containers were gone: refuse before.
             return RmiOutcome(
-                reference,
-                REFUSED,
-                image_id,
-                f"{reference}: nothing removed: {spared}; --with-containers --force removes "
-                f"container(s) {', '.join(_names(holders))}, every tag and the image",
+                reference=reference,
+                outcome=REFUSED,
+                image_id=image_id,
+                message=f"{reference}: nothing removed: {spared}; --with-containers --force "
+                f"removes container(s) {', '.join(_names(holders))}, every tag and the image",
                 containers=_names(holders),
                 flag="--with-containers --force",
             )
@@ -258,10 +258,10 @@ def _remove_one(engine: Engine, reference: str, force: bool, with_containers: bo
         running = [h for h in holders if h.running]
         if running and not force:
             return RmiOutcome(
-                reference,
-                REFUSED,
-                image_id,
-                f"{reference} is used by running container {', '.join(_names(running))}: "
+                reference=reference,
+                outcome=REFUSED,
+                image_id=image_id,
+                message=f"{reference} is used by running container {', '.join(_names(running))}: "
                 "add --force to remove running containers",
                 containers=_names(holders),
                 flag="--with-containers --force",
@@ -275,17 +275,22 @@ def _remove_one(engine: Engine, reference: str, force: bool, with_containers: bo
     try:
         answer = engine.remove_image(reference, force=force)
     except Missing as exc:
-        return RmiOutcome(reference, MISSING, image_id, f"{what}: {exc.message}")
+        return RmiOutcome(
+            reference=reference,
+            outcome=MISSING,
+            image_id=image_id,
+            message=f"{what}: {exc.message}",
+        )
     except Conflict as exc:  # in use, several names, child images: _refusal reads which
         children = _children(engine, image_id)
         refused = _refusal(reference, image_id, by_id, holders, children, exc.message)
         return _with_removed(refused, removed)
     except EngineRefused as exc:
         return RmiOutcome(
-            reference,
-            REFUSED,
-            image_id,
-            f"{what}: {exc.message}",
+            reference=reference,
+            outcome=REFUSED,
+            image_id=image_id,
+            message=f"{what}: {exc.message}",
             removed_containers=tuple(removed),
         )
     untagged = tuple(str(a["Untagged"]) for a in answer if "Untagged" in a)
@@ -295,12 +300,12 @@ def _remove_one(engine: Engine, reference: str, force: bool, with_containers: bo
         if holders:
             message += f" (stopped container {', '.join(_names(holders))} now has no image)"
         return RmiOutcome(
-            reference,
-            DELETED,
-            image_id,
-            message,
-            untagged,
-            deleted,
+            reference=reference,
+            outcome=DELETED,
+            image_id=image_id,
+            message=message,
+            untagged=untagged,
+            deleted=deleted,
             containers=_names(holders),
             removed_containers=tuple(removed),
         )
@@ -341,12 +346,12 @@ def _untagged(
     if spared and holders:
         why += f", so --with-containers kept its container(s): {', '.join(_names(holders))}"
     return RmiOutcome(
-        reference,
-        UNTAGGED,
-        image_id,
-        f"{reference}: untagged; {why}",
-        untagged,
-        deleted,
+        reference=reference,
+        outcome=UNTAGGED,
+        image_id=image_id,
+        message=f"{reference}: untagged; {why}",
+        untagged=untagged,
+        deleted=deleted,
         dangling=dangling and not children,
         containers=_names(holders),
         removed_containers=tuple(removed),

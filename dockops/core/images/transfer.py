@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from dockops import retry
 from dockops.core.images.failures import (
-    RetryPolicy,
     is_registry_cause,
     is_transient,
     untrusted_hint,
@@ -29,12 +29,10 @@ from dockops.errors import (
 )
 from dockops.progress import ProgressCallback, ProgressEvent, ignore
 from dockops.reference import Reference, parse_reference
+from dockops.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from dockops.engine.api import Engine
-
-# Read at call time, so a caller (or a test) can make the backoff shorter.
-RETRY = RetryPolicy()
 
 
 @dataclass(frozen=True)
@@ -83,26 +81,33 @@ class _Seen:
         aux = line.get("aux")
         if isinstance(aux, dict) and "Tag" in aux:  # push: one per tag, after its manifest
             tag = str(aux["Tag"])
-            self.tags[tag] = TagTransfer(tag, aux.get("Digest"), size=aux.get("Size"))
+            self.tags[tag] = TagTransfer(tag=tag, digest=aux.get("Digest"), size=aux.get("Size"))
             return
         status = str(line.get("status") or "")
         item = line.get("id")
         if status.startswith("Pulling from ") and item:
             self.current_tag = str(item)
-            self.tags.setdefault(self.current_tag, TagTransfer(self.current_tag, None))
+            self.tags.setdefault(self.current_tag, TagTransfer(tag=self.current_tag, digest=None))
         elif status.startswith("Digest: ") and self.current_tag:
-            self.tags[self.current_tag] = TagTransfer(self.current_tag, status.split(": ", 1)[1])
+            self.tags[self.current_tag] = TagTransfer(
+                tag=self.current_tag, digest=status.split(": ", 1)[1]
+            )
         elif status.startswith("Status: "):
             self.status = status.removeprefix("Status: ")
         elif item:
             self.layers[str(item)] = None
             detail = line.get("progressDetail") or {}
             on_progress(
-                ProgressEvent(str(item), status, detail.get("current"), detail.get("total"))
+                ProgressEvent(
+                    item=str(item),
+                    status=status,
+                    current=detail.get("current"),
+                    total=detail.get("total"),
+                )
             )
             return
         if status:
-            on_progress(ProgressEvent(self.label, status))
+            on_progress(ProgressEvent(item=self.label, status=status))
 
 
 def _attempt(
@@ -139,50 +144,33 @@ def _run(
     *,
     registry: str | None = None,
 ) -> tuple[_Seen, int]:
-    from tenacity import (
-        RetryCallState,
-        Retrying,
-        retry_if_exception,
-        stop_after_attempt,
-        wait_random_exponential,
-    )
-
     def transient(exc: BaseException) -> bool:
         return isinstance(exc, _DaemonError) and is_transient(exc.message)
 
-    def tell(state: RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome else None
-        wait = state.next_action.sleep if state.next_action else 0.0
+    def tell(attempt: int, error: BaseException, wait: float) -> None:
         on_progress(
             ProgressEvent(
-                label,
-                f"attempt {state.attempt_number}/{policy.attempts} failed ({error}); "
+                item=label,
+                status=f"attempt {attempt}/{policy.attempts} failed ({error}); "
                 f"retrying in {wait:.1f}s",
             )
         )
 
-    retrying = Retrying(
-        stop=stop_after_attempt(policy.attempts),
-        wait=wait_random_exponential(multiplier=policy.first_wait, max=policy.max_wait),
-        retry=retry_if_exception(transient),
-        before_sleep=tell,
-        reraise=True,
-    )
+    retries = retry.retrying(policy, transient=transient, on_retry=tell)
     try:
-        for attempt in retrying:
+        for attempt in retries:
             with attempt:
                 seen = _attempt(what, label, start, on_progress)
     except _DaemonError as exc:
-        attempts = int(retrying.statistics.get("attempt_number", 1))
-        raise _failure(what, exc, attempts, registry) from exc
-    return seen, int(retrying.statistics.get("attempt_number", 1))
+        raise _failure(what, exc, retries.attempts, registry) from exc
+    return seen, retries.attempts
 
 
 def _failure(
     what: str, exc: _DaemonError, attempts: int, registry: str | None = None
 ) -> DockopsError:
     if registry and wants_login(exc.message) and not _has_login(registry):
-        from dockops.core.registry.client import login_hint
+        from dockops.core.registry.auth import login_hint
 
         return RegistryUnreachable(f"{what}: {login_hint(registry)}")
     text = f"{what}: {exc.message}"
@@ -249,7 +237,7 @@ def pull_image(
         reference: repository[:tag|@digest]; no tag means latest.
         all_tags: every tag of the repository (the reference then names no tag).
         on_progress: receives one event per layer status change, and retry notices.
-        policy: retry bounds; default RETRY.
+        policy: retry bounds; default retry.TRANSFER.
 
     Returns:
         The tags pulled with their digests and local image IDs, the layers seen, the daemon's
@@ -278,7 +266,7 @@ def pull_image(
             auth=auth,
         ),
         on_progress,
-        policy or RETRY,
+        policy or retry.TRANSFER,
         registry=registry,
     )
     tags = []
@@ -286,14 +274,16 @@ def pull_image(
         local = (
             f"{ref.repository}@{item.tag}" if ":" in item.tag else f"{ref.repository}:{item.tag}"
         )
-        tags.append(TagTransfer(item.tag, item.digest, id=_image_id(engine, local, what)))
+        tags.append(
+            TagTransfer(tag=item.tag, digest=item.digest, id=_image_id(engine, local, what))
+        )
     return TransferResult(
-        "pull",
-        str(ref) if not all_tags else ref.repository,
-        tuple(tags),
-        tuple(seen.layers),
-        seen.status,
-        attempts,
+        action="pull",
+        reference=str(ref) if not all_tags else ref.repository,
+        tags=tuple(tags),
+        layers=tuple(seen.layers),
+        status=seen.status,
+        attempts=attempts,
     )
 
 
@@ -312,7 +302,7 @@ def push_image(
         reference: repository[:tag]; no tag means latest.
         all_tags: every local tag of the repository.
         on_progress: receives one event per layer status change, and retry notices.
-        policy: retry bounds; default RETRY.
+        policy: retry bounds; default retry.TRANSFER.
 
     Returns:
         The tags pushed with their manifest digests and sizes, the layers seen, attempts.
@@ -351,14 +341,14 @@ def push_image(
             json_body=True,
         ),
         on_progress,
-        policy or RETRY,
+        policy or retry.TRANSFER,
         registry=registry,
     )
     return TransferResult(
-        "push",
-        ref.repository if all_tags else f"{ref.repository}:{tag}",
-        tuple(seen.tags.values()),
-        tuple(seen.layers),
-        seen.status,
-        attempts,
+        action="push",
+        reference=ref.repository if all_tags else f"{ref.repository}:{tag}",
+        tags=tuple(seen.tags.values()),
+        layers=tuple(seen.layers),
+        status=seen.status,
+        attempts=attempts,
     )

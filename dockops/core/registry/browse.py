@@ -120,12 +120,12 @@ class RepoTags:
     tags: tuple[str, ...]
 
 
-def search(api: RegistryClient, term: str, *, limit: int | None = None) -> list[RepoTags]:
+def search_catalog(api: RegistryClient, term: str, *, limit: int | None = None) -> list[RepoTags]:
     """Repositories whose name matches `term` (substring or glob), each with its tags."""
     names = [name for name in catalog(api) if matches(name, term)][:limit]
     with ThreadPoolExecutor(max_workers=8) as pool:
         found = list(pool.map(lambda name: _tags_or_none(api, name), names))
-    return [RepoTags(name, tuple(t)) for name, t in zip(names, found, strict=True)]
+    return [RepoTags(repository=name, tags=tuple(t)) for name, t in zip(names, found, strict=True)]
 
 
 def _tags_or_none(api: RegistryClient, name: str) -> list[str]:
@@ -136,7 +136,7 @@ def _tags_or_none(api: RegistryClient, name: str) -> list[str]:
 
 
 @dataclass(frozen=True)
-class Layer:
+class ManifestLayer:
     digest: str
     size: int
     media_type: str
@@ -155,7 +155,7 @@ class ManifestInfo:
     reference: str
     digest: str
     media_type: str
-    layers: tuple[Layer, ...]
+    layers: tuple[ManifestLayer, ...]
     total_size: int  # config + layers (compressed, as stored); for an index, its manifests
     created: str | None
     os: str | None
@@ -207,31 +207,43 @@ def show(api: RegistryClient, repository: str, reference: str) -> ManifestInfo:
     if media_type in INDEX_TYPES or "manifests" in document:
         platforms = tuple(
             Platform(
-                str((m.get("platform") or {}).get("os", "?")),
-                str((m.get("platform") or {}).get("architecture", "?")),
-                (m.get("platform") or {}).get("variant"),
-                str(m.get("digest")),
+                os=str((m.get("platform") or {}).get("os", "?")),
+                architecture=str((m.get("platform") or {}).get("architecture", "?")),
+                variant=(m.get("platform") or {}).get("variant"),
+                digest=str(m.get("digest")),
             )
             for m in document.get("manifests") or []
         )
         total = sum(int(m.get("size") or 0) for m in document.get("manifests") or [])
         return ManifestInfo(
-            f"{repository}:{reference}", digest, media_type, (), total, None, None, None, platforms
+            reference=f"{repository}:{reference}",
+            digest=digest,
+            media_type=media_type,
+            layers=(),
+            total_size=total,
+            created=None,
+            os=None,
+            architecture=None,
+            platforms=platforms,
         )
     layers = tuple(
-        Layer(str(item["digest"]), int(item.get("size") or 0), str(item.get("mediaType") or ""))
+        ManifestLayer(
+            digest=str(item["digest"]),
+            size=int(item.get("size") or 0),
+            media_type=str(item.get("mediaType") or ""),
+        )
         for item in document.get("layers") or []
     )
     config = image_config(api, repository, document)
     config_size = int((document.get("config") or {}).get("size") or 0)
     return ManifestInfo(
-        f"{repository}:{reference}",
-        digest,
-        media_type,
-        layers,
-        config_size + sum(layer.size for layer in layers),
-        config.get("created"),
-        config.get("os"),
-        config.get("architecture"),
-        (),
+        reference=f"{repository}:{reference}",
+        digest=digest,
+        media_type=media_type,
+        layers=layers,
+        total_size=config_size + sum(layer.size for layer in layers),
+        created=config.get("created"),
+        os=config.get("os"),
+        architecture=config.get("architecture"),
+        platforms=(),
     )

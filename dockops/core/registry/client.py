@@ -2,8 +2,8 @@
 
 HTTPS first, trusting `<certs.d>/HOST:PORT/ca.crt` when present; plain HTTP only for a loopback
 registry that does not speak TLS (the daemon's own fallback for 127.0.0.0/8). Credentials come
-from where the docker CLI keeps them; Basic and Bearer challenges are both answered. Idempotent
-requests are retried, bounded, on transient faults only (connection errors, 5xx, 429).
+from where the docker CLI keeps them; Basic and Bearer challenges are both answered (auth.py).
+Idempotent requests are retried, bounded, on transient faults only (connection errors, 5xx, 429).
 
 As docker does, credentials go to the registry's own scheme, host and port only: a Link, an
 upload Location or a redirect pointing elsewhere is followed without them, and a Bearer realm
@@ -12,12 +12,11 @@ gets the login only over https (or on loopback). Every body is read with a size 
 
 from __future__ import annotations
 
-import threading
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from dockops.core.images.failures import RetryPolicy
+from dockops import retry
+from dockops.core.registry.auth import RegistryAuth, login_hint
 from dockops.core.registry.trust import is_insecure, is_loopback, trusted_ca
 from dockops.errors import (
     DockopsError,
@@ -25,7 +24,9 @@ from dockops.errors import (
     LoginRequired,
     RegistryTransient,
     RegistryUnreachable,
+    root_cause,
 )
+from dockops.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -44,7 +45,6 @@ MANIFEST_TYPES = (
 )
 # (connect, read) seconds: an unreachable registry fails in bounded time.
 TIMEOUT = (5.0, 60.0)
-RETRY = RetryPolicy(attempts=3, first_wait=0.5, max_wait=5.0)
 _TRANSIENT_STATUS = {429, 500, 502, 503, 504}
 # Body caps, so a broken or hostile registry cannot fill the memory. A manifest gets what
 # distribution itself accepts (4 MiB): a larger one cannot be one it stored. Catalog pages, tag
@@ -53,9 +53,6 @@ _TRANSIENT_STATUS = {429, 500, 502, 503, 504}
 MAX_BODY = 16 << 20
 MANIFEST_MAX = 4 << 20
 _ERROR_MAX = 64 << 10
-# A token's lifetime when the answer does not say, and the least assumed when it does: docker's
-# (older clients ignored expires_in and assumed it, so token services never issue less).
-TOKEN_LIFETIME = 60
 
 
 class _Transient(Exception):
@@ -71,20 +68,6 @@ class Ping:
     url: str  # the base URL that answered, https://… or http://…
     status: int
     api_version: str | None  # Docker-Distribution-Api-Version
-
-
-@dataclass(frozen=True)
-class _Token:
-    authorization: str  # "Bearer …"
-    expires: float  # time.time() seconds
-
-
-def login_hint(registry: str) -> str:
-    return f"authentication required: run dockops login {registry}"
-
-
-def _now() -> float:
-    return time.time()
 
 
 def origin(url: str) -> tuple[str, str, int]:
@@ -103,7 +86,7 @@ def origin(url: str) -> tuple[str, str, int]:
 class RegistryClient:
     """One registry, one requests session; `base_url` is settled by the first request.
 
-    Safe to share between threads (browse.search does): the auth state is behind a lock.
+    Safe to share between threads (browse.search_catalog does): see RegistryAuth.
     """
 
     def __init__(
@@ -112,13 +95,13 @@ class RegistryClient:
         *,
         credentials: Credentials | None = None,
         certs_d: Path | None = None,
-        policy: RetryPolicy = RETRY,
+        policy: RetryPolicy | None = None,
     ) -> None:
         import requests
 
         self.registry = registry
         self.credentials = credentials
-        self.policy = policy
+        self.policy = policy or retry.REQUEST
         self.session = requests.Session()
         self.session.trust_env = False  # a proxy for the outside world is no way to a registry
         ca = trusted_ca(registry, certs_d)
@@ -130,12 +113,7 @@ class RegistryClient:
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
             self.session.verify = False
         self.base_url: str | None = None
-        self._lock = threading.Lock()
-        self._basic: str | None = None  # the Authorization header, once Basic was asked for
-        # Bearer tokens by (realm, service, scope): one per repository, and threads listing
-        # different repositories at once each need their own.
-        self._tokens: dict[tuple[str, str, str], _Token] = {}
-        self._scope: tuple[str, str, str] | None = None  # the last asked for: sent first
+        self.auth = RegistryAuth(registry, credentials, self._ask_token_service)
 
     def close(self) -> None:
         self.session.close()
@@ -156,9 +134,9 @@ class RegistryClient:
         """
         response = self.request("GET", "/v2/")
         return Ping(
-            str(self.base_url),
-            response.status_code,
-            response.headers.get("Docker-Distribution-Api-Version"),
+            url=str(self.base_url),
+            status=response.status_code,
+            api_version=response.headers.get("Docker-Distribution-Api-Version"),
         )
 
     def get_json(self, path: str, **kwargs: Any) -> tuple[Any, requests.Response]:
@@ -219,23 +197,10 @@ class RegistryClient:
             EngineRefused: any other error status (the registry's own error text), or a body
                 over `max_body`.
         """
-        from tenacity import (
-            Retrying,
-            retry_if_exception_type,
-            stop_after_attempt,
-            wait_random_exponential,
-        )
-
-        attempts = self.policy.attempts if method in ("GET", "HEAD") else 1
+        # Only an idempotent request is sent again.
+        policy = self.policy if method in ("GET", "HEAD") else replace(self.policy, attempts=1)
         try:
-            for attempt in Retrying(
-                stop=stop_after_attempt(attempts),
-                wait=wait_random_exponential(
-                    multiplier=self.policy.first_wait, max=self.policy.max_wait
-                ),
-                retry=retry_if_exception_type(_Transient),
-                reraise=True,
-            ):
+            for attempt in retry.retrying(policy, transient=_Transient):
                 with attempt:
                     return self._once(method, path, headers or {}, allow, max_body, kwargs)
         except _Transient as exc:
@@ -253,10 +218,11 @@ class RegistryClient:
         max_body: int,
         kwargs: dict[str, Any],
     ) -> requests.Response:
-        authorization = self._authorization()
+        authorization = self.auth.authorization()
         response = self._send(method, path, headers, kwargs, authorization)
         if response.status_code == 401 and self.owns(response.url):
-            again = self._answer_challenge(response, authorization)
+            challenge = response.headers.get("WWW-Authenticate", "")
+            again = self.auth.answer(challenge, authorization)
             if again is not None:
                 self._read(response, _ERROR_MAX, cut=True)
                 response = self._send(method, path, headers, kwargs, again)
@@ -314,18 +280,18 @@ class RegistryClient:
                     continue
                 from dockops.core.images.failures import untrusted_hint
 
-                text = f"{self.registry}: TLS: {reason(exc)}"
+                text = f"{self.registry}: TLS: {root_cause(exc)}"
                 hint = untrusted_hint(self.registry, text)
                 raise RegistryUnreachable(f"{text}; {hint}" if hint else text) from None
             except requests.exceptions.ConnectionError as exc:
                 if i + 1 < len(bases):
                     continue
                 raise _Transient(
-                    RegistryTransient(f"{self.registry} unreachable: {reason(exc)}")
+                    RegistryTransient(f"{self.registry} unreachable: {root_cause(exc)}")
                 ) from None
             except requests.exceptions.Timeout as exc:
                 raise _Transient(
-                    RegistryTransient(f"{self.registry} timed out: {reason(exc)}")
+                    RegistryTransient(f"{self.registry} timed out: {root_cause(exc)}")
                 ) from None
             self.base_url = self.base_url or base
             return response
@@ -352,114 +318,34 @@ class RegistryClient:
                     )
         except requests.exceptions.RequestException as exc:
             raise _Transient(
-                RegistryTransient(f"{self.registry}: the answer broke off: {reason(exc)}")
+                RegistryTransient(f"{self.registry}: the answer broke off: {root_cause(exc)}")
             ) from None
         # What requests itself does when not streaming: response.content/json() read it.
         response._content = b"".join(chunks)[:limit]
 
-    def _authorization(self) -> str | None:
-        """What a request carries first: Basic once asked for, else the token of the scope
-        asked for last, fetched again when it has expired."""
-        with self._lock:
-            if self._basic or self._scope is None:
-                return self._basic
-            token = self._tokens.get(self._scope)
-            if token is None or token.expires <= _now():
-                token = self._fetch_token(self._scope)
-            return token.authorization
-
-    def _answer_challenge(self, response: requests.Response, sent: str | None) -> str | None:
-        """The Authorization to try again with after a 401 that carried `sent`; None when there
-        is nothing (new) to offer."""
-        import base64
-
-        scheme, _, params = response.headers.get("WWW-Authenticate", "").partition(" ")
-        if self.credentials is None:
-            return None
-        if scheme.lower() == "basic":
-            pair = f"{self.credentials.username}:{self.credentials.password}".encode()
-            basic = "Basic " + base64.b64encode(pair).decode()
-            with self._lock:
-                self._basic = basic
-            return None if sent == basic else basic
-        if scheme.lower() == "bearer":
-            # A token is good for one scope; a challenge for a new scope asks for another. The
-            # token just refused (expired, revoked) is fetched anew; one another thread has
-            # fetched meanwhile is taken as it is.
-            challenge = _challenge_params(params)
-            scope = (
-                challenge.get("realm", ""),
-                challenge.get("service", ""),
-                challenge.get("scope", ""),
-            )
-            with self._lock:
-                self._scope = scope
-                token = self._tokens.get(scope)
-                if token is None or token.authorization == sent or token.expires <= _now():
-                    token = self._fetch_token(scope)
-                return token.authorization
-        return None
-
-    def _fetch_token(self, scope: tuple[str, str, str]) -> _Token:
-        """A token from the realm, with the login (called with the lock held: one fetch per
-        scope however many threads ask)."""
+    def _ask_token_service(
+        self, realm: str, params: dict[str, str], login: Credentials
+    ) -> tuple[int, Any]:
+        """GET a token from `realm` with the login: (status, the JSON body when 200)."""
         import requests
 
-        from dockops.units import parse_timestamp
-
-        realm, service, what = scope
-        if not realm:
-            raise RegistryUnreachable(f"{self.registry}: Bearer challenge without a realm")
-        self._check_realm(realm)
-        assert self.credentials is not None
-        params = {key: value for key, value in (("service", service), ("scope", what)) if value}
         try:
             response = self.session.get(
                 realm,
                 params=params,
-                auth=(self.credentials.username, self.credentials.password),
+                auth=(login.username, login.password),
                 timeout=_timeout(),
                 stream=True,
             )
         except requests.exceptions.RequestException as exc:
-            raise RegistryUnreachable(f"token service {realm}: {reason(exc)}") from None
+            raise RegistryUnreachable(f"token service {realm}: {root_cause(exc)}") from None
         try:
             self._read(response, MAX_BODY)
         except _Transient as exc:
             raise exc.error from None
         if response.status_code != 200:
-            raise RegistryUnreachable(
-                f"{self.registry}: credentials refused by the token service "
-                f"({response.status_code})"
-            )
-        body = self.decode(response, f"token service {realm}")
-        body = body if isinstance(body, dict) else {}
-        token = body.get("token") or body.get("access_token")
-        if not token or not isinstance(token, str):
-            raise RegistryUnreachable(f"{self.registry}: the token service {realm} gave no token")
-        try:
-            lifetime = max(TOKEN_LIFETIME, int(body.get("expires_in") or 0))
-        except (TypeError, ValueError):
-            lifetime = TOKEN_LIFETIME
-        issued = parse_timestamp(str(body.get("issued_at") or ""))
-        start = issued.timestamp() if issued else _now()
-        self._tokens[scope] = _Token(f"Bearer {token}", start + lifetime)
-        return self._tokens[scope]
-
-    def _check_realm(self, realm: str) -> None:
-        """Refuse, before connecting, a realm that would get the login in clear text."""
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(realm)
-        host = parts.hostname or ""
-        if parts.scheme == "https" and host:
-            return
-        if parts.scheme == "http" and host and is_loopback(f"[{host}]" if ":" in host else host):
-            return
-        raise RegistryUnreachable(
-            f"{self.registry}: the token service {realm} is not https; "
-            "not sending the credentials there"
-        )
+            return response.status_code, None
+        return 200, self.decode(response, f"token service {realm}")
 
 
 def _timeout() -> tuple[float, float]:
@@ -470,12 +356,6 @@ def _timeout() -> tuple[float, float]:
     from dockops.engine.address import STALL_TIMEOUT_ENV, stall_timeout
 
     return (TIMEOUT[0], stall_timeout()) if os.environ.get(STALL_TIMEOUT_ENV) else TIMEOUT
-
-
-def _challenge_params(text: str) -> dict[str, str]:
-    import re
-
-    return dict(re.findall(r'(\w+)="([^"]*)"', text))
 
 
 def _error_text(response: requests.Response) -> str:
@@ -493,36 +373,7 @@ def _error_text(response: requests.Response) -> str:
     return response.reason or str(response.status_code)
 
 
-def _verify_message(exc: BaseException | None) -> str | None:
-    seen = 0
-    while exc is not None and seen < 10:
-        message = getattr(exc, "verify_message", None)
-        if message:
-            return str(message)
-        for arg in getattr(exc, "args", ()):
-            if isinstance(arg, BaseException) and (inner := _verify_message(arg)):
-                return inner
-        cause = getattr(exc, "reason", None)
-        exc = cause if isinstance(cause, BaseException) else exc.__cause__ or exc.__context__
-        seen += 1
-    return None
-
-
-def reason(exc: BaseException) -> str:
-    """The innermost cause of a requests error, without urllib3's object reprs."""
-    while exc.__context__ is not None and exc.__context__ is not exc:
-        exc = exc.__context__
-    verify = _verify_message(exc)
-    if verify:  # OpenSSL's own words: "self-signed certificate", "hostname mismatch"...
-        return f"certificate verify failed: {verify}"
-    cause = getattr(exc, "reason", None)
-    text = str(cause if cause is not None else exc)
-    if "] " in text and text.startswith("["):  # "[SSL: CERTIFICATE_VERIFY_FAILED] cert…"
-        text = text.split("] ", 1)[1]
-    return " ".join(text.split())[:200]
-
-
-def connect(registry: str, policy: RetryPolicy = RETRY) -> RegistryClient:
+def registry_client(registry: str, policy: RetryPolicy | None = None) -> RegistryClient:
     """A client for `registry` with the stored login (dockops or docker login), if any."""
     from dockops.core.registry.credentials import get_credentials
 

@@ -149,7 +149,9 @@ def _helper_get(name: str, registry: str) -> Credentials | None:
         raise InvalidInput(bad) from None
     if not username and not secret:
         return None
-    return Credentials(username, secret, f"helper docker-credential-{name}")
+    return Credentials(
+        username=username, password=secret, source=f"helper docker-credential-{name}"
+    )
 
 
 def _entry_credentials(entry: Any, path: Path, key: str) -> Credentials | None:
@@ -157,7 +159,7 @@ def _entry_credentials(entry: Any, path: Path, key: str) -> Credentials | None:
         raise InvalidInput(f'{path}: the "auths" entry {key!r} is not a JSON object')
     token = entry.get("identitytoken")
     if isinstance(token, str) and token:
-        return Credentials(TOKEN_USERNAME, token, "config.json")
+        return Credentials(username=TOKEN_USERNAME, password=token, source="config.json")
     auth = entry.get("auth")
     if isinstance(auth, str) and auth:
         try:
@@ -167,10 +169,10 @@ def _entry_credentials(entry: Any, path: Path, key: str) -> Credentials | None:
         if not sep:
             raise InvalidInput(f"{path}: the auth of {key!r} is not base64 of user:password")
         # docker trims NULs from the password when it decodes (configfile.decodeAuth)
-        return Credentials(username, password.strip("\x00"), "config.json")
+        return Credentials(username=username, password=password.strip("\x00"), source="config.json")
     user, secret = entry.get("username"), entry.get("password")
     if isinstance(user, str) and isinstance(secret, str) and user:
-        return Credentials(user, secret, "config.json")
+        return Credentials(username=user, password=secret, source="config.json")
     return None
 
 

@@ -37,7 +37,7 @@ from dockops.errors import EngineRefused, RegistryTransient
 from dockops.progress import ProgressCallback, ProgressEvent, ignore
 
 if TYPE_CHECKING:
-    from dockops.core.images.failures import RetryPolicy
+    from dockops.retry import RetryPolicy
 
 MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 CONFIG_TYPE = "application/vnd.docker.container.image.v1+json"
@@ -204,17 +204,19 @@ class _Push:
             return None
         digest, size = cached
         if has_blob(self.api, self.repository, digest):
-            return LayerPush(diff_id, digest, size, "exists")
+            return LayerPush(diff_id=diff_id, digest=digest, size=size, action="exists")
         for source in self.cache.repositories(diff_id, self.api.registry):
             if source != self.repository and mount_blob(self.api, self.repository, digest, source):
-                return LayerPush(diff_id, digest, size, "mounted")
+                return LayerPush(diff_id=diff_id, digest=digest, size=size, action="mounted")
         return None
 
     def run(self) -> bytes:
         for diff_id in dict.fromkeys(self.diff_ids):
             if diff_id not in self.done and (known := self._known(diff_id)):
                 self.done[diff_id] = known
-                self.on_progress(ProgressEvent(self._label(diff_id), f"Layer {known.action}"))
+                self.on_progress(
+                    ProgressEvent(item=self._label(diff_id), status=f"Layer {known.action}")
+                )
         config = None if has_blob(self.api, self.repository, self.image_id) else b""
         if len(self.done) < len(set(self.diff_ids)) or config is not None:
             config = self._stream(need_config=config is not None)
@@ -302,7 +304,7 @@ class _Push:
             return
         diff, blob, sizes = hashlib.sha256(), hashlib.sha256(), [0]
         label = member.name.split("/")[-2 if member.name.endswith("layer.tar") else -1][:12]
-        self.on_progress(ProgressEvent(label, "Pushing", 0, member.size))
+        self.on_progress(ProgressEvent(item=label, status="Pushing", current=0, total=member.size))
         patched = stream_blob(self.api, self.repository, _compressed(handle, diff, blob, sizes))
         diff_id = "sha256:" + diff.hexdigest()
         self.seen[member.name] = diff_id
@@ -312,11 +314,15 @@ class _Push:
             return
         finish_blob(self.api, patched, digest)
         self.uploaded += sizes[0]
-        self.done[diff_id] = LayerPush(diff_id, digest, sizes[0], "uploaded")
+        self.done[diff_id] = LayerPush(
+            diff_id=diff_id, digest=digest, size=sizes[0], action="uploaded"
+        )
         self.cache.record(diff_id, digest, sizes[0], self.api.registry, self.repository)
         self.cache.set_tar_size(diff_id, member.size)
         self.cache.save()
-        self.on_progress(ProgressEvent(label, "Pushed", member.size, member.size))
+        self.on_progress(
+            ProgressEvent(item=label, status="Pushed", current=member.size, total=member.size)
+        )
 
     def _manifest(self, config_size: int) -> bytes:
         if not config_size:
@@ -357,33 +363,22 @@ def push_direct(
         RegistryUnreachable: down, TLS, auth, or transient faults outlasting the retries.
         EngineRefused: the registry refused the manifest, or the engine's stream is odd.
     """
-    from tenacity import (
-        Retrying,
-        retry_if_exception_type,
-        stop_after_attempt,
-        wait_random_exponential,
-    )
+    from dockops import retry
 
-    from dockops.core.images import transfer
-
-    policy = policy or transfer.RETRY
+    policy = policy or retry.TRANSFER
     cache = BlobCache.load()
     total = 0
     state: _Push | None = None
 
-    retrying = Retrying(
-        stop=stop_after_attempt(policy.attempts),
-        wait=wait_random_exponential(multiplier=policy.first_wait, max=policy.max_wait),
-        retry=retry_if_exception_type(RegistryTransient),
-        before_sleep=lambda s: on_progress(
+    def tell(attempt: int, error: BaseException, wait: float) -> None:
+        on_progress(
             ProgressEvent(
-                repository,
-                f"attempt {s.attempt_number}/{policy.attempts} failed "
-                f"({s.outcome.exception() if s.outcome else ''}); retrying",
+                item=repository,
+                status=f"attempt {attempt}/{policy.attempts} failed ({error}); retrying",
             )
-        ),
-        reraise=True,
-    )
+        )
+
+    retrying = retry.retrying(policy, transient=RegistryTransient, on_retry=tell)
     for attempt in retrying:
         with attempt:
             state = _Push(engine, api, repository, image, cache, on_progress)
@@ -402,7 +397,7 @@ def push_direct(
     digest = response.headers.get("Docker-Content-Digest") or (
         "sha256:" + hashlib.sha256(manifest).hexdigest()
     )
-    attempts = int(retrying.statistics.get("attempt_number", 1))
+    attempts = retrying.attempts
     return DirectResult(
         reference=f"{api.registry}/{repository}:{tag}",
         digest=digest,

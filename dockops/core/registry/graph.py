@@ -53,12 +53,14 @@ def _tagged(api: RegistryClient, repository: str, tag: str, created: bool) -> Ta
     document, digest = manifest(api, repository, tag)
     if not is_index(document):
         when = image_config(api, repository, document).get("created") if created else None
-        return Tagged(tag, digest, (), str(when) if when else None)
+        return Tagged(tag=tag, digest=digest, children=(), created=str(when) if when else None)
     children: list[str] = []
     times: list[str] = []
     _walk(api, repository, document, children, times, created)
     dated = [(stamp, text) for text in times if (stamp := parse_timestamp(text))]
-    return Tagged(tag, digest, tuple(children), max(dated)[1] if dated else None)
+    return Tagged(
+        tag=tag, digest=digest, children=tuple(children), created=max(dated)[1] if dated else None
+    )
 
 
 def _walk(

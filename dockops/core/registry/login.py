@@ -30,12 +30,16 @@ def login(registry: str, username: str, password: str) -> LoginResult:
         RegistryUnreachable: unreachable, TLS failure, or the credentials were refused.
         InvalidInput: a credential helper is configured but missing or failing.
     """
-    with RegistryClient(registry, credentials=Credentials(username, password, "login")) as api:
+    with RegistryClient(
+        registry, credentials=Credentials(username=username, password=password, source="login")
+    ) as api:
         answer = api.ping()
     if answer.status != 200:
         raise RegistryUnreachable(f"{registry}: /v2/ answered {answer.status} to the login")
     where = store_credentials(registry, username, password)
-    return LoginResult(registry, username, where, str(docker_config_path()))
+    return LoginResult(
+        registry=registry, username=username, stored_in=where, config=str(docker_config_path())
+    )
 
 
 @dataclass(frozen=True)
@@ -45,4 +49,4 @@ class LogoutResult:
 
 
 def logout(registry: str) -> LogoutResult:
-    return LogoutResult(registry, erase_credentials(registry))
+    return LogoutResult(registry=registry, removed=erase_credentials(registry))

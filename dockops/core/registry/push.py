@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dockops.core.images.transfer import push_image
-from dockops.core.registry.client import RegistryClient, connect
+from dockops.core.registry.client import RegistryClient, registry_client
 from dockops.core.registry.direct import DirectResult, push_direct
 from dockops.engine.api import Engine
 from dockops.engine.errors import Missing, unknown
@@ -26,7 +26,7 @@ from dockops.reference import Reference, is_image_id, parse_reference
 from dockops.units import short_id
 
 if TYPE_CHECKING:
-    from dockops.core.images.failures import RetryPolicy
+    from dockops.retry import RetryPolicy
 
 VIAS = ("auto", "direct", "daemon")
 
@@ -119,7 +119,7 @@ def push_private(
         via: "direct" (dockops reads the image from the engine and uploads it), "daemon", or
             "auto" (resolve_via).
         on_progress: push progress and retry notices.
-        policy: push retry bounds (default transfer.RETRY).
+        policy: push retry bounds (default retry.TRANSFER).
 
     Returns:
         The pushed reference and its verified manifest digest.
@@ -142,7 +142,7 @@ def push_private(
     moved_from = held if held not in (None, image_id) else None
     if moved_from is not None and not move_tag:
         raise EngineRefused(_tag_in_the_way(engine, what, pushed_ref, moved_from, image_id))
-    with connect(registry) as api:
+    with registry_client(registry) as api:
         api.ping()
         if via == "direct":
             result = push_direct(
@@ -268,7 +268,7 @@ def push_reference_direct(
     assert ref.domain is not None
     tag = ref.tag or "latest"
     image = local_image(engine, f"{ref.repository}:{tag}", f"push {reference}")
-    with connect(ref.domain) as api:
+    with registry_client(ref.domain) as api:
         api.ping()
         result = push_direct(
             engine, api, image, ref.path, tag, on_progress=on_progress, policy=policy

@@ -88,7 +88,11 @@ def remove_tag(
         for each in (digest, *children):  # the index first: never an index without its images
             delete_digest(api, repository, each)
     return RemoveResult(
-        f"{repository}:{tag}", digest, tuple(sorted([tag, *sharing])), children, dry_run
+        reference=f"{repository}:{tag}",
+        digest=digest,
+        tags_removed=tuple(sorted([tag, *sharing])),
+        children_removed=children,
+        dry_run=dry_run,
     )
 
 
@@ -102,7 +106,7 @@ class TagAge:
 
 
 @dataclass(frozen=True)
-class PruneResult:
+class RetentionResult:
     repository: str
     dry_run: bool
     removed: tuple[TagAge, ...]
@@ -160,7 +164,7 @@ def plan_deletes(
     failure midway then leaves unreachable images, never an index without its images."""
     units = sorted(removed, key=lambda a: -len(a.children))
     digests = tuple(dict.fromkeys(a.digest for a in units))
-    staying = [Tagged(a.tag, a.digest, a.children) for a in kept]
+    staying = [Tagged(tag=a.tag, digest=a.digest, children=a.children) for a in kept]
     children = _unheld(dict.fromkeys(c for a in units for c in a.children), staying)
     return digests, tuple(c for c in children if c not in digests)
 
@@ -173,7 +177,7 @@ def prune_repository(
     older_than: timedelta | None,
     dry_run: bool = False,
     now: datetime | None = None,
-) -> PruneResult:
+) -> RetentionResult:
     """Retention: delete the tags beyond the newest `keep` and older than `older_than`.
 
     Raises:
@@ -184,7 +188,7 @@ def prune_repository(
         raise InvalidInput("registry prune needs --keep N, --older-than DUR, or both")
     names = tags(api, repository)
     ages = [
-        TagAge(t.tag, t.digest, t.created, children=t.children)
+        TagAge(tag=t.tag, digest=t.digest, created=t.created, children=t.children)
         for t in tagged(api, repository, names, created=True).values()
     ]
     removed, kept = plan_retention(
@@ -194,4 +198,11 @@ def prune_repository(
     if not dry_run:
         for digest in (*digests, *children):
             delete_digest(api, repository, digest)
-    return PruneResult(repository, dry_run, tuple(removed), tuple(kept), digests, children)
+    return RetentionResult(
+        repository=repository,
+        dry_run=dry_run,
+        removed=tuple(removed),
+        kept=tuple(kept),
+        deleted_digests=digests,
+        deleted_children=children,
+    )

@@ -186,7 +186,7 @@ def make_private(engine: Engine, found: dict[str, Any]) -> Backend:
     was = exposed(found)
     if not was:
         _clear_aside(engine, name)  # a killed run may have remade it, but not removed the old
-        return Backend("unchanged", (), str(labels.get(ADDRESS) or ""))
+        return Backend(change="unchanged", was=(), now=str(labels.get(ADDRESS) or ""))
     where = ", ".join(was)
     try:
         spec = RegistrySpec(**json.loads(labels[SPEC]))

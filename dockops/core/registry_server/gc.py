@@ -81,7 +81,7 @@ def read_log(output: str) -> CollectorLog:
         elif eligible := _ELIGIBLE.fullmatch(line):
             deleted.append((eligible.group(1) or repository, eligible.group(2)))
     referenced = [(repo, d, parent[repo, d]) for repo, d in deleted if (repo, d) in parent]
-    return CollectorLog(deleted, referenced)
+    return CollectorLog(deleted=deleted, referenced=referenced)
 
 
 def _refusal(referenced: list[tuple[str, str, str]]) -> str:

@@ -74,23 +74,6 @@ def write_htpasswd(path: Path, user: str, password: str) -> bool:
     return True
 
 
-def check_htpasswd(path: Path, user: str, password: str) -> bool:
-    """Tell whether `user`'s entry in `path` matches `password` (as nginx would check it).
-
-    Returns:
-        False also when the file or the user is missing, or the entry is not bcrypt.
-    Raises:
-        InvalidInput: bad user name or password, or an unreadable file.
-    """
-    _check_user(user)
-    _secret(password)
-    for line in _read_lines(path):
-        name, hashed = _split(line)
-        if name == user:
-            return _matches(hashed, password)
-    return False
-
-
 def users(path: Path) -> tuple[str, ...]:
     """The users in `path`, in file order, each once; () when the file does not exist.
 

@@ -7,7 +7,6 @@ never smuggle a directive into the conf; its hash tells whether the frontend mus
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -114,11 +113,6 @@ def render_conf(conf: FrontendConf) -> str:
         key=conf.key,
         htpasswd=conf.htpasswd,
     )
-
-
-def conf_hash(text: str) -> str:
-    """The sha256 hex digest of a rendered conf (UTF-8)."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _check_address(pattern: re.Pattern[str], value: str, what: str) -> None:

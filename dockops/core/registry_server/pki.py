@@ -49,17 +49,6 @@ class PkiFiles:
     not_after: datetime
 
 
-@dataclass(frozen=True)
-class CertInfo:
-    """What `registry status` shows of a certificate; san lists DNS names and IPs as text."""
-
-    subject: str
-    issuer: str
-    san: tuple[str, ...]
-    not_after: datetime
-    fingerprint: str
-
-
 def validate_host(host: str) -> str:
     """Return `host` unchanged if it is an IPv4/IPv6 address or a DNS name.
 
@@ -117,43 +106,6 @@ def ensure_pki(
         ca_fingerprint=_fingerprint(ca_cert),
         not_after=leaf.not_valid_after_utc,
     )
-
-
-def describe_cert(path: Path) -> CertInfo:
-    """Describe the first certificate in a PEM file (for domain.crt: the server cert).
-
-    Raises:
-        InvalidInput: the file is missing or holds no parsable certificate.
-    """
-    cert = _load_certs(path)[0]
-    return CertInfo(
-        subject=cert.subject.rfc4514_string(),
-        issuer=cert.issuer.rfc4514_string(),
-        san=tuple(str(name.value) for name in _san(cert)),
-        not_after=cert.not_valid_after_utc,
-        fingerprint=_fingerprint(cert),
-    )
-
-
-def verify_chain(crt: Path, ca_crt: Path, host: str) -> None:
-    """Check that the first cert in `crt` is signed by `ca_crt`, names `host` and is in date.
-
-    Raises:
-        InvalidInput: a one-line reason for the first check that fails.
-    """
-    validate_host(host)
-    leaf, ca_cert = _load_certs(crt)[0], _load_certs(ca_crt)[0]
-    if not _signed_by(leaf, ca_cert):
-        raise InvalidInput(f"{crt} is not signed by the CA in {ca_crt}")
-    names = _san(leaf)
-    if not any(_names_host(name, host) for name in names):
-        listed = ", ".join(str(name.value) for name in names) or "none"
-        raise InvalidInput(f"{crt} does not cover {host} (its names: {listed})")
-    now = datetime.now(timezone.utc)
-    if leaf.not_valid_after_utc <= now:
-        raise InvalidInput(f"{crt} expired on {leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC")
-    if leaf.not_valid_before_utc > now:
-        raise InvalidInput(f"{crt} is not valid before {leaf.not_valid_before_utc:%Y-%m-%d} UTC")
 
 
 def _existing_ca(key_path: Path, crt_path: Path, now: datetime) -> KeyPair | None:

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from dockops.core.registry import trust
-from dockops.core.registry.client import reason
 from dockops.core.registry_server import deploy, htpasswd, nginx, pki
 from dockops.core.registry_server.container_body import ContainerSettings, create_body
 from dockops.core.registry_server.deploy import owned
@@ -33,7 +32,7 @@ from dockops.core.registry_server.registry_container import (
     hostport,
 )
 from dockops.engine.api import Engine
-from dockops.errors import InvalidInput, RegistryUnreachable
+from dockops.errors import InvalidInput, RegistryUnreachable, root_cause
 
 HASH = "dockops.frontend.hash"
 UPSTREAM = "dockops.upstream"  # bridge mode: the registry container nginx resolved at start
@@ -52,7 +51,7 @@ class SecureSpec:
 
 
 @dataclass(frozen=True)
-class Check:
+class FrontendCheck:
     unauthenticated: int | None  # expected 401
     api_version_header: bool  # Docker-Distribution-Api-Version on that 401
     authenticated: int | None  # expected 200; None without a password or a stored login
@@ -69,7 +68,7 @@ class SecureResult:
     frontend: str  # "created", "recreated", "unchanged"
     trusted_at: str | None
     ca_fingerprint: str
-    check: Check
+    check: FrontendCheck
     backend: deploy.Backend  # what was done to the registry's plain-HTTP port
 
 
@@ -299,7 +298,9 @@ def _bridge_network(engine: Engine, name: str) -> str:
     return registry_id
 
 
-def check_frontend(address: str, ca_crt: Path, user: str | None, password: str | None) -> Check:
+def check_frontend(
+    address: str, ca_crt: Path, user: str | None, password: str | None
+) -> FrontendCheck:
     """A real HTTPS request verified against our CA: 401 with the API-version header without
     credentials, 200 with them (when a password was given this run)."""
     import requests
@@ -318,13 +319,20 @@ def check_frontend(address: str, ca_crt: Path, user: str | None, password: str |
             )
     except requests.exceptions.RequestException as exc:  # refused, TLS, timeouts...
         if "Name or service not known" in str(exc) or "nodename nor servname" in str(exc):
-            return Check(None, False, None, skipped=f"{address} does not resolve on this host")
-        raise RegistryUnreachable(f"checking https://{address}/v2/: {reason(exc)}") from None
+            return FrontendCheck(
+                unauthenticated=None,
+                api_version_header=False,
+                authenticated=None,
+                skipped=f"{address} does not resolve on this host",
+            )
+        raise RegistryUnreachable(f"checking https://{address}/v2/: {root_cause(exc)}") from None
     finally:
         session.close()
     header = "Docker-Distribution-Api-Version" in anonymous.headers
-    check = Check(
-        anonymous.status_code, header, authenticated.status_code if authenticated else None
+    check = FrontendCheck(
+        unauthenticated=anonymous.status_code,
+        api_version_header=header,
+        authenticated=authenticated.status_code if authenticated else None,
     )
     if anonymous.status_code != 401 or not header:
         raise RegistryUnreachable(

@@ -89,11 +89,11 @@ def registry_status(engine: Engine, name: str, *, certs_d: Path | None = None) -
 
 def _answer(address: str) -> str:
     """/v2/'s status, asked with the stored login when there is one (as push would)."""
-    from dockops.core.images.failures import RetryPolicy
-    from dockops.core.registry.client import connect
+    from dockops.core.registry.client import registry_client
+    from dockops.retry import RetryPolicy
 
     try:
-        with connect(address, policy=RetryPolicy(attempts=1)) as api:
+        with registry_client(address, policy=RetryPolicy(attempts=1)) as api:
             return str(api.ping().status)
     except LoginRequired:
         return "401 (login needed)"

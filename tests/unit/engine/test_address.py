@@ -17,7 +17,6 @@ from dockops.engine.address import (
     engine_address,
     engine_errors,
     get_client,
-    root_cause,
 )
 from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput
 from tests.conftest import Cli
@@ -175,13 +174,6 @@ def test_bad_timeout_is_bad_input(docker_config: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("DOCKOPS_TIMEOUT", "soon")
     with pytest.raises(InvalidInput):
         get_client()
-
-
-def test_root_cause_finds_the_os_error() -> None:
-    inner = ConnectionRefusedError(111, "Connection refused")
-    outer = requests.exceptions.ConnectionError(("Connection aborted.", inner))
-    assert root_cause(outer) == "connection refused"
-    assert root_cause(ValueError("plain\n  text")) == "plain text"
 
 
 def test_engine_errors_translation(docker_config: Path) -> None:

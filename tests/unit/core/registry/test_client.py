@@ -17,9 +17,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from dockops.core.registry import client as api_module
+from dockops.core.registry import auth
 from dockops.core.registry.blobs import put_blob
-from dockops.core.registry.browse import catalog, search
+from dockops.core.registry.browse import catalog, search_catalog
 from dockops.core.registry.client import RegistryClient
 from dockops.core.registry.credentials import Credentials
 from dockops.errors import EngineRefused
@@ -169,7 +169,7 @@ def test_a_plain_http_realm_off_loopback_is_refused_before_connecting(
 def _now_plus(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """The client's clock, `offset[0]` seconds ahead of the real one."""
     offset = [0.0]
-    monkeypatch.setattr(api_module, "_now", lambda: time.time() + offset[0])
+    monkeypatch.setattr(auth, "_now", lambda: time.time() + offset[0])
     return offset
 
 
@@ -252,8 +252,8 @@ def test_threads_on_different_repositories_each_keep_their_token() -> None:
         serve(registry) as server,
         RegistryClient(server.address, credentials=LOGIN) as api,
     ):
-        found = search(api, "app")
-        assert search(api, "app") == found
+        found = search_catalog(api, "app")
+        assert search_catalog(api, "app") == found
     assert {r.repository: r.tags for r in found} == {name: (name,) for name in names}
     assert len(issuer.issued) == len(names) + 1  # one per repository, one for the catalog
 

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from dockops.core.registry.client import _challenge_params, _error_text, login_hint
+from dockops.core.registry.auth import _challenge_params, login_hint
+from dockops.core.registry.client import _error_text
 from dockops.core.registry.push import target
 from dockops.core.registry.trust import ca_path, install_ca, is_loopback, is_trusted
 from dockops.core.registry_server.container_body import create_body

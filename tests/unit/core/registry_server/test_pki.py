@@ -20,8 +20,9 @@ from cryptography.hazmat.primitives.serialization import Encoding, load_pem_priv
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import PolicyBuilder, Store
 
-from dockops.core.registry_server.pki import describe_cert, ensure_pki, validate_host, verify_chain
+from dockops.core.registry_server.pki import ensure_pki, validate_host
 from dockops.errors import InvalidInput
+from tests.support.certs import NotVerified, describe_cert, verify_chain
 
 HOST = "registry.example.com"
 NOW = datetime.now(timezone.utc)
@@ -175,7 +176,7 @@ def test_rotate_makes_a_new_ca_and_a_new_server_cert(tmp_path: Path) -> None:
     leaf, ca = certs(rotated.crt)
     assert leaf != old_leaf
     client_accepts(leaf, ca, HOST)
-    with pytest.raises(InvalidInput, match="not signed"):
+    with pytest.raises(NotVerified, match="not signed"):
         verify_chain(tmp_path / "old.crt", rotated.ca_crt, HOST)  # the old leaf no longer chains
 
 
@@ -315,25 +316,24 @@ def test_describe_cert_reads_the_leaf_of_the_chain(tmp_path: Path) -> None:
     assert describe_cert(files.ca_crt).fingerprint == files.ca_fingerprint
 
 
-def test_describe_cert_refuses_missing_and_garbage_files(tmp_path: Path) -> None:
-    with pytest.raises(InvalidInput, match="No such file"):
-        describe_cert(tmp_path / "absent.crt")
-    (tmp_path / "bad.crt").write_text("hello")
+def test_a_ca_crt_that_is_no_certificate_is_refused(tmp_path: Path) -> None:
+    files = ensure_pki(tmp_path, HOST)
+    files.ca_crt.write_text("hello")
     with pytest.raises(InvalidInput, match="not a PEM certificate"):
-        describe_cert(tmp_path / "bad.crt")
+        ensure_pki(tmp_path, HOST)
 
 
 def test_verify_chain_names_the_reason(tmp_path: Path) -> None:
     files = ensure_pki(tmp_path / "now", HOST)
     verify_chain(files.crt, files.ca_crt, HOST)
     verify_chain(files.crt, files.ca_crt, HOST.upper())  # DNS names are case-insensitive
-    with pytest.raises(InvalidInput, match=r"does not cover other\.example\.com"):
+    with pytest.raises(NotVerified, match=r"does not cover other\.example\.com"):
         verify_chain(files.crt, files.ca_crt, "other.example.com")
     other = ensure_pki(tmp_path / "other", HOST)
-    with pytest.raises(InvalidInput, match="not signed by the CA"):
+    with pytest.raises(NotVerified, match="not signed by the CA"):
         verify_chain(files.crt, other.ca_crt, HOST)
     old = ensure_pki(tmp_path / "old", HOST, now=NOW - timedelta(days=900))
-    with pytest.raises(InvalidInput, match="expired on"):
+    with pytest.raises(NotVerified, match="expired on"):
         verify_chain(old.crt, old.ca_crt, HOST)
 
 
@@ -356,7 +356,7 @@ def test_an_ip_host_in_a_dns_san_entry_does_not_count(tmp_path: Path) -> None:
         .sign(ca_key, hashes.SHA256())
     )
     files.crt.write_bytes(wrong.public_bytes(Encoding.PEM) + ca.public_bytes(Encoding.PEM))
-    with pytest.raises(InvalidInput, match=r"does not cover 10\.0\.0\.1 "):
+    with pytest.raises(NotVerified, match=r"does not cover 10\.0\.0\.1 "):
         verify_chain(files.crt, files.ca_crt, "10.0.0.1")
     assert ensure_pki(tmp_path, "10.0.0.1").cert_created  # remade with an IP entry
     verify_chain(files.crt, files.ca_crt, "10.0.0.1")
