@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from dockops import retry
 from dockops.core.images import transfer
-from dockops.core.images.failures import RetryPolicy
 from dockops.engine.wire import Lost
 from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput, RegistryUnreachable
+from dockops.retry import RetryPolicy
 from tests.support.fake_engine import Pieces, fake_engine, transport
 
 FAST = RetryPolicy(attempts=3, first_wait=0.001, max_wait=0.002)
@@ -24,7 +25,7 @@ def _lines(*docs: object) -> Pieces:
 @pytest.fixture(autouse=True)
 def no_login(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
-    monkeypatch.setattr(transfer, "RETRY", FAST)
+    monkeypatch.setattr(retry, "TRANSFER", FAST)
     return tmp_path / "config.json"
 
 
