@@ -1,0 +1,217 @@
+"""The unix-socket transport (engine/unix.py) against the hand-written client it replaces
+(engine/http.py EngineHTTP + engine/stream.py) and against plain http.client, in one
+process, runs interleaved:
+
+- save: GET /images/get of a ~300 MiB image, every piece written to /dev/null; unix.py asks
+  HTTP/1.0 (an unframed body), as stream.py did; http.client on HTTP/1.1 (the engine's ~32 KiB
+  chunks) tells whether that still pays with readinto;
+- small: 300 image inspects and 300 deletes of missing images (404), the requests
+  prune-dangling makes per image, on one kept-alive connection (a fresh client each run).
+
+Wall time is the median; CPU is this process's. The issue's rule: where http.client costs
+more than LIMIT, that path stays hand-written (engine/unix.py's docstring has the figures).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+RUNS = int(os.environ.get("BENCH_TRANSPORT_RUNS", "7"))
+SIZE_MB = int(os.environ.get("BENCH_TRANSPORT_MB", "300"))
+IMAGE = "dockops-bench/transport:latest"
+SMALL = 300
+LIMIT = 1.05
+
+
+def _save_old(path: str, version: str) -> int:
+    from dockops.engine.http import EngineHTTP
+
+    engine = EngineHTTP(path, version, 600.0)
+    total = 0
+    with (
+        open(os.devnull, "wb") as sink,
+        engine.stream("/images/get", {"names": [IMAGE]}, "save") as body,
+    ):
+        for piece in body.pieces:
+            total += sink.write(piece)
+    return total
+
+
+def _save_new(path: str, version: str) -> int:
+    from dockops.engine.unix import UnixTransport
+
+    transport = UnixTransport(path, version, 600.0)
+    total = 0
+    with (
+        open(os.devnull, "wb") as sink,
+        transport.stream("GET", "/images/get", params={"names": [IMAGE]}) as body,
+    ):
+        for piece in body.pieces:
+            total += sink.write(piece)
+    return total
+
+
+def _save_http11(path: str, version: str) -> int:
+    from dockops.engine.unix import BUFFER, _http_connection
+
+    conn = _http_connection(path, 600.0)
+    total = 0
+    buffer = memoryview(bytearray(BUFFER))
+    try:
+        conn.request("GET", f"/v{version}/images/get?names={IMAGE}")
+        response = conn.getresponse()
+        assert response.status == 200 and response.chunked
+        with open(os.devnull, "wb") as sink:
+            while size := response.readinto(buffer):
+                total += sink.write(buffer[:size])
+    finally:
+        conn.close()
+    return total
+
+
+def _small_old(path: str, version: str) -> int:
+    from dockops.engine.http import EngineHTTP
+
+    engine = EngineHTTP(path, version, 60.0)
+    for n in range(SMALL):
+        assert engine.request("GET", "/images/busybox:latest/json")[0] == 200
+        assert engine.request("DELETE", f"/images/dockops-bench/missing-{n}")[0] == 404
+    engine._connection().close()
+    return 2 * SMALL
+
+
+def _small_new(path: str, version: str) -> int:
+    from dockops.engine.unix import UnixTransport
+
+    transport = UnixTransport(path, version, 60.0)
+    for n in range(SMALL):
+        assert transport.call("GET", "/images/busybox:latest/json").status == 200
+        assert transport.call("DELETE", f"/images/dockops-bench/missing-{n}").status == 404
+    transport.close()
+    return 2 * SMALL
+
+
+def _small_http_client(path: str, version: str) -> int:
+    from dockops.engine.unix import _http_connection
+
+    conn = _http_connection(path, 60.0)
+
+    def status(method: str, target: str) -> int:
+        conn.request(method, f"/v{version}{target}")
+        response = conn.getresponse()
+        response.read()
+        return response.status
+
+    for n in range(SMALL):
+        assert status("GET", "/images/busybox:latest/json") == 200
+        assert status("DELETE", f"/images/dockops-bench/missing-{n}") == 404
+    conn.close()
+    return 2 * SMALL
+
+
+Contender = Callable[[str, str], int]
+
+
+def _measure(contenders: dict[str, Contender], path: str, version: str) -> dict[str, Any]:
+    """Every contender RUNS times, in turn (every other round reversed); wall and CPU."""
+    walls: dict[str, list[float]] = {name: [] for name in contenders}
+    cpus: dict[str, list[float]] = {name: [] for name in contenders}
+    sizes: dict[str, int] = {}
+    for round_ in range(RUNS):
+        order = list(contenders.items())
+        for name, work in order if round_ % 2 == 0 else reversed(order):
+            cpu, wall = time.process_time(), time.perf_counter()
+            sizes[name] = work(path, version)
+            walls[name].append(time.perf_counter() - wall)
+            cpus[name].append(time.process_time() - cpu)
+    return {"walls": walls, "cpus": cpus, "sizes": sizes}
+
+
+def _lines(title: str, found: dict[str, Any], base: str) -> list[str]:
+    walls, cpus = found["walls"], found["cpus"]
+    base_wall = statistics.median(walls[base])
+    lines = [f"## {title} (median of {RUNS} runs; ratio to {base})"]
+    for name in walls:
+        wall, cpu = statistics.median(walls[name]), statistics.median(cpus[name])
+        paired = statistics.median(o / b for o, b in zip(walls[name], walls[base], strict=True))
+        lines.append(
+            f"  {name:<40} {wall * 1000:8.1f} ms  x{wall / base_wall:5.2f}"
+            f"  (paired x{paired:4.2f})  CPU {cpu * 1000:7.1f} ms"
+        )
+    return lines
+
+
+def _import_cost() -> float:
+    """Extra start-up of `import http.client` in a fresh interpreter (median of RUNS)."""
+
+    def once(code: str) -> float:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        return time.perf_counter() - start
+
+    bare = statistics.median(once("import socket, json") for _ in range(RUNS))
+    full = statistics.median(once("import socket, json, http.client") for _ in range(RUNS))
+    return full - bare
+
+
+def run() -> list[str]:
+    host = os.environ.get("DOCKER_HOST", "")
+    if not host.startswith("unix://"):
+        return ["## transport: skipped (DOCKER_HOST must name a unix socket; run `make bench`)"]
+    from bench.archive import ensure_random_image
+    from dockops.engine.unix import UnixTransport
+
+    path = host.removeprefix("unix://")
+    ensure_random_image(IMAGE, SIZE_MB)
+    version = UnixTransport.connect(path, 60.0).api_version
+    save = _measure(
+        {
+            "old: stream.py (HTTP/1.0, recv_into)": _save_old,
+            "unix.py: http.client HTTP/1.0, readinto": _save_new,
+            "http.client HTTP/1.1 (chunked), readinto": _save_http11,
+        },
+        path,
+        version,
+    )
+    sizes = set(save["sizes"].values())
+    assert len(sizes) == 1, f"the contenders read different sizes: {save['sizes']}"
+    small = _measure(
+        {
+            "old: EngineHTTP.request": _small_old,
+            "http.client, kept alive": _small_http_client,
+            "unix.py: UnixTransport.call": _small_new,
+        },
+        path,
+        version,
+    )
+    lines = _lines(
+        f"save stream of {sizes.pop() / 2**20:.0f} MiB to /dev/null",
+        save,
+        "old: stream.py (HTTP/1.0, recv_into)",
+    )
+    lines += _lines(
+        f"{2 * SMALL} small requests (inspect + 404 delete)", small, "old: EngineHTTP.request"
+    )
+    lines.append(f"  import http.client: +{_import_cost() * 1000:.0f} ms of start-up")
+    lines += _rule(
+        "save",
+        save,
+        "unix.py: http.client HTTP/1.0, readinto",
+        "old: stream.py (HTTP/1.0, recv_into)",
+    )
+    lines += _rule("small requests", small, "http.client, kept alive", "old: EngineHTTP.request")
+    return lines
+
+
+def _rule(what: str, found: dict[str, Any], library: str, hand_written: str) -> list[str]:
+    """The issue's rule on one path: the library unless it costs more than LIMIT."""
+    walls = found["walls"]
+    ratio = statistics.median(walls[library]) / statistics.median(walls[hand_written])
+    verdict = "hand-written" if ratio > LIMIT else "http.client"
+    return [f"  rule, {what}: http.client x{ratio:.2f} (limit x{LIMIT:.2f}): {verdict}"]
