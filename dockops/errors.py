@@ -80,11 +80,11 @@ class LockHeld(DockopsError):
 def root_cause(exc: BaseException) -> str:
     """The innermost OS-level reason of an exception chain (requests, urllib3, http.client,
     ssl), as one short line: what a user can act on, not a library's repr."""
-    from http.client import RemoteDisconnected
+    from http.client import IncompleteRead, RemoteDisconnected
 
     seen: set[int] = set()
     stack: list[object] = [exc]
-    hung_up = False
+    hung_up = cut = False
     while stack:
         item = stack.pop()
         if isinstance(item, (tuple, list)):
@@ -98,7 +98,11 @@ def root_cause(exc: BaseException) -> str:
         # An engine that goes away between two requests: no errno, only http.client's words
         # ("('Connection aborted.', RemoteDisconnected(...))" is no line for a user).
         hung_up = hung_up or isinstance(item, RemoteDisconnected)
+        # A framed body (chunked, or of a length) that ended early: the engine closed it.
+        cut = cut or isinstance(item, IncompleteRead)
         stack.extend([item.__cause__, item.__context__, *item.args])
     if hung_up:
         return "connection closed without an answer"
+    if cut:
+        return "connection closed"
     return " ".join(str(exc).split())

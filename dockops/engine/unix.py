@@ -55,16 +55,8 @@ class HungUp(BadAnswer):
     (the request was not read, so sending it again is safe), or an engine that went away."""
 
 
-def _reason(exc: BaseException) -> str:
-    import http.client
-
-    if isinstance(exc, http.client.IncompleteRead):
-        return "connection closed"  # before the end of a framed body: the engine cut it
-    return root_cause(exc)
-
-
 def _failure(exc: BaseException, kind: type[Lost] = Lost) -> Lost:
-    return kind(_reason(exc), timed_out=isinstance(exc, TimeoutError))
+    return kind(root_cause(exc), timed_out=isinstance(exc, TimeoutError))
 
 
 def _failures() -> tuple[type[BaseException], ...]:

@@ -15,7 +15,7 @@ from dockops.engine.errors import (
     unknown,
 )
 from dockops.engine.wire import Lost, StreamBroken
-from dockops.errors import EngineRefused, EngineUnreachable, ExitCode, InvalidInput
+from dockops.errors import EngineRefused, EngineUnreachable, ExitCode, InvalidInput, root_cause
 
 
 @pytest.mark.parametrize(
@@ -84,3 +84,15 @@ def test_lost_says_whether_the_engine_was_silent_or_gone() -> None:
     )
     silent = lost(StreamBroken("timed out", timed_out=True), address)
     assert silent.message == "the Docker engine at unix:///run/x.sock did not answer in time"
+
+
+def test_a_framed_body_cut_short_reads_connection_closed_over_either_transport() -> None:
+    import http.client
+
+    import urllib3
+
+    cut = http.client.IncompleteRead(b"x" * 10, 5)
+    assert root_cause(cut) == "connection closed"  # http.client (engine/unix.py)
+    # urllib3's words for the same, under docker-py: "('Connection broken: IncompleteRead(...
+    wrapped = urllib3.exceptions.ProtocolError(f"Connection broken: {cut!r}", cut)
+    assert root_cause(wrapped) == "connection closed"
