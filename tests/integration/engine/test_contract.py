@@ -201,9 +201,8 @@ def test_streams_and_uploads_carry_the_same_bytes(
         with engine.export("contract-export", "export") as body:
             exported = body.read_all()
         name = f"contract-{kind}/imported"
-        imported = engine.import_image(
-            iter([exported[:1000], memoryview(exported)[1000:]]), {"repo": name, "tag": "1"}, "i"
-        )
+        pieces: list[bytes | memoryview] = [exported[:1000], memoryview(exported)[1000:]]
+        imported = engine.import_image(iter(pieces), {"repo": name, "tag": "1"}, "i")
         assert json.loads(imported[-1])["status"].startswith("sha256:")
         assert engine.image(f"{name}:1")["RootFS"]["Type"] == "layers"
         engine.remove_image(f"{name}:1")

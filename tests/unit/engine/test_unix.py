@@ -317,3 +317,52 @@ def test_answers_is_a_ping_on_its_own_connection(sock: Path) -> None:
     assert UnixTransport(str(sock), "1.41", 5).answers() is True
     assert server.requests == ["GET /_ping HTTP/1.1"]
     server.close()
+
+
+def test_connect_picks_this_transport_for_a_local_socket_only(
+    sock: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dockops.engine import connect
+    from dockops.errors import EngineUnreachable
+
+    monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{sock}")
+    with pytest.raises(EngineUnreachable) as missing:
+        connect()
+    assert missing.value.message == (
+        f"cannot reach the Docker engine at unix://{sock}: no such file or directory"
+    )
+    server = Canned(sock, [_json(b'{"ApiVersion": "1.41"}')])
+    engine = connect(long_running=True)
+    assert isinstance(engine.transport, UnixTransport) and engine.api_version == "1.41"
+    assert engine.transport.timeout == 3600.0
+    server.close()
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    monkeypatch.setenv("DOCKER_HOST", f"tcp://127.0.0.1:{free.getsockname()[1]}")
+    with pytest.raises(EngineUnreachable, match=r"^cannot reach .* connection refused$"):
+        connect()  # docker-py's transport, which found nobody there
+    free.close()
+
+
+def test_a_short_command_on_a_local_socket_imports_neither_http_client_nor_docker_py(
+    sock: Path,
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    server = Canned(sock, [_json(b'{"ApiVersion": "1.41"}'), _json(b"[]")])
+    probe = (
+        "import sys\n"
+        "from dockops.engine import connect\n"
+        "connect().images()\n"
+        "heavy = {'docker', 'requests', 'urllib3', 'http'}\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
+    )
+    env = {**os.environ, "DOCKER_HOST": f"unix://{sock}"}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True
+    )
+    assert done.stdout.strip() == "[]"
+    server.close()
