@@ -9,19 +9,21 @@ body cannot tell a finished stream from a cut one (`ends_at_close`); the tar's o
 marker does. Any other stream (pull and push progress) stays HTTP/1.1 and is handed on as it
 arrives, since its reader waits for each line.
 
-Small requests (`call`) are the one hand-written part: `_Connection`, one kept-alive HTTP/1.1
-connection per thread. Measured with bench/transport.py on the disposable 20.10 engine
-(2 shared cores, median of 7 interleaved runs):
+Small requests (`call`, and the ping of `answers`) are the one hand-written part:
+`_Connection`, one kept-alive HTTP/1.1 connection per thread. The issue's rule: http.client
+everywhere unless it costs more than 5% on a path. Measured with bench/transport.py on the
+disposable 20.10 engine (2 cores shared with other work, so wall times swing by +-20% a run):
 
 - 600 small requests (300 image inspects + 300 deletes answered 404, prune-dangling's
-  pattern): http.client 346 ms, 164 ms of CPU; hand-written 186 ms, 37 ms of CPU (x1.86).
-  http.client parses each answer's headers with the email package and makes a new file
-  object per answer. `import http.client` also adds ~60 ms to a short command's start-up,
-  which `call` alone never pays.
-- save stream of 302 MiB to /dev/null: the hand-written engine/stream.py (HTTP/1.0,
-  recv_into) 2459 ms, 92 ms of CPU; http.client asking HTTP/1.0 with readinto 2510 ms
-  (x1.02, within the runs' spread), 72 ms of CPU; http.client on HTTP/1.1 (the engine's
-  ~32 KiB chunks) 2647 ms (x1.08), 188 ms of CPU. HTTP/1.0 still pays for tars.
+  pattern), median of 9 interleaved runs: hand-written 235 ms wall, 41 ms CPU; http.client
+  485 ms wall (x2.07; paired x2.18), 170 ms CPU. http.client parses every answer's headers
+  with the email package and makes a new file object per answer. Importing http.client also
+  costs a short command 60-85 ms of start-up, which `call` and `answers` never pay.
+- the save stream of a 302 MiB image to /dev/null, median of 20 interleaved runs: the
+  hand-written reader it replaced (HTTP/1.0, recv_into) 2819 ms wall, 47 ms CPU; http.client
+  asking HTTP/1.0, readinto 2941 ms (x1.04; paired x1.04), 54 ms CPU: within the rule, so
+  http.client. Asked HTTP/1.1, the engine's ~32 KiB chunks cost http.client 143-188 ms of
+  CPU (paired x1.17-1.56 wall): HTTP/1.0 still pays with readinto.
 """
 
 from __future__ import annotations
@@ -178,19 +180,23 @@ class UnixTransport:
                 conn.putheader("Content-Type", content_type)
                 conn.putheader("Transfer-Encoding", "chunked")
                 conn.endheaders()
-                assert conn.sock is not None
-                _send_chunked(conn.sock, pieces)
-            except (BrokenPipeError, ConnectionResetError) as exc:
-                # An engine that refuses the body stops reading it, answers and closes: its
-                # answer, when it wrote one before the close, is the better reason.
-                with contextlib.suppress(*_failures()):
-                    refusal = _answer(conn.getresponse())
-                    if refusal.status >= 400:
-                        return refusal
+            except _failures() as exc:
                 raise _failure(exc) from exc
-            return _answer(conn.getresponse())
-        except _failures() as exc:
-            raise _failure(exc) from exc
+            assert conn.sock is not None
+            failed = _send_chunked(conn.sock, pieces)  # what `pieces` raises passes as it is
+            try:
+                if failed is None:
+                    return _answer(conn.getresponse())
+                if isinstance(failed, (BrokenPipeError, ConnectionResetError)):
+                    # An engine that refuses the body stops reading it, answers and closes:
+                    # its answer, when it wrote one before the close, is the better reason.
+                    with contextlib.suppress(*_failures()):
+                        refusal = _answer(conn.getresponse())
+                        if refusal.status >= 400:
+                            return refusal
+            except _failures() as exc:
+                raise _failure(exc) from exc
+            raise _failure(failed) from failed
         finally:
             conn.close()
 
@@ -269,13 +275,21 @@ def _as_they_come(response: http.client.HTTPResponse) -> Iterator[bytes]:
         raise _failure(exc, StreamBroken) from exc
 
 
-def _send_chunked(sock: socket.socket, pieces: Iterable[bytes | memoryview]) -> None:
+def _send_chunked(sock: socket.socket, pieces: Iterable[bytes | memoryview]) -> OSError | None:
     """Send `pieces` as a chunked body, each chunk's size line, data and CRLF in one sendmsg:
-    no copy of the data to join them (http.client's encode_chunked copies every piece)."""
+    no copy of the data to join them (http.client's encode_chunked copies every piece).
+    Returns the socket's failure; a failure of `pieces` (the source) is raised as it is."""
     for piece in pieces:
         if len(piece):
-            _send_parts(sock, [b"%x\r\n" % len(piece), piece, b"\r\n"])
-    sock.sendall(b"0\r\n\r\n")
+            try:
+                _send_parts(sock, [b"%x\r\n" % len(piece), piece, b"\r\n"])
+            except OSError as exc:
+                return exc
+    try:
+        sock.sendall(b"0\r\n\r\n")
+    except OSError as exc:
+        return exc
+    return None
 
 
 def _send_parts(sock: socket.socket, parts: list[bytes | memoryview]) -> None:

@@ -311,6 +311,19 @@ def test_an_upload_cut_without_a_word_is_lost(sock: Path) -> None:
     server.close()
 
 
+def test_a_source_that_fails_mid_upload_raises_its_own_error_not_lost(sock: Path) -> None:
+    server = _one_connection(sock, lambda conn: _sleep(conn.recv(65536), 1))
+
+    def pieces() -> Iterator[bytes]:
+        yield b"x" * 1000
+        raise OSError(5, "Input/output error")
+
+    with pytest.raises(OSError, match="Input/output error") as caught:
+        UnixTransport(str(sock), "1.41", 10).upload("/images/load", {}, pieces(), "x")
+    assert not isinstance(caught.value, Lost)
+    server.close()
+
+
 def test_answers_is_a_ping_on_its_own_connection(sock: Path) -> None:
     assert UnixTransport(str(sock), "1.41", 5).answers() is False  # nobody serves the socket
     server = Canned(sock, [_json(b"OK"), _json(b"OK")])
