@@ -19,11 +19,12 @@ disposable 20.10 engine (2 cores shared with other work, so wall times swing by 
   485 ms wall (x2.07; paired x2.18), 170 ms CPU. http.client parses every answer's headers
   with the email package and makes a new file object per answer. Importing http.client also
   costs a short command 60-85 ms of start-up, which `call` and `answers` never pay.
-- the save stream of a 302 MiB image to /dev/null, median of 20 interleaved runs: the
-  hand-written reader it replaced (HTTP/1.0, recv_into) 2819 ms wall, 47 ms CPU; http.client
-  asking HTTP/1.0, readinto 2941 ms (x1.04; paired x1.04), 54 ms CPU: within the rule, so
-  http.client. Asked HTTP/1.1, the engine's ~32 KiB chunks cost http.client 143-188 ms of
-  CPU (paired x1.17-1.56 wall): HTTP/1.0 still pays with readinto.
+- the save stream of a 302 MiB image to /dev/null: the hand-written reader it replaced
+  (HTTP/1.0, recv_into) against http.client asking HTTP/1.0, readinto. 20 runs alternated:
+  2819 vs 2941 ms wall (paired x1.04), 47 vs 54 ms CPU; 12 runs in turned order: 3293 vs
+  2886 ms (paired x0.97), 50 vs 65 ms CPU. Within the rule, so http.client. Asked HTTP/1.1,
+  the engine's ~32 KiB chunks cost http.client 143-188 ms of CPU (paired x1.11-1.18 wall):
+  HTTP/1.0 still pays with readinto.
 """
 
 from __future__ import annotations
@@ -113,6 +114,8 @@ class UnixTransport:
 
     def _target(self, path: str, params: Params | None) -> str:
         prefix = f"/v{self.api_version}" if self.api_version else ""
+        if not params:
+            return prefix + path
         # As requests sends them: a list repeats its key, None leaves the key out.
         kept = {key: value for key, value in (params or {}).items() if value is not None}
         query = urlencode(kept, doseq=True)
@@ -334,11 +337,11 @@ class _Connection:
                 the answer began, BadAnswer when it then closed it or spoke no HTTP.
         """
         sock = self._open()
-        lines = [f"{method} {target} HTTP/1.1", "Host: docker"]
-        lines += [f"{name}: {value}" for name, value in headers.items()]
-        lines.append(f"Content-Length: {len(body or b'')}")
+        fields = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        head = f"{method} {target} HTTP/1.1\r\nHost: docker\r\n{fields}"
+        body = body or b""
         try:
-            sock.sendall("\r\n".join(lines).encode() + b"\r\n\r\n" + (body or b""))
+            sock.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
         except (BrokenPipeError, ConnectionResetError) as exc:
             raise HungUp(f"connection closed before the request was read ({exc.strerror})") from exc
         assert self._file is not None
