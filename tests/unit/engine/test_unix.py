@@ -93,6 +93,7 @@ def test_bodies_by_length_chunked_and_close_on_one_kept_alive_connection(sock: P
     ]
     assert "Content-Type: application/json" in server.heads[3] and "X-A: b" in server.heads[3]
     assert server.connections == 1
+    transport.close()
     server.close()
 
 
@@ -102,6 +103,7 @@ def test_the_version_is_the_engines_own(sock: Path) -> None:
     assert transport.api_version == "1.41" and transport.address == f"unix://{sock}"
     transport.call("GET", "/images/json")
     assert server.requests == ["GET /version HTTP/1.1", "GET /v1.41/images/json HTTP/1.1"]
+    transport.close()
     server.close()
 
 
@@ -124,6 +126,7 @@ def test_a_stale_kept_alive_connection_is_reopened_once(sock: Path) -> None:
     assert transport.call("GET", "/images/x/json").body == b'{"Id": "x"}'
     assert server.requests[-2:] == ["GET /v1.41/images/x/json HTTP/1.1"] * 2
     assert server.connections == 2
+    transport.close()
     server.close()
 
 
@@ -349,6 +352,7 @@ def test_connect_picks_this_transport_for_a_local_socket_only(
     engine = connect(long_running=True)
     assert isinstance(engine.transport, UnixTransport) and engine.api_version == "1.41"
     assert engine.transport.timeout == 3600.0
+    engine.close()
     server.close()
     free = socket.socket()
     free.bind(("127.0.0.1", 0))
