@@ -27,6 +27,7 @@ SUITES = {
     "registry-ls": ("bench.registry_api", "run"),
     "direct": ("bench.direct", "run"),
     "delta": ("bench.delta", "run"),
+    "transport": ("bench.transport", "run"),
 }
 # Modules of this package that are helpers, not suites.
 _NOT_SUITES = {"__main__", "results", "timing", "minimal_typer"}

@@ -82,10 +82,11 @@ def root_cause(exc: BaseException) -> str:
     line of at most 200 characters: what a user can act on, not a library's repr.
 
     In this order: OpenSSL's verify reason ("certificate verify failed: self-signed
-    certificate"), an OS error's own words ("connection refused"), a peer that hung up, else
+    certificate"), an OS error's own words ("connection refused"), a peer that hung up, a
+    body cut short ("connection closed"), else
     the words of the innermost exception ("timed out").
     """
-    from http.client import RemoteDisconnected
+    from http.client import IncompleteRead, RemoteDisconnected
 
     chain = _chain(exc)
     for item in chain:
@@ -99,6 +100,9 @@ def root_cause(exc: BaseException) -> str:
     # ("('Connection aborted.', RemoteDisconnected(...))" is no line for a user).
     if any(isinstance(item, RemoteDisconnected) for item in chain):
         return "connection closed without an answer"
+    # A framed body (chunked, or of a length) that ended early: the engine closed it.
+    if any(isinstance(item, IncompleteRead) for item in chain):
+        return "connection closed"
     inner = exc
     while inner.__context__ is not None and inner.__context__ is not inner:
         inner = inner.__context__

@@ -7,7 +7,7 @@ get an Engine (engine/api.py) and never learn which.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from dockops.engine.api import Engine
@@ -27,21 +27,29 @@ def connect(*, long_running: bool = False) -> Engine:
     from dockops.engine.address import (
         docker_py_params,
         engine_address,
+        local_socket,
         request_timeout,
         stall_timeout,
     )
     from dockops.engine.api import Engine
-    from dockops.engine.dockerpy import DockerPyTransport
-    from dockops.engine.wire import Lost
+    from dockops.engine.wire import Lost, Transport
     from dockops.errors import EngineUnreachable
 
     timeout = request_timeout(long_running)
     if long_running:
         stall_timeout()  # a bad value is bad input, said before the engine is asked
     address = engine_address()
-    transport: Any
+    path = local_socket()
+    transport: Transport
     try:
-        transport = DockerPyTransport.connect(address, docker_py_params(), timeout)
+        if path is not None:
+            from dockops.engine.unix import UnixTransport
+
+            transport = UnixTransport.connect(path, timeout)
+        else:
+            from dockops.engine.dockerpy import DockerPyTransport
+
+            transport = DockerPyTransport.connect(address, docker_py_params(), timeout)
     except Lost as exc:
         raise EngineUnreachable(
             f"cannot reach the Docker engine at {address}: {exc.reason}"
