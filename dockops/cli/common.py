@@ -10,10 +10,7 @@ import typer
 from dockops.reference import validate_image
 
 if TYPE_CHECKING:
-    import docker
-
     from dockops.engine.api import Engine
-    from dockops.engine.http import ImageEngine
     from dockops.progress import ProgressCallback
 
 T = TypeVar("T")
@@ -107,24 +104,6 @@ def long_running(work: Callable[["Engine", "ProgressCallback"], T], *, progress:
     from dockops.engine import connect
 
     return _long_running(connect(long_running=True), work, progress)
-
-
-def streamed(
-    work: Callable[["docker.DockerClient", "ProgressCallback"], T], *, progress: bool
-) -> T:
-    """Run one long engine operation (pull, push, save, load, export, import): a client with the
-    long read timeout, progress on stderr when `progress`, and SIGTERM handled like Ctrl-C."""
-    from dockops.engine.address import get_client
-
-    return _long_running(get_client(long_running=True), work, progress)
-
-
-def streamed_lean(work: Callable[["ImageEngine", "ProgressCallback"], T], *, progress: bool) -> T:
-    """streamed(), over an ImageEngine: no docker-py at all when the engine is a local socket
-    (importing it is ~0.12 s of a save's start-up)."""
-    from dockops.engine.http import open_engine
-
-    return _long_running(open_engine(long_running=True), work, progress)
 
 
 def _long_running(engine: Any, work: Callable[[Any, "ProgressCallback"], T], progress: bool) -> T:

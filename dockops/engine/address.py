@@ -1,8 +1,8 @@
-"""The one place that builds a docker-py client, and turns docker-py errors into ours.
+"""Where the engine is, and how long to wait for it.
 
 The engine is chosen as the docker CLI chooses it: DOCKER_HOST (with DOCKER_TLS_VERIFY and
 DOCKER_CERT_PATH), else the current docker context (DOCKER_CONTEXT, else currentContext in the
-docker config), else the local socket. The API version is negotiated with the daemon.
+docker config), else the local socket.
 
 A context is read here, where the docker CLI keeps it ($DOCKER_CONFIG or ~/.docker, then
 contexts/meta/<sha256 of the name>/meta.json), not by docker-py: docker-py treats a context it
@@ -13,29 +13,25 @@ land on the local one: a named context that is missing or unreadable is an error
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from dockops.errors import (
-    DockopsError,
-    EngineRefused,
     EngineUnreachable,
     InvalidInput,
     root_cause,
 )
 
 if TYPE_CHECKING:
-    import docker
+    pass
 
 # docker-py's own default (60 s) applies to every socket read; a save or load of a large image
 # waits longer than that between chunks while the daemon works, so long operations get more.
 DEFAULT_TIMEOUT = 60.0
 LONG_TIMEOUT = 3600.0
-# A pull or push stream that says nothing for this long is stalled (see core/transfer.py). The
+# A pull or push stream that says nothing for this long is stalled (engine/daemon_lines.py). The
 # daemon reports progress at least every 100 ms while bytes move, so two minutes of silence is
 # a registry that accepted a request and never answered, which the daemon would wait on forever.
 DEFAULT_STALL_TIMEOUT = 120.0
@@ -185,81 +181,3 @@ def stall_timeout() -> float:
             f"{STALL_TIMEOUT_ENV}={text!r} is not a positive number of seconds"
         ) from None
     return seconds
-
-
-def engine_answers(client: docker.DockerClient, timeout: float = 5.0) -> bool:
-    """True when the engine answers /_ping within `timeout`: tells a stream the engine cut or
-    left silent (engine gone, exit 3) from one the engine ended on purpose."""
-    api = client.api
-    try:
-        response = api._get(api._url("/_ping"), timeout=timeout)
-    except Exception:  # any failure to get an answer means: not answering
-        return False
-    with contextlib.closing(response):
-        return bool(response.ok)
-
-
-def get_client(*, long_running: bool = False) -> docker.DockerClient:
-    """Build a client for the current engine and check that it answers.
-
-    Args:
-        long_running: use the long read timeout, for streams (save, load, push, pull).
-
-    Raises:
-        EngineUnreachable: nothing answers at the engine address (the message names it).
-        InvalidInput: DOCKOPS_TIMEOUT is not a number; the current context does not exist or
-            cannot be read.
-    """
-    import docker
-
-    timeout = request_timeout(long_running)
-    if long_running:
-        stall_timeout()  # a bad value is bad input, said before the engine is asked
-    params: dict[str, Any] = {}
-    if not os.environ.get("DOCKER_HOST"):
-        params = context_params()  # never docker-py's own reading: see the module docstring
-    try:
-        params = {**params, **docker.utils.kwargs_from_env()}
-        # version="auto" makes docker-py ask the daemon (GET /version) before anything else,
-        # which doubles as the reachability check.
-        return docker.DockerClient(version="auto", timeout=int(timeout), **params)
-    except docker.errors.DockerException as exc:
-        raise EngineUnreachable(
-            f"cannot reach the Docker engine at {engine_address()}: {root_cause(exc)}"
-        ) from exc
-
-
-@contextlib.contextmanager
-def engine_errors(what: str | None = None) -> Iterator[None]:
-    """Translate docker-py and requests errors raised in the block into DockopsErrors.
-
-    Args:
-        what: a short description of the operation, prefixed to refusals ("remove busybox").
-    """
-    import docker
-    import requests
-    import urllib3
-
-    prefix = f"{what}: " if what else ""
-    try:
-        yield
-    except DockopsError:
-        raise
-    except requests.exceptions.Timeout as exc:
-        raise EngineUnreachable(
-            f"{prefix}the Docker engine at {engine_address()} did not answer in time"
-        ) from exc
-    except (
-        requests.exceptions.ConnectionError,
-        requests.exceptions.ChunkedEncodingError,
-        urllib3.exceptions.HTTPError,
-    ) as exc:
-        # The last two: a stream (save, export, pull) cut off mid-body.
-        raise EngineUnreachable(
-            f"{prefix}lost the Docker engine at {engine_address()}: {root_cause(exc)}"
-        ) from exc
-    except docker.errors.APIError as exc:
-        text = exc.explanation or str(exc)
-        raise EngineRefused(f"{prefix}{' '.join(str(text).split())}") from exc
-    except docker.errors.DockerException as exc:
-        raise EngineRefused(f"{prefix}{' '.join(str(exc).split())}") from exc

@@ -18,7 +18,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from dockops.engine.http import UnixConnection
+from dockops.engine.unix import UnixTransport
+from dockops.engine.wire import Lost
 
 from . import host
 
@@ -411,11 +412,15 @@ def _kill_containers(socket_path: Path) -> None:
 
 
 def _request(socket_path: Path, method: str, url: str, timeout: float = 10) -> tuple[int, bytes]:
-    conn = UnixConnection(str(socket_path), timeout)
+    """One unversioned request; a failed connection as OSError, as the callers expect."""
+    transport = UnixTransport(str(socket_path), "", timeout)
     try:
-        return conn.request(method, url)
+        answer = transport.call(method, url)
+    except Lost as exc:
+        raise OSError(exc.reason) from exc
     finally:
-        conn.close()
+        transport.close()
+    return answer.status, answer.body
 
 
 def _log_tail(log: Path, lines: int = 5) -> str:

@@ -10,15 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
-from dockops.engine.address import (
-    context_params,
-    engine_address,
-    engine_errors,
-    get_client,
-)
-from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput
+from dockops.engine import connect
+from dockops.engine.address import context_params, engine_address
+from dockops.errors import EngineUnreachable, InvalidInput
 from tests.conftest import Cli
 
 
@@ -57,7 +52,7 @@ def test_current_context_from_docker_config(docker_config: Path, tmp_path: Path)
     assert engine_address() == sock
     # The client really goes there (nothing listens: the error names that socket).
     with pytest.raises(EngineUnreachable, match=f"at {sock}: no such file or directory"):
-        get_client()
+        connect()
 
 
 def test_docker_context_env_beats_config(
@@ -102,7 +97,7 @@ def test_a_context_that_does_not_exist_is_bad_input(
     with pytest.raises(InvalidInput, match=re.escape(message)):
         engine_address()
     with pytest.raises(InvalidInput, match=re.escape(message)):
-        get_client()
+        connect()
     assert dialed == []
 
 
@@ -111,7 +106,7 @@ def test_a_current_context_that_does_not_exist_names_the_config(
 ) -> None:
     (docker_config / "config.json").write_text(json.dumps({"currentContext": "gone"}))
     with pytest.raises(InvalidInput) as info:
-        get_client()
+        connect()
     assert info.value.message == (
         f'context "gone" does not exist (set by currentContext in {docker_config}/config.json)'
     )
@@ -136,7 +131,7 @@ def test_a_context_that_cannot_be_read_is_bad_input(
     meta_file.write_text(meta)
     monkeypatch.setenv("DOCKER_CONTEXT", "lab")
     with pytest.raises(InvalidInput) as info:
-        get_client()
+        connect()
     assert info.value.message == f'context "lab" cannot be read: {meta_file}: {reason}'
     assert dialed == []
 
@@ -151,7 +146,7 @@ def test_a_context_is_found_where_the_docker_cli_keeps_it(
     monkeypatch.setenv("DOCKER_CONTEXT", "lab")
     assert engine_address() == sock
     with pytest.raises(EngineUnreachable, match=f"at {sock}: "):
-        get_client()
+        connect()
     assert dialed == [f"{tmp_path}/lab.sock"]
 
 
@@ -173,18 +168,4 @@ def test_a_context_brings_its_tls_files(
 def test_bad_timeout_is_bad_input(docker_config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKOPS_TIMEOUT", "soon")
     with pytest.raises(InvalidInput):
-        get_client()
-
-
-def test_engine_errors_translation(docker_config: Path) -> None:
-    import docker
-
-    response = requests.Response()
-    response.status_code = 409
-    refusal = r"^remove x: conflict: image is in use$"
-    with pytest.raises(EngineRefused, match=refusal), engine_errors("remove x"):
-        raise docker.errors.APIError("409", response, explanation="conflict: image is\nin use")
-    with pytest.raises(EngineUnreachable, match="did not answer in time"), engine_errors():
-        raise requests.exceptions.ReadTimeout("slow")
-    with pytest.raises(EngineUnreachable, match="lost the Docker engine"), engine_errors():
-        raise requests.exceptions.ConnectionError(OSError(104, "Connection reset by peer"))
+        connect()
