@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-stamp
 HARNESS := $(BIN)/python -m tests.harness
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-unit lint format bench engine-up engine-down clean
+.PHONY: help install demo test test-unit lint format docs bench engine-up engine-down clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -37,14 +37,18 @@ test: $(STAMP) ## every test: unit, then integration on a disposable engine
 test-unit: $(STAMP) ## unit tests only (no engine)
 	$(BIN)/pytest tests/unit
 
-lint: $(STAMP) ## ruff check, ruff format --check, mypy on the typed core
+lint: $(STAMP) ## ruff check, ruff format --check, mypy (strict, whole package), lint-imports (the layers)
 	$(BIN)/ruff check dockops tests bench
 	$(BIN)/ruff format --check dockops tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(STAMP) ## apply ruff's fixes and format
 	$(BIN)/ruff check --fix dockops tests bench
 	$(BIN)/ruff format dockops tests bench
+
+docs: $(STAMP) ## regenerate docs/cli.md from the CLI itself (a unit test fails when it is stale)
+	$(BIN)/python -m dockops.cli.docs docs/cli.md
 
 bench: $(STAMP) ## side-by-side benchmarks (dockops vs docker CLI vs raw Engine API); SUITES="registry …" picks some
 	@test -x /usr/bin/time || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null

@@ -1,6 +1,7 @@
 """The DockopsError hierarchy: every failure a user can meet, each with its exit code.
 
-The codes are a contract (the README's exit-code table); cron jobs and make targets branch on them.
+The codes are a contract (the exit-code tables of the README and docs/cli.md); cron jobs and make
+targets branch on them.
 """
 
 from __future__ import annotations

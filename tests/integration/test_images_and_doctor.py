@@ -67,7 +67,7 @@ def test_forced_untag_of_an_image_in_use_leaves_it_dangling(
         detach=True,
     )
     assert json.loads(cli("images", "--dangling", "--json").out) == []
-    # What the seed calls a dangling image: rmi -f of a tag whose image a container still runs.
+    # The usual way to a dangling image: rmi -f of a tag whose image a container still runs.
     answer = docker_env.api.remove_image("dockops-test/dangle:v1", force=True)
     assert answer == [{"Untagged": "dockops-test/dangle:v1"}]
     dangling = json.loads(cli("images", "--dangling", "--json").out)

@@ -1,7 +1,7 @@
 """Where the daemon (and dockops) look for a registry's CA: `<certs.d>/HOST:PORT/ca.crt`.
 
-The daemon reads certs.d at each connection, so installing a CA there needs no restart (the
-seed's update-ca-certificates + daemon restart is the heavy way). dockops's own HTTPS requests
+The daemon reads certs.d at each connection, so installing a CA there needs no restart
+(update-ca-certificates and a daemon restart is the heavy way). dockops's own HTTPS requests
 trust the same file, so both sides agree on what is trusted.
 """
 
