@@ -26,7 +26,7 @@ JSON_RESULTS: dict[str, tuple[tuple[str, str], ...]] = {
     "images": (("", "images.listing.list_images"),),
     "search": (
         ("", "images.search.search_images"),
-        ("with --registry", "registry.browse.search"),
+        ("with --registry", "registry.browse.search_catalog"),
     ),
     "pull": (("", "images.transfer.pull_image"),),
     "commit": (("", "images.commit.commit_container"),),
