@@ -25,10 +25,9 @@ SUBJECT = "nginx:latest"  # built by the harness: several layers, a history of i
 
 def startup() -> list[str]:
     baseline = time_command("python3 -c pass", [sys.executable, "-c", "pass"], RUNS)
-    version = time_command("dockops --version", [str(BIN / "dockops"), "--version"], RUNS)
     timings = [
         baseline,
-        version,
+        time_command("dockops --version", [str(BIN / "dockops"), "--version"], RUNS),
         time_command("dockops images --help", [str(BIN / "dockops"), "images", "--help"], RUNS),
         time_command(
             "minimal Typer app --version",
@@ -41,11 +40,16 @@ def startup() -> list[str]:
     docker_cli = shutil.which("docker")
     if docker_cli:
         timings.append(time_command("docker --version (CLI)", [docker_cli, "--version"], RUNS))
-    ratio = version.median_s / baseline.median_s
+    # The goal is judged on runs taken in alternation: this machine's load moves both alike.
+    pair = time_pair(
+        ("dockops --version", [str(BIN / "dockops"), "--version"]),
+        ("python3 -c pass", [sys.executable, "-c", "pass"]),
+        RUNS,
+    )
     return [
         *report("start-up", timings, baseline),
-        f"  goal dockops --version vs python3 -c pass: x{ratio:.2f} <= {GOAL_VERSION:.2f}: "
-        f"{'met' if ratio <= GOAL_VERSION else 'MISSED'}",
+        f"  goal dockops --version vs python3 -c pass: median paired ratio x{pair.ratio:.2f} "
+        f"<= {GOAL_VERSION:.2f}: {'met' if pair.ratio <= GOAL_VERSION else 'MISSED'}",
     ]
 
 
