@@ -101,7 +101,7 @@ def _measure(image: str, title: str, size_mb: float) -> list[str]:
         paired = [a / b for a, b in zip(ours, walls[theirs], strict=True)]
         ratio = statistics.median(paired)
         lines.append(
-            f"  goal direct vs {theirs}: median paired ratio x{ratio:.2f} <= {goal}"
+            f"  goal direct vs {theirs.rstrip(':')}: median paired ratio x{ratio:.3f} <= {goal}"
             f" (per round {', '.join(f'x{r:.2f}' for r in paired)}): "
             f"{'met' if ratio <= goal else 'MISSED'}"
         )
