@@ -1,6 +1,7 @@
 """save / load side by side on a >= 500 MB image: dockops vs the docker CLI vs the raw Engine
-API stream (curl on the socket). Wall time (median, runs interleaved in alternating order so
-drift hits all alike) and peak RSS of each client process, plus gzip throughput."""
+API stream (curl on the socket; and curl then `sync FILE`, durable as `docker save -o` makes
+its file). Wall time (median, runs interleaved in alternating order so drift hits all alike)
+and peak RSS of each client process, plus gzip throughput."""
 
 from __future__ import annotations
 
@@ -25,8 +26,12 @@ RUNS += RUNS % 2
 IMAGE = "dockops-bench/big:latest"
 SIZE_MB = int(os.environ.get("BENCH_ARCHIVE_MB", "600"))
 LABEL = "dockops.bench.random-mb"
-GOAL_RATIO = 1.10
-GOAL_RSS_MIB = 80
+# The issue's figures: save within x1.05 of the raw stream made durable as `docker save -o`
+# makes its own (curl, then sync FILE) and no slower than `docker save -o`; load within x1.05
+# of `docker load -i`; peak RSS of dockops and of docker load within 50 MiB.
+GOAL_RATIO = 1.05
+GOAL_VS_DOCKER_SAVE = 1.0
+GOAL_RSS_MIB = 50
 
 
 @dataclass
@@ -144,20 +149,24 @@ def _lines(title: str, samples: list[Sample], mb: float) -> list[str]:
     return lines
 
 
-def _verdict(sample: Sample, raw: Sample, what: str) -> list[str]:
+def _verdict(sample: Sample, raw: Sample, what: str, goal: float) -> list[str]:
     """The goal, judged on the median of per-round ratios: a round's runs follow each other,
     so they share the machine's load of the moment and the engine's state, which move the
     ~4 s the engine spends before its first byte (the same work for every client) by more
     than the difference measured; the ratio of the medians is shown beside it."""
     paired = [ours / theirs for ours, theirs in zip(sample.walls, raw.walls, strict=True)]
     ratio = statistics.median(paired)
-    ok = ratio <= GOAL_RATIO and sample.rss_mib <= GOAL_RSS_MIB
     return [
         f"  {what}, per round: {', '.join(f'x{r:.2f}' for r in paired)}",
-        f"  goal {what}: median paired ratio x{ratio:.2f} <= {GOAL_RATIO:.2f} (ratio of "
-        f"medians x{sample.wall / raw.wall:.2f}), {sample.rss_mib:.1f} <= {GOAL_RSS_MIB} MiB: "
-        f"{'met' if ok else 'MISSED'}",
+        f"  goal {what}: median paired ratio x{ratio:.2f} <= {goal:.2f} (ratio of "
+        f"medians x{sample.wall / raw.wall:.2f}): {'met' if ratio <= goal else 'MISSED'}",
     ]
+
+
+def _rss_verdict(samples: Sequence[Sample]) -> str:
+    peaks = ", ".join(f"{s.label} {s.rss_mib:.1f}" for s in samples)
+    ok = all(s.rss_mib <= GOAL_RSS_MIB for s in samples)
+    return f"  goal peak RSS <= {GOAL_RSS_MIB} MiB ({peaks}): {'met' if ok else 'MISSED'}"
 
 
 def run() -> list[str]:
@@ -173,6 +182,7 @@ def run() -> list[str]:
         out = Path(d)
         outputs = {
             "raw API: curl /images/get": out / "raw.tar",
+            "raw API: curl, then sync FILE": out / "synced.tar",
             "docker save -o": out / "docker.tar",
             "dockops save -o": out / "dockops.tar",
             "dockops save -o .tar.gz": out / "dockops.tar.gz",
@@ -182,10 +192,17 @@ def run() -> list[str]:
             # Each writes a new file: freeing the last run's 600 MB is nobody's time.
             outputs[label].unlink(missing_ok=True)
 
+        # `docker save -o` and dockops make their file durable before they say done; the raw
+        # stream is held to the same by `sync FILE` (coreutils: fsync of that one file).
+        synced = str(out / "synced.tar")
         save = _measure(
             {
                 "raw API: curl /images/get": [
                     "curl", "-sf", "--unix-socket", socket_path, "-o", str(out / "raw.tar"), url,
+                ],
+                "raw API: curl, then sync FILE": [
+                    "sh", "-c", '"$0" -sf --unix-socket "$1" -o "$2" "$3" && sync "$2"',
+                    "curl", socket_path, synced, url,
                 ],
                 "docker save -o": [docker_cli, "save", "-o", str(out / "docker.tar"), IMAGE],
                 "dockops save -o": [dockops, "save", IMAGE, "-o", str(out / "dockops.tar")],
@@ -197,11 +214,15 @@ def run() -> list[str]:
         )  # fmt: skip
         tar_mb = (out / "dockops.tar").stat().st_size / 1e6
         gz_mb = (out / "dockops.tar.gz").stat().st_size / 1e6
+        curl_sync, docker_save, dockops_save, gzip_save = save[1:]
         lines = _lines("save", save, tar_mb)
-        lines += _verdict(save[2], save[0], "dockops save vs raw")
-        lines.append(f"  dockops save vs docker save -o: x{save[2].wall / save[1].wall:.2f}")
+        lines += _verdict(dockops_save, curl_sync, "dockops save vs curl + sync", GOAL_RATIO)
+        lines += _verdict(
+            dockops_save, docker_save, "dockops save vs docker save -o", GOAL_VS_DOCKER_SAVE
+        )
+        lines.append(_rss_verdict([dockops_save]))
         lines.append(
-            f"  gzip save: {tar_mb / save[3].wall:.0f} MB/s of tar in, {gz_mb:.0f} MB written "
+            f"  gzip save: {tar_mb / gzip_save.wall:.0f} MB/s of tar in, {gz_mb:.0f} MB written "
             "(random data does not shrink; isal level 1, threaded)"
         )
         tar = str(out / "dockops.tar")
@@ -221,7 +242,8 @@ def run() -> list[str]:
             before=_remove_image,
         )  # fmt: skip
         lines += _lines("load (image removed before each run)", load, tar_mb)
-        lines += _verdict(load[2], load[0], "dockops load vs raw")
-        lines.append(f"  dockops load vs docker load -i: x{load[2].wall / load[1].wall:.2f}")
+        lines += _verdict(load[2], load[1], "dockops load vs docker load -i", GOAL_RATIO)
+        lines.append(f"  dockops load vs raw: x{load[2].wall / load[0].wall:.2f}")
+        lines.append(_rss_verdict([load[2], load[1]]))
         lines.append(f"  gzip load: {tar_mb / load[3].wall:.0f} MB/s of tar out")
     return lines

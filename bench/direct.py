@@ -20,7 +20,9 @@ RUNS = int(os.environ.get("BENCH_DIRECT_RUNS", "3"))
 SIZE_MB = int(os.environ.get("BENCH_DIRECT_MB", "300"))
 RANDOM_IMAGE = "dockops-bench/direct-random:latest"
 FILES_IMAGE = "dockops-bench/direct-files:latest"
-GOAL_VS_DOCKER = 0.55
+# The issue's figures, on the random layer (nothing to gain from compression there).
+GOAL_VS_DOCKER = 0.5
+GOAL_VS_SKOPEO = 0.9
 
 
 def ensure_files_image() -> int:
@@ -92,13 +94,17 @@ def _measure(image: str, title: str, size_mb: float) -> list[str]:
             f"{max(rss[label]) / 1024:6.1f} MiB   runs: "
             + ", ".join(f"{w:.2f}" for w in walls[label])
         )
-    direct = statistics.median(walls["dockops push-private --via direct"])
-    skopeo = statistics.median(walls["skopeo copy docker-daemon:"])
-    met = direct / base <= GOAL_VS_DOCKER and direct < skopeo
-    lines.append(
-        f"  goal: x{direct / base:.2f} <= {GOAL_VS_DOCKER} of docker push and faster than "
-        f"skopeo (x{direct / skopeo:.2f}): {'met' if met else 'MISSED'}"
-    )
+    ours = walls["dockops push-private --via direct"]
+    for theirs, goal in (("docker tag && docker push", GOAL_VS_DOCKER),
+                         ("skopeo copy docker-daemon:", GOAL_VS_SKOPEO)):  # fmt: skip
+        # A round's runs follow each other, so they share the machine's load of the moment.
+        paired = [a / b for a, b in zip(ours, walls[theirs], strict=True)]
+        ratio = statistics.median(paired)
+        lines.append(
+            f"  goal direct vs {theirs.rstrip(':')}: median paired ratio x{ratio:.3f} <= {goal}"
+            f" (per round {', '.join(f'x{r:.2f}' for r in paired)}): "
+            f"{'met' if ratio <= goal else 'MISSED'}"
+        )
     return lines
 
 

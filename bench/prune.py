@@ -1,6 +1,6 @@
 """prune-dangling vs `docker image prune -f`: N dangling images, each with its own 1 MiB layer,
 loaded afresh (and synced to disk) before every timed run; whole-process wall time, runs
-interleaved."""
+interleaved (the order swapped every round), judged on the median of the paired ratios."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from pathlib import Path
 from tests.support.imagefactory import FakeImage, ago, write_save_tar
 
 IMAGES = int(os.environ.get("BENCH_PRUNE_IMAGES", "300"))
-RUNS = int(os.environ.get("BENCH_PRUNE_RUNS", "5"))
+# The issue asks for the median of at least 5 paired runs.
+RUNS = max(5, int(os.environ.get("BENCH_PRUNE_RUNS", "5")))
 GOAL_RATIO = 1.25
 
 
@@ -55,8 +56,10 @@ def run() -> list[str]:
                 ],
             )
         subprocess.run([docker_cli, "image", "prune", "-f"], check=True, capture_output=True)
-        for _ in range(RUNS):
-            for name, argv in contenders.items():
+        for round_ in range(RUNS):
+            # ABBA: neither always runs on the engine the other has just worked.
+            order = list(contenders.items())
+            for name, argv in order if round_ % 2 == 0 else reversed(order):
                 with tar.open("rb") as source:
                     for _line in client.api.load_image(source):
                         pass

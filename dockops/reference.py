@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import ipaddress
 import re
 from dataclasses import dataclass
 
@@ -122,6 +121,8 @@ def _address_problem(address: str) -> str | None:
         return "expected HOST or HOST:PORT"
     # The reference grammar stops at brackets of hex and colons, and at digits for a port.
     if match["ipv6"] is not None:
+        import ipaddress  # here, not for every command: only a bracketed address needs it
+
         try:
             ipaddress.IPv6Address(match["ipv6"])
         except ValueError:

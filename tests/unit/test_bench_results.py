@@ -137,3 +137,21 @@ def test_a_suite_module_no_one_listed_is_found_and_run(
     listed = list(bench_main.SUITES)
     assert list(found)[: len(listed)] == listed  # the listed ones stay first, in their order
     assert list(found)[len(listed) :] == ["new-suite"]
+
+
+def test_paired_timings_become_two_rows_and_a_verdict() -> None:
+    from bench.timing import Pair, Timing, pair_lines, time_pair
+
+    pair = time_pair(("ours", ["true"]), ("theirs", ["true"]), runs=3, warmup=0)
+    assert len(pair.ratios) == 3 and (pair.ours.label, pair.theirs.label) == ("ours", "theirs")
+    pair = Pair(
+        Timing("dockops images", 0.09, 3), Timing("docker images", 0.03, 3), (2.0, 3.5, 3.0)
+    )
+    [section] = results.parse("images", ["## images", *pair_lines(pair, goal=3.0)])
+    assert [(r.label, r.time, r.ratio) for r in section.rows] == [
+        ("docker images", "30.0 ms", "x1.00"),
+        ("dockops images", "90.0 ms", "x3.00"),
+    ]
+    assert section.notes == [
+        "goal dockops images vs docker images: median paired ratio x3.00 <= 3.00: met"
+    ]

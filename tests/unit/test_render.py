@@ -6,6 +6,8 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dockops import render
 from dockops.core.doctor import Check, DoctorReport
@@ -138,3 +140,30 @@ def test_tables_and_summaries_print_no_terminal_control(capsys: pytest.CaptureFi
 )
 def test_printable(text: str, shown: str) -> None:
     assert printable(text) == shown
+
+
+# Cells as emit() makes them: any text, then printable().
+_CELL = st.text(max_size=12).map(printable)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(min_value=1, max_value=5).flatmap(
+        lambda width: st.tuples(
+            st.lists(
+                st.text(alphabet="ABCDEFGHIJ KLMNOP", min_size=1, max_size=10),
+                min_size=width,
+                max_size=width,
+            ),
+            st.lists(st.lists(_CELL, min_size=width, max_size=width), max_size=6),
+        )
+    )
+)
+def test_plain_table_prints_what_tabulate_plain_printed(
+    table: tuple[list[str], list[list[str]]],
+) -> None:
+    tabulate = pytest.importorskip("tabulate").tabulate
+    headers, rows = table
+    headers = [h.strip() or "H" for h in headers]
+    expected = tabulate(rows, headers=headers, tablefmt="plain", disable_numparse=True)
+    assert render.plain_table(headers, rows) == expected
