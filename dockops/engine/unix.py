@@ -1,6 +1,6 @@
 """The transport for an engine on this machine's unix socket.
 
-Streams, uploads and pings go through the standard library's http.client, on a connection
+Streams and uploads go through the standard library's http.client, on a connection
 that opens an AF_UNIX socket (as docker-py's own unixconn does on urllib3). Each gets a
 connection of its own. A tar download (save, export) asks for HTTP/1.0, so the engine sends
 the body unframed and closes at its end, and is read with `readinto` into one reused buffer
