@@ -28,6 +28,9 @@ from tests.harness.engine import (
 from tests.harness.images import ensure_base_images
 from tests.support.registry_server import Registry, registry
 
+# The `secured` fixture (a registry behind `registry secure`), for every test that meets one.
+from tests.support.secured import secured  # noqa: F401
+
 if TYPE_CHECKING:
     import docker
 

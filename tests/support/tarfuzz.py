@@ -22,6 +22,14 @@ BLOCK = 512
 SIZE = slice(124, 136)
 CHECKSUM = slice(148, 156)
 TYPE = 156
+END = bytes(2 * BLOCK)  # the end-of-archive marker: two zero blocks
+
+# Members that take each format's long-name and multi-block paths.
+SAMPLE = {
+    "manifest.json": b"[]",
+    "a" * 150 + "/long-name-needs-pax": b"x" * 1000,
+    "layer.tar": bytes(range(256)) * 5000,
+}
 
 
 def fix_checksum(block: bytearray) -> None:

@@ -23,6 +23,21 @@ def commit(client: docker.DockerClient, ref: str, script: str, base: str = "busy
         box.remove(force=True)
 
 
+def make_image(client: docker.DockerClient, ref: str, megabytes: int = 0) -> str:
+    """A small committed image with a marker file (and `megabytes` of random data)."""
+    script = f"echo {ref} > /marker"
+    if megabytes:
+        script += f" && dd if=/dev/urandom of=/random bs=1048576 count={megabytes} 2>/dev/null"
+    box = client.containers.run(
+        "busybox:latest", ["sh", "-c", script], network_mode="none", detach=True
+    )
+    assert box.wait(timeout=60)["StatusCode"] == 0
+    repository, tag = ref.rsplit(":", 1)
+    image = box.commit(repository=repository, tag=tag, changes=['CMD ["cat", "/marker"]'])
+    box.remove()
+    return str(image.id)
+
+
 def docker_cli(
     host: str, *args: str, stdin: str | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:

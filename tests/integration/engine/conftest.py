@@ -13,7 +13,7 @@ import pytest
 from dockops.engine.api import Engine
 from dockops.engine.dockerpy import DockerPyTransport
 from dockops.engine.unix import UnixTransport
-from tests.integration.engine.relay import Relay
+from tests.support.engine_relay import Relay
 
 TRANSPORTS = ("unix", "docker-py")
 Connect = Callable[[str], tuple[Engine, Relay]]

@@ -1,4 +1,4 @@
-"""The client factory: which engine it picks, and how failures read."""
+"""The client factory: which engine it picks, and how failures read; the stall timeout setting."""
 
 from __future__ import annotations
 
@@ -12,7 +12,12 @@ from typing import Any
 import pytest
 
 from dockops.engine import connect
-from dockops.engine.address import context_params, engine_address
+from dockops.engine.address import (
+    DEFAULT_STALL_TIMEOUT,
+    context_params,
+    engine_address,
+    stall_timeout,
+)
 from dockops.errors import EngineUnreachable, InvalidInput
 from tests.conftest import Cli
 
@@ -169,3 +174,27 @@ def test_bad_timeout_is_bad_input(docker_config: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("DOCKOPS_TIMEOUT", "soon")
     with pytest.raises(InvalidInput):
         connect()
+
+
+# --- the stall timeout (DOCKOPS_STALL_TIMEOUT) ----------------------------------------------
+
+
+def test_stall_timeout_default_and_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DOCKOPS_STALL_TIMEOUT", raising=False)
+    assert stall_timeout() == DEFAULT_STALL_TIMEOUT == 120
+    monkeypatch.setenv("DOCKOPS_STALL_TIMEOUT", "2.5")
+    assert stall_timeout() == 2.5
+
+
+@pytest.mark.parametrize("bad", ["soon", "0", "-5", "nan", "inf", "1e999"])
+def test_a_bad_stall_timeout_is_bad_input_before_the_engine(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, bad: str
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")  # 3 if anything reached it
+    monkeypatch.setenv("DOCKOPS_STALL_TIMEOUT", bad)
+    for command in (["pull", "busybox"], ["push", "127.0.0.1:5000/x:1"], ["save", "x", "-o", "-"]):
+        result = cli(*command)
+        assert (result.code, result.out) == (2, ""), (command, result)
+        assert result.err == (
+            f"dockops: error: DOCKOPS_STALL_TIMEOUT={bad!r} is not a positive number of seconds\n"
+        )

@@ -16,7 +16,7 @@ from dockops.engine.daemon_lines import (
 )
 from dockops.engine.errors import Refused
 from dockops.engine.wire import Lost, StreamBroken
-from dockops.errors import EngineRefused, EngineUnreachable, RegistryUnreachable
+from dockops.errors import EngineRefused, EngineUnreachable, ExitCode, RegistryUnreachable
 from tests.support.fake_engine import Pieces, fake_engine, transport
 
 
@@ -137,3 +137,16 @@ def test_an_answer_that_is_not_json_lines_is_a_refusal() -> None:
     engine = fake_engine({"POST /images/create": (200, Pieces([b"<html>oops</html>\n"]))})
     with pytest.raises(EngineRefused, match="not JSON lines: b'<html>oops</html>'"):
         list(daemon_lines(engine, "/images/create", {}, "bb", "docker.io"))
+
+
+def test_a_stall_is_the_registry_s_unless_the_engine_is_silent_too() -> None:
+    registry = Stalled("127.0.0.1:5000", 3.0, engine_answers=True).error("pull x")
+    assert isinstance(registry, RegistryUnreachable)
+    assert registry.exit_code == ExitCode.REGISTRY_UNREACHABLE
+    assert registry.message == (
+        "pull x: registry 127.0.0.1:5000 stalled: no progress for 3 s (DOCKOPS_STALL_TIMEOUT); "
+        "abandoned, run it again when the registry answers"
+    )
+    engine = Stalled("127.0.0.1:5000", 120.0, engine_answers=False).error("push x")
+    assert isinstance(engine, EngineUnreachable)
+    assert "stopped answering (120 s without a word)" in engine.message

@@ -96,3 +96,12 @@ def test_a_framed_body_cut_short_reads_connection_closed_over_either_transport()
     # urllib3's words for the same, under docker-py: "('Connection broken: IncompleteRead(...
     wrapped = urllib3.exceptions.ProtocolError(f"Connection broken: {cut!r}", cut)
     assert root_cause(wrapped) == "connection closed"
+
+
+def test_engine_text_says_a_doubled_404_once() -> None:
+    from dockops.engine.errors import Missing, refused
+
+    doubled = refused(404, b'{"message": "no such image: x:v1: No such image: x:v1"}', "rmi x")
+    assert isinstance(doubled, Missing) and doubled.message == "rmi x: No such image: x:v1"
+    plain = refused(409, b'{"message": "conflict: unable to delete  abc"}')
+    assert plain.message == "conflict: unable to delete abc"

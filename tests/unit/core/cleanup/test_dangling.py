@@ -1,5 +1,5 @@
 """Planning of prune-dangling: each rule, and properties over random engine states; what
-dangling and a prune's deletes ask of an Engine."""
+dangling and a prune's deletes ask of an Engine; an image another run deleted."""
 
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ from dockops.core.cleanup.dangling import (
     TOO_YOUNG,
     Failure,
     ImageState,
+    Kept,
     LabelRule,
     PrunePlan,
     Removal,
+    _refusal,
     execute_plan,
     list_dangling,
     parse_label_rule,
@@ -204,3 +206,15 @@ def test_any_other_refusal_is_a_failure_in_the_engines_words() -> None:
     plan = PrunePlan(remove=(Removal(id="sha256:aa", size=1),), kept=())
     result = execute_plan(_Engine(Refused("driver failed", 500)), plan)  # type: ignore[arg-type]
     assert result.failed == (Failure(id="sha256:aa", error="driver failed"),)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "No such image: sha256:aa",
+        "unrecognized image ID sha256:aa",  # deleted by another run during this delete
+    ],
+)
+def test_an_image_another_run_deleted_is_kept_as_gone(text: str) -> None:
+    outcome = _refusal(Removal("sha256:aa", 1), text)
+    assert isinstance(outcome, Kept) and outcome.kind == GONE

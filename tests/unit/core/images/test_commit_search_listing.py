@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from dockops.core.images.commit import commit_container, image_history, tag_image
+from dockops.core.images.commit import commit_container, image_history, tag_image, validate_changes
 from dockops.core.images.layers import image_layers
 from dockops.core.images.listing import list_images
 from dockops.core.images.search import search_images
@@ -110,3 +110,11 @@ def test_search_failures(reply: tuple[int, object], error: type[Exception], mess
     with pytest.raises(error) as info:
         search_images(engine, "x", timeout=1.5)
     assert str(info.value) == message
+
+
+def test_validate_changes() -> None:
+    assert validate_changes(["ENV A=1", 'cmd ["sh"]']) == ("ENV A=1", 'cmd ["sh"]')
+    with pytest.raises(InvalidInput, match="use one of CMD"):
+        validate_changes(["FROB x"])
+    with pytest.raises(InvalidInput, match="CMD needs arguments"):
+        validate_changes(["CMD"])

@@ -1,17 +1,27 @@
-"""pull and push over a fake engine: the real Engine and daemon_lines run, the daemon is canned."""
+"""pull and push over a fake engine: the real Engine and daemon_lines run, the daemon is canned;
+and the stream reader with its retry loop, fed canned lines."""
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dockops import retry
 from dockops.core.images import transfer
 from dockops.engine.wire import Lost
-from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput, RegistryUnreachable
+from dockops.errors import (
+    EngineRefused,
+    EngineUnreachable,
+    ExitCode,
+    InvalidInput,
+    RegistryUnreachable,
+)
+from dockops.progress import ProgressEvent
 from dockops.retry import RetryPolicy
 from tests.support.fake_engine import Pieces, fake_engine, transport
 
@@ -130,3 +140,100 @@ def test_push_collects_each_tag_and_fails_on_an_error_line() -> None:
     )
     with pytest.raises(EngineRefused, match=r"^push r:5000/bb:v1: manifest invalid: x$"):
         transfer.push_image(fake_engine(routes), "r:5000/bb:v1")
+
+
+# --- the stream reader and its retry loop, fed canned lines -----------------------------------
+
+
+def _stream(*lines: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield from lines
+
+
+def _run(starts: list[Any]) -> tuple[Any, int, list[ProgressEvent]]:
+    events: list[ProgressEvent] = []
+    calls = iter(starts)
+
+    def start() -> Iterator[dict[str, Any]]:
+        return next(calls)()  # type: ignore[no-any-return]
+
+    seen, attempts = transfer._run("push x", "x", start, events.append, FAST)
+    return seen, attempts, events
+
+
+def test_stream_reader_collects_tags_layers_and_progress() -> None:
+    seen, attempts, events = _run(
+        [
+            lambda: _stream(
+                {"status": "The push refers to repository [x]"},
+                {"status": "Pushing", "id": "abc", "progressDetail": {"current": 5, "total": 9}},
+                {"status": "Pushed", "id": "abc", "progressDetail": {}},
+                {"aux": {"Tag": "v1", "Digest": "sha256:d1", "Size": 528}},
+            )
+        ]
+    )
+    assert attempts == 1
+    assert seen.tags == {"v1": transfer.TagTransfer("v1", "sha256:d1", size=528)}
+    assert list(seen.layers) == ["abc"]
+    assert ProgressEvent("abc", "Pushing", 5, 9) in events
+
+
+def test_pull_stream_maps_digests_to_tags() -> None:
+    seen, _, _ = _run(
+        [
+            lambda: _stream(
+                {"status": "Pulling from bb", "id": "v1"},
+                {"status": "Digest: sha256:aa"},
+                {"status": "Pulling from bb", "id": "v2"},
+                {"status": "Digest: sha256:bb"},
+                {"status": "Status: Downloaded newer image for bb"},
+            )
+        ]
+    )
+    assert [(t.tag, t.digest) for t in seen.tags.values()] == [
+        ("v1", "sha256:aa"),
+        ("v2", "sha256:bb"),
+    ]
+    assert seen.status == "Downloaded newer image for bb"
+
+
+def test_error_line_is_a_failure_with_the_daemons_text() -> None:
+    line = {"errorDetail": {"message": "An image does not exist locally"}, "error": "x"}
+    with pytest.raises(EngineRefused, match=r"^push x: An image does not exist locally$"):
+        _run([lambda: _stream({"status": "Preparing", "id": "a"}, line)])
+
+
+def test_transient_error_is_retried_then_succeeds() -> None:
+    fault = {"error": "received unexpected HTTP status: 503 Service Unavailable"}
+    seen, attempts, events = _run(
+        [
+            lambda: _stream(fault),
+            lambda: _stream({"aux": {"Tag": "v1", "Digest": "sha256:d", "Size": 1}}),
+        ]
+    )
+    assert attempts == 2 and "v1" in seen.tags
+    assert any(e.status.startswith("attempt 1/3 failed (") for e in events)
+
+
+def test_retries_are_bounded_and_end_as_registry_unreachable() -> None:
+    fault = {"error": "received unexpected HTTP status: 503 Service Unavailable"}
+    calls: list[int] = []
+
+    def start() -> Iterator[dict[str, Any]]:
+        calls.append(1)
+        return _stream(fault)
+
+    with pytest.raises(RegistryUnreachable, match=r"\(gave up after 3 attempts\)$"):
+        _run([start] * 10)
+    assert len(calls) == 3
+
+
+def test_permanent_errors_are_not_retried() -> None:
+    calls: list[int] = []
+
+    def start() -> Iterator[dict[str, Any]]:
+        calls.append(1)
+        return _stream({"error": "unauthorized: authentication required"})
+
+    with pytest.raises(RegistryUnreachable) as info:
+        _run([start] * 3)
+    assert len(calls) == 1 and info.value.exit_code == ExitCode.REGISTRY_UNREACHABLE

@@ -1,5 +1,6 @@
 """Reading a registry that answers badly: pages that loop or never end, a manifest too big to
-be one. In-process loopback servers stand in for the registry (registry:2 cannot be made to)."""
+be one. In-process loopback servers stand in for the registry (registry:2 cannot be made to).
+And the repository name filter."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from dockops.core.registry import browse
+from dockops.core.registry.browse import matches
 from dockops.core.registry.client import RegistryClient
 from dockops.errors import EngineRefused
 from tests.conftest import Cli
@@ -140,3 +142,18 @@ def test_a_manifest_over_4_mib_is_refused() -> None:
         pytest.raises(EngineRefused, match=r"over 4 MiB"),
     ):
         browse.manifest(api, "r", "latest")
+
+
+@pytest.mark.parametrize(
+    ("name", "pattern", "hit"),
+    [
+        ("team/app", None, True),
+        ("team/app", "app", True),
+        ("team/app", "team/*", True),
+        ("team/app", "*/ap?", True),
+        ("team/app", "other*", False),
+        ("team/app", "[st]eam/app", True),
+    ],
+)
+def test_matches(name: str, pattern: str | None, hit: bool) -> None:
+    assert matches(name, pattern) is hit

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from dockops.core.registry import credentials
 from dockops.core.registry.credentials import (
     Credentials,
     auth_config,
@@ -25,6 +26,8 @@ from dockops.core.registry.credentials import (
     store_credentials,
 )
 from dockops.errors import InvalidInput
+from tests.support.marks import root_only
+from tests.support.modes import final_name, looser, watched
 
 REGISTRY = "reg.example:5000"
 SECRET = "s3cr:et-pässword"
@@ -331,9 +334,6 @@ def test_concurrent_processes_lose_no_entry(config_path: Path) -> None:
     assert len(json.loads(config_path.read_text())["auths"]) == 40
 
 
-root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make files of others")
-
-
 @root_only
 @pytest.mark.parametrize("mode", [0o600, 0o400], ids=["0600", "0400"])
 def test_a_rewrite_under_sudo_keeps_the_files_owner_and_mode(config_path: Path, mode: int) -> None:
@@ -426,3 +426,24 @@ def test_password_is_not_in_repr() -> None:
     creds = Credentials("alice", SECRET, "config.json")
     assert SECRET not in repr(creds)
     assert "alice" in repr(creds)
+
+
+# --- the modes at every step of the writes (tests/support/modes.py) ---------------------------
+
+
+@pytest.mark.parametrize("umask", [0, 0o022])
+def test_config_json_is_0600_at_every_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, umask: int
+) -> None:
+    config = tmp_path / "docker"
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+    with watched(tmp_path, umask) as states:
+        credentials.store_credentials("registry.example:443", "alice", "s3cret")
+        credentials.store_credentials("other.example:443", "bob", "t0ps3cret")
+        credentials.erase_credentials("other.example:443")
+    names = {final_name(p) for p, _ in states}
+    assert {"config.json", "config.json.lock"} <= names
+    for path, mode in states:
+        limit = 0o700 if path == "docker" else 0o600
+        assert not looser(mode, limit), f"{path} was {oct(mode)} at some point"
+    assert stat.S_IMODE((config / "config.json").stat().st_mode) == 0o600

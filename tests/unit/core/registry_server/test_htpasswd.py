@@ -18,6 +18,7 @@ from dockops.core.registry_server.htpasswd import (
 )
 from dockops.errors import InvalidInput
 from tests.support.htpasswd import check_htpasswd
+from tests.support.modes import looser, watched
 
 
 @pytest.fixture(autouse=True)
@@ -170,3 +171,22 @@ def test_unreadable_file_is_reported(tmp_path: Path) -> None:
         users(path)
     with pytest.raises(InvalidInput, match="cannot read"):
         users(tmp_path)  # a directory
+
+
+# --- the modes at every step of the writes (tests/support/modes.py) ---------------------------
+
+
+@pytest.mark.parametrize("umask", [0, 0o022])
+def test_htpasswd_is_never_writable_by_others_and_is_bcrypt_cost_10(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, umask: int
+) -> None:
+    # The real cost is what this test checks: cheap_bcrypt's cost 4 is undone here.
+    monkeypatch.setattr(htpasswd, "hash_password", hash_password)
+    path = tmp_path / "htpasswd"
+    with watched(tmp_path, umask) as states:
+        htpasswd.write_htpasswd(path, "alice", "first password")
+        htpasswd.write_htpasswd(path, "bob", "second password")
+    assert states and all(not looser(mode, 0o644) for _, mode in states), states
+    for line in path.read_text().splitlines():
+        hashed = line.split(":", 1)[1]
+        assert hashed.startswith("$2y$") and int(hashed.split("$")[2]) >= 10, line

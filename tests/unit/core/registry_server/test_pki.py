@@ -20,9 +20,11 @@ from cryptography.hazmat.primitives.serialization import Encoding, load_pem_priv
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import PolicyBuilder, Store
 
+from dockops.core.registry_server import pki
 from dockops.core.registry_server.pki import ensure_pki, validate_host
 from dockops.errors import InvalidInput
 from tests.support.certs import NotVerified, describe_cert, verify_chain
+from tests.support.modes import final_name, looser, watched
 
 HOST = "registry.example.com"
 NOW = datetime.now(timezone.utc)
@@ -371,3 +373,28 @@ def test_an_existing_certs_dir_keeps_its_mode_and_a_file_is_refused(tmp_path: Pa
     (tmp_path / "file").write_text("")
     with pytest.raises(InvalidInput, match="not a directory"):
         ensure_pki(tmp_path / "file", HOST)
+
+
+# --- the modes at every step of the writes (tests/support/modes.py) ---------------------------
+
+
+@pytest.mark.parametrize("umask", [0, 0o022])
+def test_keys_and_certificates_never_have_looser_modes(tmp_path: Path, umask: int) -> None:
+    certs = tmp_path / "certs"
+    with watched(tmp_path, umask) as states:
+        pki.ensure_pki(certs, "registry.example")
+        pki.ensure_pki(certs, "registry.example", rotate=True)  # rewrites every file
+    files = {final_name(p) for p, _ in states}
+    assert {"ca.key", "ca.crt", "domain.key", "domain.crt"} <= files
+    assert any(Path(p).name.endswith(".tmp") for p, _ in states)  # the temps were seen too
+    allowed = {"ca.key": 0o600, "domain.key": 0o600, "ca.crt": 0o644, "domain.crt": 0o644}
+    for path, mode in states:
+        limit = 0o700 if path == "certs" else allowed[final_name(path)]
+        assert not looser(mode, limit), f"{path} was {oct(mode)} at some point"
+    assert dict(states[-5:]) == {
+        "certs": 0o700,
+        "certs/ca.key": 0o600,
+        "certs/ca.crt": 0o644,
+        "certs/domain.key": 0o600,
+        "certs/domain.crt": 0o644,
+    }

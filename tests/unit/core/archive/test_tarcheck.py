@@ -1,41 +1,23 @@
-"""Pure logic of save/load/export/import: the tar walker, input sniffing, the output sink,
-what import loses, and the CLI's checks that run before any engine call."""
+"""The tar walker (core/archive/tarcheck.py): it reads headers as the engine's reader (Go's
+archive/tar) does, in any chunking, and only ever says TarProblem, in one line."""
 
 from __future__ import annotations
 
-import contextlib
-import gzip
-import hashlib
 import io
 import json
-import os
-import stat
 import tarfile
 import tracemalloc
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dockops.core.archive.files import (
-    CHUNK,
-    check_input_path,
-    check_output_path,
-    open_archive,
-    tar_sink,
-    wants_gzip,
-)
-from dockops.core.archive.filesystem import CONFIG_FIELDS, lost_by_import
-from dockops.core.archive.save_load import stream_tar
-from dockops.core.archive.tarcheck import TarProblem, TarWalker, looks_like_tar
-from dockops.core.images.commit import validate_changes
-from dockops.engine.wire import Body, StreamBroken
-from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput, root_cause
-from tests.conftest import Cli
+from dockops.core.archive.files import CHUNK
+from dockops.core.archive.tarcheck import TarProblem, TarWalker
 from tests.support.imagefactory import tar_of
 from tests.support.tarfuzz import (
+    END,
+    SAMPLE,
     chunked,
     docker_save_like,
     fix_checksum,
@@ -48,12 +30,6 @@ from tests.support.tarfuzz import (
     record,
     seed,
 )
-
-SAMPLE = {
-    "manifest.json": b"[]",
-    "a" * 150 + "/long-name-needs-pax": b"x" * 1000,
-    "layer.tar": bytes(range(256)) * 5000,
-}
 
 
 def walk(data: bytes, chunk: int) -> TarWalker:
@@ -72,87 +48,6 @@ def test_walker_accepts_a_whole_tar_in_any_chunking(chunk: int, fmt: int) -> Non
     walker = walk(data, chunk)
     assert walker.ended
     assert walker.members >= len(members)
-
-
-class _Engine:
-    """The one question stream_tar asks an engine once a stream stopped short."""
-
-    address = "unix:///run/engine.sock"
-
-    def __init__(self, answers: bool) -> None:
-        self._answers = answers
-        self.asked = 0
-
-    def answers(self) -> bool:
-        self.asked += 1
-        return self._answers
-
-
-def _stream(data: bytes, *, ends_at_close: bool, engine: _Engine) -> bytes:
-    body = Body(200, iter([data[i : i + 700] for i in range(0, len(data), 700)]), ends_at_close)
-    out = io.BytesIO()
-    stream_tar(body, out, "save x:1", "x.tar", lambda event: None, engine)
-    return out.getvalue()
-
-
-@pytest.mark.parametrize("ends_at_close", [True, False])
-def test_stream_tar_copies_a_whole_tar_without_asking_the_engine(ends_at_close: bool) -> None:
-    data = tar_of(SAMPLE)
-    engine = _Engine(answers=True)
-    assert _stream(data, ends_at_close=ends_at_close, engine=engine) == data
-    assert engine.asked == 0
-
-
-@pytest.mark.parametrize("answers", [True, False])
-def test_an_unframed_body_short_of_the_end_marker_is_a_broken_stream(answers: bool) -> None:
-    # HTTP/1.0: the engine's close is the body's only end, so a short tar means a cut stream.
-    cut = tar_of(SAMPLE)[:5000]
-    with pytest.raises(EngineUnreachable) as caught:
-        _stream(cut, ends_at_close=True, engine=_Engine(answers))
-    expected = "save x:1: the engine's stream broke after 5000 bytes (connection closed"
-    assert caught.value.message.startswith(expected)
-    assert caught.value.message.endswith("no longer answers)") is not answers
-
-
-def test_a_framed_body_that_ended_short_is_an_early_stop_by_an_engine_that_answers() -> None:
-    cut = tar_of(SAMPLE)[:5000]
-    with pytest.raises(
-        EngineRefused, match=r"^save x:1: the engine's stream stopped early \(trunc"
-    ):
-        _stream(cut, ends_at_close=False, engine=_Engine(answers=True))
-    with pytest.raises(EngineUnreachable, match="it stopped answering after 5000 bytes"):
-        _stream(cut, ends_at_close=False, engine=_Engine(answers=False))
-
-
-@pytest.mark.parametrize("ends_at_close", [True, False])
-def test_the_engines_error_after_part_of_a_tar_is_its_refusal(ends_at_close: bool) -> None:
-    error = b'{"errorDetail":{"message":"layer vanished"},"error":"layer vanished"}\r\n'
-    engine = _Engine(answers=True)
-    with pytest.raises(EngineRefused, match=r"^save x:1: layer vanished$"):
-        _stream(tar_of(SAMPLE)[:2048] + error, ends_at_close=ends_at_close, engine=engine)
-    assert engine.asked == 0
-
-
-@pytest.mark.parametrize(
-    ("cause", "reason"),
-    [
-        (ConnectionResetError(104, "Connection reset by peer"), "connection reset by peer"),
-        # urllib3's words for a chunked body cut short say nothing a user can act on.
-        (ValueError("IncompleteRead(0 bytes read, 2 more expected)"), "connection closed"),
-    ],
-)
-def test_a_stream_cut_mid_body_says_where_and_why(cause: Exception, reason: str) -> None:
-    def pieces() -> Iterator[bytes]:
-        yield tar_of(SAMPLE)[:3000]
-        raise StreamBroken(root_cause(cause)) from cause  # as a transport says it
-
-    with pytest.raises(EngineUnreachable) as caught:
-        stream_tar(
-            Body(200, pieces(), False), io.BytesIO(), "save x:1", "x.tar", print, _Engine(True)
-        )
-    assert (
-        caught.value.message == f"save x:1: the engine's stream broke after 3000 bytes ({reason})"
-    )
 
 
 def _end_of_members(data: bytes) -> int:
@@ -212,152 +107,7 @@ def test_an_archive_with_no_member_is_not_a_tar() -> None:
         walker.finish()
 
 
-def test_sniffing() -> None:
-    data = tar_of(SAMPLE)
-    assert looks_like_tar(data)
-    assert not looks_like_tar(b"hello" * 200)
-    assert not looks_like_tar(data[:100])
-    assert open_archive(io.BytesIO(data), "x").kind == "tar"
-    packed = open_archive(io.BytesIO(gzip.compress(data)), "x")
-    packed.reader.close()  # its decompressing thread
-    assert packed.kind == "gzip"
-    assert open_archive(io.BytesIO(b"\xfd7zXZ\x00" + bytes(600)), "x").kind == "xz"
-    with pytest.raises(InvalidInput, match=r"^x: not a tar archive"):
-        open_archive(io.BytesIO(b"hello\n"), "x")
-    with pytest.raises(InvalidInput, match=r"^x: empty input"):
-        open_archive(io.BytesIO(b""), "x")
-
-
-def _sent(data: bytes) -> bytes:
-    opened = open_archive(io.BytesIO(data), "in.tar")
-    # As upload() does: a gzip reader left open keeps a thread that the garbage collector
-    # then joins at any moment, once in a thread's start-up, where that deadlocks.
-    with contextlib.closing(opened.reader):
-        return b"".join(opened.chunks("in.tar"))
-
-
-def test_chunks_yield_the_tar_whole_and_decompressed() -> None:
-    data = tar_of({"big": b"q" * (3 * CHUNK + 17), **SAMPLE})
-    assert _sent(data) == data
-    assert _sent(gzip.compress(data, 1)) == data
-
-
-def test_chunks_hold_back_the_last_piece_of_a_truncated_tar() -> None:
-    data = tar_of({"big": b"q" * (3 * CHUNK)})[: 2 * CHUNK + 100]
-    sent: list[bytes] = []
-    with pytest.raises(InvalidInput, match=r"^in\.tar: truncated tar"):
-        sent.extend(open_archive(io.BytesIO(data), "in.tar").chunks("in.tar"))
-    # The engine never received the whole file, so it cannot have loaded anything from it.
-    assert sum(map(len, sent)) < len(data)
-
-
-def test_chunks_refuse_a_truncated_gzip() -> None:
-    packed = gzip.compress(tar_of(SAMPLE))
-    with pytest.raises(InvalidInput, match=r"^in\.tar: corrupt or truncated gzip"):
-        _sent(packed[: len(packed) // 2])
-
-
-def test_tar_sink_writes_hashes_and_renames(tmp_path: Path) -> None:
-    target = tmp_path / "out.tar.gz"
-    payload = tar_of(SAMPLE)
-    with tar_sink(target, gzip=True) as (out, written):
-        out.write(payload)
-    assert list(tmp_path.iterdir()) == [target]
-    raw = target.read_bytes()
-    assert gzip.decompress(raw) == payload
-    assert (written.bytes, written.sha256) == (len(raw), hashlib.sha256(raw).hexdigest())
-
-
-@pytest.mark.parametrize("compress", [False, True])
-def test_tar_sink_leaves_nothing_when_interrupted(tmp_path: Path, compress: bool) -> None:
-    with pytest.raises(KeyboardInterrupt), tar_sink(tmp_path / "x.tar", gzip=compress) as (out, _):
-        out.write(b"x" * (3 * CHUNK))
-        raise KeyboardInterrupt
-    assert list(tmp_path.iterdir()) == []
-
-
-@pytest.mark.parametrize("umask", [0o022, 0o000])
-@pytest.mark.parametrize("compress", [False, True])
-def test_tar_sink_writes_0600_whatever_the_umask_and_over_a_0644_file(
-    tmp_path: Path, umask: int, compress: bool
-) -> None:
-    # As docker save -o / export -o: image contents often hold secrets.
-    fresh, replaced = tmp_path / "new.tar", tmp_path / "old.tar"
-    replaced.write_bytes(b"old")
-    replaced.chmod(0o644)
-    before = os.umask(umask)
-    try:
-        for target in (fresh, replaced):
-            with tar_sink(target, gzip=compress) as (out, _):
-                out.write(tar_of(SAMPLE))
-    finally:
-        os.umask(before)
-    assert [stat.S_IMODE(p.stat().st_mode) for p in (fresh, replaced)] == [0o600, 0o600]
-
-
-def test_paths_are_checked_before_the_engine(tmp_path: Path) -> None:
-    assert check_output_path("-") is None and check_input_path("-") is None
-    assert check_output_path(str(tmp_path / "a.tar")) == tmp_path / "a.tar"
-    with pytest.raises(InvalidInput, match="no such directory"):
-        check_output_path(str(tmp_path / "nope" / "a.tar"))
-    with pytest.raises(InvalidInput, match="is a directory"):
-        check_output_path(str(tmp_path))
-    with pytest.raises(InvalidInput, match="no such file"):
-        check_input_path(str(tmp_path / "missing.tar"))
-    (tmp_path / "empty.tar").touch()
-    with pytest.raises(InvalidInput, match="empty file"):
-        check_input_path(str(tmp_path / "empty.tar"))
-    assert wants_gzip("A.TAR.GZ") and wants_gzip("b.tgz") and not wants_gzip("c.tar")
-
-
-def test_what_import_loses() -> None:
-    assert lost_by_import([]) == ("history", *CONFIG_FIELDS)
-    lost = lost_by_import(['CMD ["sh"]', "env A=b"])
-    assert "CMD" not in lost and "ENV" not in lost and lost[0] == "history"
-    assert validate_changes(["WORKDIR /x"]) == ("WORKDIR /x",)
-    for bad in ["RUN make", "", "FROM busybox"]:
-        with pytest.raises(InvalidInput, match="invalid change"):
-            validate_changes([bad])
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["save", "busybox", "-o", "-", "--json"], "--json cannot be used with -o -"),
-        (["save", "busybox", "-o", "/nonexistent-dir/x.tar"], "no such directory"),
-        (["load", "-i", "/nonexistent-dir/x.tar"], "/nonexistent-dir/x.tar: no such file"),
-        (["export", "bad name!", "-o", "x.tar"], "invalid container name"),
-        (["import", "/nonexistent.tar", "app:v1"], "/nonexistent.tar: no such file"),
-        (["import", "x.tar", "app:v1", "-c", "RUN make"], "invalid change 'RUN make'"),
-        (["save", "busybox", "-o", "x.tar", "--json", "--quiet"], "--json and --quiet"),
-    ],
-)
-def test_bad_input_exits_2_with_one_line_and_no_engine_call(
-    args: list[str], message: str, cli: Cli, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # No engine at this address: reaching it would be exit 3, not 2.
-    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")
-    code, out, err = cli(*args)
-    assert (code, out) == (2, "")
-    assert err.startswith("dockops: error: ") and err.count("\n") == 1
-    assert message in err
-
-
-def test_tar_sink_syncs_the_archive_before_the_rename(tmp_path: Path, syncs: list[str]) -> None:
-    # As docker save -o does (it fsyncs its temp file): a crash right after a save that said
-    # "saved" must not leave an empty or half archive under the final name. (The fdatasyncs
-    # along the way are a head start the final fsync does not rely on, so not checked.)
-    target = tmp_path / "app.tar"
-    with tar_sink(target, gzip=False) as (out, written):
-        out.write(b"\0" * (3 * CHUNK))
-    assert written.bytes == 3 * CHUNK == target.stat().st_size
-    assert syncs[-1:] == ["fsync"]
-
-
 # --- headers read as the engine reads them (issue: the tar checker trusted them) -----------
-
-
-END = bytes(1024)
 
 
 @pytest.mark.timeout(10)
@@ -598,36 +348,6 @@ def test_a_name_from_the_archive_is_shown_on_one_line() -> None:
     with pytest.raises(TarProblem) as caught:
         walk(data[:2000], 512)
     assert caught.value.message.endswith("inside 'a b" + "c" * 197 + "...'")
-
-
-@pytest.mark.parametrize(
-    "bad",
-    [
-        header("b", size_field=b"-0000001000\0"),
-        header("b", size_field=b"00000000009\0"),
-        pax(b"7 path=\n"),
-    ],
-)
-def test_a_malformed_archive_to_load_is_bad_input_in_one_line(bad: bytes) -> None:
-    data = member("a", b"1") + bad + bytes(2048) + END
-    with pytest.raises(InvalidInput, match=r"^in\.tar: corrupt tar: .* at byte 1024") as caught:
-        _sent(data)
-    assert caught.value.exit_code == 2 and "\n" not in caught.value.message
-
-
-def test_a_damaged_deflate_block_is_a_corrupt_gzip() -> None:
-    # isal raises its own IsalError there, which is none of OSError, EOFError, ValueError.
-    packed = bytearray(gzip.compress(tar_of(SAMPLE)))
-    packed[10] |= 0b110  # the first deflate block's type: 11 is reserved, always refused
-    with pytest.raises(InvalidInput, match=r"^in\.tar: corrupt or truncated gzip"):
-        _sent(bytes(packed))
-
-
-def test_the_engines_stream_with_a_bad_size_field_is_its_refusal_in_one_line() -> None:
-    # Not bad input from the user: the engine sent it, so exit 1 as its other broken streams.
-    data = member("a", b"1") + header("b", size_field=b"00000000009\0") + END
-    with pytest.raises(EngineRefused, match=r"^save x:1: corrupt tar: bad size field"):
-        _stream(data, ends_at_close=False, engine=_Engine(answers=True))
 
 
 # --- fuzz: mutated real archives --------------------------------------------------------------

@@ -5,14 +5,11 @@ secure moves to loopback, as seen from a second host (a network namespace of the
 
 from __future__ import annotations
 
-import io
 import ipaddress
 import json
 import os
-import shutil
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import docker
@@ -23,54 +20,8 @@ from tests.conftest import Cli
 from tests.harness.engine import Engine
 from tests.support.registry_server import free_port
 from tests.support.second_host import SecondHost, second_host
+from tests.support.secured import PASSWORD, USER, Secured, feed_stdin
 from tests.support.tools import commit, docker_cli, error_line
-
-USER, PASSWORD = "alice", "correct horse battery"
-
-
-@dataclass(frozen=True)
-class Secured:
-    address: str  # HOST:PORT of the TLS frontend
-    certs_dir: Path
-    certs_d: Path
-    doc: dict[str, object]  # the JSON of the first `registry secure`
-
-
-def _stdin(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
-    monkeypatch.setattr("sys.stdin", io.StringIO(text))
-
-
-@pytest.fixture
-def secured(
-    docker_env: docker.DockerClient,
-    engine: Engine,
-    cli: Cli,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Secured]:
-    if engine.certs_d is None:
-        pytest.skip("the engine's certs.d is unknown: set DOCKOPS_TEST_CERTS_D")
-    # dockops's own HTTPS requests trust what the engine trusts.
-    monkeypatch.setenv("DOCKOPS_CERTS_D", str(engine.certs_d))
-    up = cli(
-        "registry", "up", "--name", "dockops-s", "--network", "host", "--bind", "127.0.0.1",
-        "--port", str(free_port()),
-    )  # fmt: skip
-    assert up.code == 0, up.err
-    port = free_port()
-    certs_dir = tmp_path / "certs"
-    _stdin(monkeypatch, PASSWORD + "\n")
-    result = cli(
-        "registry", "secure", "--name", "dockops-s", "--host", "127.0.0.1", "--port", str(port),
-        "--user", USER, "--password-stdin", "--certs-dir", str(certs_dir), "--json",
-    )  # fmt: skip
-    assert result.code == 0, result.err
-    address = f"127.0.0.1:{port}"
-    try:
-        yield Secured(address, certs_dir, engine.certs_d, json.loads(result.out))
-    finally:
-        cli("registry", "down", "--name", "dockops-s", "--purge")
-        shutil.rmtree(engine.certs_d / address, ignore_errors=True)
 
 
 def test_secure_files_chain_and_answers(secured: Secured) -> None:
@@ -131,7 +82,7 @@ def test_rerun_keeps_the_ca_and_the_frontend(
     assert doc["check"]["authenticated"] is None  # no password given this time
     assert docker_env.api.inspect_container("dockops-s-frontend")["Id"] == frontend_id
 
-    _stdin(monkeypatch, "another password\n")
+    feed_stdin(monkeypatch, "another password\n")
     rotated = cli(*args, "--rotate", "--user", "bob", "--password-stdin")
     assert rotated.code == 0, rotated.err
     doc = json.loads(rotated.out)
@@ -186,12 +137,12 @@ def test_login_push_and_docker_cli_interop(
     assert checks["trust"]["detail"] == f"CA {secured.certs_d / registry / 'ca.crt'}"
     assert not checks["credentials"]["ok"] and "dockops login" in checks["credentials"]["detail"]
 
-    _stdin(monkeypatch, "wrong\n")
+    feed_stdin(monkeypatch, "wrong\n")
     refused = cli("login", registry, "-u", USER, "--password-stdin")
     assert refused.code == 4 and "credentials refused" in refused.err
     assert "wrong" not in refused.err
 
-    _stdin(monkeypatch, PASSWORD + "\n")
+    feed_stdin(monkeypatch, PASSWORD + "\n")
     logged = cli("login", registry, "-u", USER, "--password-stdin")
     assert logged.code == 0, logged.err
     config = Path(os.environ["DOCKER_CONFIG"]) / "config.json"
@@ -256,7 +207,7 @@ def test_secure_needs_a_registry_and_a_user(
 ) -> None:
     none = cli("registry", "secure", "--name", "dockops-none", "--host", "127.0.0.1")
     assert none.code == 2 and "registry up first" in none.err
-    _stdin(monkeypatch, "")
+    feed_stdin(monkeypatch, "")
     empty = cli("login", "127.0.0.1:1", "-u", USER, "--password-stdin")
     assert empty.code == 2 and "empty password" in empty.err
     bad = cli("registry", "secure", "--host", "bad host!", "--port", "8443")
@@ -275,7 +226,7 @@ def test_direct_push_through_tls_and_auth(
     registry = secured.address
     anonymous = cli("push-private", "busybox", "--via", "direct")
     assert anonymous.code == 4 and f"dockops login {registry}" in anonymous.err
-    _stdin(monkeypatch, PASSWORD + "\n")
+    feed_stdin(monkeypatch, PASSWORD + "\n")
     assert cli("login", registry, "-u", USER, "--password-stdin").code == 0
     image_id = commit(docker_env, "tls/direct:1", "seq 1 100000 > /n")
     pushed = cli("push-private", "tls/direct:1", "--via", "direct", "--json")
@@ -320,7 +271,7 @@ def test_secure_closes_the_plain_port_to_other_hosts(
     # The second host sees what listens on every address here: the check below means something.
     assert second.connect(backend_port) == "connected"
     try:
-        _stdin(monkeypatch, PASSWORD + "\n")
+        feed_stdin(monkeypatch, PASSWORD + "\n")
         secure = _secure_args("dockops-n", second.host_ip, port, tmp_path / "certs")
         result = cli(*secure, "--user", USER, "--password-stdin", "--json")
         assert result.code == 0, result.err
@@ -372,7 +323,7 @@ def test_secure_refuses_when_the_plain_port_cannot_move(
         with socket.socket() as squatter:  # holds the loopback port it would move to
             squatter.bind(("127.0.0.1", backend_port))
             squatter.listen()
-            _stdin(monkeypatch, PASSWORD + "\n")
+            feed_stdin(monkeypatch, PASSWORD + "\n")
             secure = _secure_args("dockops-r", second.host_ip, free_port(), tmp_path / "certs")
             line = error_line(cli(*secure, "--user", USER, "--password-stdin"), 1)
         assert "could not make registry dockops-r reachable from this host only" in line
@@ -400,7 +351,7 @@ def test_a_missing_frontend_image_is_refused_before_the_registry_is_touched(
     assert cli(*up, "--port", str(backend_port)).code == 0
     before = docker_env.api.inspect_container("dockops-i")
     try:
-        _stdin(monkeypatch, PASSWORD + "\n")
+        feed_stdin(monkeypatch, PASSWORD + "\n")
         secure = _secure_args("dockops-i", "127.0.0.1", free_port(), tmp_path / "certs")
         result = cli(*secure, "--user", USER, "--password-stdin", "--frontend-image", "nosuch:1")
         line = error_line(result, 2)
@@ -439,7 +390,7 @@ def test_the_registry_aside_cannot_come_back_with_the_daemon(
 
     monkeypatch.setattr(deploy, "wait_ready", look_aside)
     try:
-        _stdin(monkeypatch, PASSWORD + "\n")
+        feed_stdin(monkeypatch, PASSWORD + "\n")
         secure = _secure_args("dockops-a", "127.0.0.1", free_port(), tmp_path / "certs")
         error_line(cli(*secure, "--user", USER, "--password-stdin"), 1)
         [kept] = aside
@@ -464,7 +415,7 @@ def test_a_registry_left_aside_is_cleared_when_the_registry_is_already_private(
     docker_env.api.rename("dockops-p", "dockops-p-replaced")
     assert cli(*up).code == 0
     try:
-        _stdin(monkeypatch, PASSWORD + "\n")
+        feed_stdin(monkeypatch, PASSWORD + "\n")
         secure = _secure_args("dockops-p", "127.0.0.1", free_port(), tmp_path / "certs")
         result = cli(*secure, "--user", USER, "--password-stdin", "--json")
         assert result.code == 0, result.err
@@ -544,7 +495,7 @@ def test_a_registry_left_aside_by_a_killed_secure_is_cleared(
     docker_env.api.rename("dockops-k", "dockops-k-replaced")
     assert cli(*up).code == 0
     try:
-        _stdin(monkeypatch, PASSWORD + "\n")
+        feed_stdin(monkeypatch, PASSWORD + "\n")
         secure = _secure_args("dockops-k", second.host_ip, free_port(), tmp_path / "certs")
         assert cli(*secure, "--user", USER, "--password-stdin").code == 0
         names = {c["Names"][0] for c in docker_env.api.containers(all=True)}

@@ -1,7 +1,7 @@
 """Registry faults on the disposable engine and loopback only: a registry that stalls (accepts a
 request, then says nothing), connection resets on pull and push, and the exit code and single
 line for a registry that is down. The 503 cases and push-private's resets are in
-test_lifecycle_transfer.py and test_registry_up_push.py."""
+test_transfer.py and registry/test_push.py."""
 
 from __future__ import annotations
 
@@ -19,9 +19,8 @@ from dockops.core.registry import client as registry_api
 from dockops.core.registry.client import MANIFEST_TYPES
 from dockops.retry import RetryPolicy
 from tests.conftest import Cli
-from tests.integration.test_archive import make_image
 from tests.support.registry_server import Registry, fault_proxy, free_port
-from tests.support.tools import error_line
+from tests.support.tools import error_line, make_image
 
 STALL = 3.0  # DOCKOPS_STALL_TIMEOUT in these tests
 BOUND = STALL + 12.0  # a stall ends well within this (start-up and the engine check included)

@@ -1,4 +1,5 @@
-"""The cron entry, the metrics file and the lock: pure file work, no engine."""
+"""The cron entry (core/cleanup/cron.py): its lines, the values the job line cannot carry, and
+the dockops it schedules only when no one else can change it. Pure file work, no engine."""
 
 from __future__ import annotations
 
@@ -9,19 +10,15 @@ import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 import dockops
-from dockops.core.cleanup import cron, lock
-from dockops.core.cleanup.dangling import GONE, IN_USE, Failure, Kept, PruneResult, Removal
-from dockops.core.cleanup.lock import exclusive
-from dockops.core.cleanup.metrics import write_prune_metrics
-from dockops.errors import InvalidInput, LockHeld
+from dockops.core.cleanup import cron
+from dockops.errors import InvalidInput
 from tests.conftest import Cli
+from tests.support.marks import root_only
 
 
 def _entry(**overrides: object) -> str:
@@ -86,183 +83,6 @@ def test_install_is_idempotent_and_remove_only_ours(tmp_path: Path) -> None:
 def test_cron_d_names_with_dots_are_refused() -> None:
     with pytest.raises(InvalidInput, match="cron ignores"):
         cron.install(Path("/etc/cron.d/dockops.cron"), _entry())
-
-
-RESULT = PruneResult(
-    dry_run=False,
-    removed=(Removal("sha256:a", 1000), Removal("sha256:b", 24)),
-    kept=(Kept("sha256:c", "in use by container web", IN_USE), Kept("sha256:d", "gone", GONE)),
-    reclaimed_bytes=1024,
-    duration_seconds=1.5,
-)
-
-
-def _samples(path: Path) -> dict[str, float]:
-    text = path.read_text()
-    out = {}
-    for family in text_string_to_metric_families(text):
-        assert f"# HELP {family.name} " in text and f"# TYPE {family.name} gauge" in text
-        for sample in family.samples:
-            key = sample.name + "".join(f"[{v}]" for v in sample.labels.values())
-            out[key] = sample.value
-    return out
-
-
-def test_metrics_file_format(tmp_path: Path) -> None:
-    path = tmp_path / "dockops.prom"
-    write_prune_metrics(path, RESULT, success=True)
-    samples = _samples(path)
-    assert samples["dockops_prune_removed_images"] == 2
-    assert samples["dockops_prune_reclaimed_bytes"] == 1024
-    assert samples["dockops_prune_kept_images[in-use]"] == 1
-    assert samples["dockops_prune_kept_images[gone]"] == 1
-    assert samples["dockops_prune_failed_images"] == 0
-    assert samples["dockops_prune_duration_seconds"] == 1.5
-    first_success = samples["dockops_prune_last_success_timestamp_seconds"]
-    assert first_success > 1.7e9
-    assert [p.name for p in tmp_path.iterdir()] == ["dockops.prom"]
-
-    failed = PruneResult(False, (), (), 0, failed=(Failure("sha256:e", "boom"),))
-    write_prune_metrics(path, failed, success=False)
-    samples = _samples(path)
-    assert samples["dockops_prune_failed_images"] == 1
-    # A failed run does not move the last-success time.
-    assert samples["dockops_prune_last_success_timestamp_seconds"] == first_success
-
-
-def test_lock_is_exclusive(tmp_path: Path) -> None:
-    path = tmp_path / "prune.lock"
-    with exclusive(path):
-        with pytest.raises(LockHeld) as info, exclusive(path):
-            pass
-        assert info.value.exit_code == 75
-    with exclusive(path):  # released when the block ends
-        pass
-
-
-root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make files of others")
-
-
-@pytest.fixture
-def root_lock_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "run" / "dockops"
-    folder.parent.mkdir()
-    monkeypatch.setattr(lock, "ROOT_LOCK_DIR", folder)
-    return folder
-
-
-@root_only
-def test_roots_default_lock_is_in_a_folder_only_root_can_write(root_lock_dir: Path) -> None:
-    path = lock.default_lock_path("prune-dangling")
-    assert path == root_lock_dir / "dockops-prune-dangling.lock"
-    info = root_lock_dir.lstat()
-    assert stat.S_ISDIR(info.st_mode) and info.st_uid == 0
-    assert stat.S_IMODE(info.st_mode) & 0o022 == 0
-    with exclusive(path):  # two runs at once: the second exits 75
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600
-        with pytest.raises(LockHeld), exclusive(lock.default_lock_path("prune-dangling")):
-            pass
-
-
-@root_only
-@pytest.mark.parametrize("planted", ["world-writable", "others", "symlink"])
-def test_roots_lock_folder_planted_by_someone_else_is_refused(
-    root_lock_dir: Path, tmp_path: Path, planted: str
-) -> None:
-    if planted == "symlink":
-        (tmp_path / "elsewhere").mkdir()
-        root_lock_dir.symlink_to(tmp_path / "elsewhere")
-    else:
-        root_lock_dir.mkdir(mode=0o755)
-        if planted == "world-writable":
-            root_lock_dir.chmod(0o1777)
-        else:
-            os.chown(root_lock_dir, 65534, 65534)
-    with pytest.raises(InvalidInput, match=f"lock folder {root_lock_dir} is not a folder of yours"):
-        lock.default_lock_path("prune-dangling")
-
-
-def test_a_users_default_lock_is_in_a_folder_of_their_own(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    uid = os.geteuid() or 65534  # as root, the test plays a user who owns these folders
-    monkeypatch.setattr(os, "geteuid", lambda: uid)
-    runtime, temp = tmp_path / "runtime", tmp_path / "temp"
-    runtime.mkdir(mode=0o700)
-    temp.mkdir(mode=0o1777)
-    os.chown(runtime, uid, -1)
-    monkeypatch.setattr(tempfile, "tempdir", str(temp))
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
-    assert lock.default_lock_path("job") == runtime / "dockops-job.lock"
-    # a runtime folder others can write is passed over for one of their own in the temp folder
-    runtime.chmod(0o777)
-    own = temp / f"dockops-{uid}"
-    own.mkdir(mode=0o700)
-    os.chown(own, uid, -1)
-    assert lock.default_lock_path("job") == own / "dockops-job.lock"
-    # one someone else made there first is refused, not used
-    monkeypatch.delenv("XDG_RUNTIME_DIR")
-    os.chown(own, uid + 1, -1)
-    with pytest.raises(InvalidInput, match=f"lock folder {own} is not a folder of yours"):
-        lock.default_lock_path("job")
-
-
-@pytest.mark.parametrize("target_exists", [True, False])
-def test_a_symlinked_lock_file_is_refused_and_its_target_left_alone(
-    tmp_path: Path, target_exists: bool
-) -> None:
-    target = tmp_path / "precious"
-    if target_exists:
-        target.write_text("keep me")
-    link = tmp_path / "prune.lock"
-    link.symlink_to(target)
-    with pytest.raises(InvalidInput, match=f"lock file {link} is a symlink"), exclusive(link):
-        pass
-    assert target.read_text() == "keep me" if target_exists else not target.exists()
-
-
-@root_only
-def test_a_lock_file_of_another_user_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "prune.lock"
-    path.touch(mode=0o666)
-    os.chown(path, 65534, 65534)
-    with pytest.raises(InvalidInput, match="belongs to uid 65534, not to you"), exclusive(path):
-        pass
-
-
-def test_a_hard_linked_lock_file_is_refused(tmp_path: Path) -> None:
-    other = tmp_path / "other"
-    other.touch()
-    os.link(other, tmp_path / "prune.lock")
-    with pytest.raises(InvalidInput, match="single name"), exclusive(tmp_path / "prune.lock"):
-        pass
-
-
-def test_a_lock_file_others_may_open_is_made_the_owners_alone(tmp_path: Path) -> None:
-    path = tmp_path / "prune.lock"
-    path.touch(mode=0o644)
-    with exclusive(path):
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600
-
-
-@pytest.mark.parametrize("kind", ["symlink", "foreign"])
-def test_prune_dangling_answers_an_unsafe_lock_file_with_exit_2_and_one_line(
-    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
-) -> None:
-    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
-    path = tmp_path / "prune.lock"
-    if kind == "symlink":
-        path.symlink_to(tmp_path / "target")
-    elif os.geteuid() == 0:
-        path.touch()
-        os.chown(path, 65534, 65534)
-    else:
-        pytest.skip("needs root to make a file of another user")
-    result = cli("prune-dangling", "--lock-file", str(path))
-    assert (result.code, result.out) == (2, "")
-    assert result.err.startswith(f"dockops: error: lock file {path} ")
-    assert result.err.count("\n") == 1
-    assert not (tmp_path / "target").exists()
 
 
 def test_cli_cron_install_twice_then_remove(

@@ -22,9 +22,7 @@ import docker
 import pytest
 
 from tests.harness.engine import Engine
-from tests.integration.test_registry_secure import USER, Secured, secured
-
-__all__ = ["secured"]  # the fixture, shared with test_registry_secure.py
+from tests.support.secured import USER, Secured
 
 # Not the fixture's password: this one is set by the `registry secure` run below, so every
 # trace of it comes from commands watched here.

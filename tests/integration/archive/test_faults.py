@@ -1,7 +1,7 @@
-"""Archives under bad conditions: a disk that fills up during save, an export interrupted by
-SIGINT or SIGTERM, and load/import fed corrupt, truncated or non-tar input, or a tar whose
-manifest names layers it does not hold. Interrupted saves and streams cut by the engine are in
-test_archive_interrupt.py; load's broken inputs in test_archive.py."""
+"""Archives under bad conditions: a disk that fills up during save, and load/import fed corrupt,
+truncated or non-tar input, or a tar whose manifest names layers it does not hold. Interrupted
+saves and exports and streams cut by the engine are in test_interrupt.py; load's broken inputs
+in test_save_load.py."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import contextlib
 import gzip
 import io
 import os
-import signal
 import subprocess
 import tarfile
 from collections.abc import Iterator
@@ -19,12 +18,8 @@ import docker
 import pytest
 
 from tests.conftest import Cli
-from tests.integration.test_archive import make_image
-from tests.integration.test_archive_interrupt import interrupt_mid_stream, relay_factory
 from tests.support.imagefactory import FakeImage, write_save_tar
-from tests.support.tools import error_line
-
-__all__ = ["relay_factory"]  # the fixture, shared with test_archive_interrupt.py
+from tests.support.tools import error_line, make_image
 
 
 @contextlib.contextmanager
@@ -61,25 +56,6 @@ def test_a_full_disk_during_save_is_one_clear_line_and_no_file(
         assert os.listdir(disk) == []
         # The disk is usable again at once: nothing of the attempt holds space.
         assert os.statvfs(disk).f_bfree == os.statvfs(disk).f_blocks
-
-
-@pytest.mark.parametrize(
-    ("signum", "name"), [(signal.SIGINT, "fs.tar"), (signal.SIGTERM, "fs.tgz")]
-)
-def test_an_interrupted_export_leaves_no_file_and_no_temp_file(
-    docker_env: docker.DockerClient, relay_factory, tmp_path: Path, signum: int, name: str
-) -> None:
-    ref = "dockops-test/export-interrupted:1"
-    make_image(docker_env, ref, megabytes=4)
-    docker_env.containers.create(ref, name="dockops-export-int", network_mode="none")
-    relay = relay_factory(limit=3 * 1024 * 1024 + 4321, cut=False)
-    folder = tmp_path / "out"
-    folder.mkdir()
-    args = ["export", "dockops-export-int"]
-    returncode, err = interrupt_mid_stream(args, folder, name, relay, signum)
-    assert returncode == 130, err
-    assert "Traceback" not in err.decode()
-    assert os.listdir(folder) == []
 
 
 def _broken_inputs(good: bytes) -> dict[str, bytes]:

@@ -21,11 +21,9 @@ import pytest
 
 from dockops.core.registry_server.pki import ensure_pki
 from tests.conftest import Cli
-from tests.integration.test_registry_secure import PASSWORD, USER, Secured, secured
 from tests.support.registry_server import free_port
+from tests.support.secured import PASSWORD, USER, Secured
 from tests.support.tools import error_line
-
-__all__ = ["secured"]  # the fixture, shared with test_registry_secure.py
 
 
 def _verify_failed(err: str) -> bool:

@@ -4,18 +4,15 @@ stalls or cuts the tar stream at a chosen byte, so the failure happens mid-strea
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,88 +22,10 @@ import docker
 import pytest
 
 from tests.conftest import Cli
-from tests.integration.test_archive import make_image
+from tests.support.engine_relay import Relay
+from tests.support.tools import make_image
 
 STREAMS = (b"/images/get", b"/export")
-
-
-class Relay:
-    """Forwards a unix socket (or, `tcp`, a free 127.0.0.1 port) to the engine; after `limit`
-    bytes of a save/export answer it either stops forwarding (stall) or closes both ends (cut).
-    `host` is the DOCKER_HOST that reaches the engine through it."""
-
-    def __init__(
-        self, path: Path, engine_socket: str, limit: int, cut: bool, tcp: bool = False
-    ) -> None:
-        self.path, self.engine_socket, self.limit, self.cut = path, engine_socket, limit, cut
-        if tcp:
-            # A tcp DOCKER_HOST is what makes dockops use docker-py rather than the socket.
-            self.server = socket.socket(socket.AF_INET)
-            self.server.bind(("127.0.0.1", 0))
-            self.host = f"tcp://127.0.0.1:{self.server.getsockname()[1]}"
-        else:
-            self.server = socket.socket(socket.AF_UNIX)
-            self.server.bind(str(path))
-            self.host = f"unix://{path}"
-        self.server.listen(8)
-        self.server.settimeout(0.1)
-        self.stop = threading.Event()
-        self.reached = threading.Event()
-        self.connections = 0
-        self.threads = [threading.Thread(target=self._accept, daemon=True)]
-        self.threads[0].start()
-
-    def _accept(self) -> None:
-        while not self.stop.is_set():
-            try:
-                client, _ = self.server.accept()
-            except TimeoutError:
-                continue
-            except OSError:  # the server socket was closed by close(): the relay is done
-                return
-            self.connections += 1
-            upstream = socket.socket(socket.AF_UNIX)
-            upstream.connect(self.engine_socket)
-            streaming = threading.Event()
-            for target in (self._requests, self._answers):
-                thread = threading.Thread(
-                    target=target, args=(client, upstream, streaming), daemon=True
-                )
-                thread.start()
-                self.threads.append(thread)
-
-    def _requests(
-        self, client: socket.socket, upstream: socket.socket, streaming: threading.Event
-    ) -> None:
-        with contextlib.suppress(OSError):
-            while data := client.recv(65536):
-                if any(marker in data for marker in STREAMS):
-                    streaming.set()
-                upstream.sendall(data)
-
-    def _answers(
-        self, client: socket.socket, upstream: socket.socket, streaming: threading.Event
-    ) -> None:
-        sent = 0
-        with contextlib.suppress(OSError):
-            while data := upstream.recv(65536):
-                if streaming.is_set():
-                    if sent + len(data) > self.limit:
-                        client.sendall(data[: self.limit - sent])
-                        self.reached.set()
-                        if self.cut:
-                            client.shutdown(socket.SHUT_RDWR)
-                            client.close()
-                            upstream.close()
-                            return
-                        self.stop.wait()  # stall: hold the connection open, send nothing
-                        return
-                    sent += len(data)
-                client.sendall(data)
-
-    def close(self) -> None:
-        self.stop.set()
-        self.server.close()
 
 
 @pytest.fixture
@@ -115,7 +34,12 @@ def relay_factory(tmp_path: Path, docker_env: docker.DockerClient) -> Iterator[o
     engine_socket = os.environ["DOCKER_HOST"].removeprefix("unix://")
 
     def make(limit: int, cut: bool, tcp: bool = False) -> Relay:
-        relay = Relay(tmp_path / f"relay{len(relays)}.sock", engine_socket, limit, cut, tcp)
+        """A relay that, after `limit` bytes of a save/export answer, stops forwarding it
+        (stall) or closes both ends (cut); on a free 127.0.0.1 port with `tcp`, which makes
+        dockops use docker-py rather than the socket."""
+        path = None if tcp else tmp_path / f"relay{len(relays)}.sock"
+        relay = Relay(engine_socket, path=path)
+        relay.break_answer(STREAMS, limit, stall=not cut)
         relays.append(relay)
         return relay
 
@@ -141,7 +65,7 @@ def interrupt_mid_stream(
     the stream mid-way (a temp file, never the target name, holds part of the tar then)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "dockops", *args, "-o", str(folder / name)],
-        env={**os.environ, "DOCKER_HOST": f"unix://{relay.path}"},
+        env={**os.environ, "DOCKER_HOST": relay.host},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -240,3 +164,22 @@ def test_save_export_load_import_through_docker_py(
     assert docker_env.images.get("dockops-test/tcp-fs:1").attrs["Config"]["Cmd"] == ["sh"]
     # Four commands, each through the relay (docker-py opens one connection or more).
     assert relay.connections >= 4
+
+
+@pytest.mark.parametrize(
+    ("signum", "name"), [(signal.SIGINT, "fs.tar"), (signal.SIGTERM, "fs.tgz")]
+)
+def test_an_interrupted_export_leaves_no_file_and_no_temp_file(
+    docker_env: docker.DockerClient, relay_factory, tmp_path: Path, signum: int, name: str
+) -> None:
+    ref = "dockops-test/export-interrupted:1"
+    make_image(docker_env, ref, megabytes=4)
+    docker_env.containers.create(ref, name="dockops-export-int", network_mode="none")
+    relay = relay_factory(limit=3 * 1024 * 1024 + 4321, cut=False)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    args = ["export", "dockops-export-int"]
+    returncode, err = interrupt_mid_stream(args, folder, name, relay, signum)
+    assert returncode == 130, err
+    assert "Traceback" not in err.decode()
+    assert os.listdir(folder) == []

@@ -78,7 +78,7 @@ def broken() -> list[str]:
 
 @pytest.fixture
 def fake_suites(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    here = "tests.unit.test_bench_results"
+    here = "tests.unit.project.test_bench_results"
     monkeypatch.setattr(bench_main, "SUITES", {"fine": (here, "fine"), "broken": (here, "broken")})
     monkeypatch.setattr(bench_main, "RESULTS", tmp_path / "results.md")
     monkeypatch.setattr(bench_main, "PARTIAL", tmp_path / "results" / "partial.md")

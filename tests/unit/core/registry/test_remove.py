@@ -1,17 +1,11 @@
-"""Pure parts of the registry API commands: retention planning, name matching, timestamps,
-which registries may be spoken to over plain HTTP."""
+"""Retention planning for `registry prune` and the order of deletes (core/registry/remove.py):
+pure, no registry."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
-import pytest
-
-from dockops.core.registry.browse import matches
 from dockops.core.registry.remove import TagAge, plan_deletes, plan_retention
-from dockops.core.registry.trust import is_insecure
-from dockops.units import parse_timestamp
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
 
@@ -73,49 +67,3 @@ def test_tags_without_a_created_time_are_kept() -> None:
     removed, kept = _split(ages, keep=0, older_than=None)
     assert removed == ["dated"]
     assert kept == {"undated": "no created time", "bad": "no created time"}
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("2024-01-02T03:04:05Z", datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)),
-        (
-            "2024-01-02T03:04:05.123456789Z",
-            datetime(2024, 1, 2, 3, 4, 5, 123456, tzinfo=timezone.utc),
-        ),
-        ("2024-01-02T05:04:05.5+02:00", datetime(2024, 1, 2, 3, 4, 5, 500000, tzinfo=timezone.utc)),
-        ("2024-13-02T03:04:05Z", None),
-        ("", None),
-        ("not a time", None),
-    ],
-)
-def test_parse_timestamp(text: str, expected: datetime | None) -> None:
-    assert parse_timestamp(text) == expected
-
-
-@pytest.mark.parametrize(
-    ("name", "pattern", "hit"),
-    [
-        ("team/app", None, True),
-        ("team/app", "app", True),
-        ("team/app", "team/*", True),
-        ("team/app", "*/ap?", True),
-        ("team/app", "other*", False),
-        ("team/app", "[st]eam/app", True),
-    ],
-)
-def test_matches(name: str, pattern: str | None, hit: bool) -> None:
-    assert matches(name, pattern) is hit
-
-
-def test_insecure_registries_from_env_and_config(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.delenv("DOCKOPS_INSECURE_REGISTRIES", raising=False)
-    config = tmp_path / "config.toml"
-    config.write_text('insecure_registries = ["build.lan:5000"]\n')
-    monkeypatch.setenv("DOCKOPS_CONFIG", str(config))
-    assert is_insecure("127.0.0.1:5000") and is_insecure("build.lan:5000")
-    assert not is_insecure("other.lan:5000")
-    monkeypatch.setenv("DOCKOPS_INSECURE_REGISTRIES", "other.lan:5000, x:1")
-    assert is_insecure("other.lan:5000") and not is_insecure("build.lan:5000")
