@@ -46,19 +46,6 @@ _REGISTRY = (
 )
 
 
-# A certificate chain that does not lead to a CA the client trusts, as Go (the daemon) and
-# OpenSSL (Python) word it. A name mismatch or an expired certificate is not in it: trusting
-# the CA would not fix those.
-_UNTRUSTED = (
-    r"unknown authority",
-    r"self[- ]signed certificate",
-    r"unable to get (?:local )?issuer certificate",
-    r"certificate is not trusted",
-    # OpenSSL's reason code alone (requests often keeps nothing else): unless the rest says
-    # the name or the dates are wrong, a CA it does not know is what fails in practice.
-    r"certificate[ _]verify[ _]failed(?!: (?:hostname mismatch|ip address mismatch|"
-    r"certificate has expired))",
-)
 # The registry wanted credentials it did not get. For a loopback registry behind TLS the daemon
 # may retry over plain HTTP after the 401 and report nginx's "plain HTTP request was sent to
 # HTTPS port".
@@ -72,7 +59,6 @@ _LOGIN = (
 _PATTERNS = {
     "transient": _TRANSIENT,
     "registry": _REGISTRY,
-    "untrusted": _UNTRUSTED,
     "login": _LOGIN,
 }
 
@@ -96,17 +82,3 @@ def is_registry_cause(message: str) -> bool:
 def wants_login(message: str) -> bool:
     """True when the daemon's text says the registry asked for credentials."""
     return _pattern("login").search(message) is not None
-
-
-def untrusted_hint(registry: str, message: str) -> str | None:
-    """What to do when `message` says the registry's certificate is not trusted: the certs.d
-    file where the daemon (and dockops) look for its CA; None for any other message."""
-    if _pattern("untrusted").search(message) is None:
-        return None
-    from dockops.core.registry.trust import ca_path
-
-    # The same words as the registry API client's (core/registry/api.py).
-    return (
-        f"to trust its CA, put it in {ca_path(registry)} "
-        "(dockops registry secure does it with --trust)"
-    )

@@ -15,9 +15,9 @@ from dockops import retry
 from dockops.core.images.failures import (
     is_registry_cause,
     is_transient,
-    untrusted_hint,
     wants_login,
 )
+from dockops.core.registry.trust import untrusted_hint
 from dockops.engine.daemon_lines import Stalled, daemon_error, daemon_lines
 from dockops.engine.errors import Missing, Refused, unknown
 from dockops.errors import (

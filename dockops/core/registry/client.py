@@ -278,7 +278,7 @@ class RegistryClient:
                 # not verify is never a reason to drop to http.
                 if i + 1 < len(bases) and "certificate" not in str(exc).lower():
                     continue
-                from dockops.core.images.failures import untrusted_hint
+                from dockops.core.registry.trust import untrusted_hint
 
                 text = f"{self.registry}: TLS: {root_cause(exc)}"
                 hint = untrusted_hint(self.registry, text)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from pathlib import Path
 
 from dockops.atomic import write_atomic
@@ -78,3 +79,30 @@ def is_loopback(registry: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+# A certificate chain that does not lead to a CA the client trusts, as Go (the daemon) and
+# OpenSSL (Python) word it. A name mismatch or an expired certificate is not in it: trusting
+# the CA would not fix those.
+_UNTRUSTED_WORDS = (
+    r"unknown authority",
+    r"self[- ]signed certificate",
+    r"unable to get (?:local )?issuer certificate",
+    r"certificate is not trusted",
+    # OpenSSL's reason code alone (requests often keeps nothing else): unless the rest says
+    # the name or the dates are wrong, a CA it does not know is what fails in practice.
+    r"certificate[ _]verify[ _]failed(?!: (?:hostname mismatch|ip address mismatch|"
+    r"certificate has expired))",
+)
+_UNTRUSTED = re.compile("|".join(f"(?:{p})" for p in _UNTRUSTED_WORDS), re.IGNORECASE)
+
+
+def untrusted_hint(registry: str, message: str) -> str | None:
+    """What to do when `message` says the registry's certificate is not trusted: the certs.d
+    file where the daemon (and dockops) look for its CA; None for any other message."""
+    if _UNTRUSTED.search(message) is None:
+        return None
+    return (
+        f"to trust its CA, put it in {ca_path(registry)} "
+        "(dockops registry secure does it with --trust)"
+    )
