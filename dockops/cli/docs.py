@@ -36,7 +36,7 @@ JSON_RESULTS: dict[str, tuple[tuple[str, str], ...]] = {
     "rmi": (("", "images.remove.remove_images"),),
     "push": (
         ("", "images.transfer.push_image"),
-        ("with --via direct", "registry.push.push_reference_direct"),
+        ("with --via direct", "push_private.push.push_reference_direct"),
     ),
     "save": (
         ("", "archive.save_load.save_images"),
@@ -59,7 +59,7 @@ JSON_RESULTS: dict[str, tuple[tuple[str, str], ...]] = {
     "registry rm": (("", "registry.remove.remove_tag"),),
     "registry gc": (("", "registry_server.gc.garbage_collect"),),
     "registry prune": (("", "registry.remove.prune_repository"),),
-    "push-private": (("", "registry.push.push_private"),),
+    "push-private": (("", "push_private.push.push_private"),),
     "doctor": (("", "doctor.run_doctor"),),
 }
 

@@ -278,7 +278,7 @@ def push(
     if via == "direct":
         if all_tags:
             raise InvalidInput("push --all-tags goes --via daemon")
-        from dockops.core.registry.push import direct_reference, push_reference_direct
+        from dockops.core.push_private.push import direct_reference, push_reference_direct
 
         direct_reference(reference)  # bad input before the engine is asked
 

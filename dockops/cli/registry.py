@@ -265,8 +265,8 @@ def push_private(
     output = render.output_mode(json, quiet)
     images([reference])
     address = private_registry(registry)
-    from dockops.core.registry.push import push_private as push_core
-    from dockops.core.registry.push import resolve_via, target
+    from dockops.core.push_private.push import push_private as push_core
+    from dockops.core.push_private.push import resolve_via, target
 
     resolve_via(via)
     target(reference, address, as_)  # a bad name fails before the engine is asked

@@ -12,7 +12,6 @@ import pytest
 
 from dockops.core.registry.auth import _challenge_params, login_hint
 from dockops.core.registry.client import _error_text
-from dockops.core.registry.push import target
 from dockops.core.registry.trust import ca_path, install_ca, is_loopback, is_trusted
 from dockops.core.registry_server.container_body import create_body
 from dockops.core.registry_server.deploy import make_private
@@ -251,40 +250,6 @@ def test_listen_address(host: str, network: str, listen: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("source", "as_", "expected"),
-    [
-        ("myimg", None, ("R/myimg", "latest")),
-        ("busybox:1.36", None, ("R/busybox", "1.36")),
-        ("docker.io/library/nginx:stable", None, ("R/nginx", "stable")),
-        ("index.docker.io/library/nginx:1", None, ("R/nginx", "1")),
-        ("docker.io/team/app:1", None, ("R/team/app", "1")),
-        ("ghcr.io/org/app:2", None, ("R/org/app", "2")),
-        ("localhost:5000/team/app", None, ("R/team/app", "latest")),
-        ("myimg:1", "other", ("R/other", "1")),
-        ("myimg:1", "team/other:9", ("R/team/other", "9")),
-        ("sha256:" + "a" * 64, "app:1", ("R/app", "1")),
-        ("app@sha256:" + "b" * 64, "app:2", ("R/app", "2")),
-    ],
-)
-def test_push_private_target(source: str, as_: str | None, expected: tuple[str, str]) -> None:
-    assert target(source, "R", as_) == expected
-
-
-@pytest.mark.parametrize(
-    ("source", "as_", "error"),
-    [
-        ("a" * 64, None, "--as NAME:TAG"),
-        ("app@sha256:" + "b" * 64, None, "--as NAME:TAG"),
-        ("app", "other.io/app:1", "without a registry"),
-        ("app", "Bad Name", "invalid"),
-    ],
-)
-def test_push_private_target_refuses(source: str, as_: str | None, error: str) -> None:
-    with pytest.raises(InvalidInput, match=error):
-        target(source, "R", as_)
-
-
-@pytest.mark.parametrize(
     ("registry", "loopback"),
     [
         ("127.0.0.1:5000", True),
@@ -339,26 +304,6 @@ def test_challenge_and_error_parsing() -> None:
 
 def test_hostport_brackets_ipv6() -> None:
     assert hostport("::1", 5) == "[::1]:5" and hostport("h", 5) == "h:5"
-
-
-@pytest.mark.parametrize(
-    ("host", "via"),
-    [
-        ("unix:///var/run/docker.sock", "direct"),
-        ("tcp://10.0.0.5:2376", "daemon"),
-        ("ssh://builder", "daemon"),
-    ],
-)
-def test_auto_via_follows_where_the_engine_is(
-    host: str, via: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from dockops.core.registry.push import resolve_via
-
-    monkeypatch.setenv("DOCKER_HOST", host)
-    assert resolve_via("auto") == via
-    assert resolve_via("daemon") == "daemon" and resolve_via("direct") == "direct"
-    with pytest.raises(InvalidInput, match="choose auto, direct or daemon"):
-        resolve_via("pigeon")
 
 
 def test_registry_read_timeout_follows_the_stall_knob(monkeypatch: pytest.MonkeyPatch) -> None:

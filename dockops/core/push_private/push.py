@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dockops.core.images.transfer import push_image
+from dockops.core.push_private.direct import DirectResult, push_direct
 from dockops.core.registry.client import RegistryClient, registry_client
-from dockops.core.registry.direct import DirectResult, push_direct
 from dockops.engine.api import Engine
 from dockops.engine.errors import Missing, unknown
 from dockops.errors import EngineRefused, InvalidInput

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from dockops.core.archive.files import CHUNK
-from dockops.core.registry.direct import _Prefetch, _Push
+from dockops.core.push_private.direct import _Prefetch, _Push
 from dockops.engine.api import Engine
 from dockops.engine.wire import Body, StreamBroken
 from dockops.errors import EngineUnreachable
