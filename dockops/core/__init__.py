@@ -1,2 +1,2 @@
-"""The work itself: typed functions that take a docker client, return frozen dataclasses,
-raise DockopsError subclasses, and never print."""
+"""The work itself, by domain: typed functions that take an Engine (dockops.engine) or a
+registry client, return frozen dataclasses, raise DockopsError subclasses, and never print."""

@@ -1,0 +1,1 @@
+"""Images and filesystems as files: save/load, export/import, the tar checker, delta archives."""

@@ -1,0 +1,1 @@
+"""Unattended cleanup: dangling images planned and pruned, its cron entry, lock and metrics."""
