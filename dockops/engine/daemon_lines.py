@@ -9,7 +9,8 @@ a pull works at once, a rerun of a push waits on the hung upload of the same lay
 again, bounded) until the registry lets it go.
 
 The daemon also reports a failure inside a 200 answer, as a JSON line with `errorDetail`
-(pull, push, load, import): `daemon_error` reads one, for every stream that may hold one.
+(pull, push, load, import): `engine.errors.daemon_error` reads one, for every stream that may
+hold one.
 """
 
 from __future__ import annotations
@@ -51,17 +52,6 @@ class Stalled(Exception):
             f"{what}: registry {self.registry} stalled: no progress for {self.seconds:g} s "
             f"({STALL_TIMEOUT_ENV}); abandoned, run it again when the registry answers"
         )
-
-
-def daemon_error(line: Mapping[str, Any]) -> str | None:
-    """The failure one JSON line of a daemon's stream reports, on one line (its errorDetail's
-    message, else its error); None for a line that reports none."""
-    if "errorDetail" not in line and "error" not in line:
-        return None
-    detail = line.get("errorDetail")
-    message = detail.get("message") if isinstance(detail, Mapping) else None
-    text = " ".join(str(message or line.get("error") or "").split())
-    return text or "unknown error"
 
 
 def registry_auth(auth: Mapping[str, str]) -> str:

@@ -7,7 +7,10 @@ what dockops was doing ("remove busybox: ...").
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from dockops.engine.wire import Lost
 from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput
@@ -65,9 +68,14 @@ def refused(status: int, body: bytes, what: str = "") -> Refused:
     return Refused(text, status)
 
 
-def unknown(exc: Missing) -> InvalidInput:
-    """A 404 on a name the user typed: bad input (exit 2), not a refusal."""
-    return InvalidInput(exc.message)
+@contextlib.contextmanager
+def user_named() -> Iterator[None]:
+    """Requests about a name the user typed: a 404 in the block is bad input (exit 2, a typo),
+    not a refusal (exit 1), in the engine's own words."""
+    try:
+        yield
+    except Missing as exc:
+        raise InvalidInput(exc.message) from exc
 
 
 def lost(exc: Lost, address: str, what: str = "") -> EngineUnreachable:
@@ -76,3 +84,14 @@ def lost(exc: Lost, address: str, what: str = "") -> EngineUnreachable:
     if exc.timed_out:
         return EngineUnreachable(f"{prefix}the Docker engine at {address} did not answer in time")
     return EngineUnreachable(f"{prefix}lost the Docker engine at {address}: {exc.reason}")
+
+
+def daemon_error(line: Mapping[str, Any]) -> str | None:
+    """The failure one JSON line of a daemon's stream reports, on one line (its errorDetail's
+    message, else its error); None for a line that reports none."""
+    if "errorDetail" not in line and "error" not in line:
+        return None
+    detail = line.get("errorDetail")
+    message = detail.get("message") if isinstance(detail, Mapping) else None
+    text = " ".join(str(message or line.get("error") or "").split())
+    return text or "unknown error"

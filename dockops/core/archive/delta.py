@@ -45,8 +45,9 @@ from dockops.core.archive.files import (
     shown,
     tar_sink,
 )
-from dockops.core.archive.save_load import ArchivedImage, named_image
+from dockops.core.archive.save_load import ArchivedImage
 from dockops.core.archive.tarcheck import NAME_SHOWN, TarProblem, TarWalker
+from dockops.engine.errors import user_named
 from dockops.errors import EngineRefused, InvalidInput
 from dockops.progress import ProgressCallback, ProgressEvent, ignore
 from dockops.text import printable
@@ -227,7 +228,8 @@ def resolve_bases(engine: Engine, names: list[str]) -> list[Base]:
         if os.path.isfile(name):
             bases += archive_bases(Path(name))
             continue
-        found = named_image(engine, name, f"--delta-from {name}")
+        with user_named():
+            found = engine.image(name, f"--delta-from {name}")
         layers = tuple((found.get("RootFS") or {}).get("Layers") or [])
         bases.append(Base(name=name, id=str(found["Id"]), diff_ids=layers))
     return bases
@@ -331,7 +333,8 @@ def save_delta(
         InvalidInput: an image or base that does not exist, an unreadable base archive.
         EngineRefused, EngineUnreachable: the engine failed; no file is left behind.
     """
-    found = [named_image(engine, ref, f"save {ref}") for ref in references]
+    with user_named():
+        found = [engine.image(ref, f"save {ref}") for ref in references]
     bases = resolve_bases(engine, base_names)
     chains = [tuple((f.get("RootFS") or {}).get("Layers") or []) for f in found]
     omit = omittable(chains, bases)

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from dockops.core.archive.files import open_input, shown
-from dockops.core.archive.save_load import download_tar, named_image, upload
+from dockops.core.archive.save_load import download_tar, upload
 from dockops.core.images.commit import CHANGE_INSTRUCTIONS, validate_changes
-from dockops.engine.errors import Missing, unknown
+from dockops.engine.errors import user_named
 from dockops.errors import InvalidInput
 from dockops.progress import ProgressCallback, ignore
 
@@ -73,10 +73,8 @@ def export_container(
         EngineRefused, EngineUnreachable: the engine failed; no file is left behind.
     """
     what = f"export {container}"
-    try:
+    with user_named():
         container_id = str(engine.container(container, what)["Id"])
-    except Missing as exc:
-        raise unknown(exc) from exc
     written = download_tar(
         engine,
         engine.export(container_id, what),
@@ -150,7 +148,8 @@ def import_image(
         if status.startswith("sha256:"):
             image_id = status
     if not image_id:
-        image_id = str(named_image(engine, f"{parsed.repository}:{tag}", what)["Id"])
+        with user_named():
+            image_id = str(engine.image(f"{parsed.repository}:{tag}", what)["Id"])
     return ImportResult(
         reference=f"{parsed.repository}:{tag}",
         id=image_id,

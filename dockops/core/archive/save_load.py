@@ -25,7 +25,7 @@ from dockops.core.archive.files import (
     unwritable,
 )
 from dockops.core.archive.tarcheck import TarProblem, TarWalker
-from dockops.engine.errors import Missing, unknown
+from dockops.engine.errors import daemon_error, user_named
 from dockops.engine.wire import Body, StreamBroken
 from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput
 from dockops.progress import ProgressCallback, ProgressEvent, ignore
@@ -63,19 +63,6 @@ class Answering(Protocol):
     def address(self) -> str: ...
 
     def answers(self) -> bool: ...
-
-
-def named_image(engine: Engine, reference: str, what: str) -> dict[str, Any]:
-    """The image's inspect document; a name the engine does not know is bad input (exit 2).
-
-    Raises:
-        InvalidInput: no such image (the engine's text, after `what`).
-        EngineRefused, EngineUnreachable: from the engine.
-    """
-    try:
-        return engine.image(reference, what)
-    except Missing as exc:
-        raise unknown(exc) from exc
 
 
 def stream_tar(
@@ -190,12 +177,13 @@ def save_images(
         InvalidInput: an image does not exist (checked before anything is written).
         EngineRefused, EngineUnreachable: the engine failed; no file is left behind.
     """
-    images = [
-        ArchivedImage(
-            reference=reference, id=named_image(engine, reference, f"save {reference}")["Id"]
-        )
-        for reference in references
-    ]
+    with user_named():
+        images = [
+            ArchivedImage(
+                reference=reference, id=engine.image(reference, f"save {reference}")["Id"]
+            )
+            for reference in references
+        ]
     what = f"save {' '.join(references)}"
     written = download_tar(
         engine, engine.save(references, what), target, gzip=gzip, what=what, progress=progress
@@ -220,10 +208,11 @@ def daemon_docs(lines: Iterable[bytes], what: str) -> Iterator[dict[str, Any]]:
             doc = json.loads(line)
         except ValueError:
             raise EngineRefused(f"{what}: unexpected answer {line[:200]!r}") from None
-        if "errorDetail" in doc or "error" in doc:
-            detail = doc.get("errorDetail") or {}
-            text = detail.get("message") or doc.get("error") or "unknown error"
-            raise EngineRefused(f"{what}: {text}")
+        if not isinstance(doc, dict):
+            raise EngineRefused(f"{what}: unexpected answer {line[:200]!r}")
+        failure = daemon_error(doc)
+        if failure is not None:
+            raise EngineRefused(f"{what}: {failure}")
         yield doc
 
 
@@ -304,15 +293,15 @@ def load_images(
         elif text.startswith("Loaded image:"):
             loaded.append(ArchivedImage(reference=text.split(":", 1)[1].strip(), id=""))
     # The engine names tagged images by reference only: ask for their IDs.
-    images = tuple(
-        image
-        if image.id
-        else ArchivedImage(
-            reference=image.reference,
-            id=named_image(engine, str(image.reference), what)["Id"],
+    with user_named():
+        images = tuple(
+            image
+            if image.id
+            else ArchivedImage(
+                reference=image.reference, id=engine.image(str(image.reference), what)["Id"]
+            )
+            for image in loaded
         )
-        for image in loaded
-    )
     return LoadResult(source=name, bytes=consumed, images=images)
 
 

@@ -21,6 +21,7 @@ import json
 import re
 from collections.abc import Callable
 
+from dockops.engine.errors import daemon_error
 from dockops.text import printable
 
 BLOCK = 512
@@ -132,9 +133,7 @@ def _engine_error(data: bytes) -> str | None:
         except (ValueError, RecursionError):
             continue
         if isinstance(doc, dict):
-            detail = doc.get("errorDetail") or {}
-            message = detail.get("message") if isinstance(detail, dict) else None
-            message = message or doc.get("error") or doc.get("message")
+            message = daemon_error(doc) or doc.get("message")
             if message:
                 return str(message)
     return None

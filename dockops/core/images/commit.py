@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from dockops.engine.errors import Missing, Refused, unknown
+from dockops.engine.errors import Refused, user_named
 from dockops.errors import InvalidInput
 from dockops.reference import parse_reference
 
@@ -103,18 +103,17 @@ def commit_container(
         repository, tag = ref.repository, ref.tag or "latest"
     what = f"commit {container}"
     try:
-        image_id = engine.commit(
-            container,
-            repository=repository,
-            tag=tag,
-            message=message,
-            author=author,
-            pause=pause,
-            changes=list(changes),
-            what=what,
-        )
-    except Missing as exc:
-        raise unknown(exc) from exc
+        with user_named():
+            image_id = engine.commit(
+                container,
+                repository=repository,
+                tag=tag,
+                message=message,
+                author=author,
+                pause=pause,
+                changes=list(changes),
+                what=what,
+            )
     except Refused as exc:
         # 400 is the daemon parsing our -c values ("Invalid containerPort: abc").
         if exc.status == 400:
@@ -157,11 +156,9 @@ def tag_image(engine: Engine, source: str, target: str) -> TagResult:
     if ref.digest:
         raise InvalidInput(f"invalid reference {target!r}: a tag cannot hold a digest")
     tag = ref.tag or "latest"
-    try:
+    with user_named():
         image = engine.image(source, what=f"tag {source}")
         engine.tag(image["Id"], ref.repository, tag, what=f"tag {source} {target}")
-    except Missing as exc:
-        raise unknown(exc) from exc
     return TagResult(source=source, target=f"{ref.repository}:{tag}", id=str(image["Id"]))
 
 
@@ -192,10 +189,8 @@ def image_history(engine: Engine, reference: str) -> list[HistoryRow]:
         InvalidInput: no such image.
         EngineRefused, EngineUnreachable: from the engine.
     """
-    try:
+    with user_named():
         steps = engine.history(reference, what=f"history {reference}")
-    except Missing as exc:
-        raise unknown(exc) from exc
     return [
         HistoryRow(
             id=None if step.get("Id") in (None, "", "<missing>") else str(step["Id"]),

@@ -11,7 +11,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dockops.engine.errors import Missing, unknown
+from dockops.engine.errors import user_named
 
 if TYPE_CHECKING:
     from dockops.engine.api import Engine
@@ -106,11 +106,9 @@ def image_layers(engine: Engine, references: list[str]) -> LayerReport:
     """
     found: list[tuple[str, dict[str, Any], list[tuple[str, str, int, str]]]] = []
     for reference in references:
-        try:
+        with user_named():
             image = engine.image(reference, what=f"layers {reference}")
             history = engine.history(image["Id"], what=f"layers {reference}")
-        except Missing as exc:
-            raise unknown(exc) from exc
         diff_ids = list((image.get("RootFS") or {}).get("Layers") or [])
         steps = [(int(h.get("Size") or 0), str(h.get("CreatedBy") or "")) for h in history]
         sized = layer_steps(steps[::-1], len(diff_ids))

@@ -18,8 +18,8 @@ from dockops.core.images.failures import (
     wants_login,
 )
 from dockops.core.registry.trust import untrusted_hint
-from dockops.engine.daemon_lines import Stalled, daemon_error, daemon_lines
-from dockops.engine.errors import Missing, Refused, unknown
+from dockops.engine.daemon_lines import Stalled, daemon_lines
+from dockops.engine.errors import Refused, daemon_error, user_named
 from dockops.errors import (
     DockopsError,
     EngineRefused,
@@ -206,13 +206,6 @@ def _auth(registry: str) -> dict[str, str] | None:
     return auth_config(registry)
 
 
-def _image_id(engine: Engine, reference: str, what: str) -> str:
-    try:
-        return str(engine.image(reference, what=what)["Id"])
-    except Missing as exc:
-        raise unknown(exc) from exc
-
-
 def _target(reference: str, all_tags: bool, action: str) -> tuple[Reference, str | None]:
     ref = parse_reference(reference)
     if all_tags and (ref.tag or ref.digest):
@@ -274,9 +267,9 @@ def pull_image(
         local = (
             f"{ref.repository}@{item.tag}" if ":" in item.tag else f"{ref.repository}:{item.tag}"
         )
-        tags.append(
-            TagTransfer(tag=item.tag, digest=item.digest, id=_image_id(engine, local, what))
-        )
+        with user_named():
+            image_id = str(engine.image(local, what=what)["Id"])
+        tags.append(TagTransfer(tag=item.tag, digest=item.digest, id=image_id))
     return TransferResult(
         action="pull",
         reference=str(ref) if not all_tags else ref.repository,
@@ -325,7 +318,8 @@ def push_image(
         if not engine.images(all=False, filters={"reference": [ref.repository]}):
             raise InvalidInput(f"{what}: no local image of repository {ref.repository}")
     else:
-        _image_id(engine, f"{ref.repository}:{tag}", what)
+        with user_named():
+            engine.image(f"{ref.repository}:{tag}", what=what)
     registry = _registry_of(ref)
     auth = _auth(registry)
     seen, attempts = _run(

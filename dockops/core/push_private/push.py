@@ -13,13 +13,13 @@ cannot pass for success).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dockops.core.images.transfer import push_image
 from dockops.core.push_private.direct import DirectResult, push_direct
 from dockops.core.registry.client import RegistryClient, registry_client
 from dockops.engine.api import Engine
-from dockops.engine.errors import Missing, unknown
+from dockops.engine.errors import user_named
 from dockops.errors import EngineRefused, InvalidInput
 from dockops.progress import ProgressCallback, ignore
 from dockops.reference import Reference, is_image_id, parse_reference
@@ -86,14 +86,6 @@ def target(source: str, registry: str, as_: str | None = None) -> tuple[str, str
     return f"{registry}/{name}", tag
 
 
-def local_image(engine: Engine, reference: str, what: str) -> dict[str, Any]:
-    """The local image's inspect document; a name the engine does not know is bad input."""
-    try:
-        return engine.image(reference, what=what)
-    except Missing as exc:
-        raise unknown(exc) from None
-
-
 def push_private(
     engine: Engine,
     reference: str,
@@ -136,7 +128,8 @@ def push_private(
     pushed_ref = f"{repository}:{tag}"
     name = repository.removeprefix(f"{registry}/")
     what = f"push-private {reference}"
-    image = local_image(engine, reference, what)
+    with user_named():
+        image = engine.image(reference, what=what)
     image_id = str(image["Id"])
     held = _tagged(engine, pushed_ref) if via == "daemon" or keep_tag else None
     moved_from = held if held not in (None, image_id) else None
@@ -267,7 +260,8 @@ def push_reference_direct(
     ref = direct_reference(reference)
     assert ref.domain is not None
     tag = ref.tag or "latest"
-    image = local_image(engine, f"{ref.repository}:{tag}", f"push {reference}")
+    with user_named():
+        image = engine.image(f"{ref.repository}:{tag}", what=f"push {reference}")
     with registry_client(ref.domain) as api:
         api.ping()
         result = push_direct(

@@ -9,7 +9,6 @@ import pytest
 
 from dockops.engine.daemon_lines import (
     Stalled,
-    daemon_error,
     daemon_lines,
     json_lines,
     registry_auth,
@@ -33,16 +32,6 @@ def test_a_line_that_is_not_a_json_object_is_refused() -> None:
         list(json_lines([b'{"status": "a"}\n<html>\n']))
     with pytest.raises(ValueError):
         list(json_lines([b"[1, 2]\n"]))
-
-
-def test_daemon_error_prefers_the_detail_and_says_it_on_one_line() -> None:
-    line = {"errorDetail": {"message": "manifest unknown:\n  tag v9"}, "error": "other"}
-    assert daemon_error(line) == "manifest unknown: tag v9"
-    assert daemon_error({"error": "unauthorized: authentication required"}) == (
-        "unauthorized: authentication required"
-    )
-    assert daemon_error({"errorDetail": {}, "error": ""}) == "unknown error"
-    assert daemon_error({"status": "Pushed", "id": "abc"}) is None
 
 
 def test_registry_auth_is_base64url_json_as_the_docker_cli_sends_it() -> None:

@@ -8,11 +8,12 @@ from dockops.engine.errors import (
     Conflict,
     Missing,
     Refused,
+    daemon_error,
     lost,
     refusal_text,
     refused,
     said_once,
-    unknown,
+    user_named,
 )
 from dockops.engine.wire import Lost, StreamBroken
 from dockops.errors import EngineRefused, EngineUnreachable, ExitCode, InvalidInput, root_cause
@@ -69,10 +70,14 @@ def test_a_doubled_404_text_in_an_answer_is_said_once() -> None:
     assert refused(404, body, "save x:v1").message == "save x:v1: No such image: x:v1"
 
 
-def test_unknown_makes_a_typed_name_bad_input() -> None:
-    error = unknown(Missing("rmi nope: No such image: nope", 404))
-    assert isinstance(error, InvalidInput) and error.exit_code == ExitCode.USAGE
-    assert error.message == "rmi nope: No such image: nope"
+def test_user_named_makes_a_404_on_a_typed_name_bad_input() -> None:
+    with pytest.raises(InvalidInput) as caught, user_named():
+        raise Missing("rmi nope: No such image: nope", 404)
+    assert caught.value.exit_code == ExitCode.USAGE
+    assert caught.value.message == "rmi nope: No such image: nope"
+    # Any other refusal stays what it is.
+    with pytest.raises(Conflict), user_named():
+        raise Conflict("rmi x: in use", 409)
 
 
 def test_lost_says_whether_the_engine_was_silent_or_gone() -> None:
@@ -105,3 +110,13 @@ def test_engine_text_says_a_doubled_404_once() -> None:
     assert isinstance(doubled, Missing) and doubled.message == "rmi x: No such image: x:v1"
     plain = refused(409, b'{"message": "conflict: unable to delete  abc"}')
     assert plain.message == "conflict: unable to delete abc"
+
+
+def test_daemon_error_prefers_the_detail_and_says_it_on_one_line() -> None:
+    line = {"errorDetail": {"message": "manifest unknown:\n  tag v9"}, "error": "other"}
+    assert daemon_error(line) == "manifest unknown: tag v9"
+    assert daemon_error({"error": "unauthorized: authentication required"}) == (
+        "unauthorized: authentication required"
+    )
+    assert daemon_error({"errorDetail": {}, "error": ""}) == "unknown error"
+    assert daemon_error({"status": "Pushed", "id": "abc"}) is None
