@@ -1,10 +1,10 @@
-"""The unix-socket transport (engine/unix.py) against the hand-written client it replaces
-(engine/http.py EngineHTTP + engine/stream.py) and against plain http.client, in one
-process, runs interleaved:
+"""The unix-socket transport (engine/unix.py) against plain http.client, in one process, runs
+interleaved. (The hand-written client it replaced was measured against it while both were in
+the tree; those figures are in engine/unix.py's docstring.)
 
 - save: GET /images/get of a ~300 MiB image, every piece written to /dev/null; unix.py asks
-  HTTP/1.0 (an unframed body), as stream.py did; http.client on HTTP/1.1 (the engine's ~32 KiB
-  chunks) tells whether that still pays with readinto;
+  HTTP/1.0 (an unframed body); http.client on HTTP/1.1 (the engine's ~32 KiB chunks) tells
+  whether that still pays with readinto;
 - small: 300 image inspects and 300 deletes of missing images (404), the requests
   prune-dangling makes per image, on one kept-alive connection (a fresh client each run).
 
@@ -14,7 +14,6 @@ more than LIMIT, that path stays hand-written (engine/unix.py's docstring has th
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import statistics
 import subprocess
@@ -28,20 +27,6 @@ SIZE_MB = int(os.environ.get("BENCH_TRANSPORT_MB", "300"))
 IMAGE = "dockops-bench/transport:latest"
 SMALL = 300
 LIMIT = 1.05
-
-
-def _save_old(path: str, version: str) -> int:
-    from dockops.engine.http import EngineHTTP
-
-    engine = EngineHTTP(path, version, 600.0)
-    total = 0
-    with (
-        open(os.devnull, "wb") as sink,
-        engine.stream("/images/get", {"names": [IMAGE]}, "save") as body,
-    ):
-        for piece in body.pieces:
-            total += sink.write(piece)
-    return total
 
 
 def _save_new(path: str, version: str) -> int:
@@ -74,17 +59,6 @@ def _save_http11(path: str, version: str) -> int:
     finally:
         conn.close()
     return total
-
-
-def _small_old(path: str, version: str) -> int:
-    from dockops.engine.http import EngineHTTP
-
-    engine = EngineHTTP(path, version, 60.0)
-    for n in range(SMALL):
-        assert engine.request("GET", "/images/busybox:latest/json")[0] == 200
-        assert engine.request("DELETE", f"/images/dockops-bench/missing-{n}")[0] == 404
-    engine._connection().close()
-    return 2 * SMALL
 
 
 def _small_new(path: str, version: str) -> int:
@@ -166,9 +140,7 @@ def _import_cost() -> float:
     return full - bare
 
 
-OLD_SAVE = "old: stream.py (HTTP/1.0, recv_into)"
 NEW_SAVE = "unix.py: http.client HTTP/1.0, readinto"
-OLD_SMALL = "old: EngineHTTP.request"
 LIBRARY_SMALL = "http.client, kept alive"
 NEW_SMALL = "unix.py: UnixTransport.call (hand-written)"
 
@@ -183,25 +155,23 @@ def run() -> list[str]:
     path = host.removeprefix("unix://")
     ensure_random_image(IMAGE, SIZE_MB)
     version = UnixTransport.connect(path, 60.0).api_version
-    # The old client goes once every caller has moved to Engine; then only the rest is run.
-    old = importlib.util.find_spec("dockops.engine.stream") is not None
-    save_contenders: dict[str, Contender] = {OLD_SAVE: _save_old} if old else {}
-    save_contenders[NEW_SAVE] = _save_new
-    save_contenders["http.client HTTP/1.1 (chunked), readinto"] = _save_http11
+    save_contenders: dict[str, Contender] = {
+        NEW_SAVE: _save_new,
+        "http.client HTTP/1.1 (chunked), readinto": _save_http11,
+    }
     save = _measure(save_contenders, path, version)
     sizes = set(save["sizes"].values())
     assert len(sizes) == 1, f"the contenders read different sizes: {save['sizes']}"
-    small_contenders: dict[str, Contender] = {OLD_SMALL: _small_old} if old else {}
-    small_contenders[LIBRARY_SMALL] = _small_http_client
-    small_contenders[NEW_SMALL] = _small_new
+    small_contenders: dict[str, Contender] = {
+        NEW_SMALL: _small_new,
+        LIBRARY_SMALL: _small_http_client,
+    }
     small = _measure(small_contenders, path, version)
     mib = sizes.pop() / 2**20
     lines = _lines(f"save stream of {mib:.0f} MiB to /dev/null", save, next(iter(save_contenders)))
     small_title = f"{2 * SMALL} small requests (inspect + 404 delete)"
     lines += _lines(small_title, small, next(iter(small_contenders)))
     lines.append(f"  import http.client: +{_import_cost() * 1000:.0f} ms of start-up")
-    if old:
-        lines += _rule("save", save, NEW_SAVE, OLD_SAVE)
     lines += _rule("small requests", small, LIBRARY_SMALL, NEW_SMALL)
     return lines
 
