@@ -123,8 +123,8 @@ class Engine:
     def info(self) -> dict[str, Any]:
         return dict(self.json("GET", "/info"))
 
-    def disk_usage(self) -> dict[str, Any]:
-        return dict(self.json("GET", "/system/df"))
+    def disk_usage(self, what: str = "disk usage") -> dict[str, Any]:
+        return dict(self.json("GET", "/system/df", what=what))
 
     # -- images -------------------------------------------------------------------------------
 
@@ -134,13 +134,14 @@ class Engine:
         all: bool = True,
         shared_size: bool = False,
         filters: dict[str, list[str]] | None = None,
+        what: str = "list images",
     ) -> list[dict[str, Any]]:
         params: Params = {"all": int(all)}
         if shared_size:
             params["shared-size"] = 1
         if filters:
             params["filters"] = json.dumps(filters)
-        return list(self.json("GET", "/images/json", params=params))
+        return list(self.json("GET", "/images/json", params=params, what=what))
 
     def image(self, reference: str, what: str = "") -> dict[str, Any]:
         """The image's inspect document. Raises Missing when there is no such image."""
@@ -223,12 +224,16 @@ class Engine:
     # -- containers ---------------------------------------------------------------------------
 
     def containers(
-        self, *, all: bool = True, filters: dict[str, list[str]] | None = None
+        self,
+        *,
+        all: bool = True,
+        filters: dict[str, list[str]] | None = None,
+        what: str = "list containers",
     ) -> list[dict[str, Any]]:
         params: Params = {"all": int(all)}
         if filters:
             params["filters"] = json.dumps(filters)
-        return list(self.json("GET", "/containers/json", params=params))
+        return list(self.json("GET", "/containers/json", params=params, what=what))
 
     def container(self, name: str, what: str = "") -> dict[str, Any]:
         """The container's inspect document. Raises Missing when there is no such container."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from dockops.core.images.listing import holders_by_image, tags_of
+from dockops.core.images.listing import holders_by_image, list_images, tags_of
 from dockops.engine.errors import Missing
 from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput
 from dockops.units import human_age, human_duration
@@ -123,27 +123,15 @@ def list_dangling(engine: Engine) -> list[DanglingImage]:
     Raises:
         EngineRefused, EngineUnreachable: from the engine.
     """
-    # Top-level images only (all=False), as `docker images --filter dangling=true`: an
-    # untagged parent of another image is a build's intermediate, not something left behind.
-    try:
-        images = engine.images(all=False, filters={"dangling": ["true"]})
-    except EngineRefused as exc:
-        raise EngineRefused(f"list images: {exc.message}") from exc
-    try:
-        holders = holders_by_image(engine.containers())
-    except EngineRefused as exc:
-        raise EngineRefused(f"list containers: {exc.message}") from exc
-    found = [
-        DanglingImage(
-            id=image["Id"],
-            created=datetime.fromtimestamp(image["Created"], tz=timezone.utc),
-            size=int(image.get("Size") or 0),
-            containers=holders.get(image["Id"], ()),
+    # One entry per image: an untagged image known by digest in two repositories is two rows
+    # of `images`, and one image to remove.
+    found: dict[str, DanglingImage] = {}
+    for row in list_images(engine, dangling=True):
+        found.setdefault(
+            row.id,
+            DanglingImage(id=row.id, created=row.created, size=row.size, containers=row.containers),
         )
-        for image in images
-    ]
-    found.sort(key=lambda image: -image.created.timestamp())
-    return found
+    return list(found.values())
 
 
 def plan_prune(
@@ -234,15 +222,8 @@ def engine_state(engine: Engine) -> list[ImageState]:
         listing = pool.submit(engine.images, shared_size=shared_size)
         usage = pool.submit(lambda: None if shared_size else _disk_usage(engine))
         holding = pool.submit(engine.containers)
-        try:
-            images = listing.result()
-            df = usage.result()
-        except EngineRefused as exc:
-            raise EngineRefused(f"list images: {exc.message}") from exc
-        try:
-            holders = holders_by_image(holding.result())
-        except EngineRefused as exc:
-            raise EngineRefused(f"list containers: {exc.message}") from exc
+        images, df = listing.result(), usage.result()
+        holders = holders_by_image(holding.result())
     sizes = _unique_sizes(images if df is None else df.get("Images") or [])
     parents = {i.get("ParentId") for i in images if i.get("ParentId")}
     return [

@@ -138,7 +138,10 @@ def test_a_lost_connection_is_unreachable_in_the_users_words() -> None:
     assert gone.value.message == (
         "remove a: lost the Docker engine at unix:///scripted.sock: connection refused"
     )
-    with pytest.raises(EngineUnreachable, match=r"^the Docker engine at .* did not answer in time"):
+    # A listing says what it was doing, as every other request does.
+    with pytest.raises(
+        EngineUnreachable, match=r"^list images: the Docker engine at .* did not answer in time"
+    ):
         engine.images()
 
 

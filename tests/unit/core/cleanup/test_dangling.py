@@ -152,14 +152,16 @@ class _Engine:
         self.refusal = refusal
         self.asked: list[object] = []
 
-    def images(self, *, all: bool = True, filters: object = None) -> list[dict[str, object]]:
+    def images(
+        self, *, all: bool = True, filters: object = None, what: str = ""
+    ) -> list[dict[str, object]]:
         self.asked.append(("images", all, filters))
         return [
             {"Id": "sha256:old", "Created": 1_000, "Size": 5},
             {"Id": "sha256:new", "Created": 2_000, "Size": 7},
         ]
 
-    def containers(self) -> list[dict[str, object]]:
+    def containers(self, *, all: bool = True, what: str = "") -> list[dict[str, object]]:
         return [{"Id": "c" * 64, "Names": ["/box"], "ImageID": "sha256:old"}]
 
     def find_image(self, reference: str) -> dict[str, object] | None:

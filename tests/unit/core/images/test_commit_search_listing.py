@@ -75,6 +75,15 @@ def test_images_lists_top_level_images_with_the_engine_s_filters() -> None:
     }
 
 
+@pytest.mark.parametrize("failing", ["images", "containers"])
+def test_a_refused_listing_says_which_listing(failing: str) -> None:
+    refusal = (500, {"message": "boom"})
+    routes: dict[str, object] = {"GET /images/json": (200, []), "GET /containers/json": (200, [])}
+    routes[f"GET /{failing}/json"] = refusal
+    with pytest.raises(Refused, match=f"^list {failing}: boom$"):
+        list_images(fake_engine(routes))  # type: ignore[arg-type]
+
+
 HITS = [
     {"name": "a", "star_count": 9, "is_official": True},
     {"name": "b", "star_count": 1, "is_official": False},
