@@ -8,11 +8,10 @@ transports send the same paths and parameters and the contract tests can hold th
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from dockops.engine.wire import Answer, Body, Lost, Params, StreamBroken
+from dockops.engine.wire import Answer, Body, Lost, Params, StreamBroken, json_request
 from dockops.errors import root_cause
 
 if TYPE_CHECKING:
@@ -85,7 +84,7 @@ class DockerPyTransport:
         json_body: Any = None,
         headers: dict[str, str] | None = None,
     ) -> Answer:
-        data, headers = _body(json_body, headers)
+        data, headers = json_request(json_body, headers)
         try:
             response = self.api.request(
                 method, self._url(path), params=params, data=data, headers=headers
@@ -105,7 +104,7 @@ class DockerPyTransport:
         headers: dict[str, str] | None = None,
         timeout: float | None = None,
     ) -> Iterator[Body]:
-        data, headers = _body(json_body, headers)
+        data, headers = json_request(json_body, headers)
         read_timeout = timeout if timeout is not None else self.api.timeout
         try:
             response = self.api.request(
@@ -162,11 +161,3 @@ def _guarded(reads: Iterator[bytes]) -> Iterator[bytes]:
         yield from reads
     except _failures() as exc:
         raise _failure(exc, StreamBroken) from exc
-
-
-def _body(json_body: Any, headers: dict[str, str] | None) -> tuple[bytes | None, dict[str, str]]:
-    headers = dict(headers or {})
-    if json_body is None:
-        return None, headers
-    headers.setdefault("Content-Type", "application/json")
-    return json.dumps(json_body).encode(), headers

@@ -39,7 +39,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urlencode
 
-from dockops.engine.wire import Answer, Body, Lost, Params, StreamBroken
+from dockops.engine.wire import Answer, Body, Lost, Params, StreamBroken, json_request
 from dockops.errors import root_cause
 
 if TYPE_CHECKING:
@@ -70,14 +70,6 @@ def _failures() -> tuple[type[BaseException], ...]:
     import http.client
 
     return (OSError, http.client.HTTPException)
-
-
-def _body(json_body: Any, headers: dict[str, str] | None) -> tuple[bytes | None, dict[str, str]]:
-    headers = dict(headers or {})
-    if json_body is None:
-        return None, headers
-    headers.setdefault("Content-Type", "application/json")
-    return json.dumps(json_body).encode(), headers
 
 
 def _tar_download(method: str, path: str) -> bool:
@@ -133,7 +125,7 @@ class UnixTransport:
         json_body: Any = None,
         headers: dict[str, str] | None = None,
     ) -> Answer:
-        data, headers = _body(json_body, headers)
+        data, headers = json_request(json_body, headers)
         target = self._target(path, params)
         conn: _Connection | None = getattr(self._local, "conn", None)
         if conn is None:
@@ -160,7 +152,7 @@ class UnixTransport:
         headers: dict[str, str] | None = None,
         timeout: float | None = None,
     ) -> Iterator[Body]:
-        data, headers = _body(json_body, headers)
+        data, headers = json_request(json_body, headers)
         tar = _tar_download(method, path)
         conn = _http_connection(self.path, self.timeout if timeout is None else timeout, http10=tar)
         try:

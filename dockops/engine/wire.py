@@ -11,6 +11,7 @@ being read raises StreamBroken when it is cut off. No other exception leaves a t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -99,3 +100,14 @@ class Transport(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def json_request(
+    json_body: Any, headers: dict[str, str] | None
+) -> tuple[bytes | None, dict[str, str]]:
+    """The body and headers a transport sends for `json_body` (None: no body)."""
+    headers = dict(headers or {})
+    if json_body is None:
+        return None, headers
+    headers.setdefault("Content-Type", "application/json")
+    return json.dumps(json_body).encode(), headers
