@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import quote
 
-from dockops.engine.errors import Missing, refused
+from dockops.engine.errors import Missing, lost, refused
 from dockops.engine.wire import Body, Lost, Params, Transport
 from dockops.errors import EngineUnreachable
 
@@ -44,8 +44,6 @@ class Engine:
     # -- the exchange, with errors mapped once ------------------------------------------------
 
     def _lost(self, exc: Lost, what: str) -> EngineUnreachable:
-        from dockops.engine.errors import lost
-
         return lost(exc, self.address, what)
 
     def call(
