@@ -54,11 +54,12 @@ bench: $(STAMP) ## side-by-side benchmarks (dockops vs docker CLI vs raw Engine 
 	@test -x /usr/bin/time || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null
 	@bash scripts/with-engine.sh $(BIN)/python -m bench $(SUITES)
 
-engine-up: $(STAMP) ## start the disposable engine; prints DOCKER_HOST=... to export
-	@$(HARNESS) up
+ENGINE ?= docker
+engine-up: $(STAMP) ## start the disposable engine [ENGINE=podman]; prints DOCKER_HOST=... to export
+	@$(HARNESS) up --engine "$(ENGINE)"
 
-engine-down: $(STAMP) ## stop the disposable engine (by its pidfile)
-	@$(HARNESS) down
+engine-down: $(STAMP) ## stop the disposable engine (by its pidfile) [ENGINE=podman]
+	@$(HARNESS) down --engine "$(ENGINE)"
 
 # Laptop targets: thin calls of dockops on your own engine (DOCKER_HOST, your docker context or
 # /var/run/docker.sock, as docker would), never the disposable one.

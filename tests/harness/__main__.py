@@ -1,4 +1,5 @@
-"""`python -m tests.harness up|down|images`: the disposable engine from a shell, CI or Makefile.
+"""`python -m tests.harness up|down|images [--engine docker|podman]`: a disposable engine from a
+shell, CI or Makefile.
 
 `up` prints exactly one line on stdout, `DOCKER_HOST=unix://...`, so a script can
 `eval "export $(python3 -m tests.harness up)"`; everything else goes to stderr.
@@ -28,8 +29,10 @@ def _info(message: str) -> None:
     print(f"harness: {message}", file=sys.stderr, flush=True)
 
 
-def _up(root: Path) -> int:
+def _up(root: Path, kind: str) -> int:
     started = time.monotonic()
+    if kind == "podman":
+        return _up_podman(root, started)
     engine = engine_from_env()
     if engine is None:
         ensure_packages()
@@ -44,7 +47,32 @@ def _up(root: Path) -> int:
     return 0
 
 
-def _down(root: Path) -> int:
+def _up_podman(root: Path, started: float) -> int:
+    from .podman import podman_from_env, start_podman
+
+    engine = podman_from_env()
+    if engine is None:
+        ensure_packages(("podman", "runc", "docker-registry", "nginx", "busybox"))
+        engine = start_podman(root)
+        _info(f"podman ready at {engine.host} ({time.monotonic() - started:.1f}s), root {root}")
+    _images(engine.host)
+    _info(f"up in {time.monotonic() - started:.1f}s")
+    print(f"DOCKER_HOST={engine.host}", flush=True)
+    return 0
+
+
+def _down_podman(root: Path) -> int:
+    from .podman import podman_at, podman_from_env, stop_podman
+
+    if podman_from_env() is None:
+        stop_podman(podman_at(root))
+        _info(f"podman at {root} stopped")
+    return 0
+
+
+def _down(root: Path, kind: str) -> int:
+    if kind == "podman":
+        return _down_podman(root)
     if engine_from_env() is not None:
         _info(f"{ENV_DOCKER_HOST} is set: that engine is not ours to stop")
         return 0
@@ -77,13 +105,21 @@ def main(argv: list[str] | None = None) -> int:
     for name, text in (("up", "start the engine, build images"), ("down", "stop the engine")):
         sub = commands.add_parser(name, help=text)
         sub.add_argument("--root", type=Path, default=None, help="engine folder")
+        sub.add_argument("--engine", choices=("docker", "podman"), default="docker")
     commands.add_parser("images", help="build the base images on $DOCKER_HOST")
     args = parser.parse_args(argv)
     try:
         if args.command == "images":
             return _images_cmd()
-        root = (args.root or default_root()).absolute()
-        return _up(root) if args.command == "up" else _down(root)
+        if args.root is not None:
+            root = args.root.absolute()
+        elif args.engine == "podman":
+            from .podman import default_podman_root
+
+            root = default_podman_root()
+        else:
+            root = default_root()
+        return _up(root, args.engine) if args.command == "up" else _down(root, args.engine)
     except HarnessUnavailable as exc:
         _info(f"unavailable: {exc}")
         return 3

@@ -34,6 +34,8 @@ PACKAGES = {
     "nginx": "nginx",
     "busybox": "busybox-static",
     "skopeo": "skopeo",  # reads what push --via direct wrote, as a second opinion
+    "podman": "podman",  # the second engine (tests/harness/podman.py)
+    "runc": "runc",
 }
 
 # sun_path holds 108 bytes with the NUL; containerd's longest socket adds 32 to the exec-root.
@@ -67,6 +69,7 @@ class Engine:
     # Where this engine reads registry CAs (its /etc/docker/certs.d); None when unknown (an
     # engine named by DOCKOPS_TEST_DOCKER_HOST without DOCKOPS_TEST_CERTS_D): trust tests skip.
     certs_d: Path | None = None
+    kind: str = "docker"  # or "podman" (tests/harness/podman.py)
 
 
 @dataclass(frozen=True)

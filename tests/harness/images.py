@@ -239,14 +239,14 @@ def _labelled(client: APIClient, ref: str, digest: str) -> str | None:
 
 
 def _build(client: APIClient, image: _Image, fs: Rootfs, digest: str) -> str:
-    repository, tag = image.refs[0].rsplit(":", 1)
     changes = [*image.changes, f"LABEL {HASH_LABEL}={digest}"]
     with tempfile.TemporaryFile() as tar:
         fs.write_tar(tar)
         tar.seek(0)
         # import_image_from_data always means "the body is the tar"; import_image given a
         # path that does not exist would have the daemon fetch it as a URL instead.
-        out = client.import_image_from_data(tar, repository=repository, tag=tag, changes=changes)
+        # The tag goes in `repo`: podman's import ignores the separate `tag` parameter.
+        out = client.import_image_from_data(tar, repository=image.refs[0], changes=changes)
     # Like push and pull, import reports a failure inside an HTTP 200 JSON stream.
     for line in str(out).splitlines():
         message = json.loads(line) if line.lstrip().startswith("{") else {}

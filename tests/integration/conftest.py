@@ -1,7 +1,10 @@
-"""The disposable engine for integration tests, and per-test cleanup of what a test created.
+"""The disposable engines for integration tests, and per-test cleanup of what a test created.
 
 The engine is the harness's own dockerd (tests/harness) unless DOCKOPS_TEST_DOCKER_HOST names
-one. With CI=true a missing engine fails the run; elsewhere the tests skip with one reason.
+one. The shared suite (the folders in BOTH_ENGINES) runs once on it and once on the harness's
+Podman service (or DOCKOPS_TEST_PODMAN_HOST): its tests are named `…[docker]` and `…[podman]`,
+and `engine.kind` says which one a test runs on. With CI=true a missing engine fails the run;
+elsewhere the tests skip with one reason.
 """
 
 from __future__ import annotations
@@ -35,6 +38,11 @@ if TYPE_CHECKING:
     import docker
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+# The folders of tests/integration whose tests run on both engines: the image lifecycle,
+# archives, cleanup and push-private. Registry server and engine-contract tests stay on dockerd.
+BOTH_ENGINES = ("images", "archive", "cleanup", "push_private")
+# DOCKOPS_TEST_ENGINES=docker runs the shared suite on dockerd alone (a laptop without podman).
+ENGINE_KINDS = tuple(os.environ.get("DOCKOPS_TEST_ENGINES", "docker").split(","))
 ALLOWED_NETWORK_MODES = {"none", "host"}
 
 
@@ -70,8 +78,28 @@ def pytest_terminal_summary(
         terminalreporter.write_line(config.stash[_NOT_RUN], yellow=True)
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "engine" not in metafunc.fixturenames:
+        return
+    folder = Path(str(metafunc.definition.path)).parent.name
+    if folder in BOTH_ENGINES:
+        metafunc.parametrize("engine_kind", ENGINE_KINDS, indirect=True, scope="session")
+
+
 @pytest.fixture(scope="session")
-def engine() -> Iterator[Engine]:
+def engine_kind(request: pytest.FixtureRequest) -> str:
+    """ "docker" or "podman": which engine the test runs on (docker unless parametrized)."""
+    return str(getattr(request, "param", "docker"))
+
+
+def _no_engine(exc: HarnessUnavailable, what: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI needs the disposable {what}: {exc}", pytrace=False)
+    pytest.skip(f"no disposable {what} here: {exc}")
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Iterator[Engine]:
     named = engine_from_env()
     try:
         if named is not None:
@@ -80,9 +108,8 @@ def engine() -> Iterator[Engine]:
             ensure_packages()
             engine = start_engine(default_root())
     except HarnessUnavailable as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs the disposable Docker engine: {exc}", pytrace=False)
-        pytest.skip(f"no disposable Docker engine here: {exc}")
+        _no_engine(exc, "Docker engine")
+        raise
     try:
         ensure_base_images(engine.host)
         yield engine
@@ -90,13 +117,44 @@ def engine() -> Iterator[Engine]:
         stop_engine(engine)
 
 
+@pytest.fixture(scope="session")
+def podman_engine() -> Iterator[Engine]:
+    from tests.harness.podman import default_podman_root, podman_from_env, start_podman, stop_podman
+
+    named = podman_from_env()
+    try:
+        if named is not None:
+            engine = named
+        else:
+            ensure_packages(("podman", "runc", "docker-registry", "nginx", "busybox"))
+            engine = start_podman(default_podman_root())
+    except HarnessUnavailable as exc:
+        _no_engine(exc, "Podman service")
+        raise
+    try:
+        ensure_base_images(engine.host)
+        yield engine
+    finally:
+        stop_podman(engine)
+
+
+@pytest.fixture(scope="session")
+def engine(engine_kind: str, request: pytest.FixtureRequest) -> Engine:
+    """The engine the test runs on; both stay up for the whole session once started."""
+    found: Engine = request.getfixturevalue(f"{engine_kind}_engine")
+    return found
+
+
 def off_loopback_containers(client: docker.DockerClient, known: set[str]) -> list[str]:
     """Containers not in `known` whose network is neither none nor host."""
-    return [
-        f"{c['Names'][0]}: {c['HostConfig']['NetworkMode']}"
+    # Read from inspect: podman's container list has no HostConfig.
+    modes = {
+        c["Id"]: client.api.inspect_container(c["Id"])["HostConfig"]["NetworkMode"]
         for c in client.api.containers(all=True)
-        if c["Id"] not in known and c["HostConfig"]["NetworkMode"] not in ALLOWED_NETWORK_MODES
-    ]
+        if c["Id"] not in known
+    }
+    allowed = ALLOWED_NETWORK_MODES
+    return [f"{cid[:12]}: {mode}" for cid, mode in modes.items() if mode not in allowed]
 
 
 def _remove_new_images(client: docker.DockerClient, ids: set[str], tags: set[str]) -> None:
