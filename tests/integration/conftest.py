@@ -147,14 +147,13 @@ def engine(engine_kind: str, request: pytest.FixtureRequest) -> Engine:
 
 def off_loopback_containers(client: docker.DockerClient, known: set[str]) -> list[str]:
     """Containers not in `known` whose network is neither none nor host."""
-    # Read from inspect: podman's container list has no HostConfig.
+    # The mode is read from inspect: podman's container list has no HostConfig.
     modes = {
-        c["Id"]: client.api.inspect_container(c["Id"])["HostConfig"]["NetworkMode"]
+        c["Names"][0]: client.api.inspect_container(c["Id"])["HostConfig"]["NetworkMode"]
         for c in client.api.containers(all=True)
         if c["Id"] not in known
     }
-    allowed = ALLOWED_NETWORK_MODES
-    return [f"{cid[:12]}: {mode}" for cid, mode in modes.items() if mode not in allowed]
+    return [f"{name}: {mode}" for name, mode in modes.items() if mode not in ALLOWED_NETWORK_MODES]
 
 
 def _remove_new_images(client: docker.DockerClient, ids: set[str], tags: set[str]) -> None:
