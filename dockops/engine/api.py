@@ -116,7 +116,19 @@ class Engine:
     # -- system -------------------------------------------------------------------------------
 
     def version(self) -> dict[str, Any]:
-        return dict(self.json("GET", "/version"))
+        if self.transport.server is None:
+            self.transport.server = dict(self.json("GET", "/version"))
+        return dict(self.transport.server)
+
+    @property
+    def is_podman(self) -> bool:
+        """True when the engine is Podman's Docker-compatible service: its /version names a
+        component "Podman Engine". Where the two differ (untag, insecure registries, names),
+        the core asks this rather than guessing from answers."""
+        components = self.version().get("Components") or []
+        return any(
+            isinstance(c, dict) and str(c.get("Name", "")).startswith("Podman") for c in components
+        )
 
     def info(self) -> dict[str, Any]:
         return dict(self.json("GET", "/info"))

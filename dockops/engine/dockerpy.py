@@ -55,6 +55,7 @@ class DockerPyTransport:
         self.api = api
         self.address = address
         self.api_version = str(api.api_version)
+        self.server: dict[str, Any] | None = None
 
     @classmethod
     def connect(cls, address: str, params: dict[str, Any], timeout: float) -> DockerPyTransport:

@@ -83,6 +83,7 @@ class UnixTransport:
         self.path = path
         self.address = f"unix://{path}"
         self.api_version = api_version
+        self.server: dict[str, Any] | None = None
         self.timeout = timeout
         self._local = threading.local()
 
@@ -98,9 +99,11 @@ class UnixTransport:
         transport = cls(path, "", timeout)
         answer = transport.call("GET", "/version")
         try:
-            version = json.loads(answer.body)["ApiVersion"] if answer.status == 200 else None
+            server = json.loads(answer.body) if answer.status == 200 else None
+            version = server["ApiVersion"] if server else None
         except (ValueError, KeyError, TypeError):
-            version = None
+            server = version = None
+        transport.server = server if isinstance(server, dict) else None
         if not version:
             transport.close()
             raise Lost(f"no engine version in its answer (HTTP {answer.status})")

@@ -62,6 +62,7 @@ class Transport(Protocol):
 
     address: str  # as the user would name it: unix:///var/run/docker.sock, tcp://...
     api_version: str  # negotiated with the engine: its own version, as docker-py's "auto"
+    server: dict[str, Any] | None  # the engine's /version document when connect read it
 
     def call(
         self,

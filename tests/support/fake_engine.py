@@ -40,6 +40,7 @@ def _bytes(body: Any) -> bytes:
 class FakeTransport:
     address = "unix:///fake/docker.sock"
     api_version = "1.41"
+    server: dict[str, Any] | None = None
 
     def __init__(
         self, routes: Mapping[str, Reply | list[Reply]], *, answering: bool = True

@@ -21,6 +21,7 @@ class Scripted:
 
     address = "unix:///scripted.sock"
     api_version = "1.41"
+    server = None
 
     def __init__(self, *answers: Answer | Lost) -> None:
         self.script = list(answers)
