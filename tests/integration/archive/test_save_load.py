@@ -20,6 +20,7 @@ import pytest
 
 from dockops.reference import parse_reference
 from tests.conftest import Cli
+from tests.support.imagefactory import FakeImage, write_save_tar
 from tests.support.tarfuzz import BLOCK, fix_checksum, pax, record
 from tests.support.tools import error_line, make_image
 
@@ -159,6 +160,29 @@ def test_localhost_and_untagged_images_load_under_the_names_they_had(
     ]
     assert docker_env.images.get("localhost/dockops-test/lh:1").id == named
     assert docker_env.images.get(bare).tags == []
+
+
+def test_a_docker_made_archive_loads_under_the_names_the_engine_gives(
+    docker_env: docker.DockerClient, cli: Cli, tmp_path: Path, engine_kind: str
+) -> None:
+    # `docker save` writes names as docker prints them. Difference: Podman puts a name without
+    # a registry under localhost/ (its own save tars name docker.io/ in full, see archived()),
+    # and dockops shows it so; the names as typed still find the image on both engines.
+    target = tmp_path / "made.tar"
+    with target.open("wb") as out:
+        [image_id] = write_save_tar(
+            out, [FakeImage(seed="docker-made", tags=("dockops-test/made:1", "plainname:2"))]
+        )
+    loaded = cli("load", "-i", str(target), "--json")
+    assert loaded.code == 0, loaded.err
+    given = ["dockops-test/made:1", "plainname:2"]
+    if engine_kind == "podman":
+        given = [f"localhost/{name}" for name in given]
+    assert json.loads(loaded.out)["images"] == [{"reference": n, "id": image_id} for n in given]
+    assert sorted(docker_env.images.get(image_id).tags) == sorted(given)
+    saved = cli("save", "dockops-test/made:1", "plainname:2", "-o", str(tmp_path / "again.tar"))
+    assert saved.code == 0, saved.err
+    assert tagged((tmp_path / "again.tar").read_bytes()) == sorted(given)
 
 
 def test_stdout_and_stdin_streams(
