@@ -48,6 +48,7 @@ class FakeTransport:
         self.routes = {key: list(r) if isinstance(r, list) else [r] for key, r in routes.items()}
         self.answering = answering
         self.requests: list[Request] = []
+        self.uploaded = b""  # the body of the last upload
 
     def _reply(
         self,
@@ -101,6 +102,8 @@ class FakeTransport:
         self, path: str, params: Params, pieces: Iterable[bytes | memoryview], content_type: str
     ) -> Answer:
         status, body = self._reply("POST", path, params, None, {"Content-Type": content_type})
+        # Read as a real transport reads it: the sender's own checks run on the way.
+        self.uploaded = b"".join(bytes(piece) for piece in pieces)
         return Answer(status, _bytes(body))
 
     def answers(self) -> bool:

@@ -109,6 +109,41 @@ def open_input(source: Path | BinaryIO) -> Iterator[Input]:
         yield Input(stream=stream, name=str(source), size=source.stat().st_size)
 
 
+@contextlib.contextmanager
+def checked_first(given: Input, checking: Callable[[int], None]) -> Iterator[Input]:
+    """`given`, read through and checked as a tar before a byte of it is sent, then from its
+    start again: for an engine that takes a cut upload as a whole one.
+
+    Podman 4's import goes on with whatever part of the body it got when the client stops
+    sending (its handler reports the failed read and imports that part all the same), so a
+    truncated tar stopped half-way still became an image. A file is read twice; stdin is
+    spooled to a temp file first. A file that changes between the two reads is still stopped
+    on the second, but Podman then imports the part it got.
+
+    Raises:
+        InvalidInput: corrupt or truncated (nothing was sent).
+    """
+    with contextlib.ExitStack() as stack:
+        stream = given.stream
+        if not stream.seekable():
+            import tempfile
+
+            spool = cast(BinaryIO, stack.enter_context(tempfile.TemporaryFile()))
+            while piece := stream.read(CHUNK):
+                spool.write(piece)
+            spool.seek(0)
+            stream = spool
+        start = stream.tell()
+        opened = open_archive(stream, given.name)
+        try:
+            for _ in opened.chunks(given.name):
+                checking(opened.source.consumed)
+        finally:
+            opened.reader.close()
+        stream.seek(start)
+        yield Input(stream=stream, name=given.name, size=given.size)
+
+
 class _Hashing(io.RawIOBase):
     """A write-through file that counts and hashes what reaches the disk (or stdout).
 

@@ -6,16 +6,18 @@ the CLI can say it and tests can pin it.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from dockops.core.archive.files import open_input, shown
+from dockops.core.archive.files import Input, checked_first, open_input, shown
 from dockops.core.archive.save_load import download_tar, upload
 from dockops.core.images.commit import CHANGE_INSTRUCTIONS, validate_changes
-from dockops.engine.errors import user_named
+from dockops.engine.errors import Missing, user_named
 from dockops.errors import InvalidInput
-from dockops.progress import ProgressCallback, ignore
+from dockops.progress import ProgressCallback, ProgressEvent, ignore
 
 if TYPE_CHECKING:
     from dockops.engine.api import Engine
@@ -73,8 +75,11 @@ def export_container(
         EngineRefused, EngineUnreachable: the engine failed; no file is left behind.
     """
     what = f"export {container}"
-    with user_named():
+    try:
         container_id = str(engine.container(container, what)["Id"])
+    except Missing:
+        # Docker's words on any engine (Podman says 'no container with name or ID "X" found').
+        raise InvalidInput(f"{what}: No such container: {container}") from None
     written = download_tar(
         engine,
         engine.export(container_id, what),
@@ -91,6 +96,15 @@ def export_container(
         sha256=written.sha256,
         compressed=gzip,
     )
+
+
+def _checking(given: Input, progress: ProgressCallback) -> Callable[[int], None]:
+    def report(consumed: int) -> None:
+        progress(
+            ProgressEvent(item=given.name, status="checking", current=consumed, total=given.size)
+        )
+
+    return report
 
 
 def lost_by_import(changes: list[str]) -> tuple[str, ...]:
@@ -132,13 +146,18 @@ def import_image(
         raise InvalidInput(f"invalid reference {reference!r}: import takes a tag, not a digest")
     changes = list(validate_changes(changes or []))
     tag = parsed.tag or "latest"
-    params: dict[str, Any] = {"repo": parsed.repository, "tag": tag}
+    # The whole name in `repo`, as the docker CLI sends it: Podman 4 ignores `tag` (the image
+    # would be NAME:latest).
+    params: dict[str, Any] = {"repo": f"{parsed.repository}:{tag}"}
     if changes:
         params["changes"] = changes
     if message:
         params["message"] = message
-    with open_input(source) as given:
+    with contextlib.ExitStack() as stack:
+        given = stack.enter_context(open_input(source))
         name, what = given.name, f"import {given.name}"
+        if engine.is_podman:
+            given = stack.enter_context(checked_first(given, _checking(given, progress)))
         docs, consumed = upload(
             lambda pieces: engine.import_image(pieces, params, what), given, what, progress
         )

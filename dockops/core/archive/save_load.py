@@ -25,10 +25,11 @@ from dockops.core.archive.files import (
     unwritable,
 )
 from dockops.core.archive.tarcheck import TarProblem, TarWalker
-from dockops.engine.errors import daemon_error, user_named
+from dockops.engine.errors import Missing, daemon_error, user_named
 from dockops.engine.wire import Body, StreamBroken
-from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput
+from dockops.errors import DockopsError, EngineRefused, EngineUnreachable, InvalidInput
 from dockops.progress import ProgressCallback, ProgressEvent, ignore
+from dockops.reference import parse_reference
 
 if TYPE_CHECKING:
     from dockops.engine.api import Engine
@@ -177,13 +178,10 @@ def save_images(
         InvalidInput: an image does not exist (checked before anything is written).
         EngineRefused, EngineUnreachable: the engine failed; no file is left behind.
     """
-    with user_named():
-        images = [
-            ArchivedImage(
-                reference=reference, id=engine.image(reference, f"save {reference}")["Id"]
-            )
-            for reference in references
-        ]
+    images = [
+        ArchivedImage(reference=reference, id=_image_id(engine, reference))
+        for reference in references
+    ]
     what = f"save {' '.join(references)}"
     written = download_tar(
         engine, engine.save(references, what), target, gzip=gzip, what=what, progress=progress
@@ -195,6 +193,16 @@ def save_images(
         compressed=gzip,
         images=tuple(images),
     )
+
+
+def _image_id(engine: Engine, reference: str) -> str:
+    """The ID of an image the user named to save; no such image is bad input, said in
+    docker's words on any engine (Podman's are "failed to find image X: docker.io/X: No such
+    image")."""
+    try:
+        return str(engine.image(reference, f"save {reference}")["Id"])
+    except Missing:
+        raise InvalidInput(f"save {reference}: No such image: {reference}") from None
 
 
 def daemon_docs(lines: Iterable[bytes], what: str) -> Iterator[dict[str, Any]]:
@@ -281,28 +289,63 @@ def load_images(
         try:
             docs, consumed = upload(lambda pieces: engine.load(pieces, what), given, what, progress)
         except EngineRefused as exc:
-            missing = _missing_member(what, exc)
-            if missing is None:
+            reason = _podman_reason(what, exc) if engine.is_podman else _missing_member(what, exc)
+            if reason is None:
                 raise
-            raise missing from exc
-    loaded: list[ArchivedImage] = []
-    for doc in docs:
-        text = str(doc.get("stream") or "").strip()
-        if text.startswith("Loaded image ID:"):
-            loaded.append(ArchivedImage(reference=None, id=text.split(":", 1)[1].strip()))
-        elif text.startswith("Loaded image:"):
-            loaded.append(ArchivedImage(reference=text.split(":", 1)[1].strip(), id=""))
-    # The engine names tagged images by reference only: ask for their IDs.
+            raise reason from exc
+    said = [image for doc in docs for image in _loaded(doc, podman=engine.is_podman)]
+    # The engine names tagged images by reference only: ask for their IDs, by the name the
+    # engine gave (Podman's docker.io/org/x), and show that name as docker does (org/x).
     with user_named():
-        images = tuple(
-            image
-            if image.id
-            else ArchivedImage(
-                reference=image.reference, id=engine.image(str(image.reference), what)["Id"]
+        named = [
+            ArchivedImage(
+                reference=_familiar(str(image.reference)),
+                id=engine.image(str(image.reference), what)["Id"],
             )
-            for image in loaded
-        )
-    return LoadResult(source=name, bytes=consumed, images=images)
+            for image in said
+            if image.reference is not None
+        ]
+    # Docker lists every image by ID as well when the archive's last image has no tag: an
+    # image it named already is not listed again.
+    known = {image.id for image in named}
+    unnamed = {i.id: i for i in said if i.reference is None and i.id not in known}
+    return LoadResult(source=name, bytes=consumed, images=(*named, *unnamed.values()))
+
+
+_IMAGE_ID = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def _loaded(doc: dict[str, Any], *, podman: bool) -> list[ArchivedImage]:
+    """The images one document of a load's answer names.
+
+    Docker says "Loaded image: NAME" for each tag and "Loaded image ID: ID" for an untagged
+    image, a line each, several lines in one document at times. Podman says them all in one
+    line, "Loaded image: NAME,NAME,...", an untagged image by its ID in the same list.
+    """
+    images: list[ArchivedImage] = []
+    for line in str(doc.get("stream") or "").splitlines():
+        label, _, said = line.partition(":")
+        if label.strip() == "Loaded image ID":
+            images.append(ArchivedImage(reference=None, id=said.strip()))
+        elif label.strip() == "Loaded image":
+            names = said.split(",") if podman else [said]
+            images.extend(
+                ArchivedImage(reference=None, id=n)
+                if podman and _IMAGE_ID.fullmatch(n)
+                else ArchivedImage(reference=n, id="")
+                for n in (n.strip() for n in names)
+                if n
+            )
+    return images
+
+
+def _familiar(name: str) -> str:
+    """An image name as docker prints it: Podman's docker.io/library/busybox:latest is
+    busybox:latest (localhost/x:1 stays as it is)."""
+    try:
+        return str(parse_reference(name).familiar())
+    except InvalidInput:
+        return name
 
 
 # The engine unpacks a load into a temp folder, then opens each file manifest.json names.
@@ -321,3 +364,31 @@ def _missing_member(what: str, refusal: EngineRefused) -> InvalidInput | None:
         f"{what}: incomplete archive: its manifest.json names {found[1]}, which is not in the "
         "tar (and the engine does not hold that layer already)"
     )
+
+
+# Podman tries the upload as each format it knows and, when none takes it, lists why each
+# refused: "payload does not match any of the supported image formats: * oci: ... *
+# oci-archive: ... * docker-archive: ... * dir: ..." (on one line here). A `docker save` tar is
+# a docker-archive: that item is the reason, the others only say it is not their format.
+_PODMAN_FORMATS = "payload does not match any of the supported image formats:"
+_PODMAN_ARCHIVE = re.compile(r" \* docker-archive: (.*?)(?= \* (?:oci|oci-archive|dir): |$)")
+_PODMAN_NO_LAYER = "Some layer tarfiles are missing in the tarball"
+
+
+def _podman_reason(what: str, refusal: EngineRefused) -> DockopsError | None:
+    """Podman's refusal of a load, said by the one reason that concerns a docker-archive.
+
+    Podman loads no archive that lacks a layer file, even when it holds that layer (Docker
+    loads it): said as the incomplete archive it is, without the file's name, which Podman
+    does not give."""
+    if _PODMAN_FORMATS not in refusal.message:
+        return None
+    found = _PODMAN_ARCHIVE.search(refusal.message)
+    if found is None:
+        return None
+    if _PODMAN_NO_LAYER in found[1]:
+        return InvalidInput(
+            f"{what}: incomplete archive: its manifest.json names layer files that are not in "
+            "the tar (Podman loads no such archive, even when it holds those layers)"
+        )
+    return EngineRefused(f"{what}: {found[1]}")

@@ -1,17 +1,28 @@
 """save/export's stream into a tar (core/archive/save_load.py): a whole tar is copied as it
 comes; a cut, an early stop or the engine's error in the body says which it was, in one line.
-A layer load misses is named from the engine's text."""
+A layer load misses is named from the engine's text; load's answer read as Docker and Podman
+word it."""
 
 from __future__ import annotations
 
+import gzip
 import io
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from dockops.core.archive.save_load import _missing_member, stream_tar
+from dockops.core.archive.save_load import (
+    _missing_member,
+    _podman_reason,
+    load_images,
+    save_images,
+    stream_tar,
+)
+from dockops.engine.api import Engine
 from dockops.engine.wire import Body, StreamBroken
 from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput, root_cause
+from tests.support.fake_engine import FakeTransport
 from tests.support.imagefactory import tar_of
 from tests.support.tarfuzz import END, SAMPLE, header, member
 
@@ -118,3 +129,113 @@ def test_a_missing_layer_is_named_from_the_engine_s_text() -> None:
         "not in the tar (and the engine does not hold that layer already)"
     )
     assert _missing_member("load x", EngineRefused("load x: invalid diffID")) is None
+
+
+PODMAN = {"Components": [{"Name": "Podman Engine", "Version": "4.3.1"}]}
+DOCKER = {"Components": [{"Name": "Engine", "Version": "20.10.24"}]}
+A_ID = "sha256:" + "a" * 64
+B_ID = "sha256:" + "b" * 64
+C_ID = "sha256:" + "c" * 64
+
+
+def _fake(routes: dict[str, Any], server: dict[str, Any]) -> FakeTransport:
+    transport = FakeTransport(routes)
+    transport.server = server
+    return transport
+
+
+def _load(answer: bytes, server: dict[str, Any], source: bytes) -> tuple[list[Any], FakeTransport]:
+    transport = _fake(
+        {
+            "POST /images/load": (200, answer),
+            "GET /images/docker.io/org/a:1/json": (200, {"Id": A_ID}),
+            "GET /images/localhost/b:2/json": (200, {"Id": B_ID}),
+            "GET /images/org/a:1/json": (200, {"Id": A_ID}),
+        },
+        server,
+    )
+    result = load_images(Engine(transport), io.BytesIO(source))
+    return [(i.reference, i.id) for i in result.images], transport
+
+
+def test_podman_names_every_loaded_image_on_one_line_and_an_untagged_one_by_id() -> None:
+    # Podman 4.3's compat load answers once: "Loaded image: " and the names joined by ",".
+    answer = b'{"stream":"Loaded image: docker.io/org/a:1,localhost/b:2,' + C_ID.encode() + b'"}\n'
+    images, transport = _load(answer, PODMAN, tar_of(SAMPLE))
+    # Shown as docker prints them; localhost/ stays; the after-load lookup is by Podman's name.
+    assert images == [("org/a:1", A_ID), ("localhost/b:2", B_ID), (None, C_ID)]
+    assert "GET /images/docker.io/org/a:1/json" in transport.paths()
+
+
+def test_docker_names_each_image_on_a_line_of_its_own() -> None:
+    answer = (
+        b'{"stream":"Loaded image: org/a:1\\n"}\n{"stream":"Loaded image ID: '
+        + C_ID.encode()
+        + b'\\n"}\n'
+    )
+    images, _ = _load(answer, DOCKER, tar_of(SAMPLE))
+    assert images == [("org/a:1", A_ID), (None, C_ID)]
+
+
+def test_docker_s_list_of_every_id_after_an_untagged_last_image_names_each_image_once() -> None:
+    # moby's load, when the archive's last image has no tag, lists the IDs of all its images
+    # in one document, the tagged ones included (seen on 20.10).
+    answer = (
+        b'{"stream":"Loaded image: org/a:1\\n"}\r\n'
+        b'{"stream":"Loaded image ID: ' + A_ID.encode() + b"\\nLoaded image ID: "
+        + C_ID.encode() + b'\\n"}\r\n'
+    )  # fmt: skip
+    images, _ = _load(answer, DOCKER, tar_of(SAMPLE))
+    assert images == [("org/a:1", A_ID), (None, C_ID)]
+
+
+@pytest.mark.parametrize("server", [DOCKER, PODMAN])
+def test_a_gzip_archive_is_sent_as_the_plain_tar_inside(server: dict[str, Any]) -> None:
+    # Podman refuses a gzip body ("archive/tar: invalid tar header"); docker takes either.
+    data = tar_of(SAMPLE)
+    _, transport = _load(b'{"stream":"Loaded image: org/a:1\\n"}\n', server, gzip.compress(data))
+    assert transport.uploaded == data
+
+
+def _podman_refusal(archive_reason: str) -> EngineRefused:
+    # As engine/errors.py words it: one line, the list of the formats Podman tried.
+    return EngineRefused(
+        "load x.tar: failed to load image: payload does not match any of the supported image "
+        "formats: * oci: initializing source oci:/var/tmp/api_load.tar1:: open "
+        "/var/tmp/api_load.tar1/index.json: not a directory * oci-archive: loading index: open "
+        f"/var/tmp/oci2/index.json: no such file or directory * docker-archive: {archive_reason}"
+        " * dir: open /var/tmp/api_load.tar1/manifest.json: not a directory"
+    )
+
+
+def test_podman_s_refusal_is_its_docker_archive_reason() -> None:
+    reason = (
+        'writing blob: storing blob to file "/var/tmp/storage3/1": happened during read: Digest '
+        "did not match, expected sha256:98b8, got sha256:57a2"
+    )
+    error = _podman_reason("load x.tar", _podman_refusal(reason))
+    assert type(error) is EngineRefused and error.message == f"load x.tar: {reason}"
+    missing = _podman_reason(
+        "load x.tar",
+        _podman_refusal(
+            "determining manifest MIME type for docker-archive:/var/tmp/api_load.tar1:"
+            "docker.io/org/a:1: Some layer tarfiles are missing in the tarball"
+        ),
+    )
+    assert isinstance(missing, InvalidInput)
+    assert missing.message == (
+        "load x.tar: incomplete archive: its manifest.json names layer files that are not in "
+        "the tar (Podman loads no such archive, even when it holds those layers)"
+    )
+    assert _podman_reason("load x.tar", EngineRefused("load x.tar: no space left")) is None
+
+
+def test_an_unknown_image_to_save_is_said_in_docker_s_words_on_any_engine() -> None:
+    podman_404 = (
+        404,
+        {"message": "failed to find image x:1: docker.io/library/x:1: No such image"},
+    )
+    engine = Engine(_fake({"GET /images/x:1/json": podman_404}, PODMAN))
+    with pytest.raises(InvalidInput) as caught:
+        save_images(engine, ["x:1"], io.BytesIO(), gzip=False)
+    assert caught.value.message == "save x:1: No such image: x:1"
