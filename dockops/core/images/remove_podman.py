@@ -59,6 +59,8 @@ def podman_delete(
         engine.untag(image_id, repository, tag)
         return [{"Untagged": last_tag}]
     if force and by_id and not held and len(names) > 1:
+        # Not force even with no container seen: one made in between would be removed with it.
+        # Then the delete is refused and the image is left without names, which is the lesser.
         engine.untag(image_id)
         return [{"Untagged": name} for name in names] + engine.remove_image(image_id)
     return engine.remove_image(reference)
