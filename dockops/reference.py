@@ -224,3 +224,20 @@ def validate_registry(text: str) -> str:
     if problem := _address_problem(text):
         raise InvalidInput(f"invalid registry address {text!r}: {problem}")
     return text
+
+
+def familiar_name(name: str) -> str:
+    """A name as an engine stores it (a RepoTags or RepoDigests entry) in the familiar form
+    docker prints: docker.io/library/busybox:latest is busybox:latest, docker.io/org/x is org/x.
+    Podman stores full names, docker familiar ones; localhost/ and other registries stay. A
+    name that does not parse (`<none>:<none>`) is returned as it is."""
+    try:
+        return str(parse_reference(name).familiar())
+    except InvalidInput:
+        return name
+
+
+def qualified_id(image_id: str) -> str:
+    """An image ID with its algorithm: podman writes some IDs as bare hex (its rmi answer,
+    history, commit, ParentId) where docker writes sha256:…; other text is returned as it is."""
+    return f"sha256:{image_id}" if _match("identifier", image_id) else image_id

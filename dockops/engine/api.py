@@ -171,6 +171,16 @@ class Engine:
         params = {"repo": repository, "tag": tag}
         self.call("POST", f"/images/{_name(reference)}/tag", params=params, what=what)
 
+    def untag(
+        self, reference: str, repository: str | None = None, tag: str | None = None, what: str = ""
+    ) -> None:
+        """Podman's own untag (libpod API): remove the name repository:tag, every name when none
+        is given, and never the image. The compat API has none, and its forced DELETE removes
+        the image's containers too. Podman's router takes a libpod path under any /vX prefix,
+        the transport's compat version included (seen on 4.3)."""
+        params = {"repo": repository, "tag": tag or "latest"} if repository else None
+        self.call("POST", f"/libpod/images/{_name(reference)}/untag", params=params, what=what)
+
     def remove_image(
         self, reference: str, *, force: bool = False, noprune: bool = False, what: str = ""
     ) -> list[dict[str, Any]]:
@@ -207,11 +217,19 @@ class Engine:
         return str(self.json("POST", "/commit", params=params, json_body={}, what=what)["Id"])
 
     def search(
-        self, term: str, limit: int, what: str = "", timeout: float | None = None
+        self,
+        term: str,
+        limit: int,
+        what: str = "",
+        timeout: float | None = None,
+        tls_verify: bool | None = None,
     ) -> list[dict[str, Any]]:
         """The daemon's search of its index. `timeout` bounds the wait for the answer (the
-        daemon sets none on the index); past it, Lost(timed_out=True) is the caller's to word."""
-        params = {"term": term, "limit": limit}
+        daemon sets none on the index); past it, Lost(timed_out=True) is the caller's to word.
+        `tls_verify` is podman's (False: plain HTTP allowed); docker ignores it."""
+        params: Params = {"term": term, "limit": limit}
+        if tls_verify is not None:
+            params["tlsVerify"] = str(tls_verify).lower()
         with self.stream(
             "GET", "/images/search", params=params, timeout=timeout, what=what
         ) as body:

@@ -62,13 +62,14 @@ class SearchIndex:
 
 @contextlib.contextmanager
 def search_index(results: list[dict[str, Any]]) -> Iterator[SearchIndex]:
-    """Serve `results` as `GET /v1/search` answers (filtered by substring of `q`, capped at `n`)."""
+    """Serve `results` as `GET /v1/search` answers (filtered by substring of `q`, capped at `n`).
+    It answers the /v2/ ping too: podman searches only an index that does."""
     index = SearchIndex(port=0, results=results)
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             url = urlsplit(self.path)
-            if url.path == "/v1/_ping":
+            if url.path in ("/v1/_ping", "/v2/"):
                 self._send({})
                 return
             if url.path != "/v1/search":

@@ -12,8 +12,10 @@ from hypothesis import strategies as st
 from dockops.errors import InvalidInput
 from dockops.reference import (
     Reference,
+    familiar_name,
     is_image_id,
     parse_reference,
+    qualified_id,
     validate_container,
     validate_image,
     validate_registry,
@@ -816,3 +818,25 @@ def test_reference_domains_take_what_the_engine_grammar_takes(addr: str, why: st
             parse_reference(text)
     else:
         assert parse_reference(text).repository == text
+
+
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [
+        ("docker.io/library/busybox:latest", "busybox:latest"),
+        ("docker.io/team/app:1", "team/app:1"),
+        (f"docker.io/library/busybox@{DIGEST}", f"busybox@{DIGEST}"),
+        ("localhost/app:1", "localhost/app:1"),
+        ("r:5000/app:1", "r:5000/app:1"),
+        ("busybox:latest", "busybox:latest"),
+        ("<none>:<none>", "<none>:<none>"),
+    ],
+)
+def test_familiar_name_shows_an_engine_s_name_as_docker_does(stored: str, shown: str) -> None:
+    assert familiar_name(stored) == shown
+
+
+def test_qualified_id_adds_the_algorithm_podman_leaves_out() -> None:
+    assert qualified_id("a" * 64) == "sha256:" + "a" * 64
+    assert qualified_id("sha256:" + "a" * 64) == "sha256:" + "a" * 64
+    assert qualified_id("abc") == "abc"

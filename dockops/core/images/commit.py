@@ -1,14 +1,25 @@
-"""commit, tag and history: one engine call each, with readable results."""
+"""commit, tag and history: one engine call each, with readable results.
+
+Podman (4.3) reads a commit's -c instructions its own way: one KEY=VALUE per ENV or LABEL (a
+second pair becomes part of the first value), no HEALTHCHECK (refused), and ONBUILD accepted
+but not kept. dockops sends ENV and LABEL to it one pair per instruction and refuses ONBUILD
+before anything is made, so the image gets what docker would give it or nothing.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import shlex
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from dockops.engine.errors import Refused, user_named
+from dockops.core.images.listing import tags_of
+from dockops.engine.errors import Missing, Refused
 from dockops.errors import InvalidInput
-from dockops.reference import parse_reference
+from dockops.reference import familiar_name, parse_reference, qualified_id
 
 if TYPE_CHECKING:
     from dockops.engine.api import Engine
@@ -51,6 +62,59 @@ def validate_changes(changes: list[str] | tuple[str, ...]) -> tuple[str, ...]:
         if not argument.strip():
             raise InvalidInput(f"invalid change {change!r}: {instruction.upper()} needs arguments")
     return tuple(changes)
+
+
+@contextlib.contextmanager
+def no_such(kind: str, name: str, what: str) -> Iterator[None]:
+    """A 404 about what the user named is bad input (exit 2), said in docker's words on every
+    engine, "WHAT: No such image: NAME" (podman: "failed to find image NAME: docker.io/NAME: No
+    such image", 'no container with name or ID "NAME" found: no such container')."""
+    try:
+        yield
+    except Missing as exc:
+        raise InvalidInput(f"{what}: No such {kind}: {name}") from exc
+
+
+_PODMAN_READS = ("ENV", "LABEL", "ONBUILD")
+
+
+def _pairs(change: str) -> list[str] | None:
+    """An ENV or LABEL change as one instruction per KEY=VALUE, quoted the way podman strips
+    quotes (one pair each end); None when it is neither or cannot be split safely."""
+    instruction, _, argument = change.strip().partition(" ")
+    if instruction.upper() not in ("ENV", "LABEL"):
+        return None
+    try:
+        words = shlex.split(argument)
+    except ValueError:
+        return None
+    if not words:
+        return None
+    if "=" not in words[0]:  # ENV KEY VALUE…, the old form: one pair, the rest is the value
+        pairs = [(words[0], " ".join(words[1:]))]
+    elif all("=" in word for word in words):
+        pairs = [(key, value) for key, _, value in (w.partition("=") for w in words)]
+    else:
+        return None
+    if any(not key or "=" in key for key, _ in pairs):
+        return None
+    return [f'{instruction.upper()} "{key}"="{value}"' for key, value in pairs]
+
+
+def for_podman(changes: tuple[str, ...]) -> list[str]:
+    """The changes as podman applies them as docker does (see the module docstring).
+
+    Raises:
+        InvalidInput: ONBUILD, which podman accepts and drops.
+    """
+    sent: list[str] = []
+    for change in changes:
+        if change.strip().upper().startswith("ONBUILD"):
+            raise InvalidInput(
+                f"invalid change {change!r}: podman does not keep ONBUILD in a committed image"
+            )
+        sent.extend(_pairs(change) or [change])
+    return sent
 
 
 @dataclass(frozen=True)
@@ -102,8 +166,10 @@ def commit_container(
             raise InvalidInput(f"invalid reference {reference!r}: a commit takes a tag")
         repository, tag = ref.repository, ref.tag or "latest"
     what = f"commit {container}"
+    # Only these read differently on podman: ask which engine only for them.
+    podman = any(c.strip().upper().startswith(_PODMAN_READS) for c in changes) and engine.is_podman
     try:
-        with user_named():
+        with no_such("container", container, what):
             image_id = engine.commit(
                 container,
                 repository=repository,
@@ -111,16 +177,17 @@ def commit_container(
                 message=message,
                 author=author,
                 pause=pause,
-                changes=list(changes),
+                changes=for_podman(changes) if podman else list(changes),
                 what=what,
             )
     except Refused as exc:
-        # 400 is the daemon parsing our -c values ("Invalid containerPort: abc").
-        if exc.status == 400:
+        # 400 is the daemon parsing our -c values ("Invalid containerPort: abc"); podman
+        # answers 500 "CommitFailure: invalid change ..." for its own.
+        if exc.status == 400 or (exc.status == 500 and "invalid change" in exc.message):
             raise InvalidInput(exc.message) from exc
         raise
     return CommitResult(
-        id=image_id,
+        id=qualified_id(image_id),
         reference=f"{repository}:{tag}" if repository else None,
         container=container,
         message=message,
@@ -156,7 +223,7 @@ def tag_image(engine: Engine, source: str, target: str) -> TagResult:
     if ref.digest:
         raise InvalidInput(f"invalid reference {target!r}: a tag cannot hold a digest")
     tag = ref.tag or "latest"
-    with user_named():
+    with no_such("image", source, f"tag {source}"):
         image = engine.image(source, what=f"tag {source}")
         engine.tag(image["Id"], ref.repository, tag, what=f"tag {source} {target}")
     return TagResult(source=source, target=f"{ref.repository}:{tag}", id=str(image["Id"]))
@@ -189,16 +256,25 @@ def image_history(engine: Engine, reference: str) -> list[HistoryRow]:
         InvalidInput: no such image.
         EngineRefused, EngineUnreachable: from the engine.
     """
-    with user_named():
+    with no_such("image", reference, f"history {reference}"):
         steps = engine.history(reference, what=f"history {reference}")
-    return [
+    rows = [
         HistoryRow(
-            id=None if step.get("Id") in (None, "", "<missing>") else str(step["Id"]),
+            id=None if step.get("Id") in (None, "", "<missing>") else qualified_id(str(step["Id"])),
             created=datetime.fromtimestamp(int(step.get("Created") or 0), tz=timezone.utc),
             created_by=str(step.get("CreatedBy") or ""),
             size=int(step.get("Size") or 0),
             comment=str(step.get("Comment") or ""),
-            tags=tuple(step.get("Tags") or ()),
+            tags=tuple(familiar_name(t) for t in step.get("Tags") or ()),
         )
         for step in steps
     ]
+    if any(row.tags for row in rows) or not engine.is_podman:
+        return rows
+    # Podman leaves every step's Tags empty; docker gives each step the tags of the local image
+    # with that ID, and so does dockops.
+    tags = {
+        qualified_id(str(image["Id"])): tuple(familiar_name(t) for t in tags_of(image))
+        for image in engine.images(all=True, what=f"history {reference}")
+    }
+    return [dataclasses.replace(row, tags=tags.get(row.id or "", ())) for row in rows]

@@ -3,6 +3,10 @@ changes are stored", made visible.
 
 A layer is stored once per position in a stack: the engine keys it by its chain ID (its content
 digest on top of the chain below it). Two images share a layer when they share its chain ID.
+
+A layer's size is the engine's own, from the image's history: docker counts the layer's files
+(a 3000-byte file is 3000 bytes), podman the layer as an uncompressed tar, headers and padding
+included (the same file is 9216 bytes); podman's image Size adds its manifest and config.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dockops.engine.errors import user_named
+from dockops.core.images.commit import no_such
 
 if TYPE_CHECKING:
     from dockops.engine.api import Engine
@@ -106,7 +110,7 @@ def image_layers(engine: Engine, references: list[str]) -> LayerReport:
     """
     found: list[tuple[str, dict[str, Any], list[tuple[str, str, int, str]]]] = []
     for reference in references:
-        with user_named():
+        with no_such("image", reference, f"layers {reference}"):
             image = engine.image(reference, what=f"layers {reference}")
             history = engine.history(image["Id"], what=f"layers {reference}")
         diff_ids = list((image.get("RootFS") or {}).get("Layers") or [])

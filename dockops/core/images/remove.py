@@ -15,6 +15,10 @@ What the engine does (moby daemon/images/image_delete.go, seen on 20.10):
 
 So --with-containers first works out from the image's names whether the engine will really
 delete it (will_stay): containers of an image that only loses a tag are left alone.
+
+Podman differs (remove_podman.py): dockops never lets its forced DELETE remove a container.
+Names are compared in docker's familiar form (podman stores docker.io/team/app:1), and what
+happened is read from the engine: an image that is gone was deleted, whatever the answer says.
 """
 
 from __future__ import annotations
@@ -22,9 +26,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from dockops.core.images.remove_names import is_id, known_names, last_tag, will_stay
+from dockops.core.images.remove_podman import (
+    SEVERAL_NAMES,
+    UNKNOWN_TAG,
+    podman_delete,
+    podman_refusal,
+)
 from dockops.engine.errors import Conflict, Missing
 from dockops.errors import DockopsError, EngineRefused, InvalidInput, PartialFailure
-from dockops.reference import parse_reference
+from dockops.reference import familiar_name, qualified_id
 from dockops.units import short_id
 
 if TYPE_CHECKING:
@@ -78,7 +89,7 @@ def _holders(engine: Engine, image_id: str) -> list[_Holder]:
                 running=c.get("State") in ("running", "paused", "restarting"),
             )
             for c in listed
-            if c.get("ImageID") == image_id
+            if qualified_id(str(c.get("ImageID"))) == image_id
         ),
         key=lambda h: h.name,
     )
@@ -88,75 +99,11 @@ def _children(engine: Engine, image_id: str) -> tuple[str, ...]:
     listed = engine.images(all=True)
     return tuple(
         sorted(
-            next(iter(i.get("RepoTags") or []), None) or short_id(i["Id"])
+            familiar_name(next(iter(i.get("RepoTags") or []), "")) or short_id(i["Id"])
             for i in listed
-            if i.get("ParentId") == image_id
+            if i.get("ParentId") and qualified_id(str(i["ParentId"])) == image_id
         )
     )
-
-
-def _is_id(reference: str, image: dict[str, Any]) -> bool:
-    """Was the image named by (a prefix of) its ID rather than by one of its names?"""
-    bare = reference.removeprefix("sha256:")
-    names = set(image.get("RepoTags") or ()) | set(image.get("RepoDigests") or ())
-    named = reference in names or f"{reference}:latest" in names
-    return not named and str(image["Id"]).removeprefix("sha256:").startswith(bare)
-
-
-def _familiar(reference: str) -> str:
-    """The reference as the engine writes it in RepoTags and RepoDigests (docker.io and
-    library/ dropped, :latest added)."""
-    ref = parse_reference(reference).familiar()
-    if ref.digest:
-        return f"{ref.repository}@{ref.digest}"
-    return f"{ref.repository}:{ref.tag or 'latest'}"
-
-
-def _repository(name: str) -> str:
-    """The repository of a RepoTags or RepoDigests entry."""
-    if "@" in name:
-        return name.partition("@")[0]
-    head, colon, _ = name.rpartition(":")
-    return head if colon and "/" not in name[len(head) :] else name
-
-
-def _single_reference(names: list[str]) -> bool:
-    """The engine's isSingleReference: at most one tag, and every name in one repository. By ID,
-    such an image is deleted without force; one with more names needs force."""
-    if len(names) <= 1:
-        return len(names) == 1
-    tags = [n for n in names if "@" not in n]
-    return len(tags) <= 1 and len({_repository(n) for n in names}) == 1
-
-
-def names_left(reference: str, image: dict[str, Any]) -> tuple[str, ...]:
-    """The names (tags, then digests) the image keeps once the engine has removed `reference`,
-    a tag or digest of it (pure: the engine's rule above)."""
-    gone = _familiar(reference)
-    tags = [t for t in image.get("RepoTags") or () if t != gone]
-    digests = [d for d in image.get("RepoDigests") or () if d != gone]
-    if "@" not in gone and not any(_repository(t) == _repository(gone) for t in tags):
-        digests = [d for d in digests if _repository(d) != _repository(gone)]
-    return (*tags, *digests)
-
-
-def will_stay(reference: str, image: dict[str, Any], by_id: bool, force: bool) -> str | None:
-    """Why removing `reference` leaves the image in place, or None when the engine deletes it
-    (as far as its names tell: child images are looked up by the caller).
-
-    By ID: several names without force is a refusal (nothing is removed); with force, or a
-    single name, the image goes. By name: it goes when no name is left.
-    """
-    names = [*(image.get("RepoTags") or ()), *(image.get("RepoDigests") or ())]
-    if by_id:
-        if not force and names and not _single_reference(names):
-            return f"it has several names ({', '.join(names)}), which only --force removes by ID"
-        return None
-    left = names_left(reference, image)
-    if not left:
-        return None
-    # Tags come first: a lone digest says so.
-    return f"other {'digests' if '@' in left[0] else 'tags'} remain: {', '.join(left)}"
 
 
 def _parent_of(engine: Engine, image_id: str) -> str | None:
@@ -176,11 +123,18 @@ def _refusal(
     holders: list[_Holder],
     children: tuple[str, ...],
     engine_text: str,
+    podman: bool,
 ) -> RmiOutcome:
     running = [h for h in holders if h.running]
     stopped = [h for h in holders if not h.running]
     names = ", ".join(_names(holders))
-    if "child images" in engine_text:
+    several = "multiple repositories" in engine_text or SEVERAL_NAMES in engine_text
+    special = podman and podman_refusal(
+        reference, engine_text, _names(stopped), bool(running), several
+    )
+    if special:
+        message, flag = special
+    elif "child images" in engine_text:
         message = (
             f"{reference} is the parent of {', '.join(children) or 'other images'}: "
             "remove those first (no flag forces this)"
@@ -199,7 +153,7 @@ def _refusal(
             "and the image"
         )
         flag = "--force"
-    elif stopped and "multiple repositories" in engine_text:
+    elif stopped and several:
         message = (
             f"{reference} is an ID with several tags, used by stopped container {names}: "
             "--force removes every tag and the image and leaves them without it; "
@@ -212,7 +166,7 @@ def _refusal(
             "them and the image; --force deletes the image and leaves them without it"
         )
         flag = "--force"
-    elif "multiple repositories" in engine_text:
+    elif several:
         message = f"{reference} is an ID with several tags: --force removes every tag and the image"
         flag = "--force"
     else:
@@ -233,10 +187,12 @@ def _remove_one(engine: Engine, reference: str, force: bool, with_containers: bo
     what = f"rmi {reference}"
     try:
         image = engine.image(reference, what=what)
-    except Missing as exc:
-        return RmiOutcome(reference=reference, outcome=MISSING, image_id=None, message=exc.message)
-    image_id = str(image["Id"])
-    by_id = _is_id(reference, image)
+    except Missing:
+        # Docker's words on every engine (podman: "failed to find image ...: No such image").
+        message = f"{what}: No such image: {reference}"
+        return RmiOutcome(reference=reference, outcome=MISSING, image_id=None, message=message)
+    image_id = qualified_id(str(image["Id"]))
+    by_id = is_id(reference, image)
     holders = _holders(engine, image_id)
     removed: list[str] = []
     spared: str | None = None
@@ -272,8 +228,9 @@ def _remove_one(engine: Engine, reference: str, force: bool, with_containers: bo
             )
             removed.append(holder.name)
         holders = []
+    podman = engine.is_podman
     try:
-        answer = engine.remove_image(reference, force=force)
+        answer = _delete(engine, reference, image, by_id, force, bool(holders), podman)
     except Missing as exc:
         return RmiOutcome(
             reference=reference,
@@ -281,11 +238,13 @@ def _remove_one(engine: Engine, reference: str, force: bool, with_containers: bo
             image_id=image_id,
             message=f"{what}: {exc.message}",
         )
-    except Conflict as exc:  # in use, several names, child images: _refusal reads which
-        children = _children(engine, image_id)
-        refused = _refusal(reference, image_id, by_id, holders, children, exc.message)
-        return _with_removed(refused, removed)
     except EngineRefused as exc:
+        # In use, several names, child images (podman: several names, a digest among other
+        # names, answered 500): _refusal reads which.
+        if isinstance(exc, Conflict) or (podman and _podman_conflict(exc.message)):
+            children = _children(engine, image_id)
+            refused = _refusal(reference, image_id, by_id, holders, children, exc.message, podman)
+            return _with_removed(refused, removed)
         return RmiOutcome(
             reference=reference,
             outcome=REFUSED,
@@ -293,9 +252,13 @@ def _remove_one(engine: Engine, reference: str, force: bool, with_containers: bo
             message=f"{what}: {exc.message}",
             removed_containers=tuple(removed),
         )
-    untagged = tuple(str(a["Untagged"]) for a in answer if "Untagged" in a)
-    deleted = tuple(str(a["Deleted"]) for a in answer if "Deleted" in a)
-    if image_id in deleted:
+    untagged = tuple(familiar_name(str(a["Untagged"])) for a in answer if "Untagged" in a)
+    deleted = tuple(qualified_id(str(a["Deleted"])) for a in answer if "Deleted" in a)
+    # What the engine did, not what it said: podman deletes a parent image and answers only
+    # Untagged.
+    left = None if image_id in deleted else engine.find_image(image_id)
+    if left is None:
+        deleted = deleted if image_id in deleted else (*deleted, image_id)
         message = f"{reference}: deleted {short_id(image_id)}"
         if holders:
             message += f" (stopped container {', '.join(_names(holders))} now has no image)"
@@ -309,9 +272,29 @@ def _remove_one(engine: Engine, reference: str, force: bool, with_containers: bo
             containers=_names(holders),
             removed_containers=tuple(removed),
         )
-    return _untagged(
-        engine, reference, image_id, untagged, deleted, removed, spared=spared is not None
+    return _untagged(engine, reference, left, untagged, deleted, removed, spared=spared is not None)
+
+
+def _delete(
+    engine: Engine,
+    reference: str,
+    image: dict[str, Any],
+    by_id: bool,
+    force: bool,
+    held: bool,
+    podman: bool,
+) -> list[dict[str, Any]]:
+    """The engine's answer to removing `reference` (podman's way on podman)."""
+    if not podman:
+        return engine.remove_image(reference, force=force)
+    last = None if by_id else last_tag(reference, image)
+    return podman_delete(
+        engine, reference, image, by_id=by_id, force=force, held=held, last_tag=last
     )
+
+
+def _podman_conflict(text: str) -> bool:
+    return SEVERAL_NAMES in text or UNKNOWN_TAG in text
 
 
 def _with_removed(outcome: RmiOutcome, removed: list[str]) -> RmiOutcome:
@@ -323,22 +306,25 @@ def _with_removed(outcome: RmiOutcome, removed: list[str]) -> RmiOutcome:
 def _untagged(
     engine: Engine,
     reference: str,
-    image_id: str,
+    left: dict[str, Any],
     untagged: tuple[str, ...],
     deleted: tuple[str, ...],
     removed: list[str],
     spared: bool,
 ) -> RmiOutcome:
-    left = engine.find_image(image_id)
-    tags = tuple((left or {}).get("RepoTags") or ())
-    children = _children(engine, image_id) if left else ()
-    holders = _holders(engine, image_id) if left else []
-    dangling = left is not None and not tags
+    image_id = qualified_id(str(left["Id"]))
+    tags = tuple(known_names(left)[0])
+    children = _children(engine, image_id)
+    holders = _holders(engine, image_id)
+    dangling = not tags
     short = short_id(image_id)
     if tags:
         why = f"image {short} kept: still tagged {', '.join(tags)}"
     elif holders and not children:
         why = f"image {short} kept, now dangling: held by container {', '.join(_names(holders))}"
+        if not any(h.running for h in holders):
+            # Only podman leaves an image under a stopped container (it deletes none in use).
+            why += "; --with-containers removes them and the image"
     elif children:
         why = f"image {short} kept, untagged: parent of {', '.join(children)}"
     else:

@@ -7,6 +7,7 @@ import json
 import docker
 
 from tests.conftest import Cli
+from tests.harness.engine import Engine
 
 
 def _commit_marker(client: docker.DockerClient, ref: str) -> str:
@@ -56,7 +57,7 @@ def test_images_lists_a_committed_image_with_its_holder(
 
 
 def test_forced_untag_of_an_image_in_use_leaves_it_dangling(
-    docker_env: docker.DockerClient, cli: Cli
+    engine: Engine, docker_env: docker.DockerClient, cli: Cli
 ) -> None:
     image_id = _commit_marker(docker_env, "dockops-test/dangle:v1")
     runner = docker_env.containers.run(
@@ -68,10 +69,51 @@ def test_forced_untag_of_an_image_in_use_leaves_it_dangling(
     )
     assert json.loads(cli("images", "--dangling", "--json").out) == []
     # The usual way to a dangling image: rmi -f of a tag whose image a container still runs.
-    answer = docker_env.api.remove_image("dockops-test/dangle:v1", force=True)
-    assert answer == [{"Untagged": "dockops-test/dangle:v1"}]
+    if engine.kind == "podman":
+        # Podman's own forced DELETE removes the container and the image (test_remove pins it);
+        # dockops's rmi -f untags, as docker does.
+        assert cli("rmi", "-f", "dockops-test/dangle:v1").code == 0
+    else:
+        answer = docker_env.api.remove_image("dockops-test/dangle:v1", force=True)
+        assert answer == [{"Untagged": "dockops-test/dangle:v1"}]
     dangling = json.loads(cli("images", "--dangling", "--json").out)
     assert [(r["id"], r["repository"], r["tag"], r["containers"]) for r in dangling] == [
         (image_id, "<none>", "<none>", ["dockops-runner"])
     ]
     runner.remove(force=True)
+
+
+def test_names_are_shown_familiar_and_a_filter_keeps_the_names_it_matches(
+    engine: Engine, docker_env: docker.DockerClient, cli: Cli
+) -> None:
+    """Podman stores docker.io/dockops-test/names:v1; dockops shows it as docker does, and keeps
+    localhost/ (podman's home for short names). A filter goes to the engine as typed: docker
+    keeps the names it matches; podman answers the whole image with all its names, so dockops
+    keeps the matching ones, by podman's rule, under which a name without a registry also
+    matches its localhost/ twin (as `podman images NAME` finds it)."""
+    image_id = _commit_marker(docker_env, "dockops-test/names:v1")
+    docker_env.api.tag(image_id, "localhost/dockops-test/names", "v2")
+    docker_env.api.tag(image_id, "dockops-test/other", "v3")
+
+    def names(*args: str) -> list[str]:
+        result = cli("images", *args, "--json")
+        assert result.code == 0, result.err
+        rows = json.loads(result.out)
+        return sorted(f"{r['repository']}:{r['tag']}" for r in rows if r["id"] == image_id)
+
+    assert names() == [
+        "dockops-test/names:v1", "dockops-test/other:v3", "localhost/dockops-test/names:v2",
+    ]  # fmt: skip
+    assert names("localhost/dockops-test/names") == ["localhost/dockops-test/names:v2"]
+    assert names("dockops-test/other") == ["dockops-test/other:v3"]
+    assert names("dockops-test/names:v1") == ["dockops-test/names:v1"]
+    if engine.kind == "podman":
+        assert names("dockops-test/names") == [
+            "dockops-test/names:v1", "localhost/dockops-test/names:v2",
+        ]  # fmt: skip
+        # What the engine itself answers: every name of the image.
+        [listed] = docker_env.api.images(filters={"reference": "dockops-test/names"})
+        assert len(listed["RepoTags"]) == 3
+    else:
+        assert names("dockops-test/names") == ["dockops-test/names:v1"]
+    assert names("dockops-test/nope") == []

@@ -1,4 +1,8 @@
-"""rmi on the real engine: every case of its removal semantics, and what dockops says about it."""
+"""rmi on the real engine: every case of its removal semantics, and what dockops says about it.
+
+On podman, dockops never lets the engine remove a container (its forced DELETE does), names are
+shown as docker shows them, and each case where podman does otherwise is pinned here.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import docker
 import pytest
 
 from tests.conftest import Cli
+from tests.harness.engine import Engine
 from tests.support.registry_server import Registry
 
 OUTCOME_KEYS = {
@@ -31,6 +36,12 @@ def _run(client: docker.DockerClient, image: str, name: str) -> docker.models.co
     return client.containers.run(
         image, ["sleep", "300"], name=name, network_mode="none", detach=True
     )
+
+
+def _tags(client: docker.DockerClient, image_id: str) -> list[str]:
+    """The image's tags as docker writes them (podman stores docker.io/team/app:1)."""
+    tags = client.images.get(image_id).tags
+    return [t.removeprefix("docker.io/").removeprefix("library/") for t in tags]
 
 
 def _exists(client: docker.DockerClient, image_id: str) -> bool:
@@ -65,7 +76,7 @@ def test_tag_in_use_by_a_running_container_is_refused(
     assert set(outcome) == OUTCOME_KEYS
     assert outcome["outcome"] == "refused" and outcome["image_id"] == in_use
     assert outcome["containers"] == ["dockops-rmi-runner"] and outcome["flag"] == "--force"
-    assert docker_env.images.get(in_use).tags == ["dockops-test/rmi:v1"]
+    assert _tags(docker_env, in_use) == ["dockops-test/rmi:v1"]
 
 
 def test_forced_untag_leaves_the_image_dangling_and_says_who_holds_it(
@@ -89,7 +100,8 @@ def test_forced_untag_leaves_the_image_dangling_and_says_who_holds_it(
             "flag": None,
         }
     ]
-    assert _exists(docker_env, in_use) and docker_env.images.get(in_use).tags == []
+    assert _exists(docker_env, in_use) and _tags(docker_env, in_use) == []
+    assert docker_env.containers.get("dockops-rmi-runner").status == "running"
     dangling = json.loads(cli("images", "--dangling", "--json").out)
     assert [(d["id"], d["containers"]) for d in dangling] == [(in_use, ["dockops-rmi-runner"])]
 
@@ -136,7 +148,7 @@ def test_with_containers_needs_force_for_running_ones_then_deletes(
     assert docker_env.containers.list(all=True, filters={"name": "dockops-rmi-runner"}) == []
 
 
-def test_stopped_container(docker_env: docker.DockerClient, cli: Cli) -> None:
+def test_stopped_container(engine: Engine, docker_env: docker.DockerClient, cli: Cli) -> None:
     image_id = _commit(docker_env, "dockops-test/stopped:v1")
     docker_env.containers.create(
         "dockops-test/stopped:v1", ["true"], name="dockops-rmi-stopped", network_mode="none"
@@ -144,7 +156,9 @@ def test_stopped_container(docker_env: docker.DockerClient, cli: Cli) -> None:
     refused = cli("rmi", "dockops-test/stopped:v1", "--json")
     assert refused.code == 1
     [outcome] = json.loads(refused.out)
-    assert outcome["flag"] == "--force" and outcome["containers"] == ["dockops-rmi-stopped"]
+    # Podman deletes no image a container uses, even forced: --with-containers is the way.
+    flag = "--with-containers" if engine.kind == "podman" else "--force"
+    assert outcome["flag"] == flag and outcome["containers"] == ["dockops-rmi-stopped"]
     assert "stopped container dockops-rmi-stopped" in outcome["message"]
 
     removed = cli("rmi", "--with-containers", "dockops-test/stopped:v1", "--json")
@@ -156,7 +170,7 @@ def test_stopped_container(docker_env: docker.DockerClient, cli: Cli) -> None:
 
 
 def test_forced_removal_under_a_stopped_container_deletes_and_says_so(
-    docker_env: docker.DockerClient, cli: Cli
+    engine: Engine, docker_env: docker.DockerClient, cli: Cli
 ) -> None:
     image_id = _commit(docker_env, "dockops-test/orphan:v1")
     docker_env.containers.create(
@@ -165,6 +179,17 @@ def test_forced_removal_under_a_stopped_container_deletes_and_says_so(
     result = cli("rmi", "-f", "dockops-test/orphan:v1", "--json")
     assert result.code == 0, result.err
     [outcome] = json.loads(result.out)
+    if engine.kind == "podman":
+        # Podman cannot delete it under the container: the tag goes, the image stays dangling.
+        assert (outcome["outcome"], outcome["dangling"]) == ("untagged", True)
+        assert outcome["containers"] == ["dockops-rmi-orphan"]
+        assert outcome["message"] == (
+            f"dockops-test/orphan:v1: untagged; image {image_id[7:19]} kept, now dangling: held "
+            "by container dockops-rmi-orphan; --with-containers removes them and the image"
+        )
+        assert _exists(docker_env, image_id) and _tags(docker_env, image_id) == []
+        assert docker_env.containers.get("dockops-rmi-orphan").status == "created"
+        return
     assert outcome["outcome"] == "deleted" and outcome["containers"] == ["dockops-rmi-orphan"]
     assert outcome["message"].endswith("(stopped container dockops-rmi-orphan now has no image)")
     assert not _exists(docker_env, image_id)
@@ -194,7 +219,7 @@ def test_several_tags_on_one_image(docker_env: docker.DockerClient, cli: Cli) ->
 
 
 def test_by_id_with_several_tags_and_a_stopped_container_names_both(
-    docker_env: docker.DockerClient, cli: Cli
+    engine: Engine, docker_env: docker.DockerClient, cli: Cli
 ) -> None:
     image_id = _commit(docker_env, "dockops-test/multistop:a")
     docker_env.api.tag(image_id, "dockops-test/multistop", "b")
@@ -204,17 +229,32 @@ def test_by_id_with_several_tags_and_a_stopped_container_names_both(
     refused = cli("rmi", image_id[7:19], "--json")
     assert refused.code == 1
     [outcome] = json.loads(refused.out)
-    # --with-containers alone would still be refused by ID: the advice must say --force.
-    assert outcome["flag"] == "--force"
+    # --with-containers alone would still be refused by ID: the advice must say --force. On
+    # podman --force alone deletes nothing a container uses: both are needed.
+    assert outcome["flag"] == (
+        "--with-containers --force" if engine.kind == "podman" else "--force"
+    )
     assert "several tags" in outcome["message"]
     assert "stopped container dockops-rmi-multistop" in outcome["message"]
     assert "--with-containers --force" in outcome["message"]
     assert _exists(docker_env, image_id)
 
 
-def test_dependent_child_images(docker_env: docker.DockerClient, cli: Cli) -> None:
+def test_dependent_child_images(engine: Engine, docker_env: docker.DockerClient, cli: Cli) -> None:
     parent = _commit(docker_env, "dockops-test/parent:v1")
-    _commit(docker_env, "dockops-test/child:v1", base="dockops-test/parent:v1")
+    child = _commit(docker_env, "dockops-test/child:v1", base="dockops-test/parent:v1")
+    if engine.kind == "podman":
+        # Podman deletes a parent image like any other, by ID as by tag (the child keeps its
+        # layers) and answers only Untagged: dockops says what happened, deleted.
+        by_id = cli("rmi", "-f", parent, "--json")
+        assert by_id.code == 0, by_id.err
+        [outcome] = json.loads(by_id.out)
+        assert (outcome["outcome"], outcome["deleted"]) == ("deleted", [parent])
+        assert outcome["untagged"] == ["dockops-test/parent:v1"]
+        assert not _exists(docker_env, parent)
+        assert _tags(docker_env, child) == ["dockops-test/child:v1"]
+        assert cli("rmi", "dockops-test/child:v1").code == 0 and not _exists(docker_env, child)
+        return
     by_id = cli("rmi", "-f", parent, "--json")
     assert by_id.code == 1
     [outcome] = json.loads(by_id.out)
@@ -289,7 +329,7 @@ def test_with_containers_spares_the_containers_of_an_image_other_tags_keep(
         "dockops-test/rmi:v2, so --with-containers kept its container(s): dockops-rmi-runner"
     )
     assert docker_env.containers.get("dockops-rmi-runner").status == "running"
-    assert docker_env.images.get(in_use).tags == ["dockops-test/rmi:v2"]
+    assert _tags(docker_env, in_use) == ["dockops-test/rmi:v2"]
 
     # The last tag: now the image really goes, and its container first.
     last = cli("rmi", "dockops-test/rmi:v2", "--with-containers", "--force", "--json")
@@ -340,10 +380,13 @@ def test_with_containers_keeps_the_containers_of_a_parent_image(
 
 
 def test_with_containers_counts_digests(
-    docker_env: docker.DockerClient, cli: Cli, reg: Registry
+    engine: Engine, docker_env: docker.DockerClient, cli: Cli, request: pytest.FixtureRequest
 ) -> None:
     """A digest of another repository keeps the image; one of the tag's own repository goes
     with its last tag (the engine removes it too), so the image is deleted."""
+    if engine.kind == "podman":
+        pytest.skip("podman keeps digests with the image: test_podman_digests_are_no_names")
+    reg: Registry = request.getfixturevalue("reg")
     repository = f"{reg.address}/dockops-test/dig"
     image_id = _commit(docker_env, f"{repository}:v1")
     docker_env.api.push(repository, "v1")
@@ -366,3 +409,58 @@ def test_with_containers_counts_digests(
     assert outcome["outcome"] == "deleted"
     assert outcome["removed_containers"] == ["dockops-rmi-dig"]
     assert sorted(outcome["untagged"]) == sorted([f"{repository}:v1", digest])
+
+
+def test_podman_digests_are_no_names(
+    engine: Engine, docker_env: docker.DockerClient, cli: Cli
+) -> None:
+    """Podman keeps digests with the image, not as names (every name has the image's digest):
+    one cannot go alone while other names remain, so dockops refuses and keeps the container;
+    with the last name, the image goes."""
+    if engine.kind != "podman":
+        pytest.skip("docker's digests: test_with_containers_counts_digests")
+    image_id = _commit(docker_env, "127.0.0.1:5999/dockops-test/dig:v1")
+    docker_env.api.tag(image_id, "dockops-test/dig", "local")
+    digest = next(d for d in docker_env.images.get(image_id).attrs["RepoDigests"] if "5999" in d)
+    _run(docker_env, image_id, "dockops-rmi-dig")
+
+    by_digest = cli("rmi", digest, "--with-containers", "--force", "--json")
+    assert by_digest.code == 1
+    [outcome] = json.loads(by_digest.out)
+    assert (outcome["outcome"], outcome["removed_containers"]) == ("refused", [])
+    assert outcome["message"] == (
+        f"{digest}: podman keeps digests with the image, not as names: it removes a digest "
+        "only with the image's last name (remove the tags, or the image by ID)"
+    )
+    assert docker_env.containers.get("dockops-rmi-dig").status == "running"
+
+    assert cli("rmi", "dockops-test/dig:local").code == 0
+    last = cli("rmi", "127.0.0.1:5999/dockops-test/dig:v1", "--with-containers", "--force",
+               "--json")  # fmt: skip
+    assert last.code == 0, last.err
+    [outcome] = json.loads(last.out)
+    assert outcome["outcome"] == "deleted"
+    assert outcome["removed_containers"] == ["dockops-rmi-dig"]
+    # Podman's answer names the tag only: the digest went with it, unsaid.
+    assert outcome["untagged"] == ["127.0.0.1:5999/dockops-test/dig:v1"]
+    assert not _exists(docker_env, image_id)
+
+
+def test_podman_s_own_forced_delete_removes_the_container_dockops_s_does_not(
+    engine: Engine, docker_env: docker.DockerClient, cli: Cli
+) -> None:
+    """Why dockops never sends force to podman: its compat DELETE with force removes the
+    running container with the image (4.3), where docker only untags."""
+    if engine.kind != "podman":
+        pytest.skip("podman's own forced DELETE")
+    image_id = _commit(docker_env, "dockops-test/podforce:v1")
+    _run(docker_env, "dockops-test/podforce:v1", "dockops-rmi-podforce")
+    docker_env.api.remove_image("dockops-test/podforce:v1", force=True)
+    assert not _exists(docker_env, image_id)
+    assert docker_env.containers.list(all=True, filters={"name": "dockops-rmi-podforce"}) == []
+
+    image_id = _commit(docker_env, "dockops-test/podforce:v1")
+    _run(docker_env, "dockops-test/podforce:v1", "dockops-rmi-podforce")
+    assert cli("rmi", "-f", "dockops-test/podforce:v1").code == 0
+    assert _exists(docker_env, image_id) and _tags(docker_env, image_id) == []
+    assert docker_env.containers.get("dockops-rmi-podforce").status == "running"
