@@ -8,7 +8,7 @@
   platform) and pulls one tag even for a repository, so pulls go through podman's own
   `/libpod/images/pull`, which takes both. Its stream is c/image's text ("Copying blob
   sha256:…") and ends with the pulled image IDs: no digest, no final status. The digest is the
-  one podman recorded for the image (RepoDigests).
+  one podman recorded for the image (RepoDigests), asked of the registry when it holds several.
 - Push: the compat push of a repository without a tag pushes nothing (a 404 for REPO:latest);
   its stream names no layer and has no aux line, only the closing "TAG: digest: D size: N".
 """
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from dockops.core.registry.trust import is_insecure
 from dockops.engine.errors import user_named
-from dockops.errors import InvalidInput
+from dockops.errors import DockopsError, InvalidInput
 from dockops.reference import Reference, parse_reference
 
 if TYPE_CHECKING:
@@ -85,13 +85,32 @@ def _same_repository(name: str, ref: Reference) -> Reference | None:
     return parsed if parsed.familiar().repository == ref.familiar().repository else None
 
 
-def _digest(image: Mapping[str, Any], ref: Reference) -> str | None:
-    """The manifest digest podman recorded for the image in `ref`'s repository."""
+def _digest(image: Mapping[str, Any], ref: Reference, tag: str, registry: str) -> str | None:
+    """The manifest digest of `ref`'s repository at `tag` that podman pulled for the image.
+
+    podman records every manifest digest an image was ever seen with, under each of its names
+    (a local build's own, those of earlier pulls and pushes): when `ref`'s repository has
+    several, the one the registry now holds for `tag` is the one pulled, if it is among them.
+    """
+    held = []
     for name in image.get("RepoDigests") or ():
         parsed = _same_repository(str(name), ref)
-        if parsed is not None and parsed.digest:
-            return parsed.digest
-    return None
+        if parsed is not None and parsed.digest and parsed.digest not in held:
+            held.append(parsed.digest)
+    if len(held) < 2:
+        return held[0] if held else None
+    now = _registry_digest(registry, ref.canonical().path, tag)
+    return now if now in held else None
+
+
+def _registry_digest(registry: str, repository: str, tag: str) -> str | None:
+    from dockops.core.registry.client import registry_client
+
+    try:
+        with registry_client(registry) as api:
+            return api.manifest_digest(repository, tag)
+    except DockopsError:  # it answered the pull a moment ago; now it is no help
+        return None
 
 
 def local_tags(ref: Reference, images: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -108,6 +127,7 @@ def local_tags(ref: Reference, images: Iterable[Mapping[str, Any]]) -> list[str]
 def pulled_tags(
     engine: Engine,
     ref: Reference,
+    registry: str,
     queries: list[dict[str, str]],
     pulled: tuple[str, ...],
     what: str,
@@ -124,7 +144,7 @@ def pulled_tags(
             if str(image["Id"]).removeprefix("sha256:") in ids
         ]
         return [
-            (one, _digest(image, ref), str(image["Id"]))
+            (one, _digest(image, ref, one, registry), str(image["Id"]))
             for image in found
             for one in local_tags(ref, [image])
         ]
@@ -135,5 +155,6 @@ def pulled_tags(
         local = f"{ref.repository}@{one}" if asked.digest else f"{ref.repository}:{one}"
         with user_named():
             image = engine.image(local, what=what)
-        done.append((one, asked.digest or _digest(image, ref), str(image["Id"])))
+        digest = asked.digest or _digest(image, ref, one, registry)
+        done.append((one, digest, str(image["Id"])))
     return done

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from dockops import retry
@@ -297,7 +297,9 @@ def pull_image(
     if on_podman:
         tags = [
             TagTransfer(tag=one, digest=digest, id=image_id)
-            for one, digest, image_id in podman.pulled_tags(engine, ref, queries, seen.pulled, what)
+            for one, digest, image_id in podman.pulled_tags(
+                engine, ref, registry, queries, seen.pulled, what
+            )
         ]
     else:
         tags = [_local(engine, ref, item, what) for item in seen.tags.values()]
@@ -383,10 +385,15 @@ def push_image(
     seen, attempts = _run(
         what, ref.repository, start, on_progress, policy or retry.TRANSFER, registry=registry
     )
+    pushed = tuple(seen.tags.values())
+    if engine.is_podman:
+        # Its "size" is the local manifest's, not the pushed one's (579 said, 589 pushed):
+        # no size rather than a wrong one.
+        pushed = tuple(replace(item, size=None) for item in pushed)
     return TransferResult(
         action="push",
         reference=ref.repository if all_tags else f"{ref.repository}:{tag}",
-        tags=tuple(seen.tags.values()),
+        tags=pushed,
         layers=tuple(seen.layers),
         status=seen.status,
         attempts=attempts,

@@ -384,7 +384,8 @@ def test_podman_push_says_tls_verify_false_and_its_digest_line_is_the_tag() -> N
         }
     )
     result = transfer.push_image(engine, f"{LOOPBACK}/bb:v1")
-    assert result.tags == (transfer.TagTransfer("v1", "sha256:d1", size=343),)
+    # Its size is the local manifest's, not the pushed one's: none is said.
+    assert result.tags == (transfer.TagTransfer("v1", "sha256:d1", size=None),)
     assert result.layers == ()  # podman names none
     [push] = [r for r in transport(engine).requests if r.path.endswith("/push")]
     assert push.params == {"tag": "v1", "tlsVerify": "false"}
@@ -430,3 +431,34 @@ def test_podman_pushes_every_local_tag_of_a_repository_one_by_one() -> None:
     assert [(t.tag, t.digest) for t in result.tags] == [("a", "sha256:aa"), ("b", "sha256:bb")]
     pushes = [r.params for r in transport(engine).requests if r.path.endswith("/push")]
     assert pushes == [{"tag": "a", "tlsVerify": "false"}, {"tag": "b", "tlsVerify": "false"}]
+
+
+def test_podman_pull_asks_the_registry_which_of_several_recorded_digests_it_pulled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """podman records every digest an image was seen with under each of its names (a local
+    build's, earlier pulls'): the registry's digest for the tag says which one this pull was."""
+    from dockops.core.images import podman
+
+    local, pulled = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+    asked: list[tuple[str, str, str]] = []
+
+    def registry_digest(registry: str, repository: str, tag: str) -> str:
+        asked.append((registry, repository, tag))
+        return pulled
+
+    monkeypatch.setattr(podman, "_registry_digest", registry_digest)
+    image = {
+        "Id": "sha256:1d",
+        "RepoDigests": [f"{LOOPBACK}/bb@{local}", f"{LOOPBACK}/bb@{pulled}", f"x/y@{local}"],
+    }
+    engine = _podman(
+        {
+            "POST /libpod/images/pull": (200, _lines({"images": ["1d"], "id": "1d"})),
+            f"GET /images/{LOOPBACK}/bb:v1/json": (200, image),
+        }
+    )
+    assert transfer.pull_image(engine, f"{LOOPBACK}/bb:v1").tags[0].digest == pulled
+    assert asked == [(LOOPBACK, "bb", "v1")]
+    monkeypatch.setattr(podman, "_registry_digest", lambda *args: None)  # it went away
+    assert transfer.pull_image(engine, f"{LOOPBACK}/bb:v1").tags[0].digest is None
