@@ -4,10 +4,10 @@ The daemon reports a failed pull or push inside its 200 answer, as an `errorDeta
 error line is a failure carrying the daemon's own words. The streams come from daemon_lines,
 which bounds how long one may stay silent (a stall).
 
-Podman's Docker API (4.3) differs where it matters here (podman.py says how dockops meets it):
-it verifies TLS for every registry, loopback too, unless the request says tlsVerify=false; its
-compat pull takes no such parameter, so pulls go through its own libpod endpoint; its push of a
-repository without a tag pushes nothing, and it names no layer and no aux digest in its streams.
+Podman's Docker API (4.3) differs where it matters here (podman_transfer.py meets it): it
+verifies TLS for every registry, loopback too, unless a request says tlsVerify=false; its compat
+pull takes no such parameter, so pulls go through its own libpod endpoint; its push of a
+repository without a tag pushes nothing; its streams name no layer pushed, and no digest pulled.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from dockops import retry
-from dockops.core.images import podman
+from dockops.core.images import podman_transfer as podman
 from dockops.core.images.failures import (
     is_registry_cause,
     is_transient,

@@ -333,7 +333,7 @@ def test_podman_pulls_every_tag_one_by_one_from_a_registry_it_must_not_verify(
 ) -> None:
     """4.3's allTags lists the tags with TLS verification on whatever tlsVerify says: dockops
     lists them itself and pulls each."""
-    from dockops.core.images import podman
+    from dockops.core.images import podman_transfer as podman
 
     monkeypatch.setattr(podman, "_registry_tags", lambda registry, repository: ["a", "b"])
     engine = _podman(
@@ -438,7 +438,7 @@ def test_podman_pull_asks_the_registry_which_of_several_recorded_digests_it_pull
 ) -> None:
     """podman records every digest an image was seen with under each of its names (a local
     build's, earlier pulls'): the registry's digest for the tag says which one this pull was."""
-    from dockops.core.images import podman
+    from dockops.core.images import podman_transfer as podman
 
     local, pulled = "sha256:" + "1" * 64, "sha256:" + "2" * 64
     asked: list[tuple[str, str, str]] = []
