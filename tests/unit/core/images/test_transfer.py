@@ -462,3 +462,20 @@ def test_podman_pull_asks_the_registry_which_of_several_recorded_digests_it_pull
     assert asked == [(LOOPBACK, "bb", "v1")]
     monkeypatch.setattr(podman, "_registry_digest", lambda *args: None)  # it went away
     assert transfer.pull_image(engine, f"{LOOPBACK}/bb:v1").tags[0].digest is None
+
+
+def test_podman_is_told_tls_verify_false_for_a_registry_the_user_listed_as_insecure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DOCKOPS_INSECURE_REGISTRIES", "lan.example:5000")
+    engine = _podman(
+        {
+            "GET /images/lan.example:5000/bb:v1/json": (200, {"Id": "x"}),
+            "POST /images/lan.example:5000/bb/push": (200, PODMAN_PUSHED),
+            "POST /libpod/images/pull": (200, _lines({"images": ["x"], "id": "x"})),
+        }
+    )
+    transfer.push_image(engine, "lan.example:5000/bb:v1")
+    transfer.pull_image(engine, "lan.example:5000/bb:v1")
+    streams = [r.params for r in transport(engine).requests if r.method == "POST"]
+    assert [p.get("tlsVerify") for p in streams] == ["false", "false"]
