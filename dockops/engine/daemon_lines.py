@@ -8,6 +8,12 @@ request already hung stays in the daemon until the registry closes that connecti
 a pull works at once, a rerun of a push waits on the hung upload of the same layer (and stalls
 again, bounded) until the registry lets it go.
 
+Podman (4.3) differs on both sides of that bound. It abandons the registry request when dockops
+hangs up, so a rerun of a stalled push goes through at once. But it reports no progress while it
+copies: its push says nothing between "The push refers to repository" and the digest line, its
+libpod pull nothing while one blob downloads. There the stall timeout also bounds the silent copy
+of the whole push, or of one layer: a push of large layers over a slow link needs a larger one.
+
 The daemon also reports a failure inside a 200 answer, as a JSON line with `errorDetail`
 (pull, push, load, import): `engine.errors.daemon_error` reads one, for every stream that may
 hold one.

@@ -3,15 +3,22 @@
 The daemon reports a failed pull or push inside its 200 answer, as an `errorDetail` line: an
 error line is a failure carrying the daemon's own words. The streams come from daemon_lines,
 which bounds how long one may stay silent (a stall).
+
+Podman's Docker API (4.3) differs where it matters here (podman_transfer.py meets it): it
+verifies TLS for every registry, loopback too, unless a request says tlsVerify=false; its compat
+pull takes no such parameter, so pulls go through its own libpod endpoint; its push of a
+repository without a tag pushes nothing; its streams name no layer pushed, and no digest pulled.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from dockops import retry
+from dockops.core.images import podman_transfer as podman
 from dockops.core.images.failures import (
     is_registry_cause,
     is_transient,
@@ -55,6 +62,11 @@ class TransferResult:
     attempts: int
 
 
+# The line closing each pushed tag, from both engines ("v1: digest: sha256:... size: 528");
+# docker adds an aux line with the same three, podman has only this one.
+_PUSHED = re.compile(r"^(?P<tag>\S+): digest: (?P<digest>\S+) size: (?P<size>\d+)$")
+
+
 class _DaemonError(Exception):
     """A failure the daemon reported, in the stream or as the Engine API's answer."""
 
@@ -73,11 +85,15 @@ class _Seen:
     layers: dict[str, None] = field(default_factory=dict)
     current_tag: str | None = None
     status: str | None = None
+    pulled: tuple[str, ...] = ()  # podman's libpod pull: the image IDs it ends with
 
     def take(self, line: dict[str, Any], on_progress: ProgressCallback) -> None:
         error = daemon_error(line)
         if error is not None:
             raise _DaemonError(error)
+        if "stream" in line or "images" in line:  # podman's libpod pull
+            self._libpod(line, on_progress)
+            return
         aux = line.get("aux")
         if isinstance(aux, dict) and "Tag" in aux:  # push: one per tag, after its manifest
             tag = str(aux["Tag"])
@@ -94,6 +110,9 @@ class _Seen:
             )
         elif status.startswith("Status: "):
             self.status = status.removeprefix("Status: ")
+        elif pushed := _PUSHED.match(status):
+            tag = pushed["tag"]
+            self.tags[tag] = TagTransfer(tag=tag, digest=pushed["digest"], size=int(pushed["size"]))
         elif item:
             self.layers[str(item)] = None
             detail = line.get("progressDetail") or {}
@@ -108,6 +127,19 @@ class _Seen:
             return
         if status:
             on_progress(ProgressEvent(item=self.label, status=status))
+
+    def _libpod(self, line: dict[str, Any], on_progress: ProgressCallback) -> None:
+        if "images" in line:
+            self.pulled = tuple(str(i).removeprefix("sha256:") for i in line["images"] or ())
+            return
+        text = " ".join(str(line.get("stream") or "").split())
+        blob = podman.copied_blob(text)
+        if blob is not None:
+            item, status = blob
+            self.layers[item] = None
+            on_progress(ProgressEvent(item=item, status=status))
+        elif text:
+            on_progress(ProgressEvent(item=self.label, status=text))
 
 
 def _attempt(
@@ -247,29 +279,30 @@ def pull_image(
     what = f"pull {ref.repository if all_tags else reference}"
     registry = _registry_of(ref)
     auth = _auth(registry)
+    on_podman = engine.is_podman
+    each: list[tuple[str, dict[str, Any]]]
+    if on_podman:
+        queries = podman.pull_queries(ref, tag, registry)
+        each = [(podman.LIBPOD_PULL, query) for query in queries]
+    else:
+        each = [("/images/create", {"fromImage": ref.repository, "tag": tag})]
+
+    def start() -> Iterator[dict[str, Any]]:
+        for path, params in each:
+            yield from daemon_lines(engine, path, params, ref.repository, registry, auth=auth)
+
     seen, attempts = _run(
-        what,
-        ref.repository,
-        lambda: daemon_lines(
-            engine,
-            "/images/create",
-            {"fromImage": ref.repository, "tag": tag},
-            ref.repository,
-            registry,
-            auth=auth,
-        ),
-        on_progress,
-        policy or retry.TRANSFER,
-        registry=registry,
+        what, ref.repository, start, on_progress, policy or retry.TRANSFER, registry=registry
     )
-    tags = []
-    for item in seen.tags.values():
-        local = (
-            f"{ref.repository}@{item.tag}" if ":" in item.tag else f"{ref.repository}:{item.tag}"
-        )
-        with user_named():
-            image_id = str(engine.image(local, what=what)["Id"])
-        tags.append(TagTransfer(tag=item.tag, digest=item.digest, id=image_id))
+    if on_podman:
+        tags = [
+            TagTransfer(tag=one, digest=digest, id=image_id)
+            for one, digest, image_id in podman.pulled_tags(
+                engine, ref, registry, queries, seen.pulled, what
+            )
+        ]
+    else:
+        tags = [_local(engine, ref, item, what) for item in seen.tags.values()]
     return TransferResult(
         action="pull",
         reference=str(ref) if not all_tags else ref.repository,
@@ -278,6 +311,14 @@ def pull_image(
         status=seen.status,
         attempts=attempts,
     )
+
+
+def _local(engine: Engine, ref: Reference, item: TagTransfer, what: str) -> TagTransfer:
+    """`item` (a tag or digest the daemon pulled) with the ID of the local image it names."""
+    local = f"{ref.repository}@{item.tag}" if ":" in item.tag else f"{ref.repository}:{item.tag}"
+    with user_named():
+        image_id = str(engine.image(local, what=what)["Id"])
+    return TagTransfer(tag=item.tag, digest=item.digest, id=image_id)
 
 
 def push_image(
@@ -314,34 +355,45 @@ def push_image(
     what = f"push {ref.repository if all_tags else f'{ref.repository}:{tag}'}"
     # The daemon says "does not exist locally" only inside a 200 stream; ask first, so an
     # unknown image is bad input (exit 2) like everywhere else.
+    found: list[dict[str, Any]] = []
     if all_tags:
-        if not engine.images(all=False, filters={"reference": [ref.repository]}):
+        found = engine.images(all=False, filters={"reference": [ref.repository]})
+        if not found:
             raise InvalidInput(f"{what}: no local image of repository {ref.repository}")
     else:
         with user_named():
             engine.image(f"{ref.repository}:{tag}", what=what)
     registry = _registry_of(ref)
     auth = _auth(registry)
+    tls = podman.tls_params(engine, registry)
+    # Docker pushes every local tag of a repository named without one; podman pushes none
+    # (its "all" is a manifest list's images): it is asked for each tag in turn, one stream.
+    each = podman.local_tags(ref, found) if all_tags and engine.is_podman else [tag]
+
+    def start() -> Iterator[dict[str, Any]]:
+        for one in each:
+            yield from daemon_lines(
+                engine,
+                "/images/{0}/push",
+                {"tag": one, **tls},
+                ref.repository,
+                registry,
+                auth=auth,
+                json_body=True,
+            )
+
     seen, attempts = _run(
-        what,
-        ref.repository,
-        lambda: daemon_lines(
-            engine,
-            "/images/{0}/push",
-            {"tag": tag},
-            ref.repository,
-            registry,
-            auth=auth,
-            json_body=True,
-        ),
-        on_progress,
-        policy or retry.TRANSFER,
-        registry=registry,
+        what, ref.repository, start, on_progress, policy or retry.TRANSFER, registry=registry
     )
+    pushed = tuple(seen.tags.values())
+    if engine.is_podman:
+        # Its "size" is the local manifest's, not the pushed one's (579 said, 589 pushed):
+        # no size rather than a wrong one.
+        pushed = tuple(replace(item, size=None) for item in pushed)
     return TransferResult(
         action="push",
         reference=ref.repository if all_tags else f"{ref.repository}:{tag}",
-        tags=tuple(seen.tags.values()),
+        tags=pushed,
         layers=tuple(seen.layers),
         status=seen.status,
         attempts=attempts,

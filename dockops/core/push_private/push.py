@@ -209,7 +209,8 @@ def _tagged(engine: Engine, reference: str) -> str | None:
 
 def _tag_in_the_way(engine: Engine, what: str, reference: str, held: str, image_id: str) -> str:
     tags = engine.image(held, what=f"inspect {held}").get("RepoTags") or []
-    others = [t for t in tags if t != reference]
+    # As docker prints them: podman lists docker.io/library/busybox:latest for busybox:latest.
+    others = [str(parse_reference(t).familiar()) for t in tags if t != reference]
     left = f"tagged {', '.join(others)}" if others else "untagged (a prune would delete it)"
     return (
         f"{what}: the local tag {reference} names another image, {short_id(held)}; --move-tag "

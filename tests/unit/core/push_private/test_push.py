@@ -58,3 +58,18 @@ def test_auto_via_follows_where_the_engine_is(
     assert resolve_via("daemon") == "daemon" and resolve_via("direct") == "direct"
     with pytest.raises(InvalidInput, match="choose auto, direct or daemon"):
         resolve_via("pigeon")
+
+
+def test_a_tag_in_the_way_names_the_other_tags_as_docker_prints_them() -> None:
+    """podman lists docker.io/library/busybox:latest where docker lists busybox:latest."""
+    from dockops.core.push_private.push import _tag_in_the_way
+    from tests.support.fake_engine import fake_engine
+
+    held, mine = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    tags = ["r:5000/app:1", "docker.io/library/busybox:latest", "localhost/x:1"]
+    engine = fake_engine({f"GET /images/{held}/json": (200, {"RepoTags": tags})})
+    assert _tag_in_the_way(engine, "push-private busybox", "r:5000/app:1", held, mine) == (
+        "push-private busybox: the local tag r:5000/app:1 names another image, aaaaaaaaaaaa; "
+        "--move-tag moves it to bbbbbbbbbbbb, leaving aaaaaaaaaaaa tagged busybox:latest, "
+        "localhost/x:1"
+    )
