@@ -162,7 +162,7 @@ def test_a_save_stream_cut_between_members_is_not_a_whole_delta(tail: bytes) -> 
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         cut = tar.getmember("manifest.json").offset
     with pytest.raises(TarProblem) as caught:
-        delta._write_delta(io.BytesIO(data[:cut] + tail), io.BytesIO(), {}, {}, lambda event: None)
+        delta._write_delta(io.BytesIO(data[:cut] + tail), io.BytesIO(), {}, lambda event: None)
     assert caught.value.engine_error == ("layer vanished" if tail else None)
     if not tail:
         assert caught.value.message.startswith("truncated tar")

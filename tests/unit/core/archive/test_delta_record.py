@@ -121,9 +121,10 @@ _JSON = st.recursive(
 class _Engine:
     """An engine holding `images` (ID -> its layers), answering as an Engine does."""
 
-    def __init__(self, images: dict[str, list[str]] | None = None) -> None:
+    def __init__(self, images: dict[str, list[str]] | None = None, *, podman: bool = False) -> None:
         self._images = images or {}
         self.asked: list[str] = []
+        self.is_podman = podman
 
     def image(self, reference: str, what: str = "") -> dict[str, object]:
         self.asked.append(reference)
