@@ -55,6 +55,9 @@ _V1_FIELDS = (
 )  # fmt: skip
 
 
+Writer = Callable[[Sequence["Image"]], bytes]
+
+
 def go_json(value: Any) -> bytes:
     """`value` as Go's json.Marshal writes it: compact, non-ASCII as is, <, > and & escaped."""
     text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
@@ -89,14 +92,12 @@ class Image:
 
 
 def layer_tar(files: dict[str, bytes]) -> bytes:
-    """A layer: a tar of `files` (name: content), as an engine stores one."""
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), 0o644, 0
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
+    """A layer: a tar of `files` (name: content), ended as Go's archive/tar ends one (two zero
+    blocks, no padding to a 10 KiB record as Python's tarfile adds)."""
+    tar = _Tar()
+    for name, data in files.items():
+        tar.file(name, data)
+    return tar.bytes()
 
 
 def on_top(base: Image, files: dict[str, bytes], tag: str, comment: str = "") -> Image:
@@ -256,8 +257,12 @@ def docker25(images: Sequence[Image]) -> bytes:
 
 
 def legacy(images: Sequence[Image]) -> bytes:
-    """The archive `docker save` of Docker 24 and earlier writes for `images`."""
+    """The archive `docker save` of Docker 24 and earlier writes for `images`: a layer met again
+    under another v1 ID (the top of one image, below the top of another) is a symlink to the
+    first file of it, as saveLayer makes it."""
     files: dict[str, tuple[bytes, float]] = {}
+    links: dict[str, str] = {}
+    first: dict[str, str] = {}  # diff ID -> the v1 folder holding its file
     manifest: list[dict[str, Any]] = []
     repositories: dict[str, dict[str, str]] = {}
     for image in images:
@@ -266,7 +271,11 @@ def legacy(images: Sequence[Image]) -> bytes:
         for (v1_id, v1), layer in zip(v1_configs(image), image.layers, strict=True):
             files.setdefault(f"{v1_id}/VERSION", (b"1.0", created))
             files.setdefault(f"{v1_id}/json", (v1, created))
-            files.setdefault(f"{v1_id}/layer.tar", (layer, created))
+            holder = first.setdefault(sha256(layer), v1_id)
+            if holder == v1_id:
+                files[f"{v1_id}/layer.tar"] = (layer, created)
+            else:
+                links[f"{v1_id}/layer.tar"] = f"../{holder}/layer.tar"
             paths.append(f"{v1_id}/layer.tar")
         files[f"{image.id[7:]}.json"] = (image.config, created)
         tags = []
@@ -278,12 +287,15 @@ def legacy(images: Sequence[Image]) -> bytes:
         manifest.append(entry)
     tar = _Tar()
     folders: set[str] = set()
-    for name in sorted(files):
-        data, mtime = files[name]
+    for name in sorted({*files, *links}):
+        data, mtime = files.get(name, (b"", 0))
         if "/" in name and (folder := name.split("/")[0]) not in folders:
             folders.add(folder)
             tar.folder(folder, mtime)
-        tar.file(name, data, mtime=mtime)
+        if name in links:
+            tar.symlink(name, links[name])
+        else:
+            tar.file(name, data, mtime=mtime)
     tar.file("manifest.json", go_json(manifest) + b"\n")
     if repositories:
         tar.file("repositories", go_json(repositories) + b"\n")
@@ -380,7 +392,7 @@ def retagged(image: Image, *tags: str) -> Image:
     return replace(image, tags=tags)
 
 
-def converting(layout: Callable[[Sequence[Image]], bytes]) -> Callable[[bytes], bytes]:
+def converting(layout: Writer) -> Callable[[bytes], bytes]:
     """A save answer for tests/support/saving_engine.py: the real save stream's images,
     written in `layout` (docker25, legacy, podman)."""
     return lambda real: layout(read_images(real))
