@@ -66,6 +66,11 @@ def go_json(value: Any) -> bytes:
     return text.encode()
 
 
+def _sorted(repositories: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """A Go map[string]map[string]string as json.Marshal writes it: keys in order."""
+    return {name: dict(sorted(tags.items())) for name, tags in sorted(repositories.items())}
+
+
 def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
@@ -252,7 +257,7 @@ def docker25(images: Sequence[Image]) -> bytes:
     tar.file("manifest.json", go_json(manifest) + b"\n")
     tar.file("oci-layout", b'{"imageLayoutVersion": "1.0.0"}')
     if repositories:
-        tar.file("repositories", go_json(repositories) + b"\n")
+        tar.file("repositories", go_json(_sorted(repositories)) + b"\n")
     return tar.bytes()
 
 
@@ -298,7 +303,7 @@ def legacy(images: Sequence[Image]) -> bytes:
             tar.file(name, data, mtime=mtime)
     tar.file("manifest.json", go_json(manifest) + b"\n")
     if repositories:
-        tar.file("repositories", go_json(repositories) + b"\n")
+        tar.file("repositories", go_json(_sorted(repositories)) + b"\n")
     return tar.bytes()
 
 
@@ -330,7 +335,7 @@ def podman(images: Sequence[Image]) -> bytes:
         layers = [f"{d[7:]}.tar" for d in image.diff_ids]
         manifest.append({"Config": f"{image.id[7:]}.json", "RepoTags": tags, "Layers": layers})
     tar.file("manifest.json", go_json(manifest), mode=0o444)
-    tar.file("repositories", go_json(repositories), mode=0o444)
+    tar.file("repositories", go_json(_sorted(repositories)), mode=0o444)
     return tar.bytes()
 
 

@@ -196,6 +196,26 @@ def _load(client: docker.DockerClient, archive: bytes) -> None:
         assert "error" not in line, line
 
 
+@pytest.mark.parametrize("layout", ["legacy", "docker25", "podman"])
+def test_each_engines_archive_loads_here(
+    docker_env: docker.DockerClient, engine: Engine, cli: Cli, tmp_path: Path, layout: str
+) -> None:
+    # What `dockops save` writes is the engine's own layout: each engine loads the others'.
+    image = on_top(_engine_image(docker_env, "busybox:latest"), {"l": layout.encode()}, "ly/a:1")
+    archive = tmp_path / "a.tar"
+    archive.write_bytes(getattr(archives, layout)([image]))
+    loaded = cli("load", "-i", str(archive), "--json")
+    assert loaded.code == 0, loaded.err
+    assert [i["id"] for i in json.loads(loaded.out)["images"]] == [image.id]
+    tags = docker_env.api.inspect_image(image.id)["RepoTags"]
+    if engine.kind != "podman":
+        assert tags == ["ly/a:1"]
+    elif layout == "docker25":  # read as OCI: index.json's io.containerd.image.name
+        assert tags == ["docker.io/ly/a:1"]
+    else:  # a docker-archive's short name goes to localhost/; Podman's own writes it in full
+        assert tags == ["docker.io/ly/a:1" if layout == "podman" else "localhost/ly/a:1"]
+
+
 def test_a_docker25_archive_loads_and_serves_as_a_delta_base(
     docker_env: docker.DockerClient, engine: Engine, cli: Cli, tmp_path: Path
 ) -> None:
