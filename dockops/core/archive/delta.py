@@ -4,14 +4,18 @@ The engine's load skips a layer file it does not need: for each layer of an imag
 the chain of diff IDs up to that layer, and opens the file only when that chain is missing.
 So a layer may be left out when its whole chain (the image's layers up to and including it)
 is the start of a base image's chain. The archive says what it left out in a first member,
-dockops-delta.json (diff IDs, their chains, and the base images that provide them; see
-delta_record.py): `dockops load` checks the target engine against it before loading anything,
-and a plain `docker load` ignores the extra file.
+dockops-delta.json (diff IDs, their chains, the base images that provide them, and whose
+layout the rest is; see delta_record.py): `dockops load` checks the target engine against it
+before loading anything, and a plain `docker load` ignores the extra file. Podman loads a delta
+only in Docker 25's layout (layout.py).
 
-Which tar member is which layer is known only once its bytes have been hashed (legacy save
-format: `<v1 id>/layer.tar`), so members are written to an uncompressed temp file and a left-out
-one is cut off again (seek + truncate) once its hash says so; the temp file then becomes the
-output, or is compressed into it. Memory stays flat; the temp file holds only the delta.
+The archive is the engine's own save stream, in its own layout, less the layers left out. In
+Docker 25's and Podman's a layer is named by its diff ID and left out as it passes; in Docker's
+before 25 (`<v1 id>/layer.tar`) which layer it is is known only once its bytes have been hashed,
+so members are written to an uncompressed temp file and a left-out one is cut off again (seek +
+truncate) once its hash says so. The record, which names the layout, is written first into the
+output, then the temp file, compressed or not. Memory stays flat; the temp file holds only the
+delta.
 """
 
 from __future__ import annotations
