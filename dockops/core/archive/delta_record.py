@@ -156,11 +156,13 @@ def _digest(value: Any) -> bool:
 
 
 def check_delta(engine: Engine, doc: dict[str, Any], name: str) -> None:
-    """The engine must have every omitted layer's chain, or loading would fail half-way.
+    """The engine must have every omitted layer's chain, or loading would fail half-way, and
+    be one that loads a delta in this layout at all.
 
     Raises:
         InvalidInput: the record is damaged (checked before the engine is asked).
-        EngineRefused: naming the base image(s) and layers the engine lacks.
+        EngineRefused: naming the base image(s) and layers the engine lacks; or Podman, given
+            a delta it would read as a docker-archive.
     """
     needed = needed_chains(doc, name)
     if not needed:

@@ -5,8 +5,9 @@ One pass per layer: the tar member is read in CHUNK pieces, hashed (its diff ID,
 the engine's), compressed (isal, level 1) and hashed again (the blob digest), and the compressed
 bytes go straight into the upload's PATCH body, so memory stays flat and nothing is spilled to
 disk. Layers the registry already has (by the blob cache) are skipped or mounted from another
-repository; the save stream then passes over them unread. A failed attempt (reset, 5xx) is
-retried whole: what was uploaded is found in the registry the next time and not sent again.
+repository; the save stream then passes over them unread. The stream may be in any engine's
+layout (archive/layout.py). A failed attempt (reset, 5xx) is retried whole: what was uploaded is
+found in the registry the next time and not sent again.
 """
 
 from __future__ import annotations
@@ -233,7 +234,8 @@ class _Push:
         """Walk the engine's save stream of the image; upload the layers still missing.
 
         A second walk is needed only when a layer was read to learn that it was not one the
-        registry has after all (two layers of the same tar size), and it never uploads twice.
+        registry has after all (two layers of the same tar size: only Docker before 25 names a
+        layer by anything but its diff ID, see archive/layout.py), and it never uploads twice.
         """
         config: bytes | None = None
         for _ in range(2):
