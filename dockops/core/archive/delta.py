@@ -4,14 +4,18 @@ The engine's load skips a layer file it does not need: for each layer of an imag
 the chain of diff IDs up to that layer, and opens the file only when that chain is missing.
 So a layer may be left out when its whole chain (the image's layers up to and including it)
 is the start of a base image's chain. The archive says what it left out in a first member,
-dockops-delta.json (diff IDs, their chains, and the base images that provide them; see
-delta_record.py): `dockops load` checks the target engine against it before loading anything,
-and a plain `docker load` ignores the extra file.
+dockops-delta.json (diff IDs, their chains, the base images that provide them, and whose
+layout the rest is; see delta_record.py): `dockops load` checks the target engine against it
+before loading anything, and a plain `docker load` ignores the extra file. Podman loads a delta
+only in Docker 25's layout (layout.py).
 
-Which tar member is which layer is known only once its bytes have been hashed (legacy save
-format: `<v1 id>/layer.tar`), so members are written to an uncompressed temp file and a left-out
-one is cut off again (seek + truncate) once its hash says so; the temp file then becomes the
-output, or is compressed into it. Memory stays flat; the temp file holds only the delta.
+The archive is the engine's own save stream, in its own layout, less the layers left out. In
+Docker 25's and Podman's a layer is named by its diff ID and left out as it passes; in Docker's
+before 25 (`<v1 id>/layer.tar`) which layer it is is known only once its bytes have been hashed,
+so members are written to an uncompressed temp file and a left-out one is cut off again (seek +
+truncate) once its hash says so. The record, which names the layout, is written first into the
+output, then the temp file, compressed or not. Memory stays flat; the temp file holds only the
+delta.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 
+from dockops.core.archive import layout
 from dockops.core.archive.delta_record import (
     BLOCK,
     FORMAT,
@@ -50,6 +55,7 @@ from dockops.core.archive.tarcheck import NAME_SHOWN, TarProblem, TarWalker
 from dockops.engine.errors import user_named
 from dockops.errors import EngineRefused, InvalidInput
 from dockops.progress import ProgressCallback, ProgressEvent, ignore
+from dockops.reference import parse_reference
 from dockops.text import printable
 
 if TYPE_CHECKING:
@@ -134,7 +140,7 @@ def bases_in(stream: BinaryIO, name: str) -> list[Base]:
     total = 0
 
     def wanted(member: str, size: int) -> bool:
-        return size <= _MEMBER_LIMIT and (member.endswith(".json") or "blobs/" in member)
+        return size <= _MEMBER_LIMIT and layout.may_be_metadata(member)
 
     walker = TarWalker(wanted)
     unreadable: tuple[type[Exception], ...] = (*gzip_errors(), lzma.LZMAError)
@@ -208,13 +214,21 @@ def _bases(kept: dict[str, bytes], name: str) -> list[Base]:
         diff_ids = (rootfs.get("diff_ids") or []) if isinstance(rootfs, dict) else None
         if not strings(diff_ids):
             raise damaged(f"'{printable(config_name, NAME_SHOWN)}' is not an image config")
-        label = f"{name}:{tags[0]}" if tags else name
+        label = f"{name}:{_familiar(tags[0])}" if tags else name
         bases.append(
             Base(
                 name=label, id="sha256:" + hashlib.sha256(raw).hexdigest(), diff_ids=tuple(diff_ids)
             )
         )
     return bases
+
+
+def _familiar(tag: str) -> str:
+    """A tag as Docker shows it: Podman's archives say docker.io/library/busybox:latest."""
+    try:
+        return str(parse_reference(tag).familiar())
+    except InvalidInput:  # the name comes from a file: shown as it is, made printable
+        return printable(tag, NAME_SHOWN)
 
 
 def resolve_bases(engine: Engine, names: list[str]) -> list[Base]:
@@ -285,28 +299,32 @@ class _Counting:
         return data
 
 
-def _write_delta(
-    stream: Any, out: BinaryIO, meta: dict[str, Any], omit: dict[str, Omitted], on: Any
-) -> tuple[int, dict[str, int]]:
-    """Copy the engine's tar (read from `stream`) into `out`, cutting off omitted layers;
-    returns the full stream's size and the sizes of what was cut."""
-    out.write(record_member(meta))
+@dataclass(frozen=True)
+class _Written:
+    full: int  # the engine's whole stream
+    cut: dict[str, int]  # diff ID -> size of the layer tar left out
+    layout: str  # whose layout (layout.DOCKER, DOCKER_OCI, PODMAN)
+
+
+def _write_delta(stream: Any, out: BinaryIO, omit: dict[str, Omitted], on: Any) -> _Written:
+    """Copy the engine's tar (read from `stream`) into `out`, cutting off omitted layers."""
     cut: dict[str, int] = {}
+    told: str | None = None
     source = _Counting(stream)
     with tarfile.open(fileobj=source, mode="r|") as tar:  # type: ignore[call-overload]
         for member in tar:
-            if member.name.startswith("blobs/sha256/") and (
-                "sha256:" + member.name.rsplit("/", 1)[1] in omit
-            ):
-                cut["sha256:" + member.name.rsplit("/", 1)[1]] = member.size
-                continue  # OCI layout: the name is the diff ID, nothing to read
+            told = told or layout.layout_told(member.name)
+            named = layout.named_digest(member.name) if member.isfile() else None
+            if named in omit:
+                cut[named] = member.size
+                continue  # Docker 25+, Podman: the name is the diff ID, nothing to read
             start = out.tell()
             out.write(member.tobuf(format=tarfile.PAX_FORMAT))
             handle = tar.extractfile(member) if member.isfile() else None
             if handle is None:
                 continue
             digest = _copy_member(handle, out, member.size)
-            if digest in omit and (member.name.endswith("/layer.tar") or "blobs/" in member.name):
+            if digest in omit and layout.may_be_layer(member.name):
                 out.seek(start)
                 out.truncate()
                 cut[digest] = member.size
@@ -315,7 +333,7 @@ def _write_delta(
     while source.read(CHUNK):  # the end-of-archive blocks, for the full size
         pass
     source.walker.finish()
-    return source.bytes, cut
+    return _Written(full=source.bytes, cut=cut, layout=told or layout.DOCKER)
 
 
 def save_delta(
@@ -361,23 +379,26 @@ def save_delta(
         # A stream cut off (StreamBroken) leaves this block: the Engine says the engine was lost.
         with engine.save(references, what) as body:
             try:
-                full, cut = _write_delta(_Pieces(body.pieces), spool, meta, omit, progress)
+                copied = _write_delta(_Pieces(body.pieces), spool, omit, progress)
             except TarProblem as exc:
                 raise EngineRefused(f"{what}: {exc.engine_error or exc.message}") from None
             except tarfile.TarError as exc:
                 raise EngineRefused(f"{what}: the engine's stream is not a tar ({exc})") from None
+        # The record goes first, written once the stream has said whose layout it is.
+        meta["layout"] = copied.layout
         spool.seek(0)
         with tar_sink(target, gzip=gzip) as (out, written):
+            out.write(record_member(meta))
             shutil.copyfileobj(spool, out, CHUNK)
     return DeltaResult(
         path=shown(target),
         bytes=written.bytes,
-        full_bytes=full,
+        full_bytes=copied.full,
         sha256=written.sha256,
         compressed=gzip,
         images=tuple(
             ArchivedImage(reference=r, id=str(f["Id"]))
             for r, f in zip(references, found, strict=True)
         ),
-        omitted=tuple(replace(o, size=cut.get(o.diff_id)) for o in omit.values()),
+        omitted=tuple(replace(o, size=copied.cut.get(o.diff_id)) for o in omit.values()),
     )

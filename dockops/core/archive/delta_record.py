@@ -1,7 +1,7 @@
 """The delta record: the first member of a delta archive, dockops-delta.json, saying which
-layers the archive leaves out and which base images provide them. Written here (the saving
-side is delta.py), read back at load, and checked against the target engine before anything
-is loaded.
+layers the archive leaves out, which base images provide them, and whose layout the rest is in
+(layout.py). Written here (the saving side is delta.py), read back at load, and checked against
+the target engine before anything is loaded.
 
 The record comes from a file, so every field is checked before it is used: a damaged one is
 bad input, and nothing it names (chain lengths, entry counts) can make the check cost more
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from dockops.core.archive.files import GZIP_MAGIC
+from dockops.core.archive.layout import DOCKER_OCI
 from dockops.core.archive.tarcheck import NAME_SHOWN, TarProblem, TarWalker
 from dockops.engine.errors import Missing
 from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput
@@ -155,16 +156,28 @@ def _digest(value: Any) -> bool:
 
 
 def check_delta(engine: Engine, doc: dict[str, Any], name: str) -> None:
-    """The engine must have every omitted layer's chain, or loading would fail half-way.
+    """The engine must have every omitted layer's chain, or loading would fail half-way, and
+    be one that loads a delta in this layout at all.
 
     Raises:
         InvalidInput: the record is damaged (checked before the engine is asked).
-        EngineRefused: naming the base image(s) and layers the engine lacks.
+        EngineRefused: naming the base image(s) and layers the engine lacks; or Podman, given
+            a delta it would read as a docker-archive.
     """
     needed = needed_chains(doc, name)
     if not needed:
         return
     what = f"load {name}"
+    # Podman reads a Docker 25+ archive of one image as OCI, which skips a layer it holds; any
+    # other it reads as a docker-archive, which needs every layer file ("Some layer tarfiles
+    # are missing in the tarball", whatever it holds). Records before the layout was written
+    # are taken as docker-archives.
+    as_oci = doc.get("layout") == DOCKER_OCI and len(doc["images"]) == 1
+    if not as_oci and engine.is_podman:
+        raise EngineRefused(
+            f"{what}: a delta archive, which Podman cannot load: it needs every layer file "
+            "of a docker-archive in the tar, even of layers it holds; load the full archive"
+        )
     missing = list(needed)
 
     def look_at(image_id: str) -> None:

@@ -5,8 +5,9 @@ One pass per layer: the tar member is read in CHUNK pieces, hashed (its diff ID,
 the engine's), compressed (isal, level 1) and hashed again (the blob digest), and the compressed
 bytes go straight into the upload's PATCH body, so memory stays flat and nothing is spilled to
 disk. Layers the registry already has (by the blob cache) are skipped or mounted from another
-repository; the save stream then passes over them unread. A failed attempt (reset, 5xx) is
-retried whole: what was uploaded is found in the registry the next time and not sent again.
+repository; the save stream then passes over them unread. The stream may be in any engine's
+layout (archive/layout.py). A failed attempt (reset, 5xx) is retried whole: what was uploaded is
+found in the registry the next time and not sent again.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
+from dockops.core.archive import layout
 from dockops.core.archive.files import CHUNK
 from dockops.core.registry.blobs import (
     BlobCache,
@@ -232,7 +234,8 @@ class _Push:
         """Walk the engine's save stream of the image; upload the layers still missing.
 
         A second walk is needed only when a layer was read to learn that it was not one the
-        registry has after all (two layers of the same tar size), and it never uploads twice.
+        registry has after all (two layers of the same tar size: only Docker before 25 names a
+        layer by anything but its diff ID, see archive/layout.py), and it never uploads twice.
         """
         config: bytes | None = None
         for _ in range(2):
@@ -249,9 +252,8 @@ class _Push:
         return config
 
     def _walk(self, need_config: bool) -> bytes | None:
-        image_hex = self.image_id.removeprefix("sha256:")
         config: bytes | None = None
-        what = f"read {image_hex[:12]} from the engine"
+        what = f"read {self.image_id.removeprefix('sha256:')[:12]} from the engine"
         # A cut stream raises StreamBroken out of the pieces, which save's context maps to
         # EngineUnreachable; the prefetching thread hands it over to this one.
         with self.engine.save([self.image_id], what) as body:
@@ -259,16 +261,10 @@ class _Push:
             try:
                 with tarfile.open(fileobj=source, mode="r|") as tar:
                     for member in tar:
-                        name = member.name
-                        if need_config and name in (
-                            f"{image_hex}.json",
-                            f"blobs/sha256/{image_hex}",
-                        ):
+                        if need_config and member.name in layout.config_names(self.image_id):
                             handle = tar.extractfile(member)
                             config = handle.read() if handle else None
-                        elif member.isfile() and (
-                            name.endswith("/layer.tar") or name.startswith("blobs/sha256/")
-                        ):
+                        elif member.isfile() and layout.may_be_layer(member.name):
                             self._layer(tar, member)
             finally:
                 source.close()
@@ -276,10 +272,11 @@ class _Push:
 
     def _diff_id_of(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> str | None:
         """The member's diff ID when it can be known without compressing it: from its name
-        (OCI layout, docker 25+), from an earlier walk, or by hashing a member whose size is
-        that of a layer the registry already has. None: it has to be compressed to be known."""
-        if member.name.startswith("blobs/sha256/"):
-            return "sha256:" + member.name.rsplit("/", 1)[1]
+        (Docker 25+, Podman), from an earlier walk, or by hashing a member whose size is that
+        of a layer the registry already has. None: it has to be compressed to be known."""
+        named = layout.named_digest(member.name)
+        if named is not None:
+            return named
         if member.name in self.seen:
             return self.seen[member.name]
         done_sizes = {self.cache.tar_size(d) for d in self.done}
@@ -297,13 +294,13 @@ class _Push:
         known = self._diff_id_of(tar, member)
         if known is not None and (known not in self.diff_ids or known in self.done):
             return  # not this image's, or the registry has it
-        if known is not None and not earlier and not member.name.startswith("blobs/"):
+        if known is not None and not earlier and layout.named_digest(member.name) is None:
             return  # hashed just now, so the stream moved past it: the next walk uploads it
         handle = tar.extractfile(member)
         if handle is None:
             return
         diff, blob, sizes = hashlib.sha256(), hashlib.sha256(), [0]
-        label = member.name.split("/")[-2 if member.name.endswith("layer.tar") else -1][:12]
+        label = layout.label(member.name)
         self.on_progress(ProgressEvent(item=label, status="Pushing", current=0, total=member.size))
         patched = stream_blob(self.api, self.repository, _compressed(handle, diff, blob, sizes))
         diff_id = "sha256:" + diff.hexdigest()

@@ -1,6 +1,9 @@
 """Delta archives on the real engine: v1 -> v2 -> v3 built by commits on a common base; a delta
 leaves out what the base holds, loads (with dockops and with a plain docker load) where the base
-is, refuses cleanly where it is not, and chains."""
+is, refuses cleanly where it is not, and chains. Podman cuts its own save stream the same way,
+but loads a delta only in Docker 25's layout (one image): dockops says so before sending it.
+Archives in Docker 25's layout (tests/support/archives.py) load, serve as bases, and are what
+a delta is cut from when the engine's save answers in that layout."""
 
 from __future__ import annotations
 
@@ -16,7 +19,13 @@ import pytest
 
 from tests.conftest import Cli
 from tests.harness.engine import Engine
+from tests.support import archives
+from tests.support.archives import Image, converting, on_top, read_images
+from tests.support.saving_engine import SavingEngine
 from tests.support.tools import commit, docker_cli
+
+# What Podman says of a docker-archive without the layer files a delta leaves out.
+PODMAN_REFUSAL = "a delta archive, which Podman cannot load"
 
 
 @pytest.fixture
@@ -59,18 +68,31 @@ def test_delta_leaves_out_the_base_and_loads_where_it_is(
     docker_env.api.remove_image("delta/app:v3")
     docker_env.api.remove_image("delta/app:v2")
     loaded = cli("load", "-i", str(tmp_path / "d.tar"), "--json")
+    plain = docker_cli(engine.host, "load", "-i", str(tmp_path / "d.tar"))
+    if engine.kind == "podman":
+        # Podman's save stream is cut like Docker's (its <diff id>.tar members), but Podman
+        # reads a docker-archive only with every layer file in it: refused before it is sent,
+        # and a plain load fails in Podman's words.
+        assert loaded.code == 1 and PODMAN_REFUSAL in loaded.err, loaded.err
+        assert loaded.err.count("\n") == 1
+        assert plain.returncode != 0
+        assert "Some layer tarfiles are missing in the tarball" in plain.stderr
+        assert versions["v2"] not in _images(docker_env)
+        return
     assert loaded.code == 0, loaded.err
     assert json.loads(loaded.out)["images"] == [{"reference": "delta/app:v2", "id": versions["v2"]}]
 
     # A plain docker load reads it too.
-    docker_env.api.remove_image("delta/app:v2")
-    plain = docker_cli(engine.host, "load", "-i", str(tmp_path / "d.tar"))
     assert plain.returncode == 0, plain.stderr
     assert docker_env.images.get("delta/app:v2").id == versions["v2"]
 
 
 def test_delta_refuses_where_the_base_is_missing(
-    docker_env: docker.DockerClient, versions: dict[str, str], cli: Cli, tmp_path: Path
+    docker_env: docker.DockerClient,
+    engine: Engine,
+    versions: dict[str, str],
+    cli: Cli,
+    tmp_path: Path,
 ) -> None:
     delta = tmp_path / "d.tar.gz"
     saved = cli("save", "delta/app:v2", "--delta-from", "delta/app:v1", "-o", str(delta))
@@ -80,7 +102,10 @@ def test_delta_refuses_where_the_base_is_missing(
     before = _images(docker_env)
     refused = cli("load", "-i", str(delta))
     assert refused.code == 1
-    assert "lacks 2 of the layers" in refused.err and "delta/app:v1" in refused.err
+    if engine.kind == "podman":  # the base would not help: Podman cannot load the delta at all
+        assert PODMAN_REFUSAL in refused.err
+    else:
+        assert "lacks 2 of the layers" in refused.err and "delta/app:v1" in refused.err
     assert refused.err.count("\n") == 1
     assert _images(docker_env) == before  # nothing loaded
 
@@ -94,12 +119,17 @@ def test_delta_refuses_where_the_base_is_missing(
             timeout=60,
             check=False,
         )
-    assert piped.returncode == 1 and "load the base image first" in piped.stderr
+    expected = PODMAN_REFUSAL if engine.kind == "podman" else "load the base image first"
+    assert piped.returncode == 1 and expected in piped.stderr
     assert _images(docker_env) == before
 
 
 def test_delta_chains_from_an_archive(
-    docker_env: docker.DockerClient, versions: dict[str, str], cli: Cli, tmp_path: Path
+    docker_env: docker.DockerClient,
+    engine: Engine,
+    versions: dict[str, str],
+    cli: Cli,
+    tmp_path: Path,
 ) -> None:
     v2_full = tmp_path / "v2.tar.gz"
     assert cli("save", "delta/app:v2", "-o", str(v2_full)).code == 0
@@ -115,6 +145,9 @@ def test_delta_chains_from_an_archive(
         timeout=60,
         check=False,
     )
+    if engine.kind == "podman":
+        assert piped.returncode == 1 and PODMAN_REFUSAL.encode() in piped.stderr
+        return
     assert piped.returncode == 0, piped.stderr
     assert json.loads(piped.stdout)["images"][0]["id"] == versions["v3"]
 
@@ -148,3 +181,128 @@ def test_a_delta_file_is_0600_as_a_full_save_is(
         os.umask(before)
     assert [stat.S_IMODE(path.stat().st_mode) for path in (plain, packed)] == [0o600, 0o600]
     assert plain.read_bytes() != b"old"
+
+
+# --- Docker 25's layout (tests/support/archives.py), and Podman's stream read as a base ---------
+
+
+def _engine_image(client: docker.DockerClient, reference: str) -> Image:
+    """An image the engine holds, read back from its own save stream (in its own layout)."""
+    return read_images(b"".join(client.api.get_image(reference)))[0]
+
+
+def _load(client: docker.DockerClient, archive: bytes) -> None:
+    for line in client.api.load_image(archive):
+        assert "error" not in line, line
+
+
+@pytest.mark.parametrize("layout", ["legacy", "docker25", "podman"])
+def test_each_engines_archive_loads_here(
+    docker_env: docker.DockerClient, engine: Engine, cli: Cli, tmp_path: Path, layout: str
+) -> None:
+    # What `dockops save` writes is the engine's own layout: each engine loads the others'.
+    image = on_top(_engine_image(docker_env, "busybox:latest"), {"l": layout.encode()}, "ly/a:1")
+    archive = tmp_path / "a.tar"
+    archive.write_bytes(getattr(archives, layout)([image]))
+    loaded = cli("load", "-i", str(archive), "--json")
+    assert loaded.code == 0, loaded.err
+    assert [i["id"] for i in json.loads(loaded.out)["images"]] == [image.id]
+    tags = docker_env.api.inspect_image(image.id)["RepoTags"]
+    if engine.kind != "podman":
+        assert tags == ["ly/a:1"]
+    elif layout == "docker25":  # read as OCI: index.json's io.containerd.image.name
+        assert tags == ["docker.io/ly/a:1"]
+    else:  # a docker-archive's short name goes to localhost/; Podman's own writes it in full
+        assert tags == ["docker.io/ly/a:1" if layout == "podman" else "localhost/ly/a:1"]
+
+
+def test_a_docker25_archive_loads_and_serves_as_a_delta_base(
+    docker_env: docker.DockerClient, engine: Engine, cli: Cli, tmp_path: Path
+) -> None:
+    busybox = _engine_image(docker_env, "busybox:latest")
+    one = on_top(busybox, {"one": b"1\n" * 100_000}, "layout/app:1")
+    two = on_top(one, {"two": b"2\n"}, "layout/app:2")
+    base = tmp_path / "one.tar"
+    base.write_bytes(archives.docker25([one]))
+
+    # Both engines load Docker 25's archive (Podman reads a one-image one as OCI).
+    loaded = cli("load", "-i", str(base), "--json")
+    assert loaded.code == 0, loaded.err
+    assert [image["id"] for image in json.loads(loaded.out)["images"]] == [one.id]
+    tags = docker_env.api.inspect_image(one.id)["RepoTags"]
+    # Podman names it after index.json's io.containerd.image.name, in full.
+    assert tags == (["docker.io/layout/app:1"] if engine.kind == "podman" else ["layout/app:1"])
+
+    # As a --delta-from base, the archive's image provides its layers.
+    _load(docker_env, archives.docker25([two]))
+    delta = tmp_path / "two.tar"
+    saved = cli("save", "layout/app:2", "--delta-from", str(base), "-o", str(delta), "--json")
+    assert saved.code == 0, saved.err
+    doc = json.loads(saved.out)
+    assert [o["diff_id"] for o in doc["omitted"]] == one.diff_ids
+    assert {tuple(o["provided_by"]) for o in doc["omitted"]} == {(f"{base}:layout/app:1",)}
+    assert doc["bytes"] < doc["full_bytes"] - 200_000
+
+    docker_env.api.remove_image(two.id, force=True)
+    again = cli("load", "-i", str(delta), "--json")
+    if engine.kind == "podman":
+        assert again.code == 1 and PODMAN_REFUSAL in again.err, again.err
+        return
+    assert again.code == 0, again.err
+    assert json.loads(again.out)["images"][0]["id"] == two.id
+
+
+def test_a_delta_cut_from_a_docker25_save_stream_loads_on_both_engines(
+    docker_env: docker.DockerClient,
+    engine: Engine,
+    versions: dict[str, str],
+    cli: Cli,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The engine's save answers in Docker 25's layout: the delta leaves out blobs by name.
+    delta = tmp_path / "d.tar"
+    with SavingEngine(tmp_path / "e.sock", engine.host, converting(archives.docker25)) as saving:
+        monkeypatch.setenv("DOCKER_HOST", saving.host)
+        saved = cli(
+            "save", "delta/app:v2", "--delta-from", "delta/app:v1", "-o", str(delta), "--json"
+        )  # fmt: skip
+        monkeypatch.setenv("DOCKER_HOST", engine.host)
+    assert saved.code == 0, saved.err
+    assert saving.saves == 1
+    doc = json.loads(saved.out)
+    v2_layers = docker_env.api.inspect_image(versions["v2"])["RootFS"]["Layers"]
+    assert [o["diff_id"] for o in doc["omitted"]] == v2_layers[:-1]
+    assert all(o["size"] for o in doc["omitted"])  # each cut where it passed
+    members = _members(delta)
+    assert members[0] == "dockops-delta.json" and "oci-layout" in members
+    assert not {f"blobs/sha256/{d[7:]}" for d in v2_layers[:-1]} & set(members)
+    assert f"blobs/sha256/{v2_layers[-1][7:]}" in members
+
+    # Both engines load it where v1 is: Docker by manifest.json, Podman as OCI (one image).
+    docker_env.api.remove_image("delta/app:v3")
+    docker_env.api.remove_image("delta/app:v2")
+    loaded = cli("load", "-i", str(delta), "--json")
+    assert loaded.code == 0, loaded.err
+    assert json.loads(loaded.out)["images"][0]["id"] == versions["v2"]
+
+
+def _members(path: Path) -> list[str]:
+    import tarfile
+
+    with tarfile.open(path) as tar:
+        return tar.getnames()
+
+
+def test_an_archive_podman_saved_is_a_base_with_familiar_names(
+    docker_env: docker.DockerClient, versions: dict[str, str], cli: Cli, tmp_path: Path
+) -> None:
+    # Podman's layout (<diff id>.tar layers, full names in RepoTags), whichever engine runs.
+    base = tmp_path / "v1.tar"
+    base.write_bytes(archives.podman([_engine_image(docker_env, "delta/app:v1")]))
+    saved = cli("save", "delta/app:v2", "--delta-from", str(base), "-o", str(tmp_path / "d.tar"),
+                "--json")  # fmt: skip
+    assert saved.code == 0, saved.err
+    doc = json.loads(saved.out)
+    assert len(doc["omitted"]) == 3  # busybox, base, v1
+    assert {tuple(o["provided_by"]) for o in doc["omitted"]} == {(f"{base}:delta/app:v1",)}

@@ -1,6 +1,8 @@
 """push-private --via direct: dockops reads the image from the engine's save stream, compresses
 the layers with isal and uploads them itself. The pushed image must be one the daemon pulls and
-runs with the same image ID, that skopeo reads, and re-pushes must send only what is new."""
+runs with the same image ID, that skopeo reads, and re-pushes must send only what is new. The
+save stream may be in any layout an engine writes: Docker's before 25, Docker 25's OCI layout
+(an engine answering as Docker 25 does, tests/support/archives.py), Podman's."""
 
 from __future__ import annotations
 
@@ -15,14 +17,32 @@ import pytest
 
 from tests.conftest import Cli
 from tests.harness.engine import Engine
+from tests.support import archives
+from tests.support.archives import converting
 from tests.support.http_faults import http_faults
 from tests.support.registry_server import Registry
+from tests.support.saving_engine import SavingEngine
 from tests.support.tools import commit, docker_cli
 
 
 @pytest.fixture(autouse=True)
 def fresh_blob_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+def _pull(client: docker.DockerClient, engine: Engine, reference: str) -> None:
+    """Pull from the test's plain-HTTP loopback registry: the daemon takes loopback as
+    insecure; Podman only as told (its own API's tlsVerify=false: the harness's registries.conf
+    names no registry), which is no part of what a direct push is tested for here."""
+    if engine.kind != "podman":
+        pulled = docker_cli(engine.host, "pull", reference)
+        assert pulled.returncode == 0, pulled.stderr
+        return
+    answer = client.api.post(
+        f"{client.api.base_url}/v4.0.0/libpod/images/pull",
+        params={"reference": reference, "tlsVerify": "false", "quiet": "true"},
+    )
+    assert answer.status_code == 200 and '"error"' not in answer.text, answer.text
 
 
 def test_direct_push_pulls_back_runs_and_resends_nothing(
@@ -41,8 +61,7 @@ def test_direct_push_pulls_back_runs_and_resends_nothing(
     # The daemon pulls it, with the same image ID (the config is the engine's own bytes),
     # and it runs.
     docker_env.api.remove_image("direct/app:1")
-    pulled = docker_cli(engine.host, "pull", f"{reg.address}/direct/app:1")
-    assert pulled.returncode == 0, pulled.stderr
+    _pull(docker_env, engine, f"{reg.address}/direct/app:1")
     assert docker_env.images.get(f"{reg.address}/direct/app:1").id == v1
     ran = docker_env.containers.run(
         f"{reg.address}/direct/app:1", ["cat", "/one"], network_mode="none", remove=True
@@ -69,7 +88,7 @@ def test_direct_push_pulls_back_runs_and_resends_nothing(
     assert json.loads(mounted.out)["uploaded_layers"] == 0
 
     docker_env.api.remove_image("direct/app:2")
-    assert docker_cli(engine.host, "pull", f"{reg.address}/direct/app:2").returncode == 0
+    _pull(docker_env, engine, f"{reg.address}/direct/app:2")
     assert docker_env.images.get(f"{reg.address}/direct/app:2").id == v2
 
     skopeo = shutil.which("skopeo")
@@ -138,3 +157,32 @@ def test_plain_push_via_direct(docker_env: docker.DockerClient, reg: Registry, c
     assert result.code == 0, result.err
     doc = json.loads(result.out)
     assert doc["reference"] == ref and doc["config"] == docker_env.images.get("busybox").id
+
+
+@pytest.mark.parametrize("layout", ["docker25", "podman"])
+def test_direct_push_reads_a_save_stream_in_another_engines_layout(
+    docker_env: docker.DockerClient,
+    engine: Engine,
+    reg: Registry,
+    cli: Cli,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    layout: str,
+) -> None:
+    # The engine's save answers as Docker 25 (or Podman) writes it; the pushed image is the
+    # engine's own, pulled back with the same ID. Its layers are named by their diff IDs:
+    # each is read once, as it passes.
+    image = commit(docker_env, "direct/layout:1", "seq 1 30000 > /n")
+    writer = archives.docker25 if layout == "docker25" else archives.podman
+    with SavingEngine(tmp_path / "e.sock", engine.host, converting(writer)) as saving:
+        monkeypatch.setenv("DOCKER_HOST", saving.host)
+        pushed = cli("push-private", "direct/layout:1", "--registry", reg.address, "--via",
+                     "direct", "--json")  # fmt: skip
+        monkeypatch.setenv("DOCKER_HOST", engine.host)
+    assert pushed.code == 0, pushed.err
+    assert saving.saves == 1
+    doc = json.loads(pushed.out)
+    assert doc["uploaded_layers"] == doc["layers"] == 2
+    docker_env.api.remove_image("direct/layout:1")
+    _pull(docker_env, engine, f"{reg.address}/direct/layout:1")
+    assert docker_env.images.get(f"{reg.address}/direct/layout:1").id == image

@@ -1,5 +1,6 @@
 """Which layers a delta archive may leave out, finding its record at the archive's start, and
-reading base archives and delta records, which come from files and are checked as such."""
+reading base archives and delta records, which come from files and are checked as such; each
+engine's layout cut where its layers pass, and named in the record."""
 
 from __future__ import annotations
 
@@ -23,9 +24,19 @@ from dockops.core.archive.delta_record import DELTA_NAME, needed_chains, read_de
 from dockops.core.archive.files import HeadFirst, read_head
 from dockops.core.archive.tarcheck import TarProblem
 from dockops.errors import InvalidInput
+from tests.support import archives
+from tests.support.fake_engine import Pieces, fake_engine
 from tests.support.imagefactory import tar_of
-from tests.support.tarfuzz import docker_save_like, fix_checksum, legacy_save, mutated, seed
+from tests.support.tarfuzz import (
+    chunked,
+    docker_save_like,
+    fix_checksum,
+    legacy_save,
+    mutated,
+    seed,
+)
 from tests.unit.core.archive.test_delta_record import RECORD
+from tests.unit.core.archive.test_layout import WRITERS, two_images
 
 
 def _base(name: str, *layers: str) -> Base:
@@ -162,7 +173,7 @@ def test_a_save_stream_cut_between_members_is_not_a_whole_delta(tail: bytes) -> 
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         cut = tar.getmember("manifest.json").offset
     with pytest.raises(TarProblem) as caught:
-        delta._write_delta(io.BytesIO(data[:cut] + tail), io.BytesIO(), {}, {}, lambda event: None)
+        delta._write_delta(io.BytesIO(data[:cut] + tail), io.BytesIO(), {}, lambda event: None)
     assert caught.value.engine_error == ("layer vanished" if tail else None)
     if not tail:
         assert caught.value.message.startswith("truncated tar")
@@ -175,6 +186,8 @@ FUZZ_SEEDS = [
     seed(docker_save_like(first=(DELTA_NAME, json.dumps(RECORD).encode()))),
     seed(record_member(RECORD) + docker_save_like()),
     seed(legacy_save()),
+    seed(archives.docker25(two_images()[:1])),
+    seed(archives.podman(two_images()[:1])),
 ]
 
 
@@ -236,3 +249,67 @@ def test_a_streamed_body_reads_as_a_file_whatever_its_pieces() -> None:
         b"a",
     ]
     assert reader.read(4) == b""
+
+
+# --- every engine's layout (tests/support/archives.py) ----------------------------------------
+
+
+@pytest.mark.parametrize("kind", list(WRITERS))
+def test_each_layout_is_cut_where_its_layers_pass(kind: str) -> None:
+    images = two_images()
+    data = WRITERS[kind](images)
+    base = Base("one", images[0].id, tuple(images[0].diff_ids))
+    omit = omittable([tuple(image.diff_ids) for image in images], [base])
+    assert sorted(omit) == sorted(images[0].diff_ids)
+    out = io.BytesIO()
+    written = delta._write_delta(io.BytesIO(data), out, omit, lambda event: None)
+    assert written.layout == kind and written.full == len(data)
+    sizes = {archives.sha256(layer): len(layer) for layer in images[1].layers}
+    assert written.cut == {d: sizes[d] for d in images[0].diff_ids}
+    whole, kept = _contents(data), _contents(out.getvalue())
+    gone = set(whole) - set(kept)
+    assert {archives.sha256(whole[name]) for name in gone} == set(omit)  # type: ignore[arg-type]
+    # Everything else as it was: configs, manifests, symlinks (Podman's dangle now).
+    assert all(kept[name] == whole[name] for name in kept)
+
+
+def _contents(data: bytes) -> dict[str, bytes | str]:
+    """Each member's data, or a link's target."""
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return {m.name: m.linkname if m.issym() else _read(tar, m) for m in tar}
+
+
+def _read(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    handle = tar.extractfile(member)
+    return handle.read() if handle else b""
+
+
+def test_the_images_of_docker25_and_podman_archives_are_named_as_docker_names_them() -> None:
+    images = two_images()
+    expected = ["base.tar:app:1", "base.tar:example.com/team/app:2"]
+    for writer in (archives.docker25, archives.podman):  # Podman: docker.io/library/app:1
+        bases = _bases(writer(images))
+        assert [b.name for b in bases] == expected
+        assert [b.id for b in bases] == [image.id for image in images]
+        assert [list(b.diff_ids) for b in bases] == [image.diff_ids for image in images]
+
+
+def test_the_record_says_whose_layout_the_engine_streamed(tmp_path: Path) -> None:
+    images = two_images()
+    inspect = {"Id": images[1].id, "RootFS": {"Layers": images[1].diff_ids}}
+    base = {"Id": images[0].id, "RootFS": {"Layers": images[0].diff_ids}}
+    for kind, writer in WRITERS.items():
+        engine = fake_engine(
+            {
+                "GET /images/app:2/json": (200, inspect),
+                "GET /images/app:1/json": (200, base),
+                "GET /images/get": (200, Pieces(chunked(writer(images[1:]), 700))),
+            }
+        )
+        target = tmp_path / f"{kind}.tar"
+        result = delta.save_delta(engine, ["app:2"], ["app:1"], target, gzip=False)
+        assert len(result.omitted) == 2 and result.full_bytes == len(writer(images[1:]))
+        record = read_delta(target.read_bytes())
+        assert record is not None and record["layout"] == kind
+        with tarfile.open(target) as tar:
+            assert tar.getnames()[0] == DELTA_NAME

@@ -121,9 +121,10 @@ _JSON = st.recursive(
 class _Engine:
     """An engine holding `images` (ID -> its layers), answering as an Engine does."""
 
-    def __init__(self, images: dict[str, list[str]] | None = None) -> None:
+    def __init__(self, images: dict[str, list[str]] | None = None, *, podman: bool = False) -> None:
         self._images = images or {}
         self.asked: list[str] = []
+        self.is_podman = podman
 
     def image(self, reference: str, what: str = "") -> dict[str, object]:
         self.asked.append(reference)
@@ -206,3 +207,38 @@ def test_an_engine_without_the_layers_is_told_which_base_to_load() -> None:
         "load d.tar: a delta archive; this engine lacks 1 of the layers it leaves out "
         "(aaaaaaaaaaaa): load the base image first (app:1)"
     )
+
+
+# Podman loads a delta only when it reads it as OCI: Docker 25's layout, one image.
+PODMAN_REFUSAL = (
+    "load d.tar: a delta archive, which Podman cannot load: it needs every layer file of a "
+    "docker-archive in the tar, even of layers it holds; load the full archive"
+)
+
+
+@pytest.mark.parametrize("layout", [None, "docker", "podman", "docker-oci+2 images", "junk"])
+def test_podman_is_refused_a_delta_it_would_read_as_a_docker_archive(layout: str | None) -> None:
+    doc = json.loads(json.dumps(RECORD))
+    if layout == "docker-oci+2 images":
+        doc["images"].append(doc["images"][0])
+        layout = "docker-oci"
+    if layout is not None:  # None: a record from before the layout was written
+        doc["layout"] = layout
+    engine = _Engine({"sha256:" + "d" * 64: ["sha256:" + "a" * 64]}, podman=True)
+    with pytest.raises(EngineRefused) as caught:
+        check_delta(engine, doc, "d.tar")  # type: ignore[arg-type]
+    assert caught.value.message == PODMAN_REFUSAL and caught.value.exit_code == 1
+    assert engine.asked == []  # refused before any image is looked at
+    # Docker loads them all where the layers are.
+    check_delta(_Engine({"sha256:" + "d" * 64: ["sha256:" + "a" * 64]}), doc, "d.tar")  # type: ignore[arg-type]
+
+
+def test_podman_checks_a_docker25_delta_of_one_image_as_docker_does() -> None:
+    doc = {**RECORD, "layout": "docker-oci"}
+    check_delta(_Engine({"sha256:" + "d" * 64: ["sha256:" + "a" * 64]}, podman=True), doc, "d.tar")  # type: ignore[arg-type]
+    with pytest.raises(EngineRefused, match="lacks 1 of the layers"):
+        check_delta(_Engine(podman=True), doc, "d.tar")  # type: ignore[arg-type]
+
+
+def test_podman_loads_a_delta_that_leaves_nothing_out() -> None:
+    check_delta(_Engine(podman=True), {**RECORD, "omitted": []}, "d.tar")  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from dockops.core.archive.files import CHUNK
 from dockops.core.archive.tarcheck import TarProblem, TarWalker
+from tests.support import archives
 from tests.support.imagefactory import tar_of
 from tests.support.tarfuzz import (
     END,
@@ -30,6 +31,7 @@ from tests.support.tarfuzz import (
     record,
     seed,
 )
+from tests.unit.core.archive.test_layout import WRITERS, two_images
 
 
 def walk(data: bytes, chunk: int) -> TarWalker:
@@ -350,11 +352,27 @@ def test_a_name_from_the_archive_is_shown_on_one_line() -> None:
     assert caught.value.message.endswith("inside 'a b" + "c" * 197 + "...'")
 
 
+@pytest.mark.parametrize("kind", list(WRITERS))
+@pytest.mark.parametrize("chunk", [511, 4096])
+def test_walker_takes_every_engines_save_archive_whole(kind: str, chunk: int) -> None:
+    # What a load checks before it sends: Docker's archives before 25 and from 25 (folders,
+    # blobs), Podman's (symlinks to layers), as the engines write them.
+    data = WRITERS[kind](two_images())
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        members = tar.getmembers()
+    walker = walk(data, chunk)
+    assert walker.ended and walker.members == len(members)
+    # Regular members under their names, and nothing for a folder or a symlink.
+    assert [name for name, _ in walk_keeping(data)] == [m.name for m in members if m.isfile()]
+
+
 # --- fuzz: mutated real archives --------------------------------------------------------------
 
 FUZZ_SEEDS = [
     seed(docker_save_like()),
     seed(legacy_save()),
+    seed(archives.docker25(two_images()[:1])),
+    seed(archives.podman(two_images()[:1])),
     seed(gnu_with_links()),
     seed(tar_of({"a" * 150 + "/é": b"x" * 1000, "b": b"", "c": b"y" * 513})),
 ]
