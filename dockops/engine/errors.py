@@ -69,13 +69,16 @@ def refused(status: int, body: bytes, what: str = "") -> Refused:
 
 
 @contextlib.contextmanager
-def user_named() -> Iterator[None]:
+def user_named(kind: str = "", name: str = "", what: str = "") -> Iterator[None]:
     """Requests about a name the user typed: a 404 in the block is bad input (exit 2, a typo),
-    not a refusal (exit 1), in the engine's own words."""
+    not a refusal (exit 1), in the engine's own words; or, given `kind` and `name`, in
+    Docker's words on every engine, "WHAT: No such image: NAME" (Podman says "failed to find
+    image NAME: docker.io/NAME: No such image", 'no container with name or ID "NAME" found')."""
     try:
         yield
     except Missing as exc:
-        raise InvalidInput(exc.message) from exc
+        message = f"{what}: No such {kind}: {name}" if kind else exc.message
+        raise InvalidInput(message) from exc
 
 
 def lost(exc: Lost, address: str, what: str = "") -> EngineUnreachable:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from dockops.core.archive.files import Input, checked_first, open_input, shown
 from dockops.core.archive.save_load import download_tar, upload
 from dockops.core.images.commit import CHANGE_INSTRUCTIONS, validate_changes
-from dockops.engine.errors import Missing, user_named
+from dockops.engine.errors import user_named
 from dockops.errors import InvalidInput
 from dockops.progress import ProgressCallback, ProgressEvent, ignore
 
@@ -75,11 +75,8 @@ def export_container(
         EngineRefused, EngineUnreachable: the engine failed; no file is left behind.
     """
     what = f"export {container}"
-    try:
+    with user_named("container", container, what):
         container_id = str(engine.container(container, what)["Id"])
-    except Missing:
-        # Docker's words on any engine (Podman says 'no container with name or ID "X" found').
-        raise InvalidInput(f"{what}: No such container: {container}") from None
     written = download_tar(
         engine,
         engine.export(container_id, what),

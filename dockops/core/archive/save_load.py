@@ -25,7 +25,7 @@ from dockops.core.archive.files import (
     unwritable,
 )
 from dockops.core.archive.tarcheck import TarProblem, TarWalker
-from dockops.engine.errors import Missing, daemon_error, user_named
+from dockops.engine.errors import daemon_error, user_named
 from dockops.engine.wire import Body, StreamBroken
 from dockops.errors import DockopsError, EngineRefused, EngineUnreachable, InvalidInput
 from dockops.progress import ProgressCallback, ProgressEvent, ignore
@@ -199,10 +199,8 @@ def _image_id(engine: Engine, reference: str) -> str:
     """The ID of an image the user named to save; no such image is bad input, said in
     docker's words on any engine (Podman's are "failed to find image X: docker.io/X: No such
     image")."""
-    try:
+    with user_named("image", reference, f"save {reference}"):
         return str(engine.image(reference, f"save {reference}")["Id"])
-    except Missing:
-        raise InvalidInput(f"save {reference}: No such image: {reference}") from None
 
 
 def daemon_docs(lines: Iterable[bytes], what: str) -> Iterator[dict[str, Any]]:

@@ -8,16 +8,14 @@ before anything is made, so the image gets what docker would give it or nothing.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import shlex
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from dockops.core.images.listing import tags_of
-from dockops.engine.errors import Missing, Refused
+from dockops.engine.errors import Refused, user_named
 from dockops.errors import InvalidInput
 from dockops.reference import familiar_name, parse_reference, qualified_id
 
@@ -62,17 +60,6 @@ def validate_changes(changes: list[str] | tuple[str, ...]) -> tuple[str, ...]:
         if not argument.strip():
             raise InvalidInput(f"invalid change {change!r}: {instruction.upper()} needs arguments")
     return tuple(changes)
-
-
-@contextlib.contextmanager
-def no_such(kind: str, name: str, what: str) -> Iterator[None]:
-    """A 404 about what the user named is bad input (exit 2), said in docker's words on every
-    engine, "WHAT: No such image: NAME" (podman: "failed to find image NAME: docker.io/NAME: No
-    such image", 'no container with name or ID "NAME" found: no such container')."""
-    try:
-        yield
-    except Missing as exc:
-        raise InvalidInput(f"{what}: No such {kind}: {name}") from exc
 
 
 _PODMAN_READS = ("ENV", "LABEL", "ONBUILD")
@@ -169,7 +156,7 @@ def commit_container(
     # Only these read differently on podman: ask which engine only for them.
     podman = any(c.strip().upper().startswith(_PODMAN_READS) for c in changes) and engine.is_podman
     try:
-        with no_such("container", container, what):
+        with user_named("container", container, what):
             image_id = engine.commit(
                 container,
                 repository=repository,
@@ -223,7 +210,7 @@ def tag_image(engine: Engine, source: str, target: str) -> TagResult:
     if ref.digest:
         raise InvalidInput(f"invalid reference {target!r}: a tag cannot hold a digest")
     tag = ref.tag or "latest"
-    with no_such("image", source, f"tag {source}"):
+    with user_named("image", source, f"tag {source}"):
         image = engine.image(source, what=f"tag {source}")
         engine.tag(image["Id"], ref.repository, tag, what=f"tag {source} {target}")
     return TagResult(source=source, target=f"{ref.repository}:{tag}", id=str(image["Id"]))
@@ -256,7 +243,7 @@ def image_history(engine: Engine, reference: str) -> list[HistoryRow]:
         InvalidInput: no such image.
         EngineRefused, EngineUnreachable: from the engine.
     """
-    with no_such("image", reference, f"history {reference}"):
+    with user_named("image", reference, f"history {reference}"):
         steps = engine.history(reference, what=f"history {reference}")
     rows = [
         HistoryRow(

@@ -15,7 +15,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dockops.core.images.commit import no_such
+from dockops.engine.errors import user_named
 
 if TYPE_CHECKING:
     from dockops.engine.api import Engine
@@ -110,7 +110,7 @@ def image_layers(engine: Engine, references: list[str]) -> LayerReport:
     """
     found: list[tuple[str, dict[str, Any], list[tuple[str, str, int, str]]]] = []
     for reference in references:
-        with no_such("image", reference, f"layers {reference}"):
+        with user_named("image", reference, f"layers {reference}"):
             image = engine.image(reference, what=f"layers {reference}")
             history = engine.history(image["Id"], what=f"layers {reference}")
         diff_ids = list((image.get("RootFS") or {}).get("Layers") or [])

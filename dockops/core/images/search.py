@@ -3,7 +3,8 @@
 Podman searches the registries of its registries.conf for a term without a host (docker: Docker
 Hub), asks an index for /v2/ before /v1/search (a v1-only index is "can't talk to a V1
 container registry"), checks TLS on loopback unless told not to (docker: plain HTTP there, so
-dockops tells podman tlsVerify=false for a loopback index only), answers libpod's fields (Name
+dockops tells podman tlsVerify=false for the indexes it treats as insecure, as for pulls and
+pushes: podman_transfer.tls_params), answers libpod's fields (Name
 with the index's host, Stars, Official "[OK]"), and 404 "image not known" for no hits, which
 dockops reads as none.
 """
@@ -14,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dockops.core.registry.trust import is_loopback
+from dockops.core.images.podman_transfer import tls_params
 from dockops.engine.errors import Missing, Refused
 from dockops.engine.wire import Lost
 from dockops.errors import InvalidInput, RegistryUnreachable
@@ -73,14 +74,14 @@ def search_images(
     what = f"search {term}"
     podman = engine.is_podman
     host, slash, _ = term.partition("/")
-    loopback = bool(slash) and is_loopback(host)
+    plain_http = bool(slash) and bool(tls_params(engine, host))
     try:
         found = engine.search(
             term,
             limit,
             what=what,
             timeout=timeout,
-            tls_verify=False if podman and loopback else None,
+            tls_verify=False if plain_http else None,
         )
     except Lost as exc:
         raise RegistryUnreachable(f"{what}: the index did not answer within {timeout:g} s") from exc
