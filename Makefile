@@ -52,7 +52,10 @@ docs: $(STAMP) ## regenerate docs/cli.md from the CLI itself (a unit test fails 
 
 bench: $(STAMP) ## side-by-side benchmarks (dockops vs docker CLI vs raw Engine API); SUITES="registry …" picks some
 	@test -x /usr/bin/time || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null
-	@bash scripts/with-engine.sh $(BIN)/python -m bench $(SUITES)
+	@# The Podman service too when SUITES names a podman suite (archive-podman, prune-podman),
+	@# or names none (every suite runs).
+	@WITH_PODMAN=$(if $(SUITES),$(findstring podman,$(SUITES)),1) \
+	  bash scripts/with-engine.sh $(BIN)/python -m bench $(SUITES)
 
 ENGINE ?= docker
 engine-up: $(STAMP) ## start the disposable engine [ENGINE=podman]; prints DOCKER_HOST=... to export

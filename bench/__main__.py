@@ -3,9 +3,10 @@
 Each suite is a module of this package with `run() -> list[str]` (or another function named in
 SUITES); a module with a `run()` that SUITES does not list yet is found and run too, under its
 own name, so a suite added for another feature is never left out of `make bench`, which runs
-them all with DOCKER_HOST pointing at the disposable engine. Every suite's lines are printed as
-they come. A run of every suite (no arguments) also writes bench/results.md: a table per suite,
-the environment, and any suite that failed; a run of some suites writes
+them all with DOCKER_HOST pointing at the disposable engine (and, for the *-podman suites, the
+harness's Podman service in DOCKOPS_TEST_PODMAN_HOST: bench/podman.py). Every suite's lines are
+printed as they come. A run of every suite (no arguments) also writes bench/results.md: a table
+per suite, the environment, and any suite that failed; a run of some suites writes
 bench/results/partial.md (git-ignored), so it never replaces the full table.
 """
 
@@ -23,6 +24,8 @@ SUITES = {
     "images": ("bench.basic", "images"),
     "archive": ("bench.archive", "run"),
     "prune": ("bench.prune", "run"),
+    "archive-podman": ("bench.archive_podman", "run"),
+    "prune-podman": ("bench.prune_podman", "run"),
     "registry": ("bench.registry", "run"),
     "registry-ls": ("bench.registry_api", "run"),
     "direct": ("bench.direct", "run"),
@@ -30,7 +33,7 @@ SUITES = {
     "transport": ("bench.transport", "run"),
 }
 # Modules of this package that are helpers, not suites.
-_NOT_SUITES = {"__main__", "results", "timing", "minimal_typer"}
+_NOT_SUITES = {"__main__", "results", "timing", "minimal_typer", "podman"}
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.md"
 PARTIAL = HERE / "results" / "partial.md"

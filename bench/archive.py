@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,8 +49,9 @@ class Sample:
         return max(self.rss_kib) / 1024
 
 
-def wall_and_rss(argv: Sequence[str]) -> tuple[float, int]:
-    """Wall time and peak RSS (KiB) of one command, which must succeed.
+def wall_and_rss(argv: Sequence[str], env: Mapping[str, str] | None = None) -> tuple[float, int]:
+    """Wall time and peak RSS (KiB) of one command, which must succeed; `env` replaces the
+    environment, as subprocess takes it.
 
     RSS comes from /usr/bin/time -f %M: wait4's ru_maxrss on a child forked from this Python
     process counts the pre-exec copy of the parent (every client showed ~30 MiB)."""
@@ -60,6 +61,7 @@ def wall_and_rss(argv: Sequence[str]) -> tuple[float, int]:
             ["/usr/bin/time", "-f", "%M", "-o", rss_file.name, *argv],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            env=env,
             check=False,
         )
         wall = time.perf_counter() - start
@@ -70,13 +72,23 @@ def wall_and_rss(argv: Sequence[str]) -> tuple[float, int]:
 
 
 def ensure_built(
-    image: str, script: str, key: str, *, base: str = "busybox:latest", **run: Any
+    image: str,
+    script: str,
+    key: str,
+    *,
+    base: str = "busybox:latest",
+    host: str | None = None,
+    **run: Any,
 ) -> int:
     """Build `image` once: `script` run in `base` (network none), committed with the label
-    LABEL=key; a later call finds it by that label and builds nothing. Returns its size."""
+    LABEL=key; a later call finds it by that label and builds nothing. Returns its size. On
+    the engine at `host`, or DOCKER_HOST's."""
     import docker
 
-    client = docker.from_env(version="auto", timeout=3600)
+    if host is None:
+        client = docker.from_env(version="auto", timeout=3600)
+    else:
+        client = docker.DockerClient(base_url=host, version="auto", timeout=3600)
     try:
         found = client.images.get(image)
         if found.labels.get(LABEL) == key:
@@ -96,10 +108,10 @@ def ensure_built(
     return int(client.images.get(image).attrs["Size"])
 
 
-def ensure_random_image(image: str = IMAGE, size_mb: int = SIZE_MB) -> int:
+def ensure_random_image(image: str = IMAGE, size_mb: int = SIZE_MB, host: str | None = None) -> int:
     """The big image: one layer of size_mb random bytes."""
     script = f"dd if=/dev/urandom of=/random.bin bs=1048576 count={size_mb}"
-    return ensure_built(image, script, str(size_mb))
+    return ensure_built(image, script, str(size_mb), host=host)
 
 
 def _remove_image(_label: str = "") -> None:
@@ -111,9 +123,12 @@ def _remove_image(_label: str = "") -> None:
 
 
 def _measure(
-    commands: dict[str, Sequence[str]], before: Callable[[str], None] | None = None
+    commands: dict[str, Sequence[str]],
+    before: Callable[[str], None] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> list[Sample]:
-    """Every command RUNS times, interleaved; `before(label)` and a sync precede each run.
+    """Every command RUNS times, interleaved, in `env` (default: ours); `before(label)` and a
+    sync precede each run.
 
     The sync (not timed) gives each run a disk with nothing left to write: without it, the
     600 MB a previous command left in the page cache is written back during the next one,
@@ -132,7 +147,7 @@ def _measure(
             if before is not None:
                 before(label)
             os.sync()
-            wall, rss = wall_and_rss(argv)
+            wall, rss = wall_and_rss(argv, env)
             samples[label].walls.append(wall)
             samples[label].rss_kib.append(rss)
     return list(samples.values())

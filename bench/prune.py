@@ -11,7 +11,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from tests.support.imagefactory import FakeImage, ago, write_save_tar
 
@@ -32,10 +34,23 @@ def run() -> list[str]:
     if not os.environ.get("DOCKER_HOST") or not docker_cli:
         return ["## prune: skipped (needs DOCKER_HOST and the docker CLI; run `make bench`)"]
     client = docker.from_env(version="auto", timeout=600)
+    return measure(client, ("docker image prune -f", [docker_cli, "image", "prune", "-f"]))
+
+
+def measure(
+    client: Any,
+    engine_prune: tuple[str, list[str]],
+    title: str = "prune-dangling",
+    env: Mapping[str, str] | None = None,
+) -> list[str]:
+    """dockops prune-dangling against `engine_prune` (label, argv: the engine's own prune) on the
+    engine `client` talks to; both run in `env` (default: ours), which must name that engine
+    to dockops."""
+    baseline, prune_argv = engine_prune
     dockops = str(Path(sys.executable).parent / "dockops")
     workdir = Path(tempfile.mkdtemp(prefix="dockops-bench-"))
     contenders = {
-        "docker image prune -f": [docker_cli, "image", "prune", "-f"],
+        baseline: prune_argv,
         "dockops prune-dangling": [
             dockops,
             "prune-dangling",
@@ -55,7 +70,7 @@ def run() -> list[str]:
                     for n in range(IMAGES)
                 ],
             )
-        subprocess.run([docker_cli, "image", "prune", "-f"], check=True, capture_output=True)
+        subprocess.run(prune_argv, check=True, capture_output=True, env=env)
         for round_ in range(RUNS):
             # ABBA: neither always runs on the engine the other has just worked.
             order = list(contenders.items())
@@ -67,22 +82,20 @@ def run() -> list[str]:
                 # The load's 300 MB still being written back would slow whichever run is next.
                 os.sync()
                 start = time.perf_counter()
-                subprocess.run(argv, check=True, capture_output=True)
+                subprocess.run(argv, check=True, capture_output=True, env=env)
                 times[name].append(time.perf_counter() - start)
                 assert _dangling(client) == 0, f"{name} left dangling images"
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    base = statistics.median(times["docker image prune -f"])
-    lines = [f"## prune-dangling: {IMAGES} dangling images of 1 MiB each (median of {RUNS} runs)"]
+    base = statistics.median(times[baseline])
+    lines = [f"## {title}: {IMAGES} dangling images of 1 MiB each (median of {RUNS} runs)"]
     for name, samples in times.items():
         median = statistics.median(samples)
         lines.append(f"  {name:<44} {median * 1000:8.0f} ms   x{median / base:5.2f}")
     # Each round's two runs met the same engine state and the same moment's machine load.
     paired = [
         ours / theirs
-        for ours, theirs in zip(
-            times["dockops prune-dangling"], times["docker image prune -f"], strict=True
-        )
+        for ours, theirs in zip(times["dockops prune-dangling"], times[baseline], strict=True)
     ]
     ratio = statistics.median(paired)
     lines.append(f"  per round: {', '.join(f'x{r:.2f}' for r in paired)}")

@@ -142,6 +142,7 @@ def environment() -> list[tuple[str, str]]:
         engine = f"not reached ({type(exc).__name__})"
     docker_cli = shutil.which("docker")
     cli = _run([docker_cli, "version", "--format", "{{.Client.Version}}"]) if docker_cli else "-"
+    podman = _podman()
     memory_kib = _first("/proc/meminfo", r"MemTotal:\s+(\d+)")
     knobs = sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith("BENCH_"))
     model = _first("/proc/cpuinfo", r"model name\s*:\s*(.*)")
@@ -158,8 +159,24 @@ def environment() -> list[tuple[str, str]]:
         ("dockops", __version__),
         ("Docker engine", engine),
         ("docker CLI", cli),
+        *podman,
         ("settings", ", ".join(knobs) or "defaults (no BENCH_* variable set)"),
     ]
+
+
+def _podman() -> list[tuple[str, str]]:
+    """The Podman rows, when a Podman service was measured (the *-podman suites)."""
+    from bench import podman
+
+    found = podman.find()
+    if isinstance(found, str):
+        return []
+    try:
+        service = podman.describe(found)
+    except Exception as exc:  # the table is still worth writing without it
+        service = f"not reached ({type(exc).__name__})"
+    cli = _run([found.cli, "--version"])
+    return [("Podman service", service), ("podman CLI", cli.removeprefix("podman version "))]
 
 
 def render(
@@ -174,8 +191,9 @@ def render(
         "",
         "Written by `make bench` (`python -m bench`, every suite in one run, on the disposable",
         "engine). Each table compares dockops with the docker CLI, the raw Engine API (curl on",
-        "the socket) or a curl loop, as the suite says; ratios are to the first row unless the",
-        "title names another baseline. Do not edit by hand: run `make bench` again.",
+        "the socket) or a curl loop, as the suite says; the *-podman suites do the same on the",
+        "harness's Podman service, against the podman CLI. Ratios are to the first row unless",
+        "the title names another baseline. Do not edit by hand: run `make bench` again.",
         "",
         "## Environment",
         "",

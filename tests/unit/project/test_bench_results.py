@@ -3,12 +3,16 @@ suites themselves need an engine and run with `make bench`, never in `make test`
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 import bench.__main__ as bench_main
 from bench import results
+
+REPO = Path(__file__).resolve().parents[3]
 
 # One line of each shape the suites print (bench/timing.py, archive.py, registry.py, ...).
 ARCHIVE = [
@@ -155,3 +159,58 @@ def test_paired_timings_become_two_rows_and_a_verdict() -> None:
     assert section.notes == [
         "goal dockops images vs docker images: median paired ratio x3.00 <= 3.00: met"
     ]
+
+
+def test_the_podman_suites_skip_without_a_service_and_run_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bench import archive_podman, prune_podman
+
+    monkeypatch.delenv("DOCKOPS_TEST_PODMAN_HOST", raising=False)
+    [archive] = archive_podman.run()
+    [prune] = prune_podman.run()
+    assert archive.startswith("## archive on Podman: skipped (DOCKOPS_TEST_PODMAN_HOST names")
+    assert prune.startswith("## prune-dangling on Podman: skipped (")
+    assert {"archive-podman", "prune-podman"} <= set(bench_main.SUITES)
+
+
+def test_every_podman_contender_is_pointed_at_the_one_service(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bench import podman
+
+    monkeypatch.setenv("DOCKOPS_TEST_PODMAN_HOST", "unix:///run/pm/podman.sock")
+    monkeypatch.setenv("DOCKER_HOST", "unix:///run/engine/docker.sock")
+    found = podman.find()
+    assert isinstance(found, podman.Podman)
+    # The CLI as the service's remote client: a plain `podman` would use the host's storage.
+    assert found.command("save", "-o", "f.tar", "x")[1:] == [
+        "--remote", "--url", "unix:///run/pm/podman.sock", "save", "-o", "f.tar", "x",
+    ]  # fmt: skip
+    assert found.socket == "/run/pm/podman.sock"
+    assert found.env()["DOCKER_HOST"] == "unix:///run/pm/podman.sock"  # dockops's engine
+    monkeypatch.setenv("DOCKOPS_TEST_PODMAN_HOST", "tcp://127.0.0.1:1")
+    assert isinstance(podman.find(), str)
+    assert results._podman() == []  # no Podman rows in the environment table
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
+@pytest.mark.parametrize(
+    ("suites", "flag"),
+    [("archive-podman prune-podman", "podman"), ("archive prune", ""), ("", "1")],
+)
+def test_make_bench_starts_podman_for_its_suites_or_a_full_run(
+    suites: str, flag: str, tmp_path: Path
+) -> None:
+    stamp = tmp_path / "stamp"
+    stamp.touch()  # newer than pyproject.toml: make sees nothing to install
+    done = subprocess.run(
+        ["make", "-n", "-s", "-C", str(REPO), "bench", f"SUITES={suites}", f"STAMP={stamp}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    # with-engine.sh starts the Podman service when WITH_PODMAN is not empty.
+    assert f"WITH_PODMAN={flag} " in done.stdout
+    assert f"scripts/with-engine.sh .venv/bin/python -m bench {suites}" in done.stdout
