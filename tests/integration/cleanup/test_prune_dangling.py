@@ -16,7 +16,14 @@ import docker
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from dockops.core.cleanup.dangling import CHANGED, IN_USE, LabelRule, execute_plan, plan_prune
+from dockops.core.cleanup.dangling import (
+    CHANGED,
+    HAS_CHILDREN,
+    IN_USE,
+    LabelRule,
+    execute_plan,
+    plan_prune,
+)
 from dockops.core.cleanup.lock import exclusive
 from dockops.core.cleanup.snapshot import engine_state
 from dockops.engine import connect
@@ -136,6 +143,29 @@ def test_images_that_change_after_planning_are_kept(
     assert stays in {r.id for r in result.removed}
     assert _exists(docker_env, gains_tag) and _exists(docker_env, gains_container)
     assert not _exists(docker_env, stays)
+
+
+def test_an_image_that_gains_a_child_after_planning(
+    engine: HarnessEngine, docker_env: docker.DockerClient
+) -> None:
+    [parent] = load_images(docker_env, [FakeImage(seed="gains-child")])
+    plan = plan_prune(engine_state(connect()), now=ago(seconds=0))
+    assert parent in {r.id for r in plan.remove}
+    box = docker_env.containers.create(parent, ["sh"], network_mode="none")
+    child = str(box.commit(repository="dockops-test/child", tag="v1").id)
+    box.remove()
+
+    result = execute_plan(connect(), plan)
+    assert result.failed == ()
+    if engine.kind == "podman":
+        # Podman deletes an image with children (its layers stay, the child's): the engine
+        # did remove it, and dockops says so.
+        assert parent in {r.id for r in result.removed} and not _exists(docker_env, parent)
+    else:
+        kept = {k.id: (k.kind, k.reason) for k in result.kept}
+        assert kept[parent] == (HAS_CHILDREN, "has dependent child images")
+        assert _exists(docker_env, parent)
+    assert _exists(docker_env, child)
 
 
 def _untag_in_use(client: docker.DockerClient, engine: HarnessEngine, ref: str) -> None:
