@@ -128,6 +128,7 @@ def engine_state(engine: Engine) -> list[ImageState]:
     """
     # Three requests at once: the engine answers them in parallel, and on a cron run with
     # nothing to remove they are most of the time after start-up.
+    # Not before engine/negotiate.py's NEWEST reaches 1.42: dockops speaks 1.41 at most.
     shared_size = _api_at_least(engine.api_version, (1, 42))
     with ThreadPoolExecutor(max_workers=3) as pool:
         listing = pool.submit(settled, lambda: engine.images(shared_size=shared_size))
