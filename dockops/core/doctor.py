@@ -6,18 +6,14 @@ import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from dockops.core.images.listing import tags_of
 from dockops.engine.address import engine_address
 from dockops.errors import DockopsError, ExitCode, LoginRequired
 from dockops.units import human_size
 
 if TYPE_CHECKING:
     from dockops.engine.api import Engine
-
-# The oldest Engine API dockops is tested against (Debian 12's docker.io 20.10).
-MIN_API_VERSION = (1, 41)
 
 
 @dataclass(frozen=True)
@@ -32,8 +28,10 @@ class Check:
 @dataclass(frozen=True)
 class DoctorReport:
     engine: str
-    engine_version: str | None
-    api_version: str | None
+    engine_product: str | None  # "Docker Engine", "Podman Engine"
+    engine_version: str | None  # the product's version
+    api_version: str | None  # the Engine API version dockops speaks with it (negotiated)
+    engine_api_version: str | None  # the newest the engine offers
     storage_driver: str | None
     images: int | None
     images_bytes: int | None
@@ -48,8 +46,21 @@ class DoctorReport:
         return next((c.exit_code for c in self.checks if not c.ok), 0)
 
 
-def _version_tuple(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.split(".") if part.isdigit())
+def _product(engine: Engine, version: dict[str, Any]) -> tuple[str, str]:
+    """The engine's product and its version, as /version's Components name them: Podman's is
+    "Podman Engine"; Docker's is "Engine", which the docker CLI shows as Docker Engine."""
+    name, component = (
+        ("Podman Engine", "Podman Engine") if engine.is_podman else ("Docker Engine", "Engine")
+    )
+    for part in version.get("Components") or ():
+        if isinstance(part, dict) and part.get("Name") == component and part.get("Version"):
+            return name, str(part["Version"])
+    return name, str(version.get("Version", "?"))
+
+
+def _untagged(image: dict[str, Any]) -> bool:
+    # Docker writes <none>:<none> for no tag; Podman's df <none> (its tags lack the repository).
+    return not [t for t in image.get("RepoTags") or () if t not in ("<none>:<none>", "<none>")]
 
 
 def run_doctor(connect: Callable[[], Engine]) -> DoctorReport:
@@ -70,8 +81,10 @@ def run_doctor(connect: Callable[[], Engine]) -> DoctorReport:
     except DockopsError as exc:
         return DoctorReport(
             engine=address,
+            engine_product=None,
             engine_version=None,
             api_version=None,
+            engine_api_version=None,
             storage_driver=None,
             images=None,
             images_bytes=None,
@@ -82,43 +95,46 @@ def run_doctor(connect: Callable[[], Engine]) -> DoctorReport:
             ),
         )
 
-    api = str(version.get("ApiVersion", "?"))
-    api_ok = _version_tuple(api) >= MIN_API_VERSION
+    offered = str(version.get("ApiVersion", "?"))
+    oldest = version.get("MinAPIVersion")
+    product, product_version = _product(engine, version)
+    # Podman's df lists an image once per tag and says LayersSize 0: images are counted by ID,
+    # and the bytes in layers are unknown there rather than 0.
     images = usage.get("Images") or []
-    dangling = sum(1 for image in images if not tags_of(image))
+    ids = {image.get("Id") for image in images}
+    dangling = len({image.get("Id") for image in images if _untagged(image)})
+    layers = None if engine.is_podman else int(usage.get("LayersSize") or 0)
     root = info.get("DockerRootDir")
     # Free space is only knowable when the data-root is on this machine.
     free = shutil.disk_usage(root).free if root and os.path.isdir(root) else None
     driver = info.get("Driver")
-    layers = int(usage.get("LayersSize") or 0)
-    needed = ".".join(map(str, MIN_API_VERSION))
     refused = int(ExitCode.REFUSED)
+    offers = f"{oldest} to {offered}" if oldest else f"up to {offered}"
+    in_layers = "" if layers is None else f", {human_size(layers)} in layers"
     checks = (
         Check(
             name="engine",
             ok=True,
-            detail=f"{address} answers, Docker {version.get('Version', '?')}",
+            detail=f"{address} answers, {product} {product_version}",
         ),
-        Check(
-            name="api",
-            ok=api_ok,
-            detail=f"API {api}" + ("" if api_ok else f", dockops needs {needed}+"),
-            exit_code=0 if api_ok else refused,
-        ),
+        # connect() refused an engine dockops cannot speak with: any version here is usable.
+        Check(name="api", ok=True, detail=f"API {engine.api_version} (the engine offers {offers})"),
         Check(
             name="storage",
             ok=bool(driver),
             detail=f"storage driver {driver or 'unknown'}",
             exit_code=0 if driver else refused,
         ),
-        Check(name="disk", ok=True, detail=f"{len(images)} images, {human_size(layers)} in layers"),
+        Check(name="disk", ok=True, detail=f"{len(ids)} images{in_layers}"),
     )
     return DoctorReport(
         engine=address,
-        engine_version=version.get("Version"),
-        api_version=api,
+        engine_product=product,
+        engine_version=product_version,
+        api_version=engine.api_version,
+        engine_api_version=offered,
         storage_driver=driver,
-        images=len(images),
+        images=len(ids),
         images_bytes=layers,
         dangling=dangling,
         data_root_free_bytes=free,

@@ -20,7 +20,8 @@ def connect(*, long_running: bool = False) -> Engine:
         long_running: the long read timeout, for streams (save, load, pull, push).
 
     Raises:
-        EngineUnreachable: nothing answers at the engine address (the message names it).
+        EngineUnreachable: nothing answers at the engine address (the message names it), or
+            the engine there speaks no API version dockops can use (engine/negotiate.py).
         InvalidInput: a timeout variable is not a number of seconds; the current context does
             not exist or cannot be read.
     """

@@ -136,6 +136,11 @@ class Engine:
     def disk_usage(self, what: str = "disk usage") -> dict[str, Any]:
         return dict(self.json("GET", "/system/df", what=what))
 
+    def podman_disk_usage(self, what: str = "disk usage") -> dict[str, Any]:
+        """Podman's own df (its libpod API), whose images carry UniqueSize: the compat one says
+        SharedSize 0 for all. Only for an engine that `is_podman`."""
+        return dict(self.json("GET", "/libpod/system/df", what=what))
+
     # -- images -------------------------------------------------------------------------------
 
     def images(

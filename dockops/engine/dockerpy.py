@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from dockops.engine.negotiate import NEWEST, Unsupported, negotiate
 from dockops.engine.wire import Answer, Body, Lost, Params, StreamBroken, json_request
 from dockops.errors import root_cause
 
@@ -60,18 +61,33 @@ class DockerPyTransport:
     @classmethod
     def connect(cls, address: str, params: dict[str, Any], timeout: float) -> DockerPyTransport:
         """A client for the engine at `address` (docker-py's base_url and tls in `params`), with
-        the API version negotiated (GET /version doubles as the reachability check).
+        the API version negotiated as the docker CLI does (engine/negotiate.py; not docker-py's
+        "auto", which takes whatever the engine says) from its GET /version, which doubles as
+        the reachability check.
 
         Raises:
-            Lost: nothing answers there.
+            Lost: nothing answers there, or not as an engine.
+            Unsupported: the engine speaks no API version dockops can use.
         """
         import docker
 
+        newest = ".".join(map(str, NEWEST))
         try:
-            api = docker.APIClient(version="auto", timeout=int(timeout), **params)
+            api = docker.APIClient(version=newest, timeout=int(timeout), **params)
+            server = api.version(api_version=False)
         except _failures() as exc:
             raise _failure(exc) from exc
-        return cls(api, address)
+        if not isinstance(server, dict) or not server.get("ApiVersion"):
+            api.close()
+            raise Lost("no engine version in its answer")
+        try:
+            version = negotiate(server, address)
+        except Unsupported:
+            api.close()
+            raise
+        transport = cls(api, address)
+        transport.api_version, transport.server = version, server
+        return transport
 
     def _url(self, path: str) -> str:
         return f"{self.api.base_url}/v{self.api_version}{path}"

@@ -39,6 +39,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urlencode
 
+from dockops.engine.negotiate import Unsupported, negotiate
 from dockops.engine.wire import Answer, Body, Lost, Params, StreamBroken, json_request
 from dockops.errors import root_cause
 
@@ -89,12 +90,13 @@ class UnixTransport:
 
     @classmethod
     def connect(cls, path: str, timeout: float) -> UnixTransport:
-        """A transport to the engine at `path`, with the API version negotiated as docker-py's
-        version="auto" does: the engine's own (GET /version, unversioned, which doubles as the
+        """A transport to the engine at `path`, with the API version negotiated as the docker
+        CLI does (engine/negotiate.py) from its GET /version (unversioned, which doubles as the
         reachability check).
 
         Raises:
             Lost: nothing answers there, or not as an engine.
+            Unsupported: the engine speaks no API version dockops can use.
         """
         transport = cls(path, "", timeout)
         answer = transport.call("GET", "/version")
@@ -104,10 +106,14 @@ class UnixTransport:
         except (ValueError, KeyError, TypeError):
             server = version = None
         transport.server = server if isinstance(server, dict) else None
-        if not version:
+        if not version or transport.server is None:
             transport.close()
             raise Lost(f"no engine version in its answer (HTTP {answer.status})")
-        transport.api_version = str(version)
+        try:
+            transport.api_version = negotiate(transport.server, transport.address)
+        except Unsupported:
+            transport.close()
+            raise
         return transport
 
     def _target(self, path: str, params: Params | None) -> str:

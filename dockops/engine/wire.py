@@ -61,7 +61,7 @@ class Transport(Protocol):
     """Moves requests and answers between dockops and one engine."""
 
     address: str  # as the user would name it: unix:///var/run/docker.sock, tcp://...
-    api_version: str  # negotiated with the engine: its own version, as docker-py's "auto"
+    api_version: str  # negotiated with the engine as the docker CLI does (engine/negotiate.py)
     server: dict[str, Any] | None  # the engine's /version document when connect read it
 
     def call(

@@ -43,8 +43,10 @@ def test_image_rows_json_shape_is_pinned(capsys: pytest.CaptureFixture[str]) -> 
 def test_doctor_json_shape_is_pinned(capsys: pytest.CaptureFixture[str]) -> None:
     report = DoctorReport(
         engine="unix:///x.sock",
+        engine_product="Docker Engine",
         engine_version="20.10.24",
         api_version="1.41",
+        engine_api_version="1.44",
         storage_driver="overlay2",
         images=3,
         images_bytes=10,
@@ -55,8 +57,10 @@ def test_doctor_json_shape_is_pinned(capsys: pytest.CaptureFixture[str]) -> None
     render.emit(report, render.Output.JSON)
     assert json.loads(capsys.readouterr().out) == {
         "engine": "unix:///x.sock",
+        "engine_product": "Docker Engine",
         "engine_version": "20.10.24",
         "api_version": "1.41",
+        "engine_api_version": "1.44",
         "storage_driver": "overlay2",
         "images": 3,
         "images_bytes": 10,

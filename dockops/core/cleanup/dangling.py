@@ -12,13 +12,15 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import CancelledError, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from dockops.core.images.listing import holders_by_image, list_images, tags_of
+from dockops.core.cleanup.snapshot import VANISHING, ImageState, engine_state, settled
+from dockops.core.images.listing import list_images, tags_of
 from dockops.engine.errors import Missing
 from dockops.errors import EngineRefused, EngineUnreachable, InvalidInput
+from dockops.reference import parse_reference
 from dockops.units import human_age, human_duration
 
 if TYPE_CHECKING:
@@ -59,19 +61,6 @@ def parse_label_rule(text: str) -> LabelRule:
     if not key or key != key.strip() or any(c.isspace() for c in key):
         raise InvalidInput(f"invalid --keep-label {text!r}: expected KEY or KEY=VALUE")
     return LabelRule(key=key, value=value if sep else None)
-
-
-@dataclass(frozen=True)
-class ImageState:
-    """What planning needs to know of one image, from one snapshot of the engine."""
-
-    id: str
-    created: datetime
-    size: int
-    tagged: bool
-    labels: Mapping[str, str] = field(default_factory=dict)
-    containers: tuple[str, ...] = ()
-    has_children: bool = False
 
 
 @dataclass(frozen=True)
@@ -126,7 +115,7 @@ def list_dangling(engine: Engine) -> list[DanglingImage]:
     # One entry per image: an untagged image known by digest in two repositories is two rows
     # of `images`, and one image to remove.
     found: dict[str, DanglingImage] = {}
-    for row in list_images(engine, dangling=True):
+    for row in settled(lambda: list_images(engine, dangling=True)):
         found.setdefault(
             row.id,
             DanglingImage(id=row.id, created=row.created, size=row.size, containers=row.containers),
@@ -171,73 +160,6 @@ def plan_prune(
         else:
             remove.append(Removal(id=image.id, size=image.size))
     return PrunePlan(remove=tuple(remove), kept=tuple(kept))
-
-
-def _unique_sizes(images: list[dict[str, Any]]) -> dict[str, int]:
-    """Bytes each image holds alone (what deleting it frees): Size minus SharedSize, which
-    API 1.42+ gives in the image list and older engines only through /system/df."""
-    return {
-        i["Id"]: max(0, int(i.get("Size") or 0) - max(0, int(i.get("SharedSize") or 0)))
-        for i in images
-    }
-
-
-def _disk_usage(engine: Engine) -> dict[str, Any]:
-    """GET /system/df, waiting out what another run going at the same time causes: the daemon
-    runs one df at a time and refuses the others with 409 "a disk usage operation is already
-    running" (two prunes, or a prune and a monitoring agent's `docker system df`), and a df
-    that meets a delete half-done fails with "layer ... was not found (corruption?)"."""
-    import random
-
-    deadline = time.monotonic() + 60
-    half_done = 0
-    while True:
-        try:
-            return engine.disk_usage()
-        except EngineRefused as exc:
-            if "already running" in exc.message and time.monotonic() < deadline:
-                pass
-            elif "(corruption?)" in exc.message and half_done < 5:  # a real one stays: bounded
-                half_done += 1
-            else:
-                raise
-        time.sleep(random.uniform(0.05, 0.5))
-
-
-def _api_at_least(version: str, wanted: tuple[int, int]) -> bool:
-    major, _, minor = version.partition(".")
-    return (int(major), int(minor)) >= wanted
-
-
-def engine_state(engine: Engine) -> list[ImageState]:
-    """One snapshot of every image, with its holders, children and unique size.
-
-    Raises:
-        EngineRefused, EngineUnreachable: from the engine.
-    """
-    # Three requests at once: the engine answers them in parallel, and on a cron run with
-    # nothing to remove they are most of the time after start-up.
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        shared_size = _api_at_least(engine.api_version, (1, 42))
-        listing = pool.submit(engine.images, shared_size=shared_size)
-        usage = pool.submit(lambda: None if shared_size else _disk_usage(engine))
-        holding = pool.submit(engine.containers)
-        images, df = listing.result(), usage.result()
-        holders = holders_by_image(holding.result())
-    sizes = _unique_sizes(images if df is None else df.get("Images") or [])
-    parents = {i.get("ParentId") for i in images if i.get("ParentId")}
-    return [
-        ImageState(
-            id=i["Id"],
-            created=datetime.fromtimestamp(i["Created"], tz=timezone.utc),
-            size=sizes.get(i["Id"], int(i.get("Size") or 0)),
-            tagged=bool(tags_of(i)),
-            labels=i.get("Labels") or {},
-            containers=holders.get(i["Id"], ()),
-            has_children=i["Id"] in parents,
-        )
-        for i in images
-    ]
 
 
 def prune_dangling(
@@ -338,11 +260,11 @@ def _remove_one(engine: Engine, planned: Removal) -> Removal | Kept | Failure:
     """Check one planned image again, then delete it without force and without its parents."""
     gone = Kept(id=planned.id, reason=_GONE_REASON, kind=GONE)
     try:
-        current = engine.find_image(planned.id)
+        current = settled(lambda: engine.find_image(planned.id))
         if current is None:
             return gone
         if tags_of(current):
-            tags = ", ".join(current["RepoTags"])
+            tags = ", ".join(_familiar(tag) for tag in tags_of(current))
             return Kept(id=planned.id, reason=f"tagged since planning ({tags})", kind=CHANGED)
         # No force: the engine refuses an image any container uses, atomically with the
         # delete. noprune: parents that become dangling are not in the plan, so they stay.
@@ -351,13 +273,28 @@ def _remove_one(engine: Engine, planned: Removal) -> Removal | Kept | Failure:
     except Missing:
         return gone  # another process deleted it between the check and the delete
     except EngineRefused as exc:
-        if "layer does not exist" in exc.message and engine.find_image(planned.id) is None:
-            # Two deletes of one image racing inside the daemon (two runs without a shared
-            # lock): the loser may fail on the layer the winner released. The image is gone,
-            # which is what this run wanted. Any other failure stays one, even when the image
-            # record went (a layer the engine could not remove still holds the space).
+        if any(words in exc.message for words in VANISHING) and _gone(engine, planned.id):
+            # Two deletes of one image racing (two runs without a shared lock): the loser may
+            # fail on the image or layer the winner released. The image is gone, which is what
+            # this run wanted. Any other failure stays one, even when the image record went (a
+            # layer the engine could not remove still holds the space).
             return gone
         return _refusal(planned, exc.message)
+
+
+def _familiar(tag: str) -> str:
+    """A tag as docker prints it (Podman's docker.io/library/busybox:latest is busybox:latest)."""
+    try:
+        return str(parse_reference(tag).familiar())
+    except InvalidInput:
+        return tag
+
+
+def _gone(engine: Engine, image_id: str) -> bool:
+    try:
+        return settled(lambda: engine.find_image(image_id)) is None
+    except EngineRefused:
+        return False
 
 
 _GONE_REASON = "gone before its turn (removed by another process)"
@@ -371,8 +308,12 @@ def _refusal(planned: Removal, text: str) -> Kept | Failure:
     # image ID" (a 500) when it went during it.
     if "No such image" in text or "unrecognized image ID" in text:
         return Kept(id=planned.id, reason=_GONE_REASON, kind=GONE)
-    if "being used by" in text:
+    holder = None
+    if "being used by" in text:  # 20.10: "... image is being used by stopped container 1a2b3c"
         holder = text.rsplit("container", 1)[-1].strip()
+    elif "in use by a container" in text:  # Podman: "... image used by <ID>: image is in use ..."
+        holder = text.partition("image used by ")[2].partition(":")[0].strip()[:12]
+    if holder is not None:
         reason = f"in use by container {holder} (since planning)"
         return Kept(id=planned.id, reason=reason, kind=IN_USE)
     if "dependent child images" in text:

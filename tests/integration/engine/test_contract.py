@@ -18,9 +18,13 @@ import pytest
 
 from dockops.engine.api import Engine
 from dockops.engine.errors import Refused
+from dockops.engine.negotiate import NEWEST
 from dockops.engine.wire import Lost, StreamBroken
 from dockops.errors import EngineUnreachable
-from tests.integration.engine.conftest import TRANSPORTS, Connect
+from tests.harness.engine import Engine as HarnessEngine
+from tests.integration.conftest import ENGINE_KINDS
+from tests.integration.engine.conftest import TRANSPORTS, Connect, open_engine
+from tests.support.engine_relay import Relay
 
 BOX = "busybox:latest"
 NO_NETWORK = {"NetworkMode": "none"}
@@ -49,14 +53,41 @@ def alike(engines: dict[str, Engine], scenario: Callable[[Engine, str], Any]) ->
     return results["unix"]
 
 
-def test_both_negotiate_the_engines_own_version(engines: dict[str, Engine]) -> None:
+def _negotiated(version: dict[str, Any]) -> str:
+    """What the docker CLI would speak: the lower of the engine's newest and dockops's."""
+    offered = tuple(int(part) for part in version["ApiVersion"].split("."))
+    return str(version["ApiVersion"]) if offered <= NEWEST else ".".join(map(str, NEWEST))
+
+
+def test_both_negotiate_as_the_docker_cli_does(engines: dict[str, Engine]) -> None:
     def scenario(engine: Engine, kind: str) -> Any:
         version = engine.version()
-        assert engine.api_version == version["ApiVersion"]
+        assert engine.api_version == _negotiated(version)
         assert engine.answers() is True
         return engine.api_version, shape(version), shape(engine.info()), shape(engine.disk_usage())
 
     alike(engines, scenario)
+
+
+@pytest.mark.skipif("podman" not in ENGINE_KINDS, reason="podman is not in DOCKOPS_TEST_ENGINES")
+def test_both_negotiate_alike_with_podman(podman_engine: HarnessEngine) -> None:
+    relay = Relay(podman_engine.host.removeprefix("unix://"))
+    engines = {
+        "unix": open_engine("unix", podman_engine.host),
+        "docker-py": open_engine("docker-py", relay.host),
+    }
+    try:
+
+        def scenario(engine: Engine, kind: str) -> Any:
+            version = engine.version()
+            assert engine.is_podman and engine.api_version == _negotiated(version) == "1.41"
+            return engine.api_version, shape(version), shape(engine.images())
+
+        alike(engines, scenario)
+    finally:
+        for engine in engines.values():
+            engine.close()
+        relay.close()
 
 
 def test_images_answer_and_refuse_alike(engines: dict[str, Engine]) -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from dockops.engine.unix import UnixTransport
 from dockops.engine.wire import Lost, StreamBroken
+from tests.conftest import Cli
 
 
 class Canned:
@@ -97,13 +98,32 @@ def test_bodies_by_length_chunked_and_close_on_one_kept_alive_connection(sock: P
     server.close()
 
 
-def test_the_version_is_the_engines_own(sock: Path) -> None:
-    server = Canned(sock, [_json(b'{"ApiVersion": "1.41"}'), _json(b"[]")])
+def test_the_version_is_negotiated_as_the_docker_cli_does(sock: Path) -> None:
+    docker_25 = b'{"Version": "25.0.3", "ApiVersion": "1.44", "MinAPIVersion": "1.24"}'
+    server = Canned(sock, [_json(docker_25), _json(b"[]")])
     transport = UnixTransport.connect(str(sock), 5)
     assert transport.api_version == "1.41" and transport.address == f"unix://{sock}"
+    assert transport.server is not None and transport.server["ApiVersion"] == "1.44"
     transport.call("GET", "/images/json")
     assert server.requests == ["GET /version HTTP/1.1", "GET /v1.41/images/json HTTP/1.1"]
     transport.close()
+    server.close()
+
+
+def test_an_engine_too_old_is_refused_in_one_line_exit_3_before_any_request(
+    sock: Path, monkeypatch: pytest.MonkeyPatch, cli: Cli
+) -> None:
+    old = b'{"Version": "19.03.15", "ApiVersion": "1.40", "MinAPIVersion": "1.12"}'
+    server = Canned(sock, [_json(old)])
+    monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{sock}")
+    result = cli("images")
+    assert (result.code, result.out) == (3, "")
+    assert result.err == (
+        f"dockops: error: the engine at unix://{sock} (19.03.15) speaks Engine API 1.40 at "
+        "most; dockops needs 1.41 or newer (Docker 20.10, Podman 4)\n"
+    )
+    assert server.requests == ["GET /version HTTP/1.1"]
     server.close()
 
 

@@ -16,7 +16,6 @@ from dockops.core.cleanup.dangling import (
     KEPT_LABEL,
     TOO_YOUNG,
     Failure,
-    ImageState,
     Kept,
     LabelRule,
     PrunePlan,
@@ -27,9 +26,11 @@ from dockops.core.cleanup.dangling import (
     parse_label_rule,
     plan_prune,
 )
+from dockops.core.cleanup.snapshot import ImageState
 from dockops.engine.errors import Conflict, Missing, Refused
 from dockops.errors import InvalidInput
 from dockops.units import human_duration, parse_duration
+from tests.support.fake_engine import fake_engine
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 DAY = 86400.0
@@ -220,3 +221,59 @@ def test_any_other_refusal_is_a_failure_in_the_engines_words() -> None:
 def test_an_image_another_run_deleted_is_kept_as_gone(text: str) -> None:
     outcome = _refusal(Removal("sha256:aa", 1), text)
     assert isinstance(outcome, Kept) and outcome.kind == GONE
+
+
+def test_podmans_in_use_refusal_names_the_holder_as_docker_does() -> None:
+    text = (
+        "image sha256:aa is in use: image used by " + "c" * 64 + ": image is in use by a "
+        "container: consider listing external containers and force-removing image"
+    )
+    outcome = _refusal(Removal("sha256:aa", 1), text)
+    assert outcome == Kept(
+        id="sha256:aa", reason=f"in use by container {'c' * 12} (since planning)", kind=IN_USE
+    )
+
+
+HALF_DELETED = "failed to convert ImageData to ImageInspect 'sha256:aa': image not known"
+
+
+PODMAN_RACED = (
+    'normalizing image: parsing named reference "aa": invalid repository name (aa), cannot '
+    "specify 64-byte hexadecimal strings"
+)
+
+
+@pytest.mark.parametrize(
+    "delete",
+    [
+        (200, [{"Deleted": "aa"}]),  # this run's delete: the inspect before it met the other's
+        (500, {"message": PODMAN_RACED}),  # the other run's delete ended during this one
+    ],
+)
+def test_podman_mid_delete_answers_are_read_as_an_image_going(
+    delete: tuple[int, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dockops.core.cleanup import snapshot
+
+    monkeypatch.setattr(snapshot.time, "sleep", lambda seconds: None)
+    inspect = "GET /images/sha256:aa/json"
+    engine = fake_engine(
+        {
+            inspect: [(500, {"message": HALF_DELETED}), (200, {"Id": "sha256:aa"}), (404, {})],
+            "DELETE /images/sha256:aa": delete,
+        }
+    )
+    result = execute_plan(engine, PrunePlan(remove=(Removal(id="sha256:aa", size=1),), kept=()))
+    assert result.failed == ()
+    if delete[0] == 200:
+        assert result.removed == (Removal(id="sha256:aa", size=1),)
+    else:
+        assert [k.kind for k in result.kept] == [GONE]
+
+
+def test_a_tag_gained_since_planning_is_named_as_docker_names_it() -> None:
+    engine = fake_engine(
+        {"GET /images/sha256:aa/json": (200, {"RepoTags": ["docker.io/library/busybox:v2"]})}
+    )
+    result = execute_plan(engine, PrunePlan(remove=(Removal(id="sha256:aa", size=1),), kept=()))
+    assert [k.reason for k in result.kept] == ["tagged since planning (busybox:v2)"]
