@@ -122,13 +122,17 @@ class Engine:
 
     @property
     def is_podman(self) -> bool:
-        """True when the engine is Podman's Docker-compatible service: its /version names a
-        component "Podman Engine". Where the two differ (untag, insecure registries, names),
-        the core asks this rather than guessing from answers."""
-        components = self.version().get("Components") or []
-        return any(
-            isinstance(c, dict) and str(c.get("Name", "")).startswith("Podman") for c in components
-        )
+        """True when the engine is Podman's Docker-compatible service. Where the two differ
+        (untag, insecure registries, names), the core asks this rather than guessing from
+        answers. Known from connect's /_ping (its Libpod-Api-Version header); from /version's
+        "Podman Engine" component only for an engine whose ping said nothing."""
+        if self.transport.podman is None:
+            components = self.version().get("Components") or []
+            self.transport.podman = any(
+                isinstance(c, dict) and str(c.get("Name", "")).startswith("Podman")
+                for c in components
+            )
+        return self.transport.podman
 
     def info(self) -> dict[str, Any]:
         return dict(self.json("GET", "/info"))

@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from dockops.engine.negotiate import NEWEST, Unsupported, negotiate
+from dockops.engine.negotiate import NEWEST, Unsupported, from_ping, negotiate
 from dockops.engine.wire import Answer, Body, Lost, Params, StreamBroken, json_request
 from dockops.errors import root_cause
 
@@ -57,6 +57,7 @@ class DockerPyTransport:
         self.address = address
         self.api_version = str(api.api_version)
         self.server: dict[str, Any] | None = None
+        self.podman: bool | None = None
 
     @classmethod
     def connect(cls, address: str, params: dict[str, Any], timeout: float) -> DockerPyTransport:
@@ -74,7 +75,11 @@ class DockerPyTransport:
         newest = ".".join(map(str, NEWEST))
         try:
             api = docker.APIClient(version=newest, timeout=int(timeout), **params)
-            server = api.version(api_version=False)
+            ping = api.get(f"{api.base_url}/_ping")
+            headers = {name.lower(): value for name, value in ping.headers.items()}
+            server = from_ping(ping.status_code, headers)
+            if server is None:
+                server = api.version(api_version=False)
         except _failures() as exc:
             raise _failure(exc) from exc
         if not isinstance(server, dict) or not server.get("ApiVersion"):
@@ -86,7 +91,11 @@ class DockerPyTransport:
             api.close()
             raise
         transport = cls(api, address)
-        transport.api_version, transport.server = version, server
+        transport.api_version = version
+        if "Podman" in server:
+            transport.podman = bool(server["Podman"])
+        else:
+            transport.server = server
         return transport
 
     def _url(self, path: str) -> str:

@@ -5,6 +5,12 @@ own; dockops does the same with the newest version it is verified against, so a 
 (Docker 25 says 1.44) answers in the 1.41 shapes dockops reads. An engine it cannot speak with
 is refused at connect, before any request: one whose newest version is below dockops's oldest,
 or one whose oldest (MinAPIVersion) is above dockops's newest. Both transports ask this module.
+
+Connect reads the engine's newest version where the docker CLI reads it, from GET /_ping's
+`Api-Version` header, and asks GET /version only of an engine whose ping names none: Podman 4.3
+answers /version by running runc, conmon and dpkg queries, 0.3 to 1 s on every command, where
+its /_ping takes 0.3 ms. A ping names no oldest version; an engine that needs a newer API than
+dockops's refuses each request in its own words (exit 1), as it refuses the docker CLI's.
 """
 
 from __future__ import annotations
@@ -34,6 +40,16 @@ def _parse(text: str) -> tuple[int, int] | None:
 
 def _text(version: tuple[int, int]) -> str:
     return f"{version[0]}.{version[1]}"
+
+
+def from_ping(status: int, headers: Mapping[str, str]) -> dict[str, Any] | None:
+    """What a /_ping answer says of the engine, as a /version-like document for `negotiate`
+    ({"ApiVersion": …, "Podman": bool}); None when it names no API version."""
+    offered = headers.get("api-version") if status == 200 else None
+    if not offered:
+        return None
+    # Podman's compat service adds its own API's version; Docker's ping has no such header.
+    return {"ApiVersion": offered, "Podman": "libpod-api-version" in headers}
 
 
 def negotiate(server: Mapping[str, Any], address: str) -> str:

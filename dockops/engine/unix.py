@@ -39,7 +39,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urlencode
 
-from dockops.engine.negotiate import Unsupported, negotiate
+from dockops.engine.negotiate import Unsupported, from_ping, negotiate
 from dockops.engine.wire import Answer, Body, Lost, Params, StreamBroken, json_request
 from dockops.errors import root_cause
 
@@ -85,6 +85,7 @@ class UnixTransport:
         self.address = f"unix://{path}"
         self.api_version = api_version
         self.server: dict[str, Any] | None = None
+        self.podman: bool | None = None
         self.timeout = timeout
         self._local = threading.local()
 
@@ -99,18 +100,23 @@ class UnixTransport:
             Unsupported: the engine speaks no API version dockops can use.
         """
         transport = cls(path, "", timeout)
-        answer = transport.call("GET", "/version")
+        ping = transport.call("GET", "/_ping")
+        server = from_ping(ping.status, ping.headers)
+        if server is not None:
+            transport.podman = bool(server["Podman"])
+        else:
+            answer = transport.call("GET", "/version")
+            try:
+                server = json.loads(answer.body) if answer.status == 200 else None
+                version = server["ApiVersion"] if server else None
+            except (ValueError, KeyError, TypeError):
+                server = version = None
+            if not version or not isinstance(server, dict):
+                transport.close()
+                raise Lost(f"no engine version in its answer (HTTP {answer.status})")
+            transport.server = server
         try:
-            server = json.loads(answer.body) if answer.status == 200 else None
-            version = server["ApiVersion"] if server else None
-        except (ValueError, KeyError, TypeError):
-            server = version = None
-        transport.server = server if isinstance(server, dict) else None
-        if not version or transport.server is None:
-            transport.close()
-            raise Lost(f"no engine version in its answer (HTTP {answer.status})")
-        try:
-            transport.api_version = negotiate(transport.server, transport.address)
+            transport.api_version = negotiate(server, transport.address)
         except Unsupported:
             transport.close()
             raise
@@ -142,8 +148,8 @@ class UnixTransport:
         for attempt in (1, 2):
             reused = conn.is_open
             try:
-                status, body = conn.request(method, target, data, headers)
-                return Answer(status, body)
+                status, body, fields = conn.request(method, target, data, headers)
+                return Answer(status, body, fields)
             except OSError as exc:
                 conn.close()
                 if attempt == 2 or not reused or not isinstance(exc, HungUp):
@@ -342,8 +348,8 @@ class _Connection:
 
     def request(
         self, method: str, target: str, body: bytes | None, headers: dict[str, str]
-    ) -> tuple[int, bytes]:
-        """Send a request; return the answer's status and body.
+    ) -> tuple[int, bytes, dict[str, str]]:
+        """Send a request; return the answer's status, body and headers (lower-case names).
 
         Raises:
             OSError: the socket failed; HungUp when the engine closed the connection before
@@ -376,7 +382,7 @@ class _Connection:
             self._sock, self._file = sock, sock.makefile("rb")
         return self._sock
 
-    def _answer(self, file: BinaryIO) -> tuple[int, bytes]:
+    def _answer(self, file: BinaryIO) -> tuple[int, bytes, dict[str, str]]:
         try:
             status_line = file.readline(_LINE_MAX)
         except ConnectionResetError as exc:
@@ -387,8 +393,8 @@ class _Connection:
         headers = {}
         while (line := file.readline(_LINE_MAX)) not in (b"\r\n", b"\n", b""):
             name, _, value = line.decode("latin-1").partition(":")
-            headers[name.strip().lower()] = value.strip().lower()
-        if headers.get("transfer-encoding") == "chunked":
+            headers[name.strip().lower()] = value.strip()
+        if headers.get("transfer-encoding", "").lower() == "chunked":
             body = b"".join(_chunks(file))
         elif "content-length" in headers:
             body = _exactly(file, int(headers["content-length"]))
@@ -397,9 +403,9 @@ class _Connection:
         else:  # no length: the body ends when the engine closes
             body = file.read()
             headers["connection"] = "close"
-        if headers.get("connection") == "close" or version == b"HTTP/1.0":
+        if headers.get("connection", "").lower() == "close" or version == b"HTTP/1.0":
             self.close()
-        return int(status), body
+        return int(status), body, headers
 
 
 def _exactly(file: BinaryIO, size: int) -> bytes:

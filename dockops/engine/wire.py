@@ -12,9 +12,9 @@ being read raises StreamBroken when it is cut off. No other exception leaves a t
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 Params = dict[str, Any]
@@ -40,6 +40,8 @@ class StreamBroken(Lost):
 class Answer:
     status: int
     body: bytes
+    # Names in lower case; only what connect reads from /_ping is needed, and only there.
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -62,7 +64,8 @@ class Transport(Protocol):
 
     address: str  # as the user would name it: unix:///var/run/docker.sock, tcp://...
     api_version: str  # negotiated with the engine as the docker CLI does (engine/negotiate.py)
-    server: dict[str, Any] | None  # the engine's /version document when connect read it
+    server: dict[str, Any] | None  # the engine's /version document once read
+    podman: bool | None  # Podman's compat service? From /_ping's headers; None: not known yet
 
     def call(
         self,

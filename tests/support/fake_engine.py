@@ -41,6 +41,7 @@ class FakeTransport:
     address = "unix:///fake/docker.sock"
     api_version = "1.41"
     server: dict[str, Any] | None = None
+    podman: bool | None = None
 
     def __init__(
         self, routes: Mapping[str, Reply | list[Reply]], *, answering: bool = True

@@ -22,6 +22,7 @@ class Scripted:
     address = "unix:///scripted.sock"
     api_version = "1.41"
     server = None
+    podman = None
 
     def __init__(self, *answers: Answer | Lost) -> None:
         self.script = list(answers)

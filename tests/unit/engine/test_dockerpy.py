@@ -20,6 +20,7 @@ from dockops.errors import EngineUnreachable
 
 class _Engine(ThreadingHTTPServer):
     version: Any = None
+    ping: dict[str, str] | None = None  # /_ping's headers; None: no /_ping here
     paths: list[str]
 
 
@@ -28,6 +29,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.paths.append(self.path)
+        if self.path == "/_ping" and self.server.ping is not None:
+            self.send_response(200)
+            for name, value in self.server.ping.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"OK")
+            return
         if self.path == "/version" and self.server.version is not None:
             status, body = 200, self.server.version
         elif self.path.endswith("/images/json"):
@@ -64,7 +73,18 @@ def test_a_newer_engine_is_spoken_to_in_dockops_newest_version(engine: _Engine) 
     transport = DockerPyTransport.connect(_host(engine), {"base_url": _host(engine)}, 5)
     assert transport.api_version == "1.41" and transport.server == engine.version
     assert transport.call("GET", "/images/json").status == 200
-    assert engine.paths == ["/version", "/v1.41/images/json"]
+    assert engine.paths == ["/_ping", "/version", "/v1.41/images/json"]
+    transport.close()
+
+
+def test_the_version_and_podman_come_from_the_ping_when_it_names_them(engine: _Engine) -> None:
+    engine.ping = {"Api-Version": "1.41", "Libpod-Api-Version": "4.3.1"}
+    transport = DockerPyTransport.connect(_host(engine), {"base_url": _host(engine)}, 5)
+    assert (transport.api_version, transport.podman, transport.server) == ("1.41", True, None)
+    engine.ping = {"Api-Version": "1.44"}
+    transport = DockerPyTransport.connect(_host(engine), {"base_url": _host(engine)}, 5)
+    assert (transport.api_version, transport.podman) == ("1.41", False)
+    assert engine.paths == ["/_ping", "/_ping"]
     transport.close()
 
 
@@ -82,4 +102,4 @@ def test_an_engine_too_old_or_not_an_engine(
         DockerPyTransport.connect(_host(engine), {"base_url": _host(engine)}, 5)
     with pytest.raises(EngineUnreachable, match=r"^cannot reach the Docker engine at tcp://"):
         connect()
-    assert engine.paths == ["/version"] * 3
+    assert engine.paths == ["/_ping", "/version"] * 3

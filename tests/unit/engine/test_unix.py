@@ -70,6 +70,14 @@ def _json(body: bytes, status: str = "200 OK") -> bytes:
     return f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
 
 
+def _ping(api_version: str, *, podman: bool = False) -> bytes:
+    """A /_ping answer as Docker 20.10+ gives it; with podman, as Podman 4.3's compat service."""
+    extra = "Libpod-Api-Version: 4.3.1\r\n" if podman else ""
+    return (
+        f"HTTP/1.1 200 OK\r\nApi-Version: {api_version}\r\n{extra}Content-Length: 2\r\n\r\nOK"
+    ).encode()
+
+
 def test_bodies_by_length_chunked_and_close_on_one_kept_alive_connection(sock: Path) -> None:
     chunked = (
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -99,13 +107,38 @@ def test_bodies_by_length_chunked_and_close_on_one_kept_alive_connection(sock: P
 
 
 def test_the_version_is_negotiated_as_the_docker_cli_does(sock: Path) -> None:
-    docker_25 = b'{"Version": "25.0.3", "ApiVersion": "1.44", "MinAPIVersion": "1.24"}'
-    server = Canned(sock, [_json(docker_25), _json(b"[]")])
+    server = Canned(sock, [_ping("1.44"), _json(b"[]")])
     transport = UnixTransport.connect(str(sock), 5)
     assert transport.api_version == "1.41" and transport.address == f"unix://{sock}"
+    assert (transport.server, transport.podman) == (None, False)
+    transport.call("GET", "/images/json")
+    # /version is not asked: Podman runs runc, conmon and dpkg to answer it, 0.3-1 s.
+    assert server.requests == ["GET /_ping HTTP/1.1", "GET /v1.41/images/json HTTP/1.1"]
+    transport.close()
+    server.close()
+
+
+def test_podman_is_known_from_its_ping(sock: Path) -> None:
+    server = Canned(sock, [_ping("1.41", podman=True)])
+    transport = UnixTransport.connect(str(sock), 5)
+    assert (transport.api_version, transport.podman) == ("1.41", True)
+    assert server.requests == ["GET /_ping HTTP/1.1"]
+    transport.close()
+    server.close()
+
+
+def test_a_ping_without_a_version_falls_back_to_version(sock: Path) -> None:
+    docker_25 = b'{"Version": "25.0.3", "ApiVersion": "1.44", "MinAPIVersion": "1.24"}'
+    server = Canned(sock, [_json(b"OK"), _json(docker_25), _json(b"[]")])
+    transport = UnixTransport.connect(str(sock), 5)
+    assert transport.api_version == "1.41" and transport.podman is None
     assert transport.server is not None and transport.server["ApiVersion"] == "1.44"
     transport.call("GET", "/images/json")
-    assert server.requests == ["GET /version HTTP/1.1", "GET /v1.41/images/json HTTP/1.1"]
+    assert server.requests == [
+        "GET /_ping HTTP/1.1",
+        "GET /version HTTP/1.1",
+        "GET /v1.41/images/json HTTP/1.1",
+    ]
     transport.close()
     server.close()
 
@@ -114,23 +147,33 @@ def test_an_engine_too_old_is_refused_in_one_line_exit_3_before_any_request(
     sock: Path, monkeypatch: pytest.MonkeyPatch, cli: Cli
 ) -> None:
     old = b'{"Version": "19.03.15", "ApiVersion": "1.40", "MinAPIVersion": "1.12"}'
-    server = Canned(sock, [_json(old)])
+    server = Canned(sock, [_ping("1.40"), _json(b"OK"), _json(old)])
     monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
     monkeypatch.setenv("DOCKER_HOST", f"unix://{sock}")
     result = cli("images")
     assert (result.code, result.out) == (3, "")
     assert result.err == (
+        f"dockops: error: the engine at unix://{sock} speaks Engine API 1.40 at "
+        "most; dockops needs 1.41 or newer (Docker 20.10, Podman 4)\n"
+    )
+    result = cli("images")  # an engine whose ping names no version: /version says it
+    assert result.err == (
         f"dockops: error: the engine at unix://{sock} (19.03.15) speaks Engine API 1.40 at "
         "most; dockops needs 1.41 or newer (Docker 20.10, Podman 4)\n"
     )
-    assert server.requests == ["GET /version HTTP/1.1"]
+    assert server.requests == [
+        "GET /_ping HTTP/1.1",
+        "GET /_ping HTTP/1.1",
+        "GET /version HTTP/1.1",
+    ]
     server.close()
 
 
 def test_something_not_an_engine_is_lost(sock: Path) -> None:
     with pytest.raises(Lost, match="no such file or directory"):
         UnixTransport.connect(str(sock), 5)
-    server = Canned(sock, [_json(b"<html>", "404 Not Found"), b"SSH-2.0-OpenSSH\r\n\r\n"])
+    html = _json(b"<html>", "404 Not Found")
+    server = Canned(sock, [html, html, b"SSH-2.0-OpenSSH\r\n\r\n"])
     with pytest.raises(Lost, match=r"no engine version in its answer \(HTTP 404\)"):
         UnixTransport.connect(str(sock), 5)
     with pytest.raises(Lost, match="not an HTTP answer"):
@@ -373,7 +416,7 @@ def test_connect_picks_this_transport_for_a_local_socket_only(
     assert missing.value.message == (
         f"cannot reach the Docker engine at unix://{sock}: no such file or directory"
     )
-    server = Canned(sock, [_json(b'{"ApiVersion": "1.41"}')])
+    server = Canned(sock, [_ping("1.41")])
     engine = connect(long_running=True)
     assert isinstance(engine.transport, UnixTransport) and engine.api_version == "1.41"
     assert engine.transport.timeout == 3600.0
@@ -394,7 +437,7 @@ def test_a_short_command_on_a_local_socket_imports_neither_http_client_nor_docke
     import subprocess
     import sys
 
-    server = Canned(sock, [_json(b'{"ApiVersion": "1.41"}'), _json(b"[]")])
+    server = Canned(sock, [_ping("1.41"), _json(b"[]")])
     probe = (
         "import sys\n"
         "from dockops.engine import connect\n"

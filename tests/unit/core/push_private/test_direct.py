@@ -52,6 +52,7 @@ class _CutSave:
     address = "unix:///test.sock"
     api_version = "1.41"
     server = None
+    podman = None
 
     def __init__(self) -> None:
         self.paths: list[tuple[str, Any]] = []

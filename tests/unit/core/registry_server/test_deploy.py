@@ -165,6 +165,7 @@ class _NothingThere:
     address = "unix:///test.sock"
     api_version = "1.41"
     server = None
+    podman = None
 
     def __init__(self) -> None:
         self.asked: list[str] = []
