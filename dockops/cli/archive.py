@@ -128,9 +128,10 @@ def load(
     """Load images from a tar, streamed; a delta archive only where its base layers are."""
     mode = render.output_mode(json, quiet)
     source = _input_source(input_)
-    from dockops.core.archive.delta_record import check_delta, read_delta
+    from dockops.core.archive.delta_record import read_delta
     from dockops.core.archive.files import HeadFirst, read_head
     from dockops.core.archive.save_load import load_images
+    from dockops.core.archive.splice import load_delta
 
     if isinstance(source, Path):
         with source.open("rb") as handle:
@@ -142,7 +143,7 @@ def load(
 
     def work(engine: Any, report: Any) -> Any:
         if delta is not None:
-            check_delta(engine, delta, input_)
+            return load_delta(engine, source, delta, input_, progress=report)
         return load_images(engine, source, progress=report)
 
     result = long_running(work, progress=not (json or quiet))

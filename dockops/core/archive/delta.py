@@ -6,8 +6,9 @@ So a layer may be left out when its whole chain (the image's layers up to and in
 is the start of a base image's chain. The archive says what it left out in a first member,
 dockops-delta.json (diff IDs, their chains, the base images that provide them, and whose
 layout the rest is; see delta_record.py): `dockops load` checks the target engine against it
-before loading anything, and a plain `docker load` ignores the extra file. Podman loads a delta
-only in Docker 25's layout (layout.py).
+before loading anything, and a plain `docker load` ignores the extra file. Podman's load wants
+every layer file in the tar: there `dockops load` puts the left-out ones back, taken from the
+engine's own save (splice.py).
 
 The archive is the engine's own save stream, in its own layout, less the layers left out. In
 Docker 25's and Podman's a layer is named by its diff ID and left out as it passes; in Docker's
@@ -263,7 +264,7 @@ def _copy_member(source: IO[bytes], out: BinaryIO, size: int) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-class _Pieces:
+class PieceReader:
     """A streamed body's pieces as the file tarfile's stream mode reads: each read returns
     what is left of the current piece, up to `size` (b"" only at the end)."""
 
@@ -282,7 +283,7 @@ class _Pieces:
         return bytes(taken)
 
 
-class _Counting:
+class CountingReader:
     """The engine's stream, counting what passes (the full archive's size) and walking its
     headers: tarfile alone takes a stream cut at a member's end for a whole archive, and
     reads an engine's error document as a bad header."""
@@ -310,7 +311,7 @@ def _write_delta(stream: Any, out: BinaryIO, omit: dict[str, Omitted], on: Any) 
     """Copy the engine's tar (read from `stream`) into `out`, cutting off omitted layers."""
     cut: dict[str, int] = {}
     told: str | None = None
-    source = _Counting(stream)
+    source = CountingReader(stream)
     with tarfile.open(fileobj=source, mode="r|") as tar:  # type: ignore[call-overload]
         for member in tar:
             told = told or layout.layout_told(member.name)
@@ -379,7 +380,7 @@ def save_delta(
         # A stream cut off (StreamBroken) leaves this block: the Engine says the engine was lost.
         with engine.save(references, what) as body:
             try:
-                copied = _write_delta(_Pieces(body.pieces), spool, omit, progress)
+                copied = _write_delta(PieceReader(body.pieces), spool, omit, progress)
             except TarProblem as exc:
                 raise EngineRefused(f"{what}: {exc.engine_error or exc.message}") from None
             except tarfile.TarError as exc:

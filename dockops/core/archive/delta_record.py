@@ -155,30 +155,39 @@ def _digest(value: Any) -> bool:
     return isinstance(value, str) and _DIGEST.fullmatch(value) is not None
 
 
-def check_delta(engine: Engine, doc: dict[str, Any], name: str) -> None:
-    """The engine must have every omitted layer's chain, or loading would fail half-way, and
-    be one that loads a delta in this layout at all.
+def read_as_oci(doc: dict[str, Any]) -> bool:
+    """Podman reads a Docker 25+ archive of one image as OCI, which skips a layer it holds; any
+    other it reads as a docker-archive, which needs every layer file in the tar ("Some layer
+    tarfiles are missing in the tarball", whatever it holds), so splice.py puts them back.
+    Records from before the layout was written are taken as docker-archives."""
+    images = doc.get("images")
+    return doc.get("layout") == DOCKER_OCI and isinstance(images, list) and len(images) == 1
+
+
+@dataclass(frozen=True)
+class Held:
+    """Where the engine holds the layers a delta leaves out."""
+
+    layers: frozenset[str]  # the diff IDs left out
+    images: tuple[str, ...]  # IDs of the engine's images that hold them all between them
+
+
+def check_delta(engine: Engine, doc: dict[str, Any], name: str) -> Held:
+    """The engine must have every omitted layer's chain, or loading would fail half-way.
+
+    Returns:
+        The omitted layers, and the engine's images that hold them (what splice.py saves).
 
     Raises:
         InvalidInput: the record is damaged (checked before the engine is asked).
-        EngineRefused: naming the base image(s) and layers the engine lacks; or Podman, given
-            a delta it would read as a docker-archive.
+        EngineRefused: naming the base image(s) and layers the engine lacks.
     """
     needed = needed_chains(doc, name)
     if not needed:
-        return
+        return Held(layers=frozenset(), images=())
     what = f"load {name}"
-    # Podman reads a Docker 25+ archive of one image as OCI, which skips a layer it holds; any
-    # other it reads as a docker-archive, which needs every layer file ("Some layer tarfiles
-    # are missing in the tarball", whatever it holds). Records before the layout was written
-    # are taken as docker-archives.
-    as_oci = doc.get("layout") == DOCKER_OCI and len(doc["images"]) == 1
-    if not as_oci and engine.is_podman:
-        raise EngineRefused(
-            f"{what}: a delta archive, which Podman cannot load: it needs every layer file "
-            "of a docker-archive in the tar, even of layers it holds; load the full archive"
-        )
     missing = list(needed)
+    providers: list[str] = []
 
     def look_at(image_id: str) -> None:
         nonlocal missing
@@ -191,7 +200,10 @@ def check_delta(engine: Engine, doc: dict[str, Any], name: str) -> None:
         for n in missing:
             if id(n.chain) not in shared:
                 shared[id(n.chain)] = _common_prefix(have, n.chain)
-        missing = [n for n in missing if shared[id(n.chain)] <= n.position]
+        left = [n for n in missing if shared[id(n.chain)] <= n.position]
+        if len(left) < len(missing):
+            providers.append(str(found.get("Id") or image_id))
+        missing = left
 
     # The bases the delta was cut against first: usually they hold every chain, and an
     # engine with many images is then asked two or three questions, not one per image.
@@ -216,3 +228,4 @@ def check_delta(engine: Engine, doc: dict[str, Any], name: str) -> None:
             f"{what}: a delta archive; this engine lacks {len(missing)} of the layers it "
             f"leaves out ({layers}): load the base image first ({', '.join(bases)})"
         )
+    return Held(layers=frozenset(str(n.entry["diff_id"]) for n in needed), images=tuple(providers))

@@ -222,15 +222,20 @@ def daemon_docs(lines: Iterable[bytes], what: str) -> Iterator[dict[str, Any]]:
         yield doc
 
 
+# What the tar's checked bytes go through on their way to the engine (splice.py).
+Through = Callable[[Iterator[bytes]], Iterator[bytes]]
+
+
 def upload(
     send: Callable[[Iterable[bytes]], list[bytes]],
     source: Input,
     what: str,
     progress: ProgressCallback,
+    through: Through | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """Stream an archive to the engine straight from `source` (`send` is engine.load or
-    engine.import_image); return the engine's answer (its JSON documents) and the number of
-    source bytes read.
+    engine.import_image), through `through` when given; return the engine's answer (its JSON
+    documents) and the number of source bytes read.
 
     Raises:
         InvalidInput: a corrupt or truncated archive (the upload is left unfinished, so the
@@ -241,7 +246,8 @@ def upload(
     opened = open_archive(source.stream, name)
 
     def body() -> Iterator[bytes]:
-        for chunk in opened.chunks(name):
+        chunks = opened.chunks(name)
+        for chunk in chunks if through is None else through(chunks):
             yield chunk
             progress(
                 ProgressEvent(
@@ -266,6 +272,7 @@ def load_images(
     source: Path | BinaryIO,
     *,
     progress: ProgressCallback = ignore,
+    through: Through | None = None,
 ) -> LoadResult:
     """Load images from a `docker save` tar (plain or gzip), streamed to the engine.
 
@@ -273,6 +280,7 @@ def load_images(
         engine: the engine.
         source: a file path, or an open binary stream (stdin).
         progress: called with bytes read so far.
+        through: what the checked tar bytes pass through on their way (splice.py).
 
     Returns:
         The images loaded: reference (None when the tar names none) and ID.
@@ -285,7 +293,9 @@ def load_images(
     with open_input(source) as given:
         name, what = given.name, f"load {given.name}"
         try:
-            docs, consumed = upload(lambda pieces: engine.load(pieces, what), given, what, progress)
+            docs, consumed = upload(
+                lambda pieces: engine.load(pieces, what), given, what, progress, through
+            )
         except EngineRefused as exc:
             reason = _podman_reason(what, exc) if engine.is_podman else _missing_member(what, exc)
             if reason is None:

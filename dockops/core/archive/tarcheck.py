@@ -154,6 +154,7 @@ class TarWalker:
     def __init__(self, keep: Callable[[str, int], bool] | None = None) -> None:
         self.offset = 0  # bytes fed so far
         self.members = 0
+        self.end_at: int | None = None  # where the end-of-archive marker began, once seen
         self.kept: list[tuple[str, bytes]] = []
         self._keep = keep
         self._skip = 0  # data (with padding) of the current member still to pass
@@ -219,6 +220,9 @@ class TarWalker:
     def _header(self, block: bytes, at: int) -> None:
         if not any(block):
             self._zero_blocks += 1
+            # The first of the marker's blocks: zero blocks come in a row (a header after
+            # one is refused below).
+            self.end_at = at - BLOCK * (self._zero_blocks - 1)
             return
         if self._zero_blocks:
             # Go refuses a header after one zero block (ErrHeader): the engine stops there.

@@ -240,7 +240,7 @@ def test_a_streamed_body_reads_as_a_file_whatever_its_pieces() -> None:
     buffer = bytearray(b"abcdefghij")
     # One reused buffer, as a transport may hand out: each piece is a view into it.
     pieces = (memoryview(buffer)[:size] for size in (3, 0, 10, 1))
-    reader = delta._Pieces(pieces)
+    reader = delta.PieceReader(pieces)
     assert [reader.read(4), reader.read(4), reader.read(4), reader.read(-1), reader.read()] == [
         b"abc",
         b"abcd",
