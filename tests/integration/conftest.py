@@ -42,7 +42,7 @@ DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 # archives, cleanup and push-private. Registry server and engine-contract tests stay on dockerd.
 BOTH_ENGINES = ("images", "archive", "cleanup", "push_private")
 # DOCKOPS_TEST_ENGINES=docker runs the shared suite on dockerd alone (a laptop without podman).
-ENGINE_KINDS = tuple(os.environ.get("DOCKOPS_TEST_ENGINES", "docker").split(","))
+ENGINE_KINDS = tuple(os.environ.get("DOCKOPS_TEST_ENGINES", "docker,podman").split(","))
 ALLOWED_NETWORK_MODES = {"none", "host"}
 
 
@@ -83,7 +83,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     folder = Path(str(metafunc.definition.path)).parent.name
     if folder in BOTH_ENGINES:
-        metafunc.parametrize("engine_kind", ENGINE_KINDS, indirect=True, scope="session")
+        # @pytest.mark.engines("podman"): a difference pinned on one engine runs there only.
+        only = metafunc.definition.get_closest_marker("engines")
+        kinds = [k for k in ENGINE_KINDS if only is None or k in only.args]
+        metafunc.parametrize("engine_kind", kinds, indirect=True, scope="session")
 
 
 @pytest.fixture(scope="session")

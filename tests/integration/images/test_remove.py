@@ -379,13 +379,12 @@ def test_with_containers_keeps_the_containers_of_a_parent_image(
     assert docker_env.containers.get("dockops-rmi-parent").status == "running"
 
 
+@pytest.mark.engines("docker")
 def test_with_containers_counts_digests(
     engine: Engine, docker_env: docker.DockerClient, cli: Cli, request: pytest.FixtureRequest
 ) -> None:
     """A digest of another repository keeps the image; one of the tag's own repository goes
     with its last tag (the engine removes it too), so the image is deleted."""
-    if engine.kind == "podman":
-        pytest.skip("podman keeps digests with the image: test_podman_digests_are_no_names")
     reg: Registry = request.getfixturevalue("reg")
     repository = f"{reg.address}/dockops-test/dig"
     image_id = _commit(docker_env, f"{repository}:v1")
@@ -411,14 +410,13 @@ def test_with_containers_counts_digests(
     assert sorted(outcome["untagged"]) == sorted([f"{repository}:v1", digest])
 
 
+@pytest.mark.engines("podman")
 def test_podman_digests_are_no_names(
     engine: Engine, docker_env: docker.DockerClient, cli: Cli
 ) -> None:
     """Podman keeps digests with the image, not as names (every name has the image's digest):
     one cannot go alone while other names remain, so dockops refuses and keeps the container;
     with the last name, the image goes."""
-    if engine.kind != "podman":
-        pytest.skip("docker's digests: test_with_containers_counts_digests")
     image_id = _commit(docker_env, "127.0.0.1:5999/dockops-test/dig:v1")
     docker_env.api.tag(image_id, "dockops-test/dig", "local")
     digest = next(d for d in docker_env.images.get(image_id).attrs["RepoDigests"] if "5999" in d)
@@ -446,13 +444,12 @@ def test_podman_digests_are_no_names(
     assert not _exists(docker_env, image_id)
 
 
+@pytest.mark.engines("podman")
 def test_podman_s_own_forced_delete_removes_the_container_dockops_s_does_not(
     engine: Engine, docker_env: docker.DockerClient, cli: Cli
 ) -> None:
     """Why dockops never sends force to podman: its compat DELETE with force removes the
     running container with the image (4.3), where docker only untags."""
-    if engine.kind != "podman":
-        pytest.skip("podman's own forced DELETE")
     image_id = _commit(docker_env, "dockops-test/podforce:v1")
     _run(docker_env, "dockops-test/podforce:v1", "dockops-rmi-podforce")
     docker_env.api.remove_image("dockops-test/podforce:v1", force=True)

@@ -83,7 +83,7 @@ def test_bad_reference_exits_2_before_any_engine_call(
 def test_recording_engine_does_see_real_calls(cli: Cli, recording_engine: list[bytes]) -> None:
     # The guard above could not fail if the socket never recorded anything: show it does.
     code, _, err = cli("images")
-    assert recording_engine and recording_engine[0].startswith(b"GET /version")
+    assert recording_engine and recording_engine[0].startswith(b"GET /_ping")
     assert code == 3 and err.startswith("dockops: error: ")
 
 
