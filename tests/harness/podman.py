@@ -103,7 +103,8 @@ def _owned(layout: _Layout) -> Engine:
 
 
 def start_podman(root: Path, timeout: float = 60) -> Engine:
-    """Start a private Podman API service on `root` and wait until it answers /_ping.
+    """Start a private Podman API service on `root`, with an empty store, and wait until it
+    answers /_ping.
 
     Raises:
         HarnessUnavailable: not root, no podman or runc, or the service did not come up.
@@ -117,6 +118,9 @@ def start_podman(root: Path, timeout: float = 60) -> Engine:
     layout.root.mkdir(parents=True, exist_ok=True)
     with _flock(layout.lock, timeout):
         _clean_leftovers(layout, timeout=30)
+        # A fresh store on every start: the base images take about a second to make, and then
+        # nothing an earlier run left behind (a crashed test's images) changes what tests see.
+        shutil.rmtree(layout.graphroot, ignore_errors=True)
         _write_config(layout)
         proc = _spawn(podman, layout)
         _CHILDREN[proc.pid] = proc

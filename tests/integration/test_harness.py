@@ -220,3 +220,28 @@ def test_podman_gives_no_container_a_network(podman_engine: Engine) -> None:
 def _links() -> set[str]:
     shown = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True)
     return {line.split(":")[1].strip() for line in shown.stdout.splitlines()}
+
+
+@needs_podman
+def test_a_podman_service_starts_with_an_empty_store(tmp_path: Path) -> None:
+    """What one run leaves in the store (a crashed test's images) is gone at the next start."""
+    from tests.harness.podman import start_podman, stop_podman
+
+    if os.geteuid() != 0:
+        pytest.skip("starting a Podman service needs root")
+    root = tmp_path / "podman"
+    first = start_podman(root)
+    try:
+        api = docker.APIClient(base_url=first.host, version="1.41", timeout=30)
+        api.import_image_from_data(b"\0" * 1024, repository="left/behind:1")
+        assert [i["RepoTags"] for i in api.images()] == [["docker.io/left/behind:1"]]
+        api.close()
+    finally:
+        stop_podman(first)
+    second = start_podman(root)
+    try:
+        api = docker.APIClient(base_url=second.host, version="1.41", timeout=30)
+        assert api.images() == []
+        api.close()
+    finally:
+        stop_podman(second)
