@@ -29,7 +29,7 @@ from dockops.engine.errors import daemon_error, user_named
 from dockops.engine.wire import Body, StreamBroken
 from dockops.errors import DockopsError, EngineRefused, EngineUnreachable, InvalidInput
 from dockops.progress import ProgressCallback, ProgressEvent, ignore
-from dockops.reference import parse_reference
+from dockops.reference import familiar_name
 
 if TYPE_CHECKING:
     from dockops.engine.api import Engine
@@ -307,7 +307,7 @@ def load_images(
     with user_named():
         named = [
             ArchivedImage(
-                reference=_familiar(str(image.reference)),
+                reference=familiar_name(str(image.reference)),
                 id=engine.image(str(image.reference), what)["Id"],
             )
             for image in said
@@ -345,15 +345,6 @@ def _loaded(doc: dict[str, Any], *, podman: bool) -> list[ArchivedImage]:
                 if n
             )
     return images
-
-
-def _familiar(name: str) -> str:
-    """An image name as docker prints it: Podman's docker.io/library/busybox:latest is
-    busybox:latest (localhost/x:1 stays as it is)."""
-    try:
-        return str(parse_reference(name).familiar())
-    except InvalidInput:
-        return name
 
 
 # The engine unpacks a load into a temp folder, then opens each file manifest.json names.

@@ -141,25 +141,38 @@ def test_docker_save_tar_loads_with_dockops_plain_and_gzip(
 
 
 def test_localhost_and_untagged_images_load_under_the_names_they_had(
-    docker_env: docker.DockerClient, cli: Cli, tmp_path: Path
+    docker_env: docker.DockerClient, cli: Cli, tmp_path: Path, engine_kind: str
 ) -> None:
     # Podman answers "Loaded image: localhost/...,sha256:<ID>" on one line; Docker a line each
     # ("Loaded image ID: sha256:<ID>" for the untagged one). Either way the same result.
     named = make_image(docker_env, "localhost/dockops-test/lh:1")
     bare = make_image(docker_env, "dockops-test/bare:1")
-    target = tmp_path / "mixed.tar"
-    saved = cli("save", "localhost/dockops-test/lh:1", bare, "-o", str(target))
-    assert saved.code == 0, saved.err
+    target, alone = tmp_path / "mixed.tar", tmp_path / "bare.tar"
+    for archive, refs in ((target, ["localhost/dockops-test/lh:1", bare]), (alone, [bare])):
+        saved = cli("save", *refs, "-o", str(archive))
+        assert saved.code == 0, saved.err
     docker_env.images.remove("localhost/dockops-test/lh:1")
     docker_env.images.remove("dockops-test/bare:1")
     loaded = cli("load", "-i", str(target), "--json")
     assert loaded.code == 0, loaded.err
-    assert json.loads(loaded.out)["images"] == [
+    both = [
         {"reference": "localhost/dockops-test/lh:1", "id": named},
         {"reference": None, "id": bare},
     ]
+    said = json.loads(loaded.out)["images"]
+    if engine_kind == "docker":
+        # Difference: Docker 20.10 names untagged images in its answer only when the archive's
+        # last image is one, and its save orders images as a Go map does (at random): dockops
+        # reports what the engine said. Alone in an archive, the untagged image is always said.
+        assert said in (both, both[:1])
+    else:
+        assert said == both
     assert docker_env.images.get("localhost/dockops-test/lh:1").id == named
     assert docker_env.images.get(bare).tags == []
+    docker_env.images.remove(bare)
+    loaded = cli("load", "-i", str(alone), "--json")
+    assert loaded.code == 0, loaded.err
+    assert json.loads(loaded.out)["images"] == both[1:]
 
 
 def test_a_docker_made_archive_loads_under_the_names_the_engine_gives(
