@@ -377,18 +377,25 @@ def _in_loopback_dns_namespace(argv: list[str], layout: _Layout) -> list[str]:
 
 
 def _wait_ready(layout: _Layout, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    wait_until_ping(layout.socket, layout.log, proc, timeout, "dockerd")
+
+
+def wait_until_ping(
+    socket_path: Path, log: Path, proc: subprocess.Popen[bytes], timeout: float, name: str
+) -> None:
+    """Wait until the engine `proc` started answers /_ping on `socket_path`.
+
+    Raises:
+        HarnessUnavailable: it exited, or did not answer in `timeout`; with its log's tail.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise HarnessUnavailable(
-                f"dockerd exited with {proc.returncode}: {_log_tail(layout.log)}"
-            )
-        if ping(layout.socket):
+            raise HarnessUnavailable(f"{name} exited with {proc.returncode}: {_log_tail(log)}")
+        if ping(socket_path):
             return
         time.sleep(0.15)
-    raise HarnessUnavailable(
-        f"dockerd did not answer /_ping in {timeout:.0f}s: {_log_tail(layout.log)}"
-    )
+    raise HarnessUnavailable(f"{name} did not answer /_ping in {timeout:.0f}s: {_log_tail(log)}")
 
 
 def ping(socket_path: Path, timeout: float = 2.0) -> bool:

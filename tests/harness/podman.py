@@ -22,7 +22,6 @@ import os
 import resource
 import shutil
 import subprocess
-import time
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,9 +33,8 @@ from .engine import (
     Engine,
     HarnessUnavailable,
     _flock,
-    _log_tail,
     _request,
-    ping,
+    wait_until_ping,
 )
 
 ENV_PODMAN_HOST = "DOCKOPS_TEST_PODMAN_HOST"
@@ -126,7 +124,7 @@ def start_podman(root: Path, timeout: float = 60) -> Engine:
         _CHILDREN[proc.pid] = proc
         layout.pidfile.write_text(f"{proc.pid}\n")
         try:
-            _wait_ready(layout, proc, timeout)
+            wait_until_ping(layout.socket, layout.log, proc, timeout, "podman")
         except HarnessUnavailable:
             _clean_leftovers(layout, timeout=10)
             raise
@@ -277,21 +275,6 @@ def _spawn(podman: Path, layout: _Layout) -> subprocess.Popen[bytes]:
             env=env,
             start_new_session=True,
         )
-
-
-def _wait_ready(layout: _Layout, proc: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise HarnessUnavailable(
-                f"podman exited with {proc.returncode}: {_log_tail(layout.log)}"
-            )
-        if ping(layout.socket):
-            return
-        time.sleep(0.15)
-    raise HarnessUnavailable(
-        f"podman did not answer /_ping in {timeout:.0f}s: {_log_tail(layout.log)}"
-    )
 
 
 def _kill_containers(socket_path: Path) -> None:
