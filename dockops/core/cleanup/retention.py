@@ -58,16 +58,25 @@ class ContainerUse:
 
 
 @dataclass(frozen=True)
+class LastUse:
+    """When an image was last used, and what says so (shown beside every removal)."""
+
+    when: datetime
+    source: str
+
+
+@dataclass(frozen=True)
 class EngineSnapshot:
     """Everything planning reads, taken once. `usage` maps an image ID to the last use dockops
-    recorded (the usage record merged with the engine's events since the last run), so a
-    container removed between two runs still counts. `images_bytes` is the images' total as
+    knows of beyond the engine's own state (the usage record merged with the engine's events
+    since the last run, each with its source), so a container removed between two runs still
+    counts. `images_bytes` is the images' total as
     the engine reports it (None: the sum of the images' sizes)."""
 
     images: tuple[TaggedImage, ...]
     now: datetime
     containers: tuple[ContainerUse, ...] = ()
-    usage: Mapping[str, datetime] = field(default_factory=dict)
+    usage: Mapping[str, LastUse] = field(default_factory=dict)
     images_bytes: int | None = None
 
 
@@ -88,14 +97,6 @@ class RetentionRules:
             raise InvalidInput(f"invalid --keep-last {self.keep_last}: must be 0 or more")
         if self.max_disk is not None and self.max_disk < 0:
             raise InvalidInput(f"invalid --max-disk {self.max_disk}: must be 0 or more")
-
-
-@dataclass(frozen=True)
-class LastUse:
-    """When an image was last used, and what says so (shown beside every removal)."""
-
-    when: datetime
-    source: str
 
 
 @dataclass(frozen=True)
@@ -185,8 +186,8 @@ def last_uses(snapshot: EngineSnapshot) -> dict[str, LastUse]:
         seen(c.image, c.created, f"container {name} created")
         seen(c.image, c.started, f"container {name} started")
         seen(c.image, c.finished, f"container {name} finished")
-    for image_id, when in snapshot.usage.items():
-        seen(image_id, when, "usage record")
+    for image_id, use in snapshot.usage.items():
+        seen(image_id, use.when, use.source)
     return uses
 
 

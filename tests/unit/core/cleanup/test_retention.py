@@ -19,6 +19,7 @@ from dockops.core.cleanup.retention import (
     WITHIN_BUDGET,
     ContainerUse,
     EngineSnapshot,
+    LastUse,
     RetentionPlan,
     RetentionRules,
     TaggedImage,
@@ -49,6 +50,10 @@ def snap(*images: TaggedImage, **kw: object) -> EngineSnapshot:
 
 def ago(days: float) -> datetime:
     return NOW - timedelta(days=days)
+
+
+def recorded(when: datetime) -> LastUse:
+    return LastUse(when=when, source="usage record")
 
 
 def removed(plan: RetentionPlan) -> dict[str, tuple[tuple[str, ...], bool]]:
@@ -136,7 +141,7 @@ def test_last_use_is_the_newest_of_every_source() -> None:
             ContainerUse(id="f" * 64, image="sha256:b", created=ago(25), started=ago(24)),
             ContainerUse(id="e" * 64, image="sha256:b", created=ago(5), finished=ago(2)),
         ),
-        usage={"sha256:c": ago(3), "sha256:gone": ago(1)},
+        usage={"sha256:c": recorded(ago(3)), "sha256:gone": recorded(ago(1))},
     )
     uses = last_uses(snapshot)
     assert (uses["sha256:a"].when, uses["sha256:a"].source) == (ago(20), "tagged")
@@ -169,12 +174,12 @@ def test_the_usage_record_alone_orders_eviction() -> None:
     plain = plan_retention(snap(*images), RetentionRules(max_disk=200))
     assert [e.image for e in plain.remove] == ["sha256:x"]
     # A container ran on x and was removed between two runs: only the record knows.
-    recorded = plan_retention(
-        snap(*images, usage={"sha256:x": ago(1)}), RetentionRules(max_disk=200)
+    with_record = plan_retention(
+        snap(*images, usage={"sha256:x": recorded(ago(1))}), RetentionRules(max_disk=200)
     )
-    assert [e.image for e in recorded.remove] == ["sha256:y"]
-    assert recorded.remove[0].last_use.source == "created"
-    assert kept(recorded) == {"x:1": WITHIN_BUDGET, "z:1": WITHIN_BUDGET}
+    assert [e.image for e in with_record.remove] == ["sha256:y"]
+    assert with_record.remove[0].last_use.source == "created"
+    assert kept(with_record) == {"x:1": WITHIN_BUDGET, "z:1": WITHIN_BUDGET}
 
 
 def test_max_disk_stops_exactly_when_enough_is_freed() -> None:
@@ -269,7 +274,7 @@ def states(draw: st.DrawFn) -> tuple[EngineSnapshot, RetentionRules]:
         for n in range(draw(st.integers(0, 3) if ids else st.just(0)))
     )
     usage = (
-        draw(st.dictionaries(st.sampled_from(ids), st.integers(0, 60).map(ago), max_size=4))
+        draw(st.dictionaries(st.sampled_from(ids), st.integers(0, 60).map(lambda d: recorded(ago(d))), max_size=4))
         if ids
         else {}
     )
