@@ -95,3 +95,43 @@ def parse_timestamp(text: str) -> datetime | None:
         return datetime.fromisoformat(iso).astimezone(timezone.utc)
     except ValueError:
         return None
+
+
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "t": 1000**4,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+}
+
+
+def parse_size(text: str) -> int:
+    """Bytes in a size such as ``20GB``, ``500MB``, ``1.5TB`` or ``20GiB``: SI units as
+    human_size prints them (and `docker system df`), binary ones when spelt ``KiB``..``TiB``;
+    a bare number is bytes.
+
+    Raises:
+        InvalidInput: anything else (no number, an unknown unit, a negative size).
+    """
+    import re
+
+    from dockops.errors import InvalidInput
+
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", text)
+    unit = found.group(2).lower() if found else ""
+    if not found or unit not in _SIZE_UNITS:
+        raise InvalidInput(
+            f"invalid size {text!r}: use a number and a unit (B, kB, MB, GB, TB, or KiB..TiB), "
+            "e.g. 20GB"
+        )
+    return int(float(found.group(1)) * _SIZE_UNITS[unit])
