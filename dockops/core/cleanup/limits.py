@@ -54,7 +54,7 @@ def parse_disk_limit(text: str) -> DiskLimit:
     try:
         return DiskLimit(text=text.strip(), size=parse_size(text))
     except InvalidInput as exc:
-        reason = exc.message.partition(': ')[2]
+        reason = exc.message.partition(": ")[2]
         raise InvalidInput(f"invalid --max-disk {text!r}: {reason}") from None
 
 

@@ -274,7 +274,11 @@ def states(draw: st.DrawFn) -> tuple[EngineSnapshot, RetentionRules]:
         for n in range(draw(st.integers(0, 3) if ids else st.just(0)))
     )
     usage = (
-        draw(st.dictionaries(st.sampled_from(ids), st.integers(0, 60).map(lambda d: recorded(ago(d))), max_size=4))
+        draw(
+            st.dictionaries(
+                st.sampled_from(ids), st.integers(0, 60).map(lambda d: recorded(ago(d))), max_size=4
+            )
+        )
         if ids
         else {}
     )
