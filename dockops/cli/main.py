@@ -20,12 +20,12 @@ if TYPE_CHECKING:
 
 # The command modules of dockops.cli in help order, and the top-level names each registers
 # (a unit test holds this to what their register() functions really add).
-MODULES = ("images", "archive", "cleanup", "registry", "doctor")
+MODULES = ("images", "archive", "cleanup", "cron", "registry", "doctor")
 COMMANDS = {
     "images": "images", "search": "images", "pull": "images", "commit": "images",
     "history": "images", "layers": "images", "tag": "images", "rmi": "images", "push": "images",
     "save": "archive", "load": "archive", "export": "archive", "import": "archive",
-    "dangling": "cleanup", "prune-dangling": "cleanup", "cron": "cleanup",
+    "dangling": "cleanup", "prune-dangling": "cleanup", "cron": "cron",
     "registry": "registry", "login": "registry", "logout": "registry",
     "push-private": "registry",
     "doctor": "doctor",

@@ -265,6 +265,7 @@ DURATION_COMMANDS = [
     "prune-dangling --dry-run --older-than {}",
     "registry prune team/app --older-than {} --registry 127.0.0.1:5000",
     "cron install prune-dangling --older-than {} --file {tmp}/cron",
+    "cron install prune-images --unused-for {} --file {tmp}/cron",
 ]
 
 
@@ -282,6 +283,7 @@ LABEL_COMMANDS = [
     "prune-dangling --keep-label {} --lock-file {tmp}/lock",
     "prune-dangling --dry-run --keep-label keep --keep-label {}",
     "cron install prune-dangling --keep-label {} --file {tmp}/cron",
+    "cron install prune-images --keep-last 1 --keep-label {} --file {tmp}/cron",
 ]
 
 
