@@ -200,6 +200,10 @@ def prune_images(
     else:
         with exclusive(lock_file or default_lock_path("prune-images")):
             result = run(connect(), rules, disk_limit=limit, workers=workers)
+            if metrics_file is not None:
+                from dockops.core.cleanup.metrics import write_prune_images_metrics
+
+                write_prune_images_metrics(metrics_file, result, success=not result.failed)
     render.emit(
         result,
         output,
