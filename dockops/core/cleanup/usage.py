@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from dockops.engine.api import Engine
 
 __all__ = [
+    "EVENTS_OVERLAP",
     "FIRST_WINDOW",
     "Sighting",
     "UsageRecord",
@@ -54,6 +55,12 @@ __all__ = [
 # and 4.3 never trims it: on a busy host that is far more than a plan needs, and a week
 # covers any sensible interval between two runs.
 FIRST_WINDOW = timedelta(days=7)
+
+# Podman writes an event to its log just after the request that made it has returned (seen
+# on 4.3: 50-100 ms later), stamped with when it happened: a run that read up to T may miss one
+# stamped just before T. So the next run starts this much before T; an event read twice
+# changes nothing (the newest use wins).
+EVENTS_OVERLAP = timedelta(seconds=5)
 
 # Container actions that are a use of the container's image; Podman's libpod says "died"
 # where the compat API should say "die" (4.3's compat answer already says "die").
@@ -79,15 +86,14 @@ class Sighting:
 def engine_sightings(engine: Engine, since: datetime | None, until: datetime) -> list[Sighting]:
     """The uses of images among the engine's events from `since` to `until`.
 
-    With no `since` (no record, or a damaged one), or one after `until` (the clock went
-    back), the last FIRST_WINDOW is read.
+    Reading starts EVENTS_OVERLAP before `since`; with no `since` (no record, or a damaged
+    one), or one after `until` (the clock went back), the last FIRST_WINDOW is read.
 
     Raises:
         EngineRefused: the engine's answer is not JSON lines.
         EngineUnreachable: lost the engine.
     """
-    if since is None or since > until:
-        since = until - FIRST_WINDOW
+    since = until - FIRST_WINDOW if since is None or since > until else since - EVENTS_OVERLAP
     events = engine.events(
         since, until, {"type": ["container", "image"]}, what="read the engine's events"
     )

@@ -16,6 +16,7 @@ import pytest
 from dockops.core.cleanup import usage_record
 from dockops.core.cleanup.retention import LastUse, TaggedImage
 from dockops.core.cleanup.usage import (
+    EVENTS_OVERLAP,
     FIRST_WINDOW,
     Sighting,
     UsageRecord,
@@ -335,9 +336,10 @@ def test_without_a_record_or_after_the_clock_went_back_the_last_week_is_read() -
         engine = FakeEngine([])
         engine_sightings(engine, since, NOW)  # type: ignore[arg-type]
         assert engine.asked[0][0] == NOW - FIRST_WINDOW == NOW - timedelta(days=7)
+    # From a record: a little before its end, for the events Podman logs late.
     engine = FakeEngine([])
     engine_sightings(engine, ago(hours=1), NOW)  # type: ignore[arg-type]
-    assert engine.asked[0][0] == ago(hours=1)
+    assert engine.asked[0][0] == ago(hours=1, seconds=5) == ago(hours=1) - EVENTS_OVERLAP
 
 
 # -- merging ----------------------------------------------------------------------------------
