@@ -51,9 +51,9 @@ __all__ = [
 ]
 
 # How far back a run without a record (the first, or after damage) reads the events. dockerd
-# holds only its last 256 events anyway; Podman's log holds every event since it was created
-# and 4.3 never trims it: on a busy host that is far more than a plan needs, and a week
-# covers any sensible interval between two runs.
+# holds only its last 256 events anyway; Podman's log may hold months of them (its 4.3 file
+# log is read from the start for every request, and sent back from `since` on): a week covers
+# any sensible interval between two runs without shipping a host's whole history.
 FIRST_WINDOW = timedelta(days=7)
 
 # Podman writes an event to its log just after the request that made it has returned (seen
