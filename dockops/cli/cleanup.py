@@ -168,6 +168,14 @@ def prune_images(
     quiet: QuietOpt = False,
     lock_file: LockFileOpt = None,
     metrics_file: MetricsFileOpt = None,
+    usage_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--usage-file",
+            help="The usage record kept between runs (default: /var/lib/dockops/usage/ for "
+            "root, else $XDG_STATE_HOME/dockops/usage/; one file per engine).",
+        ),
+    ] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, max=32, help="Images at once.")] = 4,
 ) -> None:
     """Remove tagged images by retention rules; safe to run from cron.
@@ -196,10 +204,12 @@ def prune_images(
     )
     limit = parse_disk_limit(max_disk) if max_disk is not None else None
     if dry_run:  # read-only: no lock, so a look is possible while a real run works
-        result = run(connect(), rules, disk_limit=limit, dry_run=True)
+        result = run(connect(), rules, disk_limit=limit, record_path=usage_file, dry_run=True)
     else:
         with exclusive(lock_file or default_lock_path("prune-images")):
-            result = run(connect(), rules, disk_limit=limit, workers=workers)
+            result = run(
+                connect(), rules, disk_limit=limit, record_path=usage_file, workers=workers
+            )
             if metrics_file is not None:
                 from dockops.core.cleanup.metrics import write_prune_images_metrics
 
@@ -276,6 +286,8 @@ def _images_summary(result: Any) -> str:
             text += f"; {human_size(budget.shortfall)} over that it cannot free (held: {held})"
         else:
             text += ", within it"
+    if "damaged" in result.usage_record:
+        text += f". Usage record {result.usage_record}"
     return text + "."
 
 
