@@ -191,3 +191,27 @@ def test_an_unknown_job_exits_2(cli: Cli, files: dict[str, Path], command: tuple
     assert done.err == (
         f"dockops: error: unknown cron job {command[1]!r}: choose prune-dangling or prune-images\n"
     )
+
+
+@pytest.mark.parametrize("job", ["prune-images", "prune-dangling"])
+def test_the_job_line_parses_as_the_command_it_runs(
+    cli: Cli, files: dict[str, Path], job: str
+) -> None:
+    """Every option the entry writes is one the command takes, spelt as it takes it: a line
+    cron would run into a usage error is never written."""
+    import typer.main
+
+    from dockops.cli.main import app
+
+    options = ALL_IMAGES_OPTIONS if job == "prune-images" else ("--older-than", "7d")
+    assert cli("cron", "install", job, *options).code == 0
+    words = _argv(files[job])
+    command = typer.main.get_command(app)
+    with command.make_context("dockops", list(words), resilient_parsing=False) as root:
+        sub = command.get_command(root, words[0])  # type: ignore[attr-defined]
+        assert sub is not None
+        with sub.make_context(words[0], words[1:], parent=root) as parsed:
+            assert parsed.params["quiet"] is True
+            if job == "prune-images":
+                assert str(parsed.params["usage_file"]) == "/var/lib/dockops/usage.json"
+                assert parsed.params["max_disk"] == "80%"
