@@ -1,0 +1,275 @@
+"""prune-images on both engines: --keep-last per repository over images with several tags and
+images in two repositories, what keeps an image (a container, a label), the re-check of each
+image between plan and delete, --dry-run against the real run, and the JSON report.
+
+Images are loaded from save-format tars with chosen creation dates: a load sets no last tag
+time on either engine, so the creation date alone orders them. Podman stores a short name
+under localhost/ and dockops reports it as stored; a --reference typed without it matches.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from dockops.core.cleanup.lock import exclusive
+from dockops.core.cleanup.prune_images import execute_plan, plan_images
+from dockops.core.cleanup.retention import RetentionRules
+from dockops.engine import connect
+from tests.conftest import Cli
+from tests.harness.engine import Engine as HarnessEngine
+from tests.support.imagefactory import FakeImage, ago, load_images
+
+APP = "dockops-test/app"
+
+
+def stored(engine: HarnessEngine, name: str) -> str:
+    """A short name as the engine stores it and dockops reports it."""
+    return f"localhost/{name}" if engine.kind == "podman" else name
+
+
+def prune(cli: Cli, tmp_path: Path, *args: str) -> tuple[int, dict[str, Any]]:
+    result = cli("prune-images", "--json", "--lock-file", str(tmp_path / "lock"), *args)
+    assert result.err == "", result.err
+    return result.code, json.loads(result.out)
+
+
+def tags_of(client: docker.DockerClient, image_id: str) -> set[str] | None:
+    """The image's tags as the engine holds them now; None when it is gone."""
+    try:
+        return set(client.api.inspect_image(image_id)["RepoTags"] or ())
+    except docker.errors.NotFound:
+        return None
+
+
+def removed_of(report: dict[str, Any]) -> list[tuple[str, set[str], bool]]:
+    return [(r["image"], set(r["tags"]), r["delete"]) for r in report["removed"]]
+
+
+def kept_of(report: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {k["reference"]: (k["kind"], k["reason"]) for k in report["kept"]}
+
+
+def test_keep_last_counts_images_per_repository_and_an_image_goes_with_all_its_tags(
+    engine: HarnessEngine, docker_env: docker.DockerClient, cli: Cli, tmp_path: Path
+) -> None:
+    old, middle, newest = load_images(
+        docker_env,
+        [
+            FakeImage(created=ago(days=4), seed="kl-a", tags=(f"{APP}:1", f"{APP}:one")),
+            FakeImage(created=ago(days=3), seed="kl-b", tags=(f"{APP}:2",)),
+            FakeImage(created=ago(days=2), seed="kl-c", tags=(f"{APP}:3", "dockops-test/other:x")),
+        ],
+    )
+    app = stored(engine, APP)
+    code, report = prune(cli, tmp_path, "--reference", APP, "--keep-last", "1")
+
+    assert code == 0 and report["failed"] == []
+    # Least recently used first; the two tags of one image rank (and go) together.
+    assert removed_of(report) == [
+        (old, {f"{app}:1", f"{app}:one"}, True),
+        (middle, {f"{app}:2"}, True),
+    ]
+    assert [r["last_use"]["source"] for r in report["removed"]] == ["created", "created"]
+    assert report["removed"][1]["reason"] == "2nd most recently used, beyond --keep-last 1"
+    # other:x is outside --reference: not a candidate, not reported, and it does not hold C.
+    assert kept_of(report) == {
+        f"{app}:3": ("keep-last", f"1st most recently used of {app} (--keep-last 1)")
+    }
+    assert report["reclaimed_bytes"] == sum(r["freed"] for r in report["removed"]) > 0
+    assert tags_of(docker_env, old) is None and tags_of(docker_env, middle) is None
+    assert tags_of(docker_env, newest) == {f"{app}:3", stored(engine, "dockops-test/other:x")}
+
+
+def test_an_image_with_a_tag_outside_the_plan_is_only_untagged(
+    engine: HarnessEngine, docker_env: docker.DockerClient, cli: Cli, tmp_path: Path
+) -> None:
+    shared, newest = load_images(
+        docker_env,
+        [
+            FakeImage(created=ago(days=4), seed="ut-a", tags=(f"{APP}:1", "dockops-test/keep-a:1")),
+            FakeImage(created=ago(days=2), seed="ut-b", tags=(f"{APP}:2",)),
+        ],
+    )
+    app = stored(engine, APP)
+    code, report = prune(cli, tmp_path, "--reference", APP, "--keep-last", "1")
+
+    assert code == 0 and report["failed"] == []
+    keeps = stored(engine, "dockops-test/keep-a:1")
+    assert removed_of(report) == [(shared, {f"{app}:1"}, False)]
+    assert report["removed"][0]["freed"] == 0 and report["reclaimed_bytes"] == 0
+    assert report["removed"][0]["reason"].endswith(f"untagged only: still tagged {keeps}")
+    # Untagged, never deleted: on Podman through its own untag, which never deletes.
+    assert tags_of(docker_env, shared) == {keeps}
+    assert tags_of(docker_env, newest) == {f"{app}:2"}
+
+
+def _busybox_image(client: docker.DockerClient, ref: str, text: str) -> str:
+    """An image that can run (busybox with one file more), committed under `ref`."""
+    box = client.containers.create(
+        "busybox:latest", ["sh", "-c", f"echo {text} > /f"], network_mode="none"
+    )
+    box.start()
+    box.wait(timeout=60)
+    repository, tag = ref.rsplit(":", 1)
+    image_id = str(box.commit(repository=repository, tag=tag).id)
+    box.remove()
+    return image_id
+
+
+def test_images_a_container_uses_or_a_label_keeps_stay_and_say_which_rule(
+    engine: HarnessEngine, docker_env: docker.DockerClient, cli: Cli, tmp_path: Path
+) -> None:
+    running_image = _busybox_image(docker_env, f"{APP}:running", "running")
+    stopped_image = _busybox_image(docker_env, f"{APP}:stopped", "stopped")
+    labelled, free = load_images(
+        docker_env,
+        [
+            FakeImage(seed="rule-l", labels={"keep": "yes"}, tags=(f"{APP}:labelled",)),
+            FakeImage(seed="rule-f", tags=(f"{APP}:free",)),
+        ],
+    )
+    running = docker_env.containers.create(running_image, ["sleep", "300"], network_mode="none")
+    running.start()
+    stopped = docker_env.containers.create(stopped_image, ["true"], network_mode="none")
+    stopped.start()
+    stopped.wait(timeout=60)
+    app = stored(engine, APP)
+
+    code, report = prune(
+        cli, tmp_path, "--reference", APP, "--keep-last", "0", "--keep-label", "keep=yes"
+    )
+    assert code == 0 and report["failed"] == []
+    assert removed_of(report) == [(free, {f"{app}:free"}, True)]
+    assert kept_of(report) == {
+        f"{app}:running": ("in-use", f"in use by container {running.id[:12]}"),
+        f"{app}:stopped": ("in-use", f"in use by container {stopped.id[:12]}"),
+        f"{app}:labelled": ("kept-label", "kept label keep=yes"),
+    }
+    # A container's start and finish are uses of its image.
+    uses = {k["reference"]: k["last_use"]["source"] for k in report["kept"]}
+    assert uses[f"{app}:running"] == f"container {running.id[:12]} started"
+    assert uses[f"{app}:stopped"] == f"container {stopped.id[:12]} finished"
+    assert tags_of(docker_env, free) is None
+    for image_id in (running_image, stopped_image, labelled):
+        assert tags_of(docker_env, image_id)
+    running.remove(force=True)
+
+
+def test_an_image_that_changes_between_plan_and_delete_is_kept(
+    engine: HarnessEngine, docker_env: docker.DockerClient
+) -> None:
+    gains_tag, gains_container, two_tags_gain_container, goes = load_images(
+        docker_env,
+        [
+            FakeImage(created=ago(days=5), seed="rc-tag", tags=(f"{APP}:1",)),
+            FakeImage(created=ago(days=5), seed="rc-box", tags=(f"{APP}:2",)),
+            FakeImage(created=ago(days=5), seed="rc-box2", tags=(f"{APP}:3", f"{APP}:three")),
+            FakeImage(created=ago(days=5), seed="rc-goes", tags=(f"{APP}:4",)),
+        ],
+    )
+    app = stored(engine, APP)
+    rules = RetentionRules(references=(APP,), keep_last=0)
+    plan, _, _ = plan_images(connect(), rules)
+    planned = {e.image for e in plan.remove if e.delete}
+    assert {gains_tag, gains_container, two_tags_gain_container, goes} <= planned
+
+    docker_env.api.tag(gains_tag, "dockops-test/late", "v1")
+    box = docker_env.containers.create(gains_container, ["sh"], network_mode="none")
+    box2 = docker_env.containers.create(two_tags_gain_container, ["sh"], network_mode="none")
+    result = execute_plan(connect(), plan)
+
+    assert result.failed == ()
+    assert [e.image for e in result.removed] == [goes]
+    kept = {(k.reference, k.kind, k.reason) for k in result.kept}
+    late = stored(engine, "dockops-test/late:v1")
+    assert (f"{app}:1", "changed", f"tagged since planning ({late})") in kept
+    # One tag: the engine refuses the delete by ID (atomically with it) and names the holder.
+    assert (f"{app}:2", "in-use", f"in use by container {box.id[:12]} (since planning)") in kept
+    # Two tags: dockops looks before untagging the first, so both stay.
+    since = "in use by a container created since planning"
+    assert {(f"{app}:3", "in-use", since), (f"{app}:three", "in-use", since)} <= kept
+    assert tags_of(docker_env, gains_tag) == {f"{app}:1", late}
+    assert tags_of(docker_env, gains_container) == {f"{app}:2"}
+    assert tags_of(docker_env, two_tags_gain_container) == {f"{app}:3", f"{app}:three"}
+    assert tags_of(docker_env, goes) is None
+    box.remove()
+    box2.remove()
+
+
+def test_dry_run_touches_nothing_takes_no_lock_and_the_real_run_does_exactly_its_plan(
+    engine: HarnessEngine, docker_env: docker.DockerClient, cli: Cli, tmp_path: Path
+) -> None:
+    ids = load_images(
+        docker_env,
+        [
+            FakeImage(created=ago(days=9 - n), seed=f"dry-{n}", tags=(f"{APP}:{n}", f"{APP}:v{n}"))
+            for n in range(5)
+        ]
+        + [FakeImage(created=ago(days=9), seed="dry-x", tags=(f"{APP}:x", "dockops-test/y:1"))],
+    )
+    before = {i: tags_of(docker_env, i) for i in ids}
+    lock = tmp_path / "lock"
+    with exclusive(lock):  # a real run holds the lock: a look still works
+        code, plan = prune(cli, tmp_path, "--reference", APP, "--keep-last", "2", "--dry-run")
+    assert code == 0 and plan["dry_run"] is True
+    assert {i: tags_of(docker_env, i) for i in ids} == before
+    assert {r["image"] for r in plan["removed"]} == {ids[0], ids[1], ids[2], ids[5]}
+
+    code, done = prune(cli, tmp_path, "--reference", APP, "--keep-last", "2")
+    assert code == 0 and done["dry_run"] is False and done["failed"] == []
+    assert done["removed"] == plan["removed"]  # same images, tags, sizes, last uses, reasons
+    assert done["kept"] == plan["kept"]
+    assert done["reclaimed_bytes"] == plan["reclaimed_bytes"]
+    for eviction in plan["removed"]:
+        left = before[eviction["image"]] - set(eviction["tags"])
+        assert tags_of(docker_env, eviction["image"]) == (None if eviction["delete"] else left)
+    assert tags_of(docker_env, ids[3]) == before[ids[3]]
+    assert tags_of(docker_env, ids[4]) == before[ids[4]]
+
+
+def test_the_json_report_shape(
+    engine: HarnessEngine, docker_env: docker.DockerClient, cli: Cli, tmp_path: Path
+) -> None:
+    load_images(
+        docker_env,
+        [
+            FakeImage(created=ago(days=3), seed="shape-a", tags=(f"{APP}:1",)),
+            FakeImage(created=ago(days=2), seed="shape-b", tags=(f"{APP}:2",)),
+        ],
+    )
+    code, report = prune(
+        cli, tmp_path, "--reference", APP, "--keep-last", "1", "--max-disk", "1TB"
+    )
+    assert code == 0
+    assert set(report) >= {"dry_run", "removed", "kept", "reclaimed_bytes", "budget", "failed"}
+    # Within 1TB already: nothing goes, and each candidate says which rule keeps it.
+    assert report["removed"] == []
+    kinds = {k["reference"]: k["kind"] for k in report["kept"]}
+    assert kinds == {f"{stored(engine, APP)}:2": "keep-last", f"{stored(engine, APP)}:1": "max-disk"}
+    for kept in report["kept"]:
+        assert set(kept) == {"reference", "image", "kind", "reason", "last_use"}
+        assert set(kept["last_use"]) == {"when", "source"}
+    assert set(report["budget"]) == {"limit", "before", "after", "shortfall", "held"}
+    assert report["budget"]["limit"] == 1_000_000_000_000 and report["budget"]["shortfall"] == 0
+
+    code, report = prune(cli, tmp_path, "--reference", APP, "--keep-last", "1")
+    assert code == 0 and report["budget"] is None
+    [removed] = report["removed"]
+    assert set(removed) == {"image", "tags", "delete", "freed", "last_use", "reason"}
+    assert set(removed["last_use"]) == {"when", "source"}
+    assert removed["last_use"]["when"].endswith("Z")
+    assert isinstance(removed["freed"], int) and removed["delete"] is True
+
+
+@pytest.mark.parametrize("bad", [[], ["--max-disk", "101%"], ["--keep-last", "-1"]])
+def test_bad_input_exits_2_before_the_engine(
+    cli: Cli, bad: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")  # 3 if anything reached it
+    result = cli("prune-images", "--lock-file", str(tmp_path / "lock"), *bad)
+    assert result.code == 2, result
