@@ -197,6 +197,8 @@ def _evict(engine: Engine, eviction: Eviction, podman: bool) -> Eviction | Failu
     except EngineRefused as exc:
         if any(words in exc.message for words in VANISHING) and _went(engine, eviction.image):
             return gone
+        if podman and exc.message.endswith("tag not known"):
+            return gone  # another run untagged it first: Docker's 404 for the same race
         refusal = read_refusal(eviction.image, exc.message)
         if isinstance(refusal, Failure):
             return refusal

@@ -17,6 +17,7 @@ from typing import Any
 import docker
 import pytest
 
+from dockops.core.cleanup import prune_images as prune_images_module
 from dockops.core.cleanup.lock import exclusive
 from dockops.core.cleanup.prune_images import execute_plan, plan_images
 from dockops.core.cleanup.retention import RetentionRules
@@ -278,3 +279,28 @@ def test_bad_input_exits_2_before_the_engine(
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")  # 3 if anything reached it
     result = cli("prune-images", "--lock-file", str(tmp_path / "lock"), *bad)
     assert result.code == 2, result
+
+
+def test_a_name_another_run_removes_just_before_the_untag_is_no_failure(
+    engine: HarnessEngine, docker_env: docker.DockerClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two runs with their own lock files: both re-check an image, one removes its first name,
+    # then the other asks for the same name (Docker answers 404, Podman's untag "tag not
+    # known"). The other run deletes the image; this one has nothing left to do.
+    [image_id] = load_images(
+        docker_env, [FakeImage(created=ago(days=5), seed="race", tags=(f"{APP}:1", f"{APP}:2"))]
+    )
+    plan, _, _ = plan_images(connect(), RetentionRules(references=(APP,), keep_last=0))
+    [eviction] = [e for e in plan.remove if e.image == image_id]
+    real = prune_images_module._untag
+
+    def other_run_first(client: Any, image: str, name: str, podman: bool) -> None:
+        real(client, image, name, podman)
+        real(client, image, name, podman)
+
+    monkeypatch.setattr(prune_images_module, "_untag", other_run_first)
+    result = execute_plan(connect(), plan)
+    assert result.failed == ()
+    assert {(k.reference, k.kind) for k in result.kept if k.image == image_id} == {
+        (tag, "gone") for tag in eviction.tags
+    }
