@@ -232,7 +232,7 @@ def test_dry_run_touches_nothing_takes_no_lock_and_the_real_run_does_exactly_its
     assert done["kept"] == plan["kept"]
     assert done["reclaimed_bytes"] == plan["reclaimed_bytes"]
     for eviction in plan["removed"]:
-        left = before[eviction["image"]] - set(eviction["tags"])
+        left = (before[eviction["image"]] or set()) - set(eviction["tags"])
         assert tags_of(docker_env, eviction["image"]) == (None if eviction["delete"] else left)
     assert tags_of(docker_env, ids[3]) == before[ids[3]]
     assert tags_of(docker_env, ids[4]) == before[ids[4]]
@@ -248,15 +248,16 @@ def test_the_json_report_shape(
             FakeImage(created=ago(days=2), seed="shape-b", tags=(f"{APP}:2",)),
         ],
     )
-    code, report = prune(
-        cli, tmp_path, "--reference", APP, "--keep-last", "1", "--max-disk", "1TB"
-    )
+    code, report = prune(cli, tmp_path, "--reference", APP, "--keep-last", "1", "--max-disk", "1TB")
     assert code == 0
     assert set(report) >= {"dry_run", "removed", "kept", "reclaimed_bytes", "budget", "failed"}
     # Within 1TB already: nothing goes, and each candidate says which rule keeps it.
     assert report["removed"] == []
     kinds = {k["reference"]: k["kind"] for k in report["kept"]}
-    assert kinds == {f"{loaded(engine, APP)}:2": "keep-last", f"{loaded(engine, APP)}:1": "max-disk"}
+    assert kinds == {
+        f"{loaded(engine, APP)}:2": "keep-last",
+        f"{loaded(engine, APP)}:1": "max-disk",
+    }
     for kept in report["kept"]:
         assert set(kept) == {"reference", "image", "kind", "reason", "last_use"}
         assert set(kept["last_use"]) == {"when", "source"}

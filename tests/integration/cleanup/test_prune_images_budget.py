@@ -224,8 +224,16 @@ def test_on_podman_a_loaded_name_and_a_tagged_one_are_two_repositories(
 
 def _start(lock: Path, *rules: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "dockops", "prune-images", "--json", "--lock-file", str(lock)]
-        + list(rules),
+        [
+            sys.executable,
+            "-m",
+            "dockops",
+            "prune-images",
+            "--json",
+            "--lock-file",
+            str(lock),
+            *rules,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
