@@ -157,6 +157,24 @@ def test_a_budget_the_rules_cannot_reach_is_no_failure_and_says_what_holds_the_b
     ]
 
 
+@pytest.mark.engines("podman")
+def test_on_podman_the_total_leaves_out_a_layer_two_images_share(
+    engine: HarnessEngine, docker_env: docker.DockerClient, cli: Cli, tmp_path: Path
+) -> None:
+    # Podman's df has no total and gives each image's UniqueSize: a layer two images share
+    # (busybox's, under a child committed on it) is in neither, so the total dockops plans
+    # against is below what the images take by that layer. Pinned; see the issue 20 report.
+    busybox = docker_env.api.inspect_image("busybox:latest")
+    box = docker_env.containers.create("busybox:latest", ["sh"], network_mode="none")
+    box.commit(repository=LRU, tag="child")
+    box.remove()
+    total, sizes = disk(engine, docker_env)
+    assert sizes[busybox["Id"]] == 0  # its only layer is shared now
+    code, report = prune(cli, tmp_path, "--reference", LRU, "--max-disk", "1TB", "--dry-run")
+    assert code == 0 and report["budget"]["before"] == total
+    assert int(busybox["Size"]) > 0  # ... and counted nowhere in the total
+
+
 def test_a_percentage_is_of_the_filesystem_the_engine_keeps_images_on(
     docker_env: docker.DockerClient, engine: HarnessEngine, cli: Cli, tmp_path: Path
 ) -> None:
