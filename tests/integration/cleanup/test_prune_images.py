@@ -2,15 +2,17 @@
 images in two repositories, what keeps an image (a container, a label), the re-check of each
 image between plan and delete, --dry-run against the real run, and the JSON report.
 
-Images are loaded from save-format tars with chosen creation dates: a load sets no last tag
-time on either engine, so the creation date alone orders them. Podman's load stores a short
-name under localhost/ (its tag and commit do not) and dockops reports it as stored; a
---reference typed without it matches it.
+Images are loaded from save-format tars, one load each, in the order of their creation dates:
+Docker's load event makes a load a use, Podman's names no image (neither engine sets a last
+tag time on load), so both engines see the same order. Each test has a repository of its own.
+Podman's load stores a short name under localhost/ (its tag and commit do not) and dockops
+reports it as stored; a --reference typed without it matches it.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,14 @@ from tests.conftest import Cli
 from tests.harness.engine import Engine as HarnessEngine
 from tests.support.imagefactory import FakeImage, ago, load_images
 
-APP = "dockops-test/app"
+
+@pytest.fixture
+def repo() -> str:
+    """A repository of the test's own. The engines' events name images by name (Podman's
+    container events always do, even for a container created by ID), and dockops credits a
+    name's use to the image that holds the name now: an earlier test's event must not name
+    this test's images."""
+    return f"dockops-test/r{uuid.uuid4().hex[:10]}"
 
 
 def loaded(engine: HarnessEngine, name: str) -> str:
@@ -37,7 +46,10 @@ def loaded(engine: HarnessEngine, name: str) -> str:
 
 
 def prune(cli: Cli, tmp_path: Path, *args: str) -> tuple[int, dict[str, Any]]:
-    result = cli("prune-images", "--json", "--lock-file", str(tmp_path / "lock"), *args)
+    result = cli(
+        "prune-images", "--json", "--lock-file", str(tmp_path / "lock"),
+        "--usage-file", str(tmp_path / "usage.json"), *args,
+    )  # fmt: skip
     assert result.err == "", result.err
     return result.code, json.loads(result.out)
 
@@ -50,6 +62,11 @@ def tags_of(client: docker.DockerClient, image_id: str) -> set[str] | None:
         return None
 
 
+def load_in_order(client: docker.DockerClient, images: list[FakeImage]) -> list[str]:
+    """Each image loaded on its own, in this order (least recently used first)."""
+    return [load_images(client, [image])[0] for image in images]
+
+
 def removed_of(report: dict[str, Any]) -> list[tuple[str, set[str], bool]]:
     return [(r["image"], set(r["tags"]), r["delete"]) for r in report["removed"]]
 
@@ -59,18 +76,18 @@ def kept_of(report: dict[str, Any]) -> dict[str, tuple[str, str]]:
 
 
 def test_keep_last_counts_images_per_repository_and_an_image_goes_with_all_its_tags(
-    engine: HarnessEngine, docker_env: docker.DockerClient, cli: Cli, tmp_path: Path
+    engine: HarnessEngine, docker_env: docker.DockerClient, cli: Cli, tmp_path: Path, repo: str
 ) -> None:
-    old, middle, newest = load_images(
+    old, middle, newest = load_in_order(
         docker_env,
         [
-            FakeImage(created=ago(days=4), seed="kl-a", tags=(f"{APP}:1", f"{APP}:one")),
-            FakeImage(created=ago(days=3), seed="kl-b", tags=(f"{APP}:2",)),
-            FakeImage(created=ago(days=2), seed="kl-c", tags=(f"{APP}:3", "dockops-test/other:x")),
+            FakeImage(created=ago(days=4), seed="kl-a", tags=(f"{repo}:1", f"{repo}:one")),
+            FakeImage(created=ago(days=3), seed="kl-b", tags=(f"{repo}:2",)),
+            FakeImage(created=ago(days=2), seed="kl-c", tags=(f"{repo}:3", f"{repo}-other:x")),
         ],
     )
-    app = loaded(engine, APP)
-    code, report = prune(cli, tmp_path, "--reference", APP, "--keep-last", "1")
+    app = loaded(engine, repo)
+    code, report = prune(cli, tmp_path, "--reference", repo, "--keep-last", "1")
 
     assert code == 0 and report["failed"] == []
     # Least recently used first; the two tags of one image rank (and go) together.
@@ -78,7 +95,9 @@ def test_keep_last_counts_images_per_repository_and_an_image_goes_with_all_its_t
         (old, {f"{app}:1", f"{app}:one"}, True),
         (middle, {f"{app}:2"}, True),
     ]
-    assert [r["last_use"]["source"] for r in report["removed"]] == ["created", "created"]
+    # Docker's load is a use (its event); Podman's event names no image: its creation counts.
+    loaded_use = "image loaded (engine event)" if engine.kind == "docker" else "created"
+    assert report["removed"][1]["last_use"]["source"] == loaded_use
     assert report["removed"][1]["reason"] == "2nd most recently used, beyond --keep-last 1"
     # other:x is outside --reference: not a candidate, not reported, and it does not hold C.
     assert kept_of(report) == {
@@ -86,24 +105,24 @@ def test_keep_last_counts_images_per_repository_and_an_image_goes_with_all_its_t
     }
     assert report["reclaimed_bytes"] == sum(r["freed"] for r in report["removed"]) > 0
     assert tags_of(docker_env, old) is None and tags_of(docker_env, middle) is None
-    assert tags_of(docker_env, newest) == {f"{app}:3", loaded(engine, "dockops-test/other:x")}
+    assert tags_of(docker_env, newest) == {f"{app}:3", loaded(engine, f"{repo}-other:x")}
 
 
 def test_an_image_with_a_tag_outside_the_plan_is_only_untagged(
-    engine: HarnessEngine, docker_env: docker.DockerClient, cli: Cli, tmp_path: Path
+    engine: HarnessEngine, docker_env: docker.DockerClient, cli: Cli, tmp_path: Path, repo: str
 ) -> None:
-    shared, newest = load_images(
+    shared, newest = load_in_order(
         docker_env,
         [
-            FakeImage(created=ago(days=4), seed="ut-a", tags=(f"{APP}:1", "dockops-test/keep-a:1")),
-            FakeImage(created=ago(days=2), seed="ut-b", tags=(f"{APP}:2",)),
+            FakeImage(created=ago(days=4), seed="ut-a", tags=(f"{repo}:1", f"{repo}-keep:1")),
+            FakeImage(created=ago(days=2), seed="ut-b", tags=(f"{repo}:2",)),
         ],
     )
-    app = loaded(engine, APP)
-    code, report = prune(cli, tmp_path, "--reference", APP, "--keep-last", "1")
+    app = loaded(engine, repo)
+    code, report = prune(cli, tmp_path, "--reference", repo, "--keep-last", "1")
 
     assert code == 0 and report["failed"] == []
-    keeps = loaded(engine, "dockops-test/keep-a:1")
+    keeps = loaded(engine, f"{repo}-keep:1")
     assert removed_of(report) == [(shared, {f"{app}:1"}, False)]
     assert report["removed"][0]["freed"] == 0 and report["reclaimed_bytes"] == 0
     assert report["removed"][0]["reason"].endswith(f"untagged only: still tagged {keeps}")
@@ -126,15 +145,15 @@ def _busybox_image(client: docker.DockerClient, ref: str, text: str) -> str:
 
 
 def test_images_a_container_uses_or_a_label_keeps_stay_and_say_which_rule(
-    engine: HarnessEngine, docker_env: docker.DockerClient, cli: Cli, tmp_path: Path
+    engine: HarnessEngine, docker_env: docker.DockerClient, cli: Cli, tmp_path: Path, repo: str
 ) -> None:
-    running_image = _busybox_image(docker_env, f"{APP}:running", "running")
-    stopped_image = _busybox_image(docker_env, f"{APP}:stopped", "stopped")
+    running_image = _busybox_image(docker_env, f"{repo}:running", "running")
+    stopped_image = _busybox_image(docker_env, f"{repo}:stopped", "stopped")
     labelled, free = load_images(
         docker_env,
         [
-            FakeImage(seed="rule-l", labels={"keep": "yes"}, tags=(f"{APP}:labelled",)),
-            FakeImage(seed="rule-f", tags=(f"{APP}:free",)),
+            FakeImage(seed="rule-l", labels={"keep": "yes"}, tags=(f"{repo}:labelled",)),
+            FakeImage(seed="rule-f", tags=(f"{repo}:free",)),
         ],
     )
     running = docker_env.containers.create(running_image, ["sleep", "300"], network_mode="none")
@@ -142,24 +161,24 @@ def test_images_a_container_uses_or_a_label_keeps_stay_and_say_which_rule(
     stopped = docker_env.containers.create(stopped_image, ["sleep", "1"], network_mode="none")
     stopped.start()
     stopped.wait(timeout=60)
-    app = loaded(engine, APP)
+    app = loaded(engine, repo)
 
     code, report = prune(
-        cli, tmp_path, "--reference", APP, "--keep-last", "0", "--keep-label", "keep=yes"
+        cli, tmp_path, "--reference", repo, "--keep-last", "0", "--keep-label", "keep=yes"
     )
     assert code == 0 and report["failed"] == []
     assert removed_of(report) == [(free, {f"{app}:free"}, True)]
     # Committed images keep the name as typed on both engines; loaded ones are localhost/ on
     # Podman: --reference dockops-test/app matches both.
     assert kept_of(report) == {
-        f"{APP}:running": ("in-use", f"in use by container {running.id[:12]}"),
-        f"{APP}:stopped": ("in-use", f"in use by container {stopped.id[:12]}"),
+        f"{repo}:running": ("in-use", f"in use by container {running.id[:12]}"),
+        f"{repo}:stopped": ("in-use", f"in use by container {stopped.id[:12]}"),
         f"{app}:labelled": ("kept-label", "kept label keep=yes"),
     }
     # A container's start and finish are uses of its image.
     uses = {k["reference"]: k["last_use"]["source"] for k in report["kept"]}
-    assert uses[f"{APP}:running"] == f"container {running.id[:12]} started"
-    assert uses[f"{APP}:stopped"] == f"container {stopped.id[:12]} finished"
+    assert uses[f"{repo}:running"].startswith(f"container {running.id[:12]} started")
+    assert uses[f"{repo}:stopped"].startswith(f"container {stopped.id[:12]} finished")
     assert tags_of(docker_env, free) is None
     for image_id in (running_image, stopped_image, labelled):
         assert tags_of(docker_env, image_id)
@@ -167,24 +186,24 @@ def test_images_a_container_uses_or_a_label_keeps_stay_and_say_which_rule(
 
 
 def test_an_image_that_changes_between_plan_and_delete_is_kept(
-    engine: HarnessEngine, docker_env: docker.DockerClient
+    engine: HarnessEngine, docker_env: docker.DockerClient, repo: str
 ) -> None:
     gains_tag, gains_container, two_tags_gain_container, goes = load_images(
         docker_env,
         [
-            FakeImage(created=ago(days=5), seed="rc-tag", tags=(f"{APP}:1",)),
-            FakeImage(created=ago(days=5), seed="rc-box", tags=(f"{APP}:2",)),
-            FakeImage(created=ago(days=5), seed="rc-box2", tags=(f"{APP}:3", f"{APP}:three")),
-            FakeImage(created=ago(days=5), seed="rc-goes", tags=(f"{APP}:4",)),
+            FakeImage(created=ago(days=5), seed="rc-tag", tags=(f"{repo}:1",)),
+            FakeImage(created=ago(days=5), seed="rc-box", tags=(f"{repo}:2",)),
+            FakeImage(created=ago(days=5), seed="rc-box2", tags=(f"{repo}:3", f"{repo}:three")),
+            FakeImage(created=ago(days=5), seed="rc-goes", tags=(f"{repo}:4",)),
         ],
     )
-    app = loaded(engine, APP)
-    rules = RetentionRules(references=(APP,), keep_last=0)
-    plan, _, _ = plan_images(connect(), rules)
+    app = loaded(engine, repo)
+    rules = RetentionRules(references=(repo,), keep_last=0)
+    plan, _ = plan_images(connect(), rules)
     planned = {e.image for e in plan.remove if e.delete}
     assert {gains_tag, gains_container, two_tags_gain_container, goes} <= planned
 
-    docker_env.api.tag(gains_tag, "dockops-test/late", "v1")
+    docker_env.api.tag(gains_tag, f"{repo}-late", "v1")
     box = docker_env.containers.create(gains_container, ["sh"], network_mode="none")
     box2 = docker_env.containers.create(two_tags_gain_container, ["sh"], network_mode="none")
     result = execute_plan(connect(), plan)
@@ -192,7 +211,7 @@ def test_an_image_that_changes_between_plan_and_delete_is_kept(
     assert result.failed == ()
     assert [e.image for e in result.removed] == [goes]
     kept = {(k.reference, k.kind, k.reason) for k in result.kept}
-    late = "dockops-test/late:v1"  # tagged, not loaded: no localhost/ on Podman
+    late = f"{repo}-late:v1"  # tagged, not loaded: no localhost/ on Podman
     assert (f"{app}:1", "changed", f"tagged since planning ({late})") in kept
     # One tag: the engine refuses the delete by ID (atomically with it) and names the holder.
     assert (f"{app}:2", "in-use", f"in use by container {box.id[:12]} (since planning)") in kept
@@ -208,25 +227,28 @@ def test_an_image_that_changes_between_plan_and_delete_is_kept(
 
 
 def test_dry_run_touches_nothing_takes_no_lock_and_the_real_run_does_exactly_its_plan(
-    engine: HarnessEngine, docker_env: docker.DockerClient, cli: Cli, tmp_path: Path
+    engine: HarnessEngine, docker_env: docker.DockerClient, cli: Cli, tmp_path: Path, repo: str
 ) -> None:
-    ids = load_images(
+    ids = load_in_order(
         docker_env,
-        [
-            FakeImage(created=ago(days=9 - n), seed=f"dry-{n}", tags=(f"{APP}:{n}", f"{APP}:v{n}"))
+        [FakeImage(created=ago(days=10), seed="dry-x", tags=(f"{repo}:x", f"{repo}-y:1"))]
+        + [
+            FakeImage(
+                created=ago(days=9 - n), seed=f"dry-{n}", tags=(f"{repo}:{n}", f"{repo}:v{n}")
+            )
             for n in range(5)
-        ]
-        + [FakeImage(created=ago(days=9), seed="dry-x", tags=(f"{APP}:x", "dockops-test/y:1"))],
+        ],
     )
     before = {i: tags_of(docker_env, i) for i in ids}
     lock = tmp_path / "lock"
     with exclusive(lock):  # a real run holds the lock: a look still works
-        code, plan = prune(cli, tmp_path, "--reference", APP, "--keep-last", "2", "--dry-run")
+        code, plan = prune(cli, tmp_path, "--reference", repo, "--keep-last", "2", "--dry-run")
     assert code == 0 and plan["dry_run"] is True
     assert {i: tags_of(docker_env, i) for i in ids} == before
-    assert {r["image"] for r in plan["removed"]} == {ids[0], ids[1], ids[2], ids[5]}
+    assert not (tmp_path / "usage.json").exists()  # nor the usage record
+    assert {r["image"] for r in plan["removed"]} == set(ids[:4])
 
-    code, done = prune(cli, tmp_path, "--reference", APP, "--keep-last", "2")
+    code, done = prune(cli, tmp_path, "--reference", repo, "--keep-last", "2")
     assert code == 0 and done["dry_run"] is False and done["failed"] == []
     assert done["removed"] == plan["removed"]  # same images, tags, sizes, last uses, reasons
     assert done["kept"] == plan["kept"]
@@ -234,29 +256,31 @@ def test_dry_run_touches_nothing_takes_no_lock_and_the_real_run_does_exactly_its
     for eviction in plan["removed"]:
         left = (before[eviction["image"]] or set()) - set(eviction["tags"])
         assert tags_of(docker_env, eviction["image"]) == (None if eviction["delete"] else left)
-    assert tags_of(docker_env, ids[3]) == before[ids[3]]
     assert tags_of(docker_env, ids[4]) == before[ids[4]]
+    assert tags_of(docker_env, ids[5]) == before[ids[5]]
 
 
 def test_the_json_report_shape(
-    engine: HarnessEngine, docker_env: docker.DockerClient, cli: Cli, tmp_path: Path
+    engine: HarnessEngine, docker_env: docker.DockerClient, cli: Cli, tmp_path: Path, repo: str
 ) -> None:
-    load_images(
+    load_in_order(
         docker_env,
         [
-            FakeImage(created=ago(days=3), seed="shape-a", tags=(f"{APP}:1",)),
-            FakeImage(created=ago(days=2), seed="shape-b", tags=(f"{APP}:2",)),
+            FakeImage(created=ago(days=3), seed="shape-a", tags=(f"{repo}:1",)),
+            FakeImage(created=ago(days=2), seed="shape-b", tags=(f"{repo}:2",)),
         ],
     )
-    code, report = prune(cli, tmp_path, "--reference", APP, "--keep-last", "1", "--max-disk", "1TB")
+    code, report = prune(
+        cli, tmp_path, "--reference", repo, "--keep-last", "1", "--max-disk", "1TB"
+    )
     assert code == 0
     assert set(report) >= {"dry_run", "removed", "kept", "reclaimed_bytes", "budget", "failed"}
     # Within 1TB already: nothing goes, and each candidate says which rule keeps it.
     assert report["removed"] == []
     kinds = {k["reference"]: k["kind"] for k in report["kept"]}
     assert kinds == {
-        f"{loaded(engine, APP)}:2": "keep-last",
-        f"{loaded(engine, APP)}:1": "max-disk",
+        f"{loaded(engine, repo)}:2": "keep-last",
+        f"{loaded(engine, repo)}:1": "max-disk",
     }
     for kept in report["kept"]:
         assert set(kept) == {"reference", "image", "kind", "reason", "last_use"}
@@ -264,7 +288,7 @@ def test_the_json_report_shape(
     assert set(report["budget"]) == {"limit", "before", "after", "shortfall", "held"}
     assert report["budget"]["limit"] == 1_000_000_000_000 and report["budget"]["shortfall"] == 0
 
-    code, report = prune(cli, tmp_path, "--reference", APP, "--keep-last", "1")
+    code, report = prune(cli, tmp_path, "--reference", repo, "--keep-last", "1")
     assert code == 0 and report["budget"] is None
     [removed] = report["removed"]
     assert set(removed) == {"image", "tags", "delete", "freed", "last_use", "reason"}
@@ -283,15 +307,18 @@ def test_bad_input_exits_2_before_the_engine(
 
 
 def test_a_name_another_run_removes_just_before_the_untag_is_no_failure(
-    engine: HarnessEngine, docker_env: docker.DockerClient, monkeypatch: pytest.MonkeyPatch
+    engine: HarnessEngine,
+    docker_env: docker.DockerClient,
+    monkeypatch: pytest.MonkeyPatch,
+    repo: str,
 ) -> None:
     # Two runs with their own lock files: both re-check an image, one removes its first name,
     # then the other asks for the same name (Docker answers 404, Podman's untag "tag not
     # known"). The other run deletes the image; this one has nothing left to do.
     [image_id] = load_images(
-        docker_env, [FakeImage(created=ago(days=5), seed="race", tags=(f"{APP}:1", f"{APP}:2"))]
+        docker_env, [FakeImage(created=ago(days=5), seed="race", tags=(f"{repo}:1", f"{repo}:2"))]
     )
-    plan, _, _ = plan_images(connect(), RetentionRules(references=(APP,), keep_last=0))
+    plan, _ = plan_images(connect(), RetentionRules(references=(repo,), keep_last=0))
     [eviction] = [e for e in plan.remove if e.image == image_id]
     real = prune_images_module._untag
 

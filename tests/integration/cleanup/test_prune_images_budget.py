@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,16 @@ from tests.conftest import Cli
 from tests.harness.engine import Engine as HarnessEngine
 from tests.support.imagefactory import FakeImage, ago, load_images
 
-LRU = "dockops-test/lru"
+
+@pytest.fixture
+def repo() -> str:
+    """A repository of the test's own. The engines' events name images by name (Podman's
+    container events always do, even for a container created by ID), and dockops credits a
+    name's use to the image that holds the name now: an earlier test's event must not name
+    this test's images."""
+    return f"dockops-test/r{uuid.uuid4().hex[:10]}"
+
+
 MIB = 1024 * 1024
 
 
@@ -39,7 +49,10 @@ def loaded(engine: HarnessEngine, name: str) -> str:
 
 
 def prune(cli: Cli, tmp_path: Path, *args: str) -> tuple[int, dict[str, Any]]:
-    result = cli("prune-images", "--json", "--lock-file", str(tmp_path / "lock"), *args)
+    result = cli(
+        "prune-images", "--json", "--lock-file", str(tmp_path / "lock"),
+        "--usage-file", str(tmp_path / "usage.json"), *args,
+    )  # fmt: skip
     assert result.err == "", result.err
     return result.code, json.loads(result.out)
 
@@ -65,15 +78,22 @@ def exists(client: docker.DockerClient, image_id: str) -> bool:
     return True
 
 
-def lru_images(client: docker.DockerClient, count: int, prefix: str) -> list[str]:
-    """`count` images of 1, 2, 3... MiB each its own layer, the first created longest ago."""
-    return load_images(
+def load_in_order(client: docker.DockerClient, images: list[FakeImage]) -> list[str]:
+    """Each image loaded on its own, in this order: a load is a use on Docker (its event), not
+    on Podman (its event names no image), so the order of the loads and of the creation dates
+    is the same."""
+    return [load_images(client, [image])[0] for image in images]
+
+
+def lru_images(client: docker.DockerClient, count: int, prefix: str, repo: str) -> list[str]:
+    """`count` images of 1, 2, 3... MiB each its own layer, the first used longest ago."""
+    return load_in_order(
         client,
         [
             FakeImage(
                 created=ago(days=10 - n),
                 seed=f"{prefix}-{n}",
-                tags=(f"{LRU}:{prefix}-{n}",),
+                tags=(f"{repo}:{prefix}-{n}",),
                 layer_bytes=(n + 1) * MIB,
             )
             for n in range(count)
@@ -82,21 +102,22 @@ def lru_images(client: docker.DockerClient, count: int, prefix: str) -> list[str
 
 
 def test_max_disk_evicts_least_recently_used_until_the_images_fit(
-    engine: HarnessEngine, docker_env: docker.DockerClient, cli: Cli, tmp_path: Path
+    engine: HarnessEngine, docker_env: docker.DockerClient, cli: Cli, tmp_path: Path, repo: str
 ) -> None:
-    ids = lru_images(docker_env, 4, "fit")
+    ids = lru_images(docker_env, 4, "fit", repo)
     total, sizes = disk(engine, docker_env)
     first, second = sizes[ids[0]], sizes[ids[1]]
     assert first >= MIB and second >= 2 * MIB
     # Removing the oldest is not enough, the two oldest are: the plan stops after the second.
     limit = total - first - second // 2
 
-    code, report = prune(cli, tmp_path, "--reference", LRU, "--max-disk", str(limit))
+    code, report = prune(cli, tmp_path, "--reference", repo, "--max-disk", str(limit))
     assert code == 0 and report["failed"] == []
-    # A load sets no last tag time on either engine: the creation dates order them.
+    # Docker's load is a use (its event); Podman's names no image, its creation date counts.
+    loaded_use = "image loaded (engine event)" if engine.kind == "docker" else "created"
     assert [(r["image"], r["freed"], r["last_use"]["source"]) for r in report["removed"]] == [
-        (ids[0], first, "created"),
-        (ids[1], second, "created"),
+        (ids[0], first, loaded_use),
+        (ids[1], second, loaded_use),
     ]
     assert report["removed"][0]["reason"].endswith(
         f"least recently used, needed to get within {human_size(limit)}"
@@ -120,23 +141,23 @@ def test_max_disk_evicts_least_recently_used_until_the_images_fit(
 
 
 def test_a_budget_the_rules_cannot_reach_is_no_failure_and_says_what_holds_the_bytes(
-    engine: HarnessEngine, docker_env: docker.DockerClient, cli: Cli, tmp_path: Path
+    engine: HarnessEngine, docker_env: docker.DockerClient, cli: Cli, tmp_path: Path, repo: str
 ) -> None:
     held, labelled, globbed, free = load_images(
         docker_env,
         [
-            FakeImage(created=ago(days=9), seed="short-h", tags=(f"{LRU}:held",)),
-            FakeImage(created=ago(days=9), seed="short-l", tags=(f"{LRU}:l",), labels={"k": "v"}),
-            FakeImage(created=ago(days=9), seed="short-g", tags=(f"{LRU}:pinned",)),
-            FakeImage(created=ago(days=9), seed="short-f", tags=(f"{LRU}:free",)),
+            FakeImage(created=ago(days=9), seed="short-h", tags=(f"{repo}:held",)),
+            FakeImage(created=ago(days=9), seed="short-l", tags=(f"{repo}:l",), labels={"k": "v"}),
+            FakeImage(created=ago(days=9), seed="short-g", tags=(f"{repo}:pinned",)),
+            FakeImage(created=ago(days=9), seed="short-f", tags=(f"{repo}:free",)),
         ],
     )
     docker_env.containers.create(held, ["sh"], network_mode="none")
     total, sizes = disk(engine, docker_env)
 
     code, report = prune(
-        cli, tmp_path, "--reference", LRU, "--max-disk", "1MB",
-        "--keep-label", "k", "--keep", f"{LRU}:pinned",
+        cli, tmp_path, "--reference", repo, "--max-disk", "1MB",
+        "--keep-label", "k", "--keep", f"{repo}:pinned",
     )  # fmt: skip
     assert code == 0 and report["failed"] == []
     # Every delete the rules allow is done, and only those.
@@ -159,114 +180,115 @@ def test_a_budget_the_rules_cannot_reach_is_no_failure_and_says_what_holds_the_b
 
 @pytest.mark.engines("podman")
 def test_on_podman_the_total_leaves_out_a_layer_two_images_share(
-    engine: HarnessEngine, docker_env: docker.DockerClient, cli: Cli, tmp_path: Path
+    engine: HarnessEngine, docker_env: docker.DockerClient, cli: Cli, tmp_path: Path, repo: str
 ) -> None:
     # Podman's df has no total and gives each image's UniqueSize: a layer two images share
     # (busybox's, under a child committed on it) is in neither, so the total dockops plans
     # against is below what the images take by that layer. Pinned; see the issue 20 report.
     busybox = docker_env.api.inspect_image("busybox:latest")
     box = docker_env.containers.create("busybox:latest", ["sh"], network_mode="none")
-    box.commit(repository=LRU, tag="child")
+    box.commit(repository=repo, tag="child")
     box.remove()
     total, sizes = disk(engine, docker_env)
     assert sizes[busybox["Id"]] == 0  # its only layer is shared now
-    code, report = prune(cli, tmp_path, "--reference", LRU, "--max-disk", "1TB", "--dry-run")
+    code, report = prune(cli, tmp_path, "--reference", repo, "--max-disk", "1TB", "--dry-run")
     assert code == 0 and report["budget"]["before"] == total
     assert int(busybox["Size"]) > 0  # ... and counted nowhere in the total
 
 
 def test_a_percentage_is_of_the_filesystem_the_engine_keeps_images_on(
-    docker_env: docker.DockerClient, engine: HarnessEngine, cli: Cli, tmp_path: Path
+    docker_env: docker.DockerClient, engine: HarnessEngine, cli: Cli, tmp_path: Path, repo: str
 ) -> None:
-    lru_images(docker_env, 1, "pct")
+    lru_images(docker_env, 1, "pct", repo)
     root = docker_env.info()["DockerRootDir"]
     stats = os.statvfs(root)
     filesystem = stats.f_blocks * stats.f_frsize
-    code, report = prune(cli, tmp_path, "--reference", LRU, "--max-disk", "37.5%", "--dry-run")
+    code, report = prune(cli, tmp_path, "--reference", repo, "--max-disk", "37.5%", "--dry-run")
     assert code == 0
     assert report["budget"]["limit"] == int(filesystem * 37.5 / 100)
     assert report["removed"] == []  # a few MB of images is far within it
 
 
-def test_a_tag_is_a_use_on_docker_only(
-    engine: HarnessEngine, docker_env: docker.DockerClient, cli: Cli, tmp_path: Path
+def test_a_tag_is_a_use_through_the_last_tag_time_on_docker_and_the_events_on_both(
+    engine: HarnessEngine, docker_env: docker.DockerClient, cli: Cli, tmp_path: Path, repo: str
 ) -> None:
-    older, newer = load_images(
+    older, newer = load_in_order(
         docker_env,
         [
-            FakeImage(created=ago(days=5), seed="tag-use-a", tags=(f"{LRU}:a",)),
-            FakeImage(created=ago(days=4), seed="tag-use-b", tags=(f"{LRU}:b",)),
+            FakeImage(created=ago(days=5), seed="tag-use-a", tags=(f"{repo}:a",)),
+            FakeImage(created=ago(days=4), seed="tag-use-b", tags=(f"{repo}:b",)),
         ],
     )
-    docker_env.api.tag(older, loaded(engine, LRU), "again")  # the repository of the others
-    code, report = prune(cli, tmp_path, "--reference", LRU, "--keep-last", "1", "--dry-run")
+    docker_env.api.tag(older, loaded(engine, repo), "again")  # the repository of the others
+    code, report = prune(cli, tmp_path, "--reference", repo, "--keep-last", "1", "--dry-run")
     assert code == 0
-    [removed] = report["removed"]
+    # With the engine's events (the command always reads them), the tag is a use on both.
+    assert [r["image"] for r in report["removed"]] == [newer]
+    [source] = {k["last_use"]["source"] for k in report["kept"] if k["image"] == older}
+    tagged = f"image tagged {loaded(engine, repo)}:again (engine event)"
+    assert source in ({"tagged", tagged} if engine.kind == "docker" else {tagged})
+
+    # Without them, only Docker's LastTagTime says so: Podman keeps none (Go's zero time).
+    rules = RetentionRules(references=(repo,), keep_last=1)
+    plan, _ = plan_images(connect(), rules)
+    [removed] = plan.remove
     if engine.kind == "podman":
-        # Podman keeps no last tag time (its inspect says Go's zero time): the creation date
-        # still orders them, and the older image goes with both its names.
         assert docker_env.api.inspect_image(older)["Metadata"]["LastTagTime"].startswith("0001-")
-        assert removed["image"] == older and removed["delete"] is True
-        assert set(removed["tags"]) == {f"localhost/{LRU}:a", f"localhost/{LRU}:again"}
+        assert (removed.image, removed.delete, removed.last_use.source) == (older, True, "created")
     else:
-        # Docker's tag sets LastTagTime: the older image is now the most recently used.
-        assert removed["image"] == newer and removed["last_use"]["source"] == "created"
-        kept = {k["image"]: k["last_use"]["source"] for k in report["kept"]}
-        assert kept == {older: "tagged"}
+        assert removed.image == newer
+        assert {k.last_use.source for k in plan.kept if k.image == older} == {"tagged"}
 
 
 @pytest.mark.engines("podman")
 def test_on_podman_a_loaded_name_and_a_tagged_one_are_two_repositories(
-    docker_env: docker.DockerClient, cli: Cli, tmp_path: Path
+    docker_env: docker.DockerClient, cli: Cli, tmp_path: Path, repo: str
 ) -> None:
-    # Podman's load stores lru:a as localhost/dockops-test/lru:a, its compat tag stores lru:b
-    # as docker.io/dockops-test/lru:b: two repositories, each with its own --keep-last.
-    older, newer = load_images(
+    # Podman's load stores repo:a as localhost/repo:a, its compat tag stores repo:tagged as
+    # docker.io/repo:tagged: two repositories, each with its own --keep-last.
+    older, newer = load_in_order(
         docker_env,
         [
-            FakeImage(created=ago(days=5), seed="two-repos-a", tags=(f"{LRU}:a",)),
-            FakeImage(created=ago(days=4), seed="two-repos-b", tags=(f"{LRU}:b",)),
+            FakeImage(created=ago(days=5), seed="two-repos-a", tags=(f"{repo}:a",)),
+            FakeImage(created=ago(days=4), seed="two-repos-b", tags=(f"{repo}:b",)),
         ],
     )
-    docker_env.api.tag(older, LRU, "tagged")
-    code, report = prune(cli, tmp_path, "--reference", LRU, "--keep-last", "1", "--dry-run")
+    docker_env.api.tag(older, repo, "tagged")
+    docker_env.api.tag(newer, f"localhost/{repo}", "b2")  # then the newer is used last
+    code, report = prune(cli, tmp_path, "--reference", repo, "--keep-last", "1", "--dry-run")
     assert code == 0
+    # One repository would rank the older second for all its tags and delete it.
     assert [(r["image"], r["tags"], r["delete"]) for r in report["removed"]] == [
-        (older, [f"localhost/{LRU}:a"], False)
+        (older, [f"localhost/{repo}:a"], False)
     ]
-    assert {k["reference"]: (k["image"], k["reason"]) for k in report["kept"]} == {
-        f"{LRU}:tagged": (older, f"1st most recently used of {LRU} (--keep-last 1)"),
-        f"localhost/{LRU}:b": (newer, f"1st most recently used of localhost/{LRU} (--keep-last 1)"),
+    assert {k["reference"]: (k["image"], k["kind"]) for k in report["kept"]} == {
+        f"{repo}:tagged": (older, "keep-last"),
+        f"localhost/{repo}:b": (newer, "keep-last"),
+        f"localhost/{repo}:b2": (newer, "keep-last"),
     }
 
 
 def _start(lock: Path, *rules: str) -> subprocess.Popen[str]:
+    """prune-images in a process of its own; runs of one test share one usage record."""
+    usage = lock.parent / "usage.json"
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dockops",
-            "prune-images",
-            "--json",
-            "--lock-file",
-            str(lock),
-            *rules,
-        ],
+        [sys.executable, "-m", "dockops", "prune-images", "--json", "--lock-file", str(lock),
+         "--usage-file", str(usage), *rules],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=dict(os.environ),
-    )
+    )  # fmt: skip
 
 
 def test_a_second_run_exits_75_at_once_while_the_lock_is_held(
-    engine: HarnessEngine, docker_env: docker.DockerClient, tmp_path: Path
+    engine: HarnessEngine, docker_env: docker.DockerClient, tmp_path: Path, repo: str
 ) -> None:
-    ids = lru_images(docker_env, 2, "locked")
+    ids = lru_images(docker_env, 2, "locked", repo)
     lock = tmp_path / "prune.lock"
     with exclusive(lock):
         started = time.monotonic()
-        blocked = _start(lock, "--reference", LRU, "--keep-last", "0")
+        blocked = _start(lock, "--reference", repo, "--keep-last", "0")
         code = blocked.wait(timeout=60)
         took = time.monotonic() - started
     assert (code, blocked.stdout.read()) == (75, "")  # type: ignore[union-attr]
@@ -277,20 +299,24 @@ def test_a_second_run_exits_75_at_once_while_the_lock_is_held(
 
 @pytest.mark.parametrize("locks", ["one lock", "own locks"])
 def test_two_runs_at_once_carry_out_one_plan_between_them(
-    engine: HarnessEngine, docker_env: docker.DockerClient, tmp_path: Path, locks: str
+    engine: HarnessEngine, docker_env: docker.DockerClient, tmp_path: Path, locks: str, repo: str
 ) -> None:
     images = [
         FakeImage(
             created=ago(days=20 - n),
             seed=f"together-{n}",
-            tags=(f"{LRU}:{n}", f"{LRU}:v{n}") if n % 3 == 0 else (f"{LRU}:{n}",),
+            tags=(f"{repo}:{n}", f"{repo}:v{n}") if n % 3 == 0 else (f"{repo}:{n}",),
         )
         for n in range(14)
     ]
-    images.append(FakeImage(created=ago(days=30), seed="together-x", tags=(f"{LRU}:x", "o/x:1")))
-    ids = load_images(docker_env, images)
-    rules = ("--reference", LRU, "--keep-last", "2")
-    plan, _, _ = plan_images(connect(), RetentionRules(references=(LRU,), keep_last=2))
+    # The image tagged outside --reference is used first: only its planned tag goes.
+    [outside] = load_images(
+        docker_env,
+        [FakeImage(created=ago(days=30), seed="together-x", tags=(f"{repo}:x", f"{repo}-o:1"))],
+    )
+    ids = [*load_in_order(docker_env, images), outside]
+    rules = ("--reference", repo, "--keep-last", "2")
+    plan, _ = plan_images(connect(), RetentionRules(references=(repo,), keep_last=2))
     planned = {e.image for e in plan.remove if e.delete}
     assert planned == set(ids[:12]) and [e.image for e in plan.remove if not e.delete] == [ids[14]]
     before = {i["Id"] for i in docker_env.api.images()}
@@ -312,4 +338,4 @@ def test_two_runs_at_once_carry_out_one_plan_between_them(
     else:
         assert sorted(deleted) == sorted(planned)  # each planned image removed once, by one run
     assert {i["Id"] for i in docker_env.api.images()} == before - planned
-    assert docker_env.api.inspect_image(ids[14])["RepoTags"] in (["o/x:1"], ["localhost/o/x:1"])
+    assert docker_env.api.inspect_image(ids[14])["RepoTags"] == [loaded(engine, f"{repo}-o:1")]
