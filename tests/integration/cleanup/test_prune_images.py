@@ -12,7 +12,9 @@ reports it as stored; a --reference typed without it matches it.
 from __future__ import annotations
 
 import json
+import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from dockops.core.cleanup.prune_images import execute_plan, plan_images
 from dockops.core.cleanup.retention import RetentionRules
 from dockops.engine import connect
 from dockops.reference import familiar_name
+from dockops.units import parse_timestamp
 from tests.conftest import Cli
 from tests.harness.engine import Engine as HarnessEngine
 from tests.support.imagefactory import FakeImage, ago, load_images
@@ -332,3 +335,57 @@ def test_a_name_another_run_removes_just_before_the_untag_is_no_failure(
     assert {(k.reference, k.kind) for k in result.kept if k.image == image_id} == {
         (tag, "gone") for tag in eviction.tags
     }
+
+
+def _used_then_removed(client: docker.DockerClient, repo: str) -> tuple[str, str, str]:
+    """Two images, `used` made first; then a container of `used` that ran and was removed:
+    only the engine's events, or a usage record written meanwhile, know it used `used`."""
+    used = _busybox_image(client, f"{repo}:used", "used")
+    idle = _busybox_image(client, f"{repo}:idle", "idle")
+    box = client.containers.create(used, ["true"], network_mode="none")
+    box.start()
+    box.wait(timeout=60)
+    box.remove()
+    return used, idle, str(box.id)[:12]
+
+
+def test_a_removed_container_counts_through_the_engines_events_alone(
+    docker_env: docker.DockerClient, cli: Cli, tmp_path: Path, repo: str
+) -> None:
+    used, idle, box = _used_then_removed(docker_env, repo)
+    assert not (tmp_path / "usage.json").exists()  # no record: the last week's events
+    code, report = prune(cli, tmp_path, "--reference", repo, "--keep-last", "1", "--dry-run")
+    assert code == 0
+    assert [r["image"] for r in report["removed"]] == [idle]
+    [kept] = report["kept"]
+    assert kept["image"] == used
+    assert kept["last_use"]["source"] == f"container {box} finished (engine event)"
+    assert report["usage_record"] == f"{tmp_path / 'usage.json'}: missing"
+
+
+def test_a_removed_container_counts_through_the_usage_record_alone(
+    docker_env: docker.DockerClient, cli: Cli, tmp_path: Path, repo: str
+) -> None:
+    used, idle, box = _used_then_removed(docker_env, repo)
+    # Past the events' overlap (5 s): a run now records the use, and the next one reads the
+    # events from there on only, which no longer hold the container's.
+    time.sleep(6)
+    code, first = prune(cli, tmp_path, "--reference", repo, "--keep-last", "5")
+    assert code == 0 and first["removed"] == []
+    record = json.loads((tmp_path / "usage.json").read_text())
+    recorded = record["images"][used]
+    assert recorded["source"] == f"container {box} finished (engine event)"
+    # The next run reads the events from 5 s before events_until: after the container went.
+    window = parse_timestamp(record["events_until"]) - timedelta(seconds=5)
+    assert window > parse_timestamp(recorded["last_used"])  # type: ignore[operator]
+
+    code, report = prune(cli, tmp_path, "--reference", repo, "--keep-last", "1", "--dry-run")
+    assert code == 0
+    assert [r["image"] for r in report["removed"]] == [idle]
+    [kept] = report["kept"]
+    assert kept["image"] == used
+    assert kept["last_use"] == {
+        "when": recorded["last_used"],
+        "source": f"usage record: container {box} finished (engine event)",
+    }
+    assert report["usage_record"] == f"{tmp_path / 'usage.json'}: read"
