@@ -20,6 +20,7 @@ from typing import Any
 
 import docker
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from dockops.core.cleanup.lock import exclusive
 from dockops.core.cleanup.prune_images import plan_images
@@ -158,6 +159,7 @@ def test_a_budget_the_rules_cannot_reach_is_no_failure_and_says_what_holds_the_b
     code, report = prune(
         cli, tmp_path, "--reference", repo, "--max-disk", "1MB",
         "--keep-label", "k", "--keep", f"{repo}:pinned",
+        "--metrics-file", str(tmp_path / "metrics.prom"),
     )  # fmt: skip
     assert code == 0 and report["failed"] == []
     # Every delete the rules allow is done, and only those.
@@ -176,6 +178,17 @@ def test_a_budget_the_rules_cannot_reach_is_no_failure_and_says_what_holds_the_b
         True,
         False,
     ]
+    # The run's gauges: an alert can tell a host whose kept images alone exceed the budget.
+    samples = {
+        (s.name, s.labels.get("reason", "")): s.value
+        for family in text_string_to_metric_families((tmp_path / "metrics.prom").read_text())
+        for s in family.samples
+    }
+    assert samples[("dockops_prune_images_over_budget_bytes", "")] == budget["shortfall"] > 0
+    assert samples[("dockops_prune_images_removed_images", "")] == 1
+    assert samples[("dockops_prune_images_failed_removals", "")] == 0
+    for kind in ("in-use", "kept-label", "keep"):
+        assert samples[("dockops_prune_images_kept_references", kind)] == 1
 
 
 @pytest.mark.engines("podman")
