@@ -214,6 +214,8 @@ def _evict(engine: Engine, eviction: Eviction, podman: bool) -> Eviction | Failu
     except EngineRefused as exc:
         if any(words in exc.message for words in VANISHING) and _went(engine, eviction.image):
             return gone
+        if podman and exc.message.endswith("tag not known"):
+            return gone  # another run untagged it first: Docker's 404 for the same race
         refusal = read_refusal(eviction.image, exc.message)
         if isinstance(refusal, Failure):
             return refusal
@@ -231,10 +233,12 @@ def _untag(engine: Engine, image_id: str, name: str, podman: bool) -> None:
 
 
 def _holders(engine: Engine, image_id: str) -> bool:
-    """Whether any container (running or stopped) uses the image now."""
+    """Whether any container (running or stopped) uses the image now. The filter takes the bare
+    ID: Podman 4.3's ancestor filter matches no container for "sha256:<ID>"."""
+    bare = image_id.removeprefix("sha256:")
     return any(
         c.get("ImageID") == image_id or f"sha256:{c.get('ImageID')}" == image_id
-        for c in engine.containers(all=True, filters={"ancestor": [image_id]})
+        for c in engine.containers(all=True, filters={"ancestor": [bare]})
     )
 
 

@@ -164,9 +164,11 @@ def repository_of(tag: str) -> str:
 
 def matches(globs: tuple[str, ...], tag: str) -> bool:
     """A glob names a repository (`app`, `ci/*`) or a reference (`app:pr-*`); fnmatch's `*`
-    crosses `/`, so `ci/*` is every repository under ci/."""
-    repository = repository_of(tag)
-    return any(fnmatchcase(repository, g) or fnmatchcase(tag, g) for g in globs)
+    crosses `/`, so `ci/*` is every repository under ci/. Podman stores a short name under
+    localhost/ (`app:1` is localhost/app:1 there): a glob typed without it matches it too."""
+    names = {tag, repository_of(tag)}
+    names |= {name.removeprefix("localhost/") for name in names}
+    return any(fnmatchcase(name, g) for name in names for g in globs)
 
 
 def last_uses(snapshot: EngineSnapshot) -> dict[str, LastUse]:

@@ -9,7 +9,7 @@ What (version 1), one JSON object on one line:
 
     {"version": 1, "engine": "unix:///var/run/docker.sock",
      "events_until": "2026-01-02T03:00:00.123456Z",
-     "images": {"sha256:<id>": {"last_used": "2026-01-01T22:14:05Z",
+     "images": {"sha256:<id>": {"last_used": "2026-01-01T22:14:05.412345Z",
                                 "source": "container 1a2b3c4d5e6f started (engine event)"}}}
 
 `events_until` is where the next run starts reading the engine's events. Only images that
@@ -180,13 +180,13 @@ def write_record(
         full = qualified_id(image_id)
         if full in present:
             images[full] = {
-                "last_used": _stamp(use.when, "seconds"),
+                "last_used": _stamp(use.when),
                 "source": use.source.removeprefix(RECORD_SOURCE),
             }
     document = {
         "version": RECORD_VERSION,
         "engine": engine,
-        "events_until": _stamp(until, "microseconds"),
+        "events_until": _stamp(until),
         "images": images,
     }
     data = json.dumps(document, separators=(",", ":")).encode() + b"\n"
@@ -198,10 +198,11 @@ def write_record(
         raise InvalidInput(f"cannot write the usage record {path}: {reason.lower()}") from None
 
 
-def _stamp(when: datetime, precision: str) -> str:
-    """RFC 3339 in UTC with a Z; entries to the second (a use a second older changes no plan)."""
+def _stamp(when: datetime) -> str:
+    """RFC 3339 in UTC with a Z, to the microsecond: uses are ranked against the engine's own
+    times, and a use cut to its second ranks below a tag made earlier in that second."""
     utc = when.astimezone(timezone.utc).replace(tzinfo=None)
-    return utc.isoformat(timespec=precision) + "Z"
+    return utc.isoformat(timespec="microseconds") + "Z"
 
 
 def _private_folders(folder: Path) -> None:

@@ -121,6 +121,13 @@ def test_reference_globs_name_repositories_or_references() -> None:
     assert matches(("localhost:5000/*",), "localhost:5000/app:1")
 
 
+def test_a_glob_without_localhost_matches_the_name_podman_stores() -> None:
+    # Podman stores `app:1` as localhost/app:1: the user types the name as they tagged it.
+    assert matches(("app",), "localhost/app:1") and matches(("app:1",), "localhost/app:1")
+    assert matches(("localhost/app",), "localhost/app:1")
+    assert not matches(("app",), "localhost:5000/app:1") and not matches(("app",), "x/app:1")
+
+
 def test_unused_for_keeps_what_was_used_recently() -> None:
     plan = plan_retention(
         snap(image("old", "a:1", days=10), image("new", "a:2", days=1)),

@@ -74,6 +74,16 @@ def test_a_record_reads_back_as_written_keeping_only_present_images(tmp_path: Pa
     assert path.read_text().count("\n") == 1  # compact: one line
 
 
+def test_a_use_reads_back_to_the_microsecond(tmp_path: Path) -> None:
+    # Uses are ranked against the engine's own times (a LastTagTime, a container's start): a
+    # use cut to its second would rank below a tag made earlier in that same second.
+    path = tmp_path / "k.json"
+    used = NOW.replace(microsecond=912345)
+    write_record(path, {BUSYBOX: LastUse(used, "container 1a2b3c4d5e6f finished")}, [BUSYBOX], NOW)
+    assert read_record(path, now=NOW + timedelta(seconds=1)).uses[BUSYBOX].when == used
+    assert json.loads(path.read_text())["images"][BUSYBOX]["last_used"].endswith(".912345Z")
+
+
 def test_the_record_is_private_and_its_new_folders_too(tmp_path: Path) -> None:
     path = tmp_path / "new" / "usage" / "k.json"
     old_umask = os.umask(0)
