@@ -11,7 +11,7 @@ what was planned; removing a tag by name would untag an image a container holds 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import CancelledError, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -135,14 +135,14 @@ def execute_plan(
             were done before that (a rerun plans again from what is left).
     """
     started = time.monotonic() if started is None else started
-    outcomes: list[Eviction | KeptTag | Failure | list[KeptTag]] = []
+    outcomes: list[Eviction | KeptTag | Failure] = []
     lost: EngineUnreachable | None = None
     podman = engine.is_podman
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = [pool.submit(_evict, engine, e, podman) for e in plan.remove]
         for future in futures:
             try:
-                outcomes.append(future.result())
+                outcomes += future.result()
             except CancelledError:
                 continue
             except EngineUnreachable as exc:
@@ -155,9 +155,7 @@ def execute_plan(
             f"prune-images: {lost.message}; {len(done)} of {len(plan.remove)} planned removals "
             "were done before that, run again to finish"
         ) from lost
-    kept = list(plan.kept)
-    for outcome in outcomes:
-        kept += outcome if isinstance(outcome, list) else []
+    kept = list(plan.kept) + [o for o in outcomes if isinstance(o, KeptTag)]
     return ImagesPruneResult(
         dry_run=False,
         removed=done,
@@ -169,7 +167,7 @@ def execute_plan(
     )
 
 
-def _kept(eviction: Eviction, kind: str, reason: str) -> list[KeptTag]:
+def _kept(eviction: Eviction, kind: str, reason: str, exclude: Sequence[str] = ()) -> list[KeptTag]:
     return [
         KeptTag(
             reference=tag,
@@ -179,47 +177,77 @@ def _kept(eviction: Eviction, kind: str, reason: str) -> list[KeptTag]:
             last_use=eviction.last_use,
         )
         for tag in eviction.tags
+        if tag not in exclude
     ]
 
 
-def _evict(engine: Engine, eviction: Eviction, podman: bool) -> Eviction | Failure | list[KeptTag]:
-    """One planned eviction, after checking the image is still as planned."""
-    gone = _kept(eviction, GONE, "gone before its turn (removed by another process)")
+def _evict(engine: Engine, eviction: Eviction, podman: bool) -> list[Eviction | KeptTag | Failure]:
+    """One planned eviction, after checking the image is still as planned. What was done is
+    what is reported: when the engine refuses the image's delete after its other planned tags
+    went (a container created in the instant between the check and the delete), those tags are
+    reported untagged and the rest kept, with the engine's reason."""
+    done: list[str] = []
     try:
-        current = settled(lambda: engine.find_image(eviction.image))
-        if current is None:
-            return gone
-        stored = {familiar_name(t): t for t in tags_of(current)}
-        planned = set(eviction.tags)
-        others = sorted(set(stored) - planned)
-        if eviction.delete and others:
-            return _kept(eviction, CHANGED, f"tagged since planning ({', '.join(others)})")
-        if not eviction.delete and not others:
-            # The tags that were to stay went: removing the planned ones now deletes the image.
-            return _kept(eviction, CHANGED, "its other tags were removed since planning")
-        missing = sorted(planned - set(stored))
-        if missing:
-            return _kept(eviction, CHANGED, f"untagged since planning ({', '.join(missing)})")
-        if eviction.delete and len(stored) > 1 and _holders(engine, eviction.image):
-            return _kept(eviction, IN_USE, "in use by a container created since planning")
-        names = [stored[tag] for tag in eviction.tags]
-        for name in names[:-1] if eviction.delete else names:
-            _untag(engine, eviction.image, name, podman)
-        if eviction.delete:
-            # By ID, not force: refused while a container uses it, atomically with the delete.
-            engine.remove_image(eviction.image, force=False, noprune=True)
-        return eviction
+        return _carry_out(engine, eviction, podman, done)
     except Missing:
-        return gone
+        return _partly(eviction, done, _kept(eviction, GONE, _GONE, done))
     except EngineRefused as exc:
         if any(words in exc.message for words in VANISHING) and _went(engine, eviction.image):
-            return gone
+            return _partly(eviction, done, _kept(eviction, GONE, _GONE, done))
         if podman and exc.message.endswith("tag not known"):
-            return gone  # another run untagged it first: Docker's 404 for the same race
+            # another run untagged it first: Docker's 404 for the same race
+            return _partly(eviction, done, _kept(eviction, GONE, _GONE, done))
         refusal = read_refusal(eviction.image, exc.message)
         if isinstance(refusal, Failure):
-            return refusal
-        return _kept(eviction, refusal.kind, refusal.reason)
+            return _partly(eviction, done, [refusal])
+        return _partly(eviction, done, _kept(eviction, refusal.kind, refusal.reason, done))
+
+
+_GONE = "gone before its turn (removed by another process)"
+
+
+def _carry_out(
+    engine: Engine, eviction: Eviction, podman: bool, done: list[str]
+) -> list[Eviction | KeptTag | Failure]:
+    current = settled(lambda: engine.find_image(eviction.image))
+    if current is None:
+        return [*_kept(eviction, GONE, _GONE)]
+    stored = {familiar_name(t): t for t in tags_of(current)}
+    planned = set(eviction.tags)
+    others = sorted(set(stored) - planned)
+    if eviction.delete and others:
+        return [*_kept(eviction, CHANGED, f"tagged since planning ({', '.join(others)})")]
+    if not eviction.delete and not others:
+        # The tags that were to stay went: removing the planned ones now deletes the image.
+        return [*_kept(eviction, CHANGED, "its other tags were removed since planning")]
+    missing = sorted(planned - set(stored))
+    if missing:
+        return [*_kept(eviction, CHANGED, f"untagged since planning ({', '.join(missing)})")]
+    if eviction.delete and len(stored) > 1 and _holders(engine, eviction.image):
+        return [*_kept(eviction, IN_USE, "in use by a container created since planning")]
+    for tag in eviction.tags[:-1] if eviction.delete else eviction.tags:
+        _untag(engine, eviction.image, stored[tag], podman)
+        done.append(tag)
+    if eviction.delete:
+        # By ID, not force: refused while a container uses it, atomically with the delete.
+        engine.remove_image(eviction.image, force=False, noprune=True)
+    return [eviction]
+
+
+def _partly(
+    eviction: Eviction, done: list[str], rest: list[KeptTag] | list[Failure]
+) -> list[Eviction | KeptTag | Failure]:
+    """The tags already removed when the eviction stopped, as an untag, and then the rest."""
+    if not done:
+        return [*rest]
+    untagged = replace(
+        eviction,
+        tags=tuple(done),
+        delete=False,
+        freed=0,
+        reason=f"{eviction.reason}; only untagged: the engine kept the image",
+    )
+    return [untagged, *rest]
 
 
 def _untag(engine: Engine, image_id: str, name: str, podman: bool) -> None:

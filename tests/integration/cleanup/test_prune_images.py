@@ -229,6 +229,40 @@ def test_an_image_that_changes_between_plan_and_delete_is_kept(
     box2.remove()
 
 
+def test_a_container_made_in_the_instant_before_the_delete_is_reported_as_what_happened(
+    engine: HarnessEngine,
+    docker_env: docker.DockerClient,
+    repo: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The check for containers and the delete by ID are two requests: a container created
+    between them makes the engine refuse the delete after the first tag went. The report says
+    that tag was untagged and the last one kept, as the engine holds them."""
+    (image,) = load_images(
+        docker_env,
+        [FakeImage(created=ago(days=5), seed="instant", tags=(f"{repo}:1", f"{repo}:2"))],
+    )
+    app = loaded(engine, repo)
+    plan, _ = plan_images(connect(), RetentionRules(references=(repo,), keep_last=0))
+    (eviction,) = plan.remove
+    assert eviction.delete and set(eviction.tags) == {f"{app}:1", f"{app}:2"}
+    made: list[Any] = []
+
+    def too_late(_engine: object, image_id: str) -> bool:
+        made.append(docker_env.containers.create(image_id, ["sh"], network_mode="none"))
+        return False  # what the check saw, an instant before the container came
+
+    monkeypatch.setattr(prune_images_module, "_holders", too_late)
+    result = execute_plan(connect(), plan)
+
+    first, last = eviction.tags
+    assert result.failed == ()
+    assert [(e.tags, e.delete, e.freed) for e in result.removed] == [((first,), False, 0)]
+    assert [(k.reference, k.kind) for k in result.kept] == [(last, "in-use")]
+    assert tags_of(docker_env, image) == {last}
+    made[0].remove()
+
+
 def test_dry_run_touches_nothing_takes_no_lock_and_the_real_run_does_exactly_its_plan(
     engine: HarnessEngine, docker_env: docker.DockerClient, cli: Cli, tmp_path: Path, repo: str
 ) -> None:
