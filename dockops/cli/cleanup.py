@@ -187,7 +187,7 @@ def prune_images(
     it); a second run while one holds the lock exits 75 at once.
     """
     from dockops.core.cleanup.dangling import parse_label_rule
-    from dockops.core.cleanup.limits import parse_disk_limit, require_a_rule
+    from dockops.core.cleanup.limits import check_globs, parse_disk_limit, require_a_rule
     from dockops.core.cleanup.lock import default_lock_path, exclusive
     from dockops.core.cleanup.prune_images import prune_images as run
     from dockops.core.cleanup.retention import RetentionRules
@@ -196,11 +196,11 @@ def prune_images(
     output = render.output_mode(json, quiet)
     require_a_rule(keep_last, unused_for, max_disk)
     rules = RetentionRules(
-        references=tuple(reference or ()),
+        references=check_globs("--reference", reference),
         keep_last=keep_last,
         unused_for=parse_duration(unused_for) if unused_for is not None else None,
         keep_labels=tuple(parse_label_rule(text) for text in keep_label or []),
-        keep=tuple(keep or ()),
+        keep=check_globs("--keep", keep),
     )
     limit = parse_disk_limit(max_disk) if max_disk is not None else None
     if dry_run:  # read-only: no lock, so a look is possible while a real run works

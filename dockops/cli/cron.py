@@ -71,9 +71,9 @@ def _images_args(
 
 def _glob(flag: str, text: str) -> str:
     from dockops.core.cleanup import cron
+    from dockops.core.cleanup.limits import check_globs
 
-    if not text:
-        raise InvalidInput(f"{flag} needs a pattern, e.g. 'myapp/*'")
+    check_globs(flag, [text])
     return cron.validate_text(flag, text)
 
 

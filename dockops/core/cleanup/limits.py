@@ -71,6 +71,19 @@ def require_a_rule(keep_last: int | None, unused_for: str | None, max_disk: str 
         )
 
 
+def check_globs(flag: str, globs: list[str] | None) -> tuple[str, ...]:
+    """The globs of a repeatable --reference or --keep, refused when one is empty or blank
+    (it would match nothing, and a typo like `--reference ""` would plan nothing silently).
+
+    Raises:
+        InvalidInput: an empty glob.
+    """
+    for glob in globs or ():
+        if not glob.strip():
+            raise InvalidInput(f"invalid {flag} {glob!r}: a glob such as app, ci/* or app:pr-*")
+    return tuple(globs or ())
+
+
 def filesystem_bytes(path: str) -> int | None:
     """The size of the filesystem holding `path` on this machine; None when there is no such
     path here (a remote engine, or one in a VM)."""

@@ -308,6 +308,14 @@ def test_malformed_disk_limits_exit_2_before_any_call(
     refused(cli, no_connections, "prune-images", "--dry-run", "--max-disk", text)
 
 
+@pytest.mark.parametrize("flag", ["--reference", "--keep"])
+@pytest.mark.parametrize("glob", ["", " "])
+def test_prune_images_refuses_an_empty_glob_before_any_call(
+    cli: Cli, no_connections: list[object], tmp_path: Path, flag: str, glob: str
+) -> None:
+    refused(cli, no_connections, "prune-images", "--keep-last", "1", flag, "app", flag, glob)
+
+
 @pytest.mark.parametrize("args", [(), ("--reference", "app"), ("--keep", "app:*")])
 def test_prune_images_without_a_limiting_rule_exits_2_before_any_call(
     cli: Cli, no_connections: list[object], tmp_path: Path, args: tuple[str, ...]
