@@ -152,7 +152,7 @@ class Engine:
         until: datetime,
         filters: dict[str, list[str]] | None = None,
         what: str = "read the engine's events",
-    ) -> list[dict[str, Any]]:
+    ) -> Iterator[dict[str, Any]]:
         """The engine's events from `since` (None: as far back as it keeps) to `until`, both
         inclusive, as the Engine API's JSON objects. dockerd keeps only its last 256 events, in
         memory (moby daemon/events: eventsLimit); Podman its whole events log (file or journal).
@@ -162,6 +162,8 @@ class Engine:
         and its `until` stops the log reader when that time comes (libpod/events/logfile.go),
         at once for a past one, mid-file: so no `until`, `stream=false` (read to the end and
         close), and every event past `until` is dropped here.
+
+        Yields them as they are read: a week of a busy Podman's log is never held whole.
 
         Raises:
             EngineRefused: a line of the answer that is not a JSON object.
@@ -178,14 +180,12 @@ class Engine:
         high = _nanoseconds(until)
         with self.stream("GET", "/events", params=params, what=what) as body:
             try:
-                found = list(json_lines(body.pieces))
+                for event in json_lines(body.pieces):
+                    at = _event_time(event)
+                    if at is None or ((low is None or at >= low) and at <= high):
+                        yield event
             except ValueError as exc:
                 raise EngineRefused(f"{what}: the answer is not JSON lines: {exc}") from exc
-        return [
-            event
-            for event in found
-            if (at := _event_time(event)) is None or ((low is None or at >= low) and at <= high)
-        ]
 
     # -- images -------------------------------------------------------------------------------
 

@@ -233,7 +233,7 @@ _EVENTS = (
 
 def test_events_ask_dockerd_in_unix_seconds_with_until() -> None:
     engine, transport = _events_engine(False, _EVENTS)
-    found = engine.events(_SINCE, _UNTIL, {"type": ["container"]})
+    found = list(engine.events(_SINCE, _UNTIL, {"type": ["container"]}))
     assert transport.asked == [
         (
             "GET",
@@ -253,20 +253,20 @@ def test_events_ask_podman_in_rfc3339_without_until_and_cut_at_until_here() -> N
     # Podman 4.3 reads "sec.nanos" as no time (200, nothing), and a past `until` stops its
     # log reader at once: RFC 3339, stream=false, and the cut made by dockops.
     engine, transport = _events_engine(True, _EVENTS)
-    found = engine.events(_SINCE, _UNTIL)
+    found = list(engine.events(_SINCE, _UNTIL))
     assert transport.asked == [
         ("GET", "/events", {"since": "2026-01-02T03:04:05.123456Z", "stream": "false"}, None)
     ]
     assert [e["Action"] for e in found] == ["create", "pull"]
     engine, transport = _events_engine(True, b"")
-    assert engine.events(None, _UNTIL) == []
+    assert list(engine.events(None, _UNTIL)) == []
     assert transport.asked[0][2] == {"since": "1970-01-01T00:00:00.000000Z", "stream": "false"}
 
 
 def test_events_without_since_take_all_dockerd_keeps_and_refuse_a_line_not_json() -> None:
     engine, transport = _events_engine(False, b'{"time": 1}\n')
-    assert engine.events(None, _UNTIL) == [{"time": 1}]
+    assert list(engine.events(None, _UNTIL)) == [{"time": 1}]
     assert transport.asked[0][2] == {"until": "1767326400.000000000"}
     engine, _ = _events_engine(False, b'{"time": 1}\n<html>\n')
     with pytest.raises(EngineRefused, match=r"^read the engine's events: the answer is not JSON"):
-        engine.events(None, _UNTIL)
+        list(engine.events(None, _UNTIL))
