@@ -122,6 +122,162 @@ def _summary(result: Any) -> str:
     return text + "."
 
 
+IMAGES_COLUMNS = (
+    Column("IMAGE ID", lambda row: short_id(row[0])),
+    Column("REFERENCE", lambda row: row[1]),
+    Column("ACTION", lambda row: row[2]),
+    Column("SIZE", lambda row: row[3]),
+    Column("LAST USE", lambda row: row[4]),
+    Column("REASON", lambda row: row[5]),
+)
+
+
+def prune_images(
+    reference: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--reference",
+            metavar="GLOB",
+            help="Only repositories or references that match are candidates (repeatable; "
+            "default every tagged image).",
+        ),
+    ] = None,
+    keep_last: Annotated[
+        int | None,
+        typer.Option(
+            "--keep-last", metavar="N", min=0, help="Per repository, keep the N most recently used."
+        ),
+    ] = None,
+    unused_for: Annotated[
+        str | None,
+        typer.Option("--unused-for", metavar="DUR", help="Only images unused for 30m, 12h, 7d..."),
+    ] = None,
+    max_disk: Annotated[
+        str | None,
+        typer.Option(
+            "--max-disk",
+            metavar="SIZE",
+            help="Evict least recently used until the images take no more than 20GB, or 80% "
+            "of the engine's filesystem.",
+        ),
+    ] = None,
+    keep: Annotated[
+        list[str] | None,
+        typer.Option("--keep", metavar="GLOB", help="Never remove references that match."),
+    ] = None,
+    keep_label: KeepLabelOpt = None,
+    dry_run: DryRunOpt = False,
+    json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    lock_file: LockFileOpt = None,
+    metrics_file: MetricsFileOpt = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=32, help="Images at once.")] = 4,
+) -> None:
+    """Remove tagged images by retention rules; safe to run from cron.
+
+    Keeps, per repository, the most recently used (--keep-last), what was used lately
+    (--unused-for), and, under --max-disk, evicts the least recently used first until the
+    images fit. Never touches an image a container uses, a --keep-label or a --keep match.
+    Plans from one reading of the engine and carries out exactly that plan (--dry-run shows
+    it); a second run while one holds the lock exits 75 at once.
+    """
+    from dockops.core.cleanup.dangling import parse_label_rule
+    from dockops.core.cleanup.limits import parse_disk_limit, require_a_rule
+    from dockops.core.cleanup.lock import default_lock_path, exclusive
+    from dockops.core.cleanup.prune_images import prune_images as run
+    from dockops.core.cleanup.retention import RetentionRules
+    from dockops.engine import connect
+
+    output = render.output_mode(json, quiet)
+    require_a_rule(keep_last, unused_for, max_disk)
+    rules = RetentionRules(
+        references=tuple(reference or ()),
+        keep_last=keep_last,
+        unused_for=parse_duration(unused_for) if unused_for is not None else None,
+        keep_labels=tuple(parse_label_rule(text) for text in keep_label or []),
+        keep=tuple(keep or ()),
+    )
+    limit = parse_disk_limit(max_disk) if max_disk is not None else None
+    if dry_run:  # read-only: no lock, so a look is possible while a real run works
+        result = run(connect(), rules, disk_limit=limit, dry_run=True)
+    else:
+        with exclusive(lock_file or default_lock_path("prune-images")):
+            result = run(connect(), rules, disk_limit=limit, workers=workers)
+    render.emit(
+        result,
+        output,
+        columns=IMAGES_COLUMNS,
+        rows=_image_rows(result),
+        summary=_images_summary(result),
+    )
+    if result.failed:
+        raise PartialFailure(
+            f"{len(result.failed)} of {len(result.removed) + len(result.failed)} planned "
+            "removals could not be done"
+        )
+
+
+def _image_rows(result: Any) -> list[tuple[str, str, str, str, str, str]]:
+    verb = ("would remove", "would untag") if result.dry_run else ("removed", "untagged")
+    rows = [
+        (
+            e.image,
+            ", ".join(e.tags),
+            verb[0] if e.delete else verb[1],
+            human_size(e.freed) if e.delete else "",
+            f"{human_age(e.last_use.when)} ({e.last_use.source})",
+            e.reason,
+        )
+        for e in result.removed
+    ]
+    rows += [
+        (
+            k.image,
+            k.reference,
+            "kept",
+            "",
+            f"{human_age(k.last_use.when)} ({k.last_use.source})",
+            k.reason,
+        )
+        for k in result.kept
+    ]
+    rows += [(f.id, "", "FAILED", "", "", f.error) for f in result.failed]
+    return rows
+
+
+def _images_summary(result: Any) -> str:
+    deleted = [e for e in result.removed if e.delete]
+    untagged = [e for e in result.removed if not e.delete]
+    verb = "Would remove" if result.dry_run else "Removed"
+    text = (
+        f"{verb} {len(deleted)} image{'s' if len(deleted) != 1 else ''}"
+        + (f" and untag {len(untagged)} more" if untagged else "")
+        + f", {'reclaiming' if result.dry_run else 'reclaimed'} "
+        + human_size(result.reclaimed_bytes)
+    )
+    if result.kept:
+        counts = Counter(k.kind for k in result.kept)
+        text += (
+            f"; kept {len(result.kept)} reference{'s' if len(result.kept) != 1 else ''} ("
+            + ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+            + ")"
+        )
+    if result.failed:
+        text += f"; {len(result.failed)} failed"
+    budget = result.budget
+    if budget is not None:
+        text += (
+            f". --max-disk {human_size(budget.limit)}: images take {human_size(budget.before)}, "
+            f"{human_size(budget.after)} after this plan"
+        )
+        if budget.shortfall:
+            held = ", ".join(f"{kind} {human_size(n)}" for kind, n in budget.held)
+            text += f"; {human_size(budget.shortfall)} over that it cannot free (held: {held})"
+        else:
+            text += ", within it"
+    return text + "."
+
+
 cron_app = typer.Typer(
     help="Install or remove the prune-dangling cron entry.", no_args_is_help=True
 )
@@ -206,4 +362,5 @@ def cron_remove(
 def register(app: typer.Typer) -> None:
     app.command("dangling")(dangling)
     app.command("prune-dangling")(prune_dangling)
+    app.command("prune-images")(prune_images)
     app.add_typer(cron_app, name="cron")

@@ -47,6 +47,7 @@ JSON_RESULTS: dict[str, tuple[tuple[str, str], ...]] = {
     "import": (("", "archive.filesystem.import_image"),),
     "dangling": (("", "cleanup.dangling.list_dangling"),),
     "prune-dangling": (("", "cleanup.dangling.prune_dangling"),),
+    "prune-images": (("", "cleanup.prune_images.prune_images"),),
     "cron install": (("", "cleanup.cron.install"),),
     "cron remove": (("", "cleanup.cron.remove"),),
     "registry up": (("", "registry_server.deploy.registry_up"),),

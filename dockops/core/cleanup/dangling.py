@@ -279,7 +279,7 @@ def _remove_one(engine: Engine, planned: Removal) -> Removal | Kept | Failure:
             # this run wanted. Any other failure stays one, even when the image record went (a
             # layer the engine could not remove still holds the space).
             return gone
-        return _refusal(planned, exc.message)
+        return read_refusal(planned.id, exc.message)
 
 
 def _familiar(tag: str) -> str:
@@ -300,14 +300,14 @@ def _gone(engine: Engine, image_id: str) -> bool:
 _GONE_REASON = "gone before its turn (removed by another process)"
 
 
-def _refusal(planned: Removal, text: str) -> Kept | Failure:
+def read_refusal(image_id: str, text: str) -> Kept | Failure:
     """Read a refusal that is a reason to keep, not a failure. A 409 does not say which one
     (in use, or has children), so its text does."""
     # Another process deleted it first: the 20.10 daemon says "No such image" (a 404, caught
     # as Missing before this) when the image was gone before the delete began, "unrecognized
     # image ID" (a 500) when it went during it.
     if "No such image" in text or "unrecognized image ID" in text:
-        return Kept(id=planned.id, reason=_GONE_REASON, kind=GONE)
+        return Kept(id=image_id, reason=_GONE_REASON, kind=GONE)
     holder = None
     if "being used by" in text:  # 20.10: "... image is being used by stopped container 1a2b3c"
         holder = text.rsplit("container", 1)[-1].strip()
@@ -315,7 +315,7 @@ def _refusal(planned: Removal, text: str) -> Kept | Failure:
         holder = text.partition("image used by ")[2].partition(":")[0].strip()[:12]
     if holder is not None:
         reason = f"in use by container {holder} (since planning)"
-        return Kept(id=planned.id, reason=reason, kind=IN_USE)
+        return Kept(id=image_id, reason=reason, kind=IN_USE)
     if "dependent child images" in text:
-        return Kept(id=planned.id, reason="has dependent child images", kind=HAS_CHILDREN)
-    return Failure(id=planned.id, error=text)
+        return Kept(id=image_id, reason="has dependent child images", kind=HAS_CHILDREN)
+    return Failure(id=image_id, error=text)

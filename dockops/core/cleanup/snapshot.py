@@ -99,20 +99,27 @@ def _disk_usage(engine: Engine) -> dict[str, Any]:
         time.sleep(random.uniform(0.05, 0.5))
 
 
-def _sizes_apart(engine: Engine, shared_size: bool) -> dict[str, int] | None:
-    """The unique sizes, when the image list does not carry them (None: it does).
+def _sizes_apart(engine: Engine, shared_size: bool) -> tuple[dict[str, int] | None, int | None]:
+    """The unique sizes, when the image list does not carry them (None: it does), and the bytes
+    the engine's images take on its disk as its df says (None when df was not asked).
 
     Podman's compat answers say SharedSize 0 for every image (list and df alike), so their Size
     counts the base layers an image shares with others and a reclaimed total made of them is
-    far too high: its own df (libpod) says UniqueSize.
+    far too high: its own df (libpod) says UniqueSize, and ImagesSize for the whole.
     """
     if engine.is_podman:
         usage = settled(engine.podman_disk_usage)
-        return {
+        sizes = {
             _image_id(str(i["ImageID"])): max(0, int(i.get("UniqueSize") or 0))
             for i in usage.get("Images") or []
         }
-    return None if shared_size else _unique_sizes(_disk_usage(engine).get("Images") or [])
+        total = usage.get("ImagesSize")
+        return sizes, int(total) if total is not None else None
+    if shared_size:
+        return None, None
+    usage = _disk_usage(engine)
+    total = usage.get("LayersSize")
+    return _unique_sizes(usage.get("Images") or []), int(total) if total is not None else None
 
 
 def _api_at_least(version: str, wanted: tuple[int, int]) -> bool:
@@ -120,8 +127,23 @@ def _api_at_least(version: str, wanted: tuple[int, int]) -> bool:
     return (int(major), int(minor)) >= wanted
 
 
-def engine_state(engine: Engine) -> list[ImageState]:
-    """One snapshot of every image, with its holders, children and unique size.
+@dataclass(frozen=True)
+class Listing:
+    """The engine's image list, container list, each image's unique size and (when the engine's
+    df says it) the bytes its images take, read at once."""
+
+    images: list[dict[str, Any]]
+    containers: list[dict[str, Any]]
+    sizes: dict[str, int]
+    images_bytes: int | None
+
+    @property
+    def parents(self) -> set[str]:
+        return {_image_id(i.get("ParentId") or "") for i in self.images} - {""}
+
+
+def read_listing(engine: Engine) -> Listing:
+    """The image list, the container list and the images' sizes, asked at once.
 
     Raises:
         EngineRefused, EngineUnreachable: from the engine.
@@ -134,10 +156,21 @@ def engine_state(engine: Engine) -> list[ImageState]:
         listing = pool.submit(settled, lambda: engine.images(shared_size=shared_size))
         usage = pool.submit(_sizes_apart, engine, shared_size)
         holding = pool.submit(engine.containers)
-        images, apart = listing.result(), usage.result()
-        holders = holders_by_image(holding.result())
+        images, (apart, total) = listing.result(), usage.result()
+        containers = holding.result()
     sizes = _unique_sizes(images) if apart is None else apart
-    parents = {_image_id(i.get("ParentId") or "") for i in images} - {""}
+    return Listing(images=images, containers=containers, sizes=sizes, images_bytes=total)
+
+
+def engine_state(engine: Engine) -> list[ImageState]:
+    """One snapshot of every image, with its holders, children and unique size.
+
+    Raises:
+        EngineRefused, EngineUnreachable: from the engine.
+    """
+    found = read_listing(engine)
+    images, sizes, parents = found.images, found.sizes, found.parents
+    holders = holders_by_image(found.containers)
     return [
         ImageState(
             id=i["Id"],

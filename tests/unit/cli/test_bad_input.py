@@ -263,6 +263,8 @@ def test_malformed_registries_in_the_environment_exit_2(
 DURATION_COMMANDS = [
     "prune-dangling --older-than {} --lock-file {tmp}/lock",
     "prune-dangling --dry-run --older-than {}",
+    "prune-images --unused-for {} --lock-file {tmp}/lock",
+    "prune-images --dry-run --keep-last 1 --unused-for {}",
     "registry prune team/app --older-than {} --registry 127.0.0.1:5000",
     "cron install prune-dangling --older-than {} --file {tmp}/cron",
 ]
@@ -281,6 +283,7 @@ def test_malformed_durations_exit_2_before_any_call(
 LABEL_COMMANDS = [
     "prune-dangling --keep-label {} --lock-file {tmp}/lock",
     "prune-dangling --dry-run --keep-label keep --keep-label {}",
+    "prune-images --keep-last 2 --keep-label {} --lock-file {tmp}/lock",
     "cron install prune-dangling --keep-label {} --file {tmp}/cron",
 ]
 
@@ -293,6 +296,23 @@ def test_malformed_label_filters_exit_2_before_any_call(
 ) -> None:
     refused(cli, no_connections, *_argv(template, text, tmp_path))
     assert not (tmp_path / "cron").exists()
+
+
+@pytest.mark.parametrize("text", ["", "lots", "20XB", "-1GB", "101%", "x%", "%", "1e3", "20 G B"])
+def test_malformed_disk_limits_exit_2_before_any_call(
+    cli: Cli, no_connections: list[object], tmp_path: Path, text: str
+) -> None:
+    refused(cli, no_connections, "prune-images", "--max-disk", text, "--lock-file", f"{tmp_path}/l")
+    refused(cli, no_connections, "prune-images", "--dry-run", "--max-disk", text)
+
+
+@pytest.mark.parametrize("args", [(), ("--reference", "app"), ("--keep", "app:*")])
+def test_prune_images_without_a_limiting_rule_exits_2_before_any_call(
+    cli: Cli, no_connections: list[object], tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    refused(cli, no_connections, "prune-images", *args, "--lock-file", f"{tmp_path}/lock")
+    refused(cli, no_connections, "prune-images", "--keep-last", "-1", *args)
+    assert not (tmp_path / "lock").exists()
 
 
 # --- file paths -----------------------------------------------------------------------------

@@ -20,11 +20,11 @@ from dockops.core.cleanup.dangling import (
     LabelRule,
     PrunePlan,
     Removal,
-    _refusal,
     execute_plan,
     list_dangling,
     parse_label_rule,
     plan_prune,
+    read_refusal,
 )
 from dockops.core.cleanup.snapshot import ImageState
 from dockops.engine.errors import Conflict, Missing, Refused
@@ -219,7 +219,7 @@ def test_any_other_refusal_is_a_failure_in_the_engines_words() -> None:
     ],
 )
 def test_an_image_another_run_deleted_is_kept_as_gone(text: str) -> None:
-    outcome = _refusal(Removal("sha256:aa", 1), text)
+    outcome = read_refusal("sha256:aa", text)
     assert isinstance(outcome, Kept) and outcome.kind == GONE
 
 
@@ -228,7 +228,7 @@ def test_podmans_in_use_refusal_names_the_holder_as_docker_does() -> None:
         "image sha256:aa is in use: image used by " + "c" * 64 + ": image is in use by a "
         "container: consider listing external containers and force-removing image"
     )
-    outcome = _refusal(Removal("sha256:aa", 1), text)
+    outcome = read_refusal("sha256:aa", text)
     assert outcome == Kept(
         id="sha256:aa", reason=f"in use by container {'c' * 12} (since planning)", kind=IN_USE
     )

@@ -1,0 +1,251 @@
+"""prune-images: plan from one reading of the engine, then carry out exactly that plan.
+
+Each planned image is read again just before it is touched: one that gained a tag, lost one of
+the tags that were to stay, or went, is kept as it is. Nothing is forced: the engine refuses,
+atomically with the delete, an image a container uses, and so keeps one that gained a
+container since planning. An image leaves by its ID once every other planned tag is gone: the
+engine then deletes it only while it has that one reference left and no container, which is
+what was planned; removing a tag by name would untag an image a container holds on Podman.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from concurrent.futures import CancelledError, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from dockops.core.cleanup.dangling import CHANGED, GONE, IN_USE, Failure, read_refusal
+from dockops.core.cleanup.limits import DiskLimit
+from dockops.core.cleanup.retention import (
+    Budget,
+    EngineSnapshot,
+    Eviction,
+    KeptTag,
+    LastUse,
+    RetentionPlan,
+    RetentionRules,
+    plan_retention,
+)
+from dockops.core.cleanup.snapshot import VANISHING, settled
+from dockops.core.cleanup.tagged import Tagged, read_tagged
+from dockops.core.images.listing import tags_of
+from dockops.engine.errors import Missing
+from dockops.errors import EngineRefused, EngineUnreachable
+from dockops.reference import familiar_name
+
+if TYPE_CHECKING:
+    from dockops.engine.api import Engine
+
+
+@dataclass(frozen=True)
+class ImagesPruneResult:
+    """What prune-images removed (or would), kept and why, and could not do. `removed` holds
+    the evictions carried out: `delete` true for an image that went, false for tags that went
+    from an image that stays."""
+
+    dry_run: bool
+    removed: tuple[Eviction, ...]
+    kept: tuple[KeptTag, ...]
+    reclaimed_bytes: int
+    budget: Budget | None = None
+    failed: tuple[Failure, ...] = ()
+    duration_seconds: float = 0.0
+    usage_record: str = "not used"
+
+
+def plan_images(
+    engine: Engine,
+    rules: RetentionRules,
+    *,
+    disk_limit: DiskLimit | None = None,
+    usage: Mapping[str, LastUse] | None = None,
+    now: datetime | None = None,
+) -> tuple[RetentionPlan, Tagged, EngineSnapshot]:
+    """Read the engine once and plan from that reading.
+
+    Args:
+        engine: the engine.
+        rules: the options; `max_disk` is replaced by `disk_limit` resolved on the engine.
+        disk_limit: --max-disk as given (a percentage is of the engine's filesystem).
+        usage: last uses known beyond the engine's state (usage record and events).
+        now: the reference time (tests); default the current time.
+
+    Raises:
+        InvalidInput: a --max-disk percentage on an engine whose filesystem is not here.
+        EngineRefused, EngineUnreachable: from the engine.
+    """
+    percent = disk_limit is not None and disk_limit.percent is not None
+    tagged = read_tagged(engine, rules.references, measure_filesystem=percent)
+    if disk_limit is not None:
+        rules = replace(rules, max_disk=disk_limit.bytes_on(tagged.filesystem_bytes))
+    snapshot = EngineSnapshot(
+        images=tagged.images,
+        now=now or datetime.now(timezone.utc),
+        containers=tagged.containers,
+        usage=usage or {},
+        images_bytes=tagged.images_bytes,
+    )
+    return plan_retention(snapshot, rules), tagged, snapshot
+
+
+def dry_run_result(plan: RetentionPlan, started: float) -> ImagesPruneResult:
+    return ImagesPruneResult(
+        dry_run=True,
+        removed=plan.remove,
+        kept=plan.kept,
+        reclaimed_bytes=plan.freed,
+        budget=plan.budget,
+        duration_seconds=time.monotonic() - started,
+    )
+
+
+def execute_plan(
+    engine: Engine, plan: RetentionPlan, *, workers: int = 4, started: float | None = None
+) -> ImagesPruneResult:
+    """Carry out exactly the evictions of `plan`, each image checked again just before.
+
+    Args:
+        engine: the engine.
+        plan: from plan_images.
+        workers: images worked on at once (the tags of one image go in order, by one worker).
+        started: monotonic start time to report the duration from (default: now).
+
+    Raises:
+        EngineUnreachable: the engine went away mid-run; the message says how many evictions
+            were done before that (a rerun plans again from what is left).
+    """
+    started = time.monotonic() if started is None else started
+    outcomes: list[Eviction | KeptTag | Failure | list[KeptTag]] = []
+    lost: EngineUnreachable | None = None
+    podman = engine.is_podman
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = [pool.submit(_evict, engine, e, podman) for e in plan.remove]
+        for future in futures:
+            try:
+                outcomes.append(future.result())
+            except CancelledError:
+                continue
+            except EngineUnreachable as exc:
+                lost = lost or exc
+                for pending in futures:
+                    pending.cancel()
+    done = tuple(o for o in outcomes if isinstance(o, Eviction))
+    if lost is not None:
+        raise EngineUnreachable(
+            f"prune-images: {lost.message}; {len(done)} of {len(plan.remove)} planned removals "
+            "were done before that, run again to finish"
+        ) from lost
+    kept = list(plan.kept)
+    for outcome in outcomes:
+        kept += outcome if isinstance(outcome, list) else []
+    return ImagesPruneResult(
+        dry_run=False,
+        removed=done,
+        kept=tuple(kept),
+        reclaimed_bytes=sum(e.freed for e in done),
+        budget=plan.budget,
+        failed=tuple(o for o in outcomes if isinstance(o, Failure)),
+        duration_seconds=time.monotonic() - started,
+    )
+
+
+def _kept(eviction: Eviction, kind: str, reason: str) -> list[KeptTag]:
+    return [
+        KeptTag(
+            reference=tag,
+            image=eviction.image,
+            kind=kind,
+            reason=reason,
+            last_use=eviction.last_use,
+        )
+        for tag in eviction.tags
+    ]
+
+
+def _evict(engine: Engine, eviction: Eviction, podman: bool) -> Eviction | Failure | list[KeptTag]:
+    """One planned eviction, after checking the image is still as planned."""
+    gone = _kept(eviction, GONE, "gone before its turn (removed by another process)")
+    try:
+        current = settled(lambda: engine.find_image(eviction.image))
+        if current is None:
+            return gone
+        stored = {familiar_name(t): t for t in tags_of(current)}
+        planned = set(eviction.tags)
+        others = sorted(set(stored) - planned)
+        if eviction.delete and others:
+            return _kept(eviction, CHANGED, f"tagged since planning ({', '.join(others)})")
+        if not eviction.delete and not others:
+            # The tags that were to stay went: removing the planned ones now deletes the image.
+            return _kept(eviction, CHANGED, "its other tags were removed since planning")
+        missing = sorted(planned - set(stored))
+        if missing:
+            return _kept(eviction, CHANGED, f"untagged since planning ({', '.join(missing)})")
+        if eviction.delete and len(stored) > 1 and _holders(engine, eviction.image):
+            return _kept(eviction, IN_USE, "in use by a container created since planning")
+        names = [stored[tag] for tag in eviction.tags]
+        for name in names[:-1] if eviction.delete else names:
+            _untag(engine, eviction.image, name, podman)
+        if eviction.delete:
+            # By ID, not force: refused while a container uses it, atomically with the delete.
+            engine.remove_image(eviction.image, force=False, noprune=True)
+        return eviction
+    except Missing:
+        return gone
+    except EngineRefused as exc:
+        if any(words in exc.message for words in VANISHING) and _went(engine, eviction.image):
+            return gone
+        refusal = read_refusal(eviction.image, exc.message)
+        if isinstance(refusal, Failure):
+            return refusal
+        return _kept(eviction, refusal.kind, refusal.reason)
+
+
+def _untag(engine: Engine, image_id: str, name: str, podman: bool) -> None:
+    """Remove one name of an image that keeps another. Docker's DELETE of a name only untags
+    while the image has other references; Podman's own untag never deletes."""
+    if podman:
+        repository, _, tag = name.rpartition(":")
+        engine.untag(image_id, repository, tag)
+    else:
+        engine.remove_image(name, force=False, noprune=True)
+
+
+def _holders(engine: Engine, image_id: str) -> bool:
+    """Whether any container (running or stopped) uses the image now."""
+    return any(
+        c.get("ImageID") == image_id or f"sha256:{c.get('ImageID')}" == image_id
+        for c in engine.containers(all=True, filters={"ancestor": [image_id]})
+    )
+
+
+def _went(engine: Engine, image_id: str) -> bool:
+    try:
+        return settled(lambda: engine.find_image(image_id)) is None
+    except EngineRefused:
+        return False
+
+
+def prune_images(
+    engine: Engine,
+    rules: RetentionRules,
+    *,
+    disk_limit: DiskLimit | None = None,
+    dry_run: bool = False,
+    workers: int = 4,
+    now: datetime | None = None,
+) -> ImagesPruneResult:
+    """Plan from one reading of the engine and, unless `dry_run`, carry out exactly that plan.
+
+    Raises:
+        InvalidInput: a --max-disk percentage on an engine whose filesystem is not here.
+        EngineUnreachable: the engine could not be reached, at the start or mid-run.
+        EngineRefused: the engine refused to list its images or containers.
+    """
+    started = time.monotonic()
+    plan, _, _ = plan_images(engine, rules, disk_limit=disk_limit, now=now)
+    if dry_run:
+        return dry_run_result(plan, started)
+    return execute_plan(engine, plan, workers=workers, started=started)
