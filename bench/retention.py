@@ -25,6 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from dockops.core.cleanup.tagged import INSPECTS
 from tests.support.imagefactory import FakeImage, ago, write_save_tar
 
 DOCKOPS = str(Path(sys.executable).parent / "dockops")
@@ -50,6 +51,13 @@ def _skip(suite: str) -> list[str] | None:
     if not host.startswith("unix://") or shutil.which("docker") is None:
         return [f"## {suite}: skipped (needs DOCKER_HOST on a unix socket and the docker CLI)"]
     return None
+
+
+def _usage_file(workdir: Path) -> list[str]:
+    """A usage record of the run's own, once prune-images keeps one: never the user's."""
+    argv = [DOCKOPS, "prune-images", "--help"]
+    done = subprocess.run(argv, check=True, capture_output=True, text=True)
+    return ["--usage-file", str(workdir / "usage.json")] if "--usage-file" in done.stdout else []
 
 
 def _client() -> Any:
@@ -127,6 +135,15 @@ def _plan_contenders(socket_path: str, ids: Sequence[str], config: Path) -> dict
             "-K",
             str(config),
         ],
+        # What dockops asks for, as it asks: the listing, then INSPECTS inspects at once.
+        f"raw API: curl /images/json + {len(ids)} inspects, {INSPECTS} at once": [
+            *curl,
+            "--parallel",
+            "--parallel-max",
+            str(INSPECTS),
+            "-K",
+            str(config),
+        ],
         "docker images": [docker_cli, "images"],
         f"docker image inspect (all {len(ids)} in one call)": [
             docker_cli,
@@ -147,8 +164,7 @@ def _dockops_plan(workdir: Path, *extra: str) -> list[str]:
         *extra,
         "--lock-file",
         str(workdir / "lock"),
-        "--usage-file",
-        str(workdir / "usage.json"),
+        *_usage_file(workdir),
     ]
 
 
@@ -216,7 +232,7 @@ def _check_plan(argv: list[str], count: int, repos: int) -> None:
 
     done = subprocess.run(argv, check=True, capture_output=True, text=True)
     report = json.loads(done.stdout)
-    planned = [e for e in report["remove"] if str(e["tags"][0]).startswith("benchplan/")]
+    planned = [e for e in report["removed"] if str(e["tags"][0]).startswith("benchplan/")]
     want = repos * (TAGS_PER_REPO - 3)
     if len(planned) != want:
         raise AssertionError(f"plan over {count} images removes {len(planned)}, not {want}")
@@ -280,8 +296,7 @@ def remove() -> list[str]:
             "--quiet",
             "--lock-file",
             str(workdir / "lock"),
-            "--usage-file",
-            str(workdir / "usage.json"),
+            *_usage_file(workdir),
         ],
     }
     times: dict[str, list[float]] = {name: [] for name in contenders}
@@ -330,7 +345,8 @@ def remove() -> list[str]:
     ]
     for name, samples in times.items():
         median = statistics.median(samples)
-        lines.append(_row(name, median, median / base))
+        runs = ", ".join(f"{t:.2f}" for t in samples)
+        lines.append(_row(name, median, median / base, f"runs (s): {runs}"))
     paired = [a / b for a, b in zip(times[ours], times[baseline], strict=True)]
     ratio = statistics.median(paired)
     lines.append(f"  per round: {', '.join(f'x{r:.2f}' for r in paired)}")
