@@ -60,6 +60,12 @@ def _usage_file(workdir: Path) -> list[str]:
     return ["--usage-file", str(workdir / "usage.json")] if "--usage-file" in done.stdout else []
 
 
+def _load_average() -> str:
+    return (
+        ", ".join(f"{n:.2f}" for n in os.getloadavg()) + f" (1, 5, 15 min; {os.cpu_count()} CPUs)"
+    )
+
+
 def _client() -> Any:
     import docker
 
@@ -122,7 +128,7 @@ def _plan_contenders(socket_path: str, ids: Sequence[str], config: Path) -> dict
     urls = ["http://x/images/json", *(f"http://x/images/{i}/json" for i in ids)]
     config.write_text("".join(f'url = "{u}"\n' for u in urls))
     docker_cli = shutil.which("docker") or "docker"
-    return {
+    contenders = {
         "raw API: curl /images/json": [*curl, "http://x/images/json"],
         "raw API: curl /images/json, /containers/json, /system/df": [
             *curl,
@@ -130,13 +136,13 @@ def _plan_contenders(socket_path: str, ids: Sequence[str], config: Path) -> dict
             "http://x/containers/json?all=1",
             "http://x/system/df",
         ],
-        f"raw API: curl /images/json + {len(ids)} inspects (one connection)": [
+        "raw API: curl /images/json + each image's inspect, in turn": [
             *curl,
             "-K",
             str(config),
         ],
         # What dockops asks for, as it asks: the listing, then INSPECTS inspects at once.
-        f"raw API: curl /images/json + {len(ids)} inspects, {INSPECTS} at once": [
+        f"raw API: curl /images/json + each image's inspect, {INSPECTS} at once": [
             *curl,
             "--parallel",
             "--parallel-max",
@@ -145,13 +151,15 @@ def _plan_contenders(socket_path: str, ids: Sequence[str], config: Path) -> dict
             str(config),
         ],
         "docker images": [docker_cli, "images"],
-        f"docker image inspect (all {len(ids)} in one call)": [
+    }
+    if ids:  # docker asks for one name at least
+        contenders["docker image inspect (every image, one call)"] = [
             docker_cli,
             "image",
             "inspect",
             *ids,
-        ],
-    }
+        ]
+    return contenders
 
 
 def _dockops_plan(workdir: Path, *extra: str) -> list[str]:
@@ -188,12 +196,14 @@ def plan() -> list[str]:
     lines: list[str] = []
     try:
         # The fixed cost: the same commands on the engine as the harness left it.
-        fixed = {k: statistics.median(v) for k, v in _walls(ours, PLAN_RUNS).items()}
+        floor = {**_plan_contenders(socket_path, [], workdir / "urls"), **ours}
+        fixed = {k: statistics.median(v) for k, v in _walls(floor, PLAN_RUNS).items()}
         lines.append(
             f"## retention-plan: fixed cost, {len(before)} images (the harness's; median of "
             f"{PLAN_RUNS} rounds)"
         )
         lines += [_row(label, s, s / fixed[PLAN]) for label, s in fixed.items()]
+        lines.append(f"  load average at the start: {_load_average()}")
         medians: dict[int, dict[str, float]] = {}
         done = 0
         for repos in SIZES:
@@ -216,6 +226,7 @@ def plan() -> list[str]:
             )
             lines += [_row(label, s, s / base) for label, s in medians[count].items()]
         lines += _growth(medians, fixed)
+        lines.append(f"  load average at the end: {_load_average()}")
     finally:
         _remove_all(loaded)
         shutil.rmtree(workdir, ignore_errors=True)
@@ -350,6 +361,7 @@ def remove() -> list[str]:
     paired = [a / b for a, b in zip(times[ours], times[baseline], strict=True)]
     ratio = statistics.median(paired)
     lines.append(f"  per round: {', '.join(f'x{r:.2f}' for r in paired)}")
+    lines.append(f"  load average at the end: {_load_average()}")
     verdict = "met" if ratio <= GOAL_REMOVE else "MISSED"
     lines.append(f"  goal: median paired ratio x{ratio:.2f} <= {GOAL_REMOVE:.2f}: {verdict}")
     return lines
