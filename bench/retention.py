@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,9 @@ from tests.support.imagefactory import FakeImage, ago, write_save_tar
 
 DOCKOPS = str(Path(sys.executable).parent / "dockops")
 TAGS_PER_REPO = 10
-SIZES = (20, 200)  # repositories: 200 and 2,000 images
+# Repositories: 200, 1,000 and 2,000 images; the middle one tells linear growth (the same cost
+# for each image added, before and after it) from a fixed cost that happens to be large.
+SIZES = (20, 100, 200)
 PLAN_RUNS = max(3, int(os.environ.get("BENCH_RETENTION_RUNS", "5")))
 REMOVE_IMAGES = int(os.environ.get("BENCH_RETENTION_IMAGES", "300"))
 # The issue asks for the median of at least 5 paired runs; an even count balances ABBA.
@@ -250,7 +253,8 @@ def _check_plan(argv: list[str], count: int, repos: int) -> None:
 
 
 def _growth(medians: dict[int, dict[str, float]], fixed: dict[str, float]) -> list[str]:
-    small, large = sorted(medians)
+    sizes = sorted(medians)
+    small, large = sizes[0], sizes[-1]
     lines = [
         f"## retention-plan growth, {small} to {large} images (time at {large}; ratio "
         f"{large}/{small}; linear is x{large // small} at most)"
@@ -262,6 +266,11 @@ def _growth(medians: dict[int, dict[str, float]], fixed: dict[str, float]) -> li
             f = fixed[label]
             net = (at_large - f) / max(at_small - f, 1e-6)
             notes += f"; less the fixed {f * 1000:.1f} ms: x{net:.2f}"
+        steps = [
+            f"{(medians[b][label] - medians[a][label]) / (b - a) * 1000:.2f}"
+            for a, b in pairwise(sizes)
+        ]
+        notes += f"; ms per image added {' then '.join(steps)}"
         lines.append(_row(label, at_large, at_large / at_small, notes))
     f = fixed[PLAN]
     net = (medians[large][PLAN] - f) / max(medians[small][PLAN] - f, 1e-6)
@@ -269,6 +278,16 @@ def _growth(medians: dict[int, dict[str, float]], fixed: dict[str, float]) -> li
     lines.append(
         f"  goal {PLAN} growth less the fixed cost x{net:.2f} <= {GOAL_GROWTH:.0f}: {verdict}"
     )
+    if len(sizes) > 2:
+        # Linear: each image added costs the same at any size; quadratic: the later ones more
+        # (x2.5 from 200-1,000 to 1,000-2,000).
+        first, *_, last = (
+            (medians[b][PLAN] - medians[a][PLAN]) / (b - a) for a, b in pairwise(sizes)
+        )
+        lines.append(
+            f"  {PLAN}: an image added from {sizes[-2]} to {large} costs x{last / first:.2f} "
+            f"what one added from {small} to {sizes[1]} did (linear: about 1)"
+        )
     return lines
 
 

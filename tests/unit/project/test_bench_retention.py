@@ -56,10 +56,20 @@ def test_growth_is_judged_after_the_fixed_cost() -> None:
         (retention.PLAN, "5200.0 ms", "x5.20"),
         ("raw", "500.0 ms", "x5.00"),
     ]
-    assert section.rows[0].notes == "at 200: 1000.0 ms; less the fixed 500.0 ms: x9.40"
+    assert section.rows[0].notes == (
+        "at 200: 1000.0 ms; less the fixed 500.0 ms: x9.40; ms per image added 2.33"
+    )
     assert section.notes[-1].endswith("x9.40 <= 10: met")
     medians[2000][retention.PLAN] = 6.0
     assert retention._growth(medians, {retention.PLAN: 0.5})[-1].endswith("MISSED")
+
+
+def test_a_middle_size_tells_linear_from_quadratic() -> None:
+    medians = {n: {retention.PLAN: 0.3 + n * 0.0005} for n in (200, 1000, 2000)}
+    last = retention._growth(medians, {retention.PLAN: 0.3})[-1]
+    assert last.endswith("costs x1.00 what one added from 200 to 1000 did (linear: about 1)")
+    medians = {n: {retention.PLAN: 0.3 + n * n * 1e-7} for n in (200, 1000, 2000)}
+    assert "costs x2.50 what" in retention._growth(medians, {retention.PLAN: 0.3})[-1]
 
 
 @pytest.mark.parametrize("host", [None, "tcp://127.0.0.1:2375"])
