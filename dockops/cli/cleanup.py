@@ -1,8 +1,5 @@
-"""Cron-grade cleanup: dangling, prune-dangling, cron install/remove."""
+"""Cron-grade cleanup: dangling, prune-dangling."""
 
-import os
-import shutil
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,7 +8,7 @@ import typer
 
 from dockops import render
 from dockops.cli.common import DryRunOpt, JsonOpt, QuietOpt
-from dockops.errors import InvalidInput, PartialFailure
+from dockops.errors import PartialFailure
 from dockops.render import Column
 from dockops.units import human_age, human_size, parse_duration, short_id
 
@@ -171,6 +168,14 @@ def prune_images(
     quiet: QuietOpt = False,
     lock_file: LockFileOpt = None,
     metrics_file: MetricsFileOpt = None,
+    usage_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--usage-file",
+            help="The usage record kept between runs (default: /var/lib/dockops/usage/ for "
+            "root, else $XDG_STATE_HOME/dockops/usage/; one file per engine).",
+        ),
+    ] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, max=32, help="Images at once.")] = 4,
 ) -> None:
     """Remove tagged images by retention rules; safe to run from cron.
@@ -199,10 +204,16 @@ def prune_images(
     )
     limit = parse_disk_limit(max_disk) if max_disk is not None else None
     if dry_run:  # read-only: no lock, so a look is possible while a real run works
-        result = run(connect(), rules, disk_limit=limit, dry_run=True)
+        result = run(connect(), rules, disk_limit=limit, record_path=usage_file, dry_run=True)
     else:
         with exclusive(lock_file or default_lock_path("prune-images")):
-            result = run(connect(), rules, disk_limit=limit, workers=workers)
+            result = run(
+                connect(), rules, disk_limit=limit, record_path=usage_file, workers=workers
+            )
+            if metrics_file is not None:
+                from dockops.core.cleanup.metrics import write_prune_images_metrics
+
+                write_prune_images_metrics(metrics_file, result, success=not result.failed)
     render.emit(
         result,
         output,
@@ -275,92 +286,12 @@ def _images_summary(result: Any) -> str:
             text += f"; {human_size(budget.shortfall)} over that it cannot free (held: {held})"
         else:
             text += ", within it"
+    if "damaged" in result.usage_record:
+        text += f". Usage record {result.usage_record}"
     return text + "."
-
-
-cron_app = typer.Typer(
-    help="Install or remove the prune-dangling cron entry.", no_args_is_help=True
-)
-
-
-def _current_user() -> str:
-    import getpass
-
-    return getpass.getuser()
-
-
-def _dockops_argv() -> list[str]:
-    """How cron should start this very dockops: its absolute path, or python -m dockops."""
-    launched = Path(sys.argv[0])
-    if launched.name == "dockops" and launched.exists():
-        return [str(launched.resolve())]
-    found = shutil.which("dockops")
-    return [str(Path(found).resolve())] if found else [sys.executable, "-m", "dockops"]
-
-
-@cron_app.command("install")
-def cron_install(
-    job: Annotated[str, typer.Argument(metavar="prune-dangling", help="The job: prune-dangling.")],
-    schedule: Annotated[str, typer.Option("--schedule", metavar="CRON")] = "17 3 * * *",
-    older_than: Annotated[str, typer.Option("--older-than", metavar="DUR")] = "24h",
-    keep_label: KeepLabelOpt = None,
-    lock_file: LockFileOpt = None,
-    metrics_file: MetricsFileOpt = None,
-    log_file: Annotated[
-        Path | None,
-        typer.Option("--log-file", help="Append output here, an absolute path (default: syslog)."),
-    ] = None,
-    user: Annotated[str | None, typer.Option("--user", help="Run as (default: you).")] = None,
-    file: Annotated[
-        Path | None, typer.Option("--file", help="Default /etc/cron.d/dockops.")
-    ] = None,
-    json: JsonOpt = False,
-) -> None:
-    """Write a cron.d entry that runs prune-dangling quietly; idempotent."""
-    from dockops.core.cleanup import cron
-    from dockops.core.cleanup.dangling import parse_label_rule
-
-    if job != "prune-dangling":
-        raise InvalidInput(f"unknown cron job {job!r}: the only one is prune-dangling")
-    parse_duration(older_than)
-    runner = _dockops_argv()
-    command = [*runner, "prune-dangling", "--quiet", "--older-than", older_than]
-    for text in keep_label or []:
-        command += ["--keep-label", str(parse_label_rule(text))]
-    for flag, value in (("--lock-file", lock_file), ("--metrics-file", metrics_file)):
-        if value is not None:
-            command += [flag, str(cron.validate_path(flag, value))]
-    run_as = _current_user() if user is None else user
-    content = cron.render_entry(
-        schedule=cron.validate_schedule(schedule),
-        user=run_as,
-        command=command,
-        env=os.environ,
-        log_file=log_file,
-    )
-    cron.check_runner(Path(runner[0]), cron.validate_user(run_as))
-    result = cron.install(file or cron.DEFAULT_CRON_FILE, content)
-    render.emit(
-        result, render.output_mode(json), summary=f"{result.action} {result.path}: {result.entry}"
-    )
-
-
-@cron_app.command("remove")
-def cron_remove(
-    file: Annotated[
-        Path | None, typer.Option("--file", help="Default /etc/cron.d/dockops.")
-    ] = None,
-    json: JsonOpt = False,
-) -> None:
-    """Remove the cron.d entry (only one that dockops wrote)."""
-    from dockops.core.cleanup import cron
-
-    result = cron.remove(file or cron.DEFAULT_CRON_FILE)
-    render.emit(result, render.output_mode(json), summary=f"{result.action} {result.path}")
 
 
 def register(app: typer.Typer) -> None:
     app.command("dangling")(dangling)
     app.command("prune-dangling")(prune_dangling)
     app.command("prune-images")(prune_images)
-    app.add_typer(cron_app, name="cron")

@@ -20,13 +20,13 @@ if TYPE_CHECKING:
 
 # The command modules of dockops.cli in help order, and the top-level names each registers
 # (a unit test holds this to what their register() functions really add).
-MODULES = ("images", "archive", "cleanup", "registry", "doctor")
+MODULES = ("images", "archive", "cleanup", "cron", "registry", "doctor")
 COMMANDS = {
     "images": "images", "search": "images", "pull": "images", "commit": "images",
     "history": "images", "layers": "images", "tag": "images", "rmi": "images", "push": "images",
     "save": "archive", "load": "archive", "export": "archive", "import": "archive",
     "dangling": "cleanup", "prune-dangling": "cleanup", "prune-images": "cleanup",
-    "cron": "cleanup",
+    "cron": "cron",
     "registry": "registry", "login": "registry", "logout": "registry",
     "push-private": "registry",
     "doctor": "doctor",

@@ -11,12 +11,13 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
 from dockops.engine.errors import Missing, lost, refused
-from dockops.engine.wire import Body, Lost, Params, Transport
-from dockops.errors import EngineUnreachable
+from dockops.engine.wire import Body, Lost, Params, Transport, json_lines
+from dockops.errors import EngineRefused, EngineUnreachable
 
 
 def _name(reference: str) -> str:
@@ -144,6 +145,47 @@ class Engine:
         """Podman's own df (its libpod API), whose images carry UniqueSize: the compat one says
         SharedSize 0 for all. Only for an engine that `is_podman`."""
         return dict(self.json("GET", "/libpod/system/df", what=what))
+
+    def events(
+        self,
+        since: datetime | None,
+        until: datetime,
+        filters: dict[str, list[str]] | None = None,
+        what: str = "read the engine's events",
+    ) -> list[dict[str, Any]]:
+        """The engine's events from `since` (None: as far back as it keeps) to `until`, both
+        inclusive, as the Engine API's JSON objects. dockerd keeps only its last 256 events, in
+        memory (moby daemon/events: eventsLimit); Podman its whole events log (file or journal).
+
+        dockerd takes unix seconds ("sec.nanos") and ends the stream at `until`. Podman 4.3
+        reads fractional seconds as no time and answers 200 with nothing, so it gets RFC 3339;
+        and its `until` stops the log reader when that time comes (libpod/events/logfile.go),
+        at once for a past one, mid-file: so no `until`, `stream=false` (read to the end and
+        close), and every event past `until` is dropped here.
+
+        Raises:
+            EngineRefused: a line of the answer that is not a JSON object.
+        """
+        params: Params = {"filters": json.dumps(filters)} if filters else {}
+        if self.is_podman:
+            start = since or datetime.fromtimestamp(0, timezone.utc)
+            params.update(since=_rfc3339(start), stream="false")
+        else:
+            if since is not None:
+                params["since"] = _unix_seconds(since)
+            params["until"] = _unix_seconds(until)
+        low = _nanoseconds(since) if since is not None else None
+        high = _nanoseconds(until)
+        with self.stream("GET", "/events", params=params, what=what) as body:
+            try:
+                found = list(json_lines(body.pieces))
+            except ValueError as exc:
+                raise EngineRefused(f"{what}: the answer is not JSON lines: {exc}") from exc
+        return [
+            event
+            for event in found
+            if (at := _event_time(event)) is None or ((low is None or at >= low) and at <= high)
+        ]
 
     # -- images -------------------------------------------------------------------------------
 
@@ -371,3 +413,28 @@ def _demultiplex(raw: bytes) -> bytes:
         out += raw[position + 8 : position + 8 + size]
         position += 8 + size
     return bytes(out)
+
+
+def _nanoseconds(when: datetime) -> int:
+    """Nanoseconds since the epoch of an aware datetime, without a float's rounding."""
+    delta = when - datetime.fromtimestamp(0, timezone.utc)
+    return (delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+
+
+def _unix_seconds(when: datetime) -> str:
+    """dockerd's since/until: seconds and nanoseconds since the epoch, "1700000000.123456000"."""
+    seconds, nanos = divmod(_nanoseconds(when), 1_000_000_000)
+    return f"{seconds}.{nanos:09d}"
+
+
+def _rfc3339(when: datetime) -> str:  # Podman's since
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _event_time(event: dict[str, Any]) -> int | None:
+    """An event's time in nanoseconds (timeNano, else time in seconds); None when it has none."""
+    for key, scale in (("timeNano", 1), ("time", 1_000_000_000)):
+        value = event.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value * scale
+    return None

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from dockops.engine.address import STALL_TIMEOUT_ENV, engine_address, stall_timeout
-from dockops.engine.wire import Lost
+from dockops.engine.wire import Lost, json_lines
 from dockops.errors import DockopsError, EngineRefused, EngineUnreachable, RegistryUnreachable
 
 if TYPE_CHECKING:
@@ -64,38 +64,6 @@ def registry_auth(auth: Mapping[str, str]) -> str:
     """The X-Registry-Auth header for `auth` (an auth config: username, password,
     serveraddress[, identitytoken]), encoded as the docker CLI does: base64url of its JSON."""
     return base64.urlsafe_b64encode(json.dumps(dict(auth)).encode()).decode("ascii")
-
-
-def json_lines(pieces: Iterable[bytes | memoryview]) -> Iterator[dict[str, Any]]:
-    """The JSON documents of a stream of lines cut into pieces anywhere (a line may span
-    pieces; a piece may be a view valid only until the next is read, so it is copied).
-
-    Raises:
-        ValueError: a line that is not a JSON object (its start is the message).
-    """
-    pending = bytearray()
-    for piece in pieces:
-        pending += piece
-        end = pending.rfind(b"\n")
-        if end < 0:
-            continue
-        complete = bytes(pending[:end])
-        del pending[: end + 1]
-        for line in complete.split(b"\n"):
-            if line.strip():
-                yield _document(line)
-    if pending.strip():
-        yield _document(bytes(pending))
-
-
-def _document(line: bytes) -> dict[str, Any]:
-    try:
-        document = json.loads(line)
-    except ValueError:
-        document = None
-    if not isinstance(document, dict):
-        raise ValueError(repr(line[:200]))
-    return document
 
 
 def daemon_lines(

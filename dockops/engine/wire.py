@@ -7,6 +7,9 @@ engine/unix.py for a local socket, engine/dockerpy.py for tcp, TLS and ssh engin
 
 A transport raises Lost when the engine cannot be reached or the connection fails; a body
 being read raises StreamBroken when it is cut off. No other exception leaves a transport.
+
+json_lines reads the engine's JSON-lines bodies (pull, push, events) for the Engine and
+engine/daemon_lines.py alike.
 """
 
 from __future__ import annotations
@@ -115,3 +118,35 @@ def json_request(
         return None, headers
     headers.setdefault("Content-Type", "application/json")
     return json.dumps(json_body).encode(), headers
+
+
+def json_lines(pieces: Iterable[bytes | memoryview]) -> Iterator[dict[str, Any]]:
+    """The JSON documents of a stream of lines cut into pieces anywhere (a line may span
+    pieces; a piece may be a view valid only until the next is read, so it is copied).
+
+    Raises:
+        ValueError: a line that is not a JSON object (its start is the message).
+    """
+    pending = bytearray()
+    for piece in pieces:
+        pending += piece
+        end = pending.rfind(b"\n")
+        if end < 0:
+            continue
+        complete = bytes(pending[:end])
+        del pending[: end + 1]
+        for line in complete.split(b"\n"):
+            if line.strip():
+                yield _document(line)
+    if pending.strip():
+        yield _document(bytes(pending))
+
+
+def _document(line: bytes) -> dict[str, Any]:
+    try:
+        document = json.loads(line)
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        raise ValueError(repr(line[:200]))
+    return document

@@ -140,6 +140,83 @@ def test_cron_playbook_installs_each_hosts_entry_once(fleet: Fleet) -> None:
     assert not any(h.cron_file.exists() for h in fleet.hosts)
 
 
+IMAGES_SETTINGS = {
+    "dockops_cron_jobs": ["prune-images"],
+    "dockops_prune_images_references": ["team/*", "ci/*:pr-*"],
+    "dockops_prune_images_keep_last": 0,
+    "dockops_prune_images_unused_for": "14d",
+    "dockops_prune_images_max_disk": "80%",
+    "dockops_prune_images_keep": ["team/base:*"],
+    "dockops_prune_images_keep_labels": ["keep"],
+    "dockops_prune_images_metrics_file": "/var/lib/node_exporter/textfile/dockops-images.prom",
+}
+
+
+def test_cron_playbook_installs_prune_images_beside_prune_dangling(fleet: Fleet) -> None:
+    dangling = {h.name: h.cron_file.exists() for h in fleet.hosts}
+    first = fleet.run("cron.yml", IMAGES_SETTINGS)
+    _ok(first)
+    assert first.changed() == dict.fromkeys(NAMES, 1)
+    dockops = str(DOCKOPS.resolve())
+    for host in fleet.hosts:
+        text = host.images_cron_file.read_text()
+        assert text.startswith("# Managed by dockops: ") and "prune-images" in text.split("\n")[0]
+        assert f"DOCKER_HOST={host.engine.host}\n" in text
+        assert _job(host.images_cron_file) == (
+            f"41 * * * * root {dockops} prune-images --quiet --reference 'team/*' "
+            "--reference 'ci/*:pr-*' --keep-last 0 --unused-for 14d --max-disk 80\\% "
+            "--keep 'team/base:*' --keep-label keep "
+            f"--lock-file {host.home / 'prune-images.lock'} "
+            "--metrics-file /var/lib/node_exporter/textfile/dockops-images.prom "
+            "2>&1 | logger -t dockops"
+        )
+        assert host.images_cron_file.stat().st_mode & 0o777 == 0o644
+    # Only the job named: prune-dangling's entry is as it was.
+    assert {h.name: h.cron_file.exists() for h in fleet.hosts} == dangling
+
+    again = fleet.run("cron.yml", IMAGES_SETTINGS)
+    _ok(again)
+    assert again.changed() == dict.fromkeys(NAMES, 0)
+
+    # Both at once, named as -e would give them: prune-images' entry is already right.
+    both = {**IMAGES_SETTINGS, "dockops_cron_jobs": "prune-dangling, prune-images"}
+    installed = fleet.run("cron.yml", both)
+    _ok(installed)
+    assert installed.changed() == {h: 0 if dangling[h] else 1 for h in NAMES}
+    assert all(h.cron_file.exists() and h.images_cron_file.exists() for h in fleet.hosts)
+    assert all(" prune-dangling --quiet " in _job(h.cron_file) for h in fleet.hosts)
+    assert fleet.run("cron.yml", both).changed() == dict.fromkeys(NAMES, 0)
+
+    # One job's state alone.
+    removed = fleet.run("cron.yml", {**both, "dockops_prune_images_state": "absent"})
+    _ok(removed)
+    assert removed.changed() == dict.fromkeys(NAMES, 1)
+    assert not any(h.images_cron_file.exists() for h in fleet.hosts)
+    assert all(h.cron_file.exists() for h in fleet.hosts)
+
+    gone = fleet.run("cron.yml", {**both, "dockops_cron_state": "absent"})
+    _ok(gone)
+    assert gone.changed() == dict.fromkeys(NAMES, 1)
+    assert not any(h.cron_file.exists() or h.images_cron_file.exists() for h in fleet.hosts)
+
+
+@pytest.mark.parametrize(
+    ("settings", "says"),
+    [
+        ({"dockops_cron_jobs": "prune-imagez"}, "dockops_cron_jobs names prune-imagez"),
+        ({"dockops_cron_jobs": ["prune-images"]}, "prune-images needs at least one of"),
+    ],
+    ids=["unknown-job", "no-rule"],
+)
+def test_cron_playbook_refuses_a_job_it_cannot_install(
+    fleet: Fleet, settings: dict[str, object], says: str
+) -> None:
+    run = fleet.run("cron.yml", settings, "--limit", "h1")
+    assert run.code != 0 and run.recap["h1"]["failed"] == 1
+    assert says in run.output
+    assert not fleet.host("h1").images_cron_file.exists()
+
+
 def _client(host: str) -> closing[docker.DockerClient]:
     return closing(docker.DockerClient(base_url=host, version="auto", timeout=120))
 

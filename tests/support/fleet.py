@@ -52,6 +52,10 @@ class Host:
         return self.home / "cron.d" / "dockops"
 
     @property
+    def images_cron_file(self) -> Path:
+        return self.home / "cron.d" / "dockops-prune-images"
+
+    @property
     def certs_d(self) -> Path:
         assert self.engine.certs_d is not None
         return self.engine.certs_d
@@ -104,6 +108,8 @@ class Fleet:
                 "dockops_certs_d": str(h.certs_d),
                 "dockops_cron_file": str(h.cron_file),
                 "dockops_prune_lock_file": str(h.home / "prune.lock"),
+                "dockops_prune_images_cron_file": str(h.images_cron_file),
+                "dockops_prune_images_lock_file": str(h.home / "prune-images.lock"),
             }
             for h in self.hosts
         }

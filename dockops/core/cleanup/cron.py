@@ -1,4 +1,4 @@
-"""The cron.d entry that runs prune-dangling unattended."""
+"""The cron.d entries that run prune-dangling and prune-images unattended, one file each."""
 
 from __future__ import annotations
 
@@ -16,8 +16,45 @@ from pathlib import Path
 from dockops.atomic import write_atomic
 from dockops.errors import DockopsError, InvalidInput
 
-DEFAULT_CRON_FILE = Path("/etc/cron.d/dockops")
 MARKER = "# Managed by dockops"
+PRUNE_DANGLING = "prune-dangling"
+PRUNE_IMAGES = "prune-images"
+
+
+@dataclass(frozen=True)
+class Job:
+    """A command dockops schedules: its cron.d file and schedule unless the user gives others,
+    and the marker line its entry starts with (which says whose entry a file holds)."""
+
+    name: str
+    file: Path
+    schedule: str
+    title: str
+
+    @property
+    def marker(self) -> str:
+        # prune-dangling's line is the one every entry written before prune-images had: an
+        # existing entry must read as unchanged, not as one to rewrite.
+        remove = "dockops cron remove" + ("" if self.name == PRUNE_DANGLING else f" {self.name}")
+        return f"{MARKER}: {self.title}. Remove with `{remove}`."
+
+
+JOBS = {
+    PRUNE_DANGLING: Job(
+        PRUNE_DANGLING, Path("/etc/cron.d/dockops"), "17 3 * * *", "prune dangling images"
+    ),
+    # Hourly, not daily: prune-images learns that a container used an image from the engine's
+    # events since its last run, and dockerd keeps only its last 256 events (and none across a
+    # restart), so a container that came and went is seen only if a run comes soon enough. At
+    # :41, away from the top of the hour and :17 (Debian's cron.hourly, prune-dangling's 3:17).
+    PRUNE_IMAGES: Job(
+        PRUNE_IMAGES,
+        Path("/etc/cron.d/dockops-prune-images"),
+        "41 * * * *",
+        "prune tagged images by retention rules (prune-images)",
+    ),
+}
+DEFAULT_CRON_FILE = JOBS[PRUNE_DANGLING].file
 # Environment a cron job needs to reach the same engine and config as the installing shell.
 CARRIED_ENV = (
     "DOCKER_HOST",
@@ -80,6 +117,27 @@ def _check_text(what: str, text: str) -> None:
         raise InvalidInput(f"{what} {text!r} holds a control character (newline, tab...)")
     if "\\" in text:
         raise InvalidInput(f"{what} {text!r}: a cron job line cannot carry a backslash")
+
+
+def job(name: str) -> Job:
+    """The job called `name`.
+
+    Raises:
+        InvalidInput: no such job.
+    """
+    if name not in JOBS:
+        raise InvalidInput(f"unknown cron job {name!r}: choose {' or '.join(JOBS)}")
+    return JOBS[name]
+
+
+def validate_text(flag: str, text: str) -> str:
+    """A value (a glob, a label) the job line can carry as it is; returned unchanged.
+
+    Raises:
+        InvalidInput: one `_check_text` refuses.
+    """
+    _check_text(flag, text)
+    return text
 
 
 def validate_path(flag: str, path: Path) -> Path:
@@ -201,6 +259,7 @@ def _check_path(path: Path) -> None:
 
 def render_entry(
     *,
+    job: Job,
     schedule: str,
     user: str,
     command: Sequence[str],
@@ -210,6 +269,7 @@ def render_entry(
     """The whole cron.d file: marker, environment, and one job line.
 
     Args:
+        job: the job the entry runs; its marker line starts the file.
         schedule: validated cron schedule.
         user: the user the job runs as (one that exists).
         command: argv of the job (absolute dockops path first).
@@ -226,7 +286,7 @@ def render_entry(
     if log_file is not None:
         validate_path("--log-file", log_file)
     lines = [
-        f"{MARKER}: prune dangling images. Remove with `dockops cron remove`.",
+        job.marker,
         "SHELL=/bin/sh",
         f"PATH={_PATH}",
     ]
@@ -238,12 +298,18 @@ def render_entry(
                     f"cannot carry {name} into a cron entry: a control character or % in it"
                 )
             lines.append(f"{name}={value}")
-    job = " ".join(shlex.quote(part) for part in command)
+    argv = " ".join(shlex.quote(part) for part in command)
     sink = f">> {shlex.quote(str(log_file))} 2>&1" if log_file else "2>&1 | logger -t dockops"
     # cron ends the command at an unescaped %: escape every one, the log file's included.
-    command_text = f"{job} {sink}".replace("%", "\\%")
+    command_text = f"{argv} {sink}".replace("%", "\\%")
     lines.append(f"{schedule} {user} {command_text}")
     return "\n".join(lines) + "\n"
+
+
+def _holder(text: str) -> Job | None:
+    """The job whose entry `text` is, by its marker line; None for any other text."""
+    first = text.partition("\n")[0]
+    return next((j for j in JOBS.values() if j.marker == first), None)
 
 
 def install(path: Path, content: str) -> CronResult:
@@ -253,7 +319,8 @@ def install(path: Path, content: str) -> CronResult:
         action `written`, or `unchanged` when the file already holds exactly this entry.
 
     Raises:
-        InvalidInput: the path is one cron would ignore, or a file not written by dockops is there.
+        InvalidInput: the path is one cron would ignore, a file not written by dockops is
+            there, or one holding another job's entry (each job has a file of its own).
     """
     _check_path(path)
     entry = content.rstrip("\n").splitlines()[-1]
@@ -267,6 +334,9 @@ def install(path: Path, content: str) -> CronResult:
         return CronResult(path=path, action="unchanged", entry=entry)
     if current is not None and not current.startswith(MARKER):
         raise InvalidInput(f"{path} exists and was not written by dockops; choose --file")
+    held, ours = _holder(current or ""), _holder(content)
+    if held is not None and ours is not None and held != ours:
+        raise InvalidInput(f"{path} holds the {held.name} entry; choose another --file")
     try:
         write_atomic(path, content.encode(), mode=0o644)
     except OSError as exc:
@@ -274,11 +344,11 @@ def install(path: Path, content: str) -> CronResult:
     return CronResult(path=path, action="written", entry=entry)
 
 
-def remove(path: Path) -> CronResult:
-    """Remove the entry if dockops wrote it.
+def remove(path: Path, job: Job) -> CronResult:
+    """Remove `job`'s entry if dockops wrote it.
 
     Raises:
-        InvalidInput: the file is not one dockops wrote.
+        InvalidInput: the file is not one dockops wrote, or holds another job's entry.
     """
     try:
         current = path.read_text()
@@ -286,5 +356,10 @@ def remove(path: Path) -> CronResult:
         return CronResult(path=path, action="absent")
     if not current.startswith(MARKER):
         raise InvalidInput(f"refusing to remove {path}: it was not written by dockops")
+    held = _holder(current)
+    if held is not None and held != job:
+        raise InvalidInput(
+            f"refusing to remove {path}: it holds the {held.name} entry, not {job.name}'s"
+        )
     path.unlink()
     return CronResult(path=path, action="removed")

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from concurrent.futures import CancelledError, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dockops.core.cleanup.dangling import CHANGED, GONE, IN_USE, Failure, read_refusal
@@ -27,10 +28,19 @@ from dockops.core.cleanup.retention import (
     LastUse,
     RetentionPlan,
     RetentionRules,
+    last_uses,
     plan_retention,
 )
 from dockops.core.cleanup.snapshot import VANISHING, settled
-from dockops.core.cleanup.tagged import Tagged, read_tagged
+from dockops.core.cleanup.tagged import read_tagged
+from dockops.core.cleanup.usage import (
+    UsageRecord,
+    default_record_path,
+    engine_sightings,
+    merge_usage,
+    read_record,
+    write_record,
+)
 from dockops.core.images.listing import tags_of
 from dockops.engine.errors import Missing
 from dockops.errors import EngineRefused, EngineUnreachable
@@ -53,7 +63,7 @@ class ImagesPruneResult:
     budget: Budget | None = None
     failed: tuple[Failure, ...] = ()
     duration_seconds: float = 0.0
-    usage_record: str = "not used"
+    usage_record: str = ""
 
 
 def plan_images(
@@ -61,39 +71,46 @@ def plan_images(
     rules: RetentionRules,
     *,
     disk_limit: DiskLimit | None = None,
-    usage: Mapping[str, LastUse] | None = None,
+    record: UsageRecord | None = None,
     now: datetime | None = None,
-) -> tuple[RetentionPlan, Tagged, EngineSnapshot]:
-    """Read the engine once and plan from that reading.
+) -> tuple[RetentionPlan, EngineSnapshot]:
+    """Read the engine once, fold in the usage record and the engine's events since it, and
+    plan from that.
 
     Args:
         engine: the engine.
         rules: the options; `max_disk` is replaced by `disk_limit` resolved on the engine.
         disk_limit: --max-disk as given (a percentage is of the engine's filesystem).
-        usage: last uses known beyond the engine's state (usage record and events).
-        now: the reference time (tests); default the current time.
+        record: the usage record as read (None: no record, and no events).
+        now: the reference time, and the end of the events read (default: the current time).
 
     Raises:
         InvalidInput: a --max-disk percentage on an engine whose filesystem is not here.
         EngineRefused, EngineUnreachable: from the engine.
     """
+    now = now or datetime.now(timezone.utc)
     percent = disk_limit is not None and disk_limit.percent is not None
     tagged = read_tagged(engine, rules.references, measure_filesystem=percent)
     if disk_limit is not None:
         rules = replace(rules, max_disk=disk_limit.bytes_on(tagged.filesystem_bytes))
+    usage: Mapping[str, LastUse] = {}
+    if record is not None:
+        sightings = engine_sightings(engine, record.events_until, now)
+        usage = merge_usage(record, sightings, tagged.images)
     snapshot = EngineSnapshot(
         images=tagged.images,
-        now=now or datetime.now(timezone.utc),
+        now=now,
         containers=tagged.containers,
-        usage=usage or {},
+        usage=usage,
         images_bytes=tagged.images_bytes,
     )
-    return plan_retention(snapshot, rules), tagged, snapshot
+    return plan_retention(snapshot, rules), snapshot
 
 
-def dry_run_result(plan: RetentionPlan, started: float) -> ImagesPruneResult:
+def dry_run_result(plan: RetentionPlan, started: float, record: str = "") -> ImagesPruneResult:
     return ImagesPruneResult(
         dry_run=True,
+        usage_record=record,
         removed=plan.remove,
         kept=plan.kept,
         reclaimed_bytes=plan.freed,
@@ -233,19 +250,49 @@ def prune_images(
     rules: RetentionRules,
     *,
     disk_limit: DiskLimit | None = None,
+    record_path: Path | None = None,
     dry_run: bool = False,
     workers: int = 4,
     now: datetime | None = None,
 ) -> ImagesPruneResult:
     """Plan from one reading of the engine and, unless `dry_run`, carry out exactly that plan.
 
+    The usage record (`record_path`, default usage_record.default_record_path) is read, and,
+    unless `dry_run`, written again before the first removal: the last use of every image that
+    stays, and where the next run's events start. A record that cannot be written stops the run
+    before anything is removed.
+
     Raises:
-        InvalidInput: a --max-disk percentage on an engine whose filesystem is not here.
+        InvalidInput: a --max-disk percentage on an engine whose filesystem is not here; a
+            usage record that cannot be read or written.
         EngineUnreachable: the engine could not be reached, at the start or mid-run.
         EngineRefused: the engine refused to list its images or containers.
     """
     started = time.monotonic()
-    plan, _, _ = plan_images(engine, rules, disk_limit=disk_limit, now=now)
+    now = now or datetime.now(timezone.utc)
+    path = record_path or default_record_path(engine.address)
+    record = read_record(path, now)
+    plan, snapshot = plan_images(engine, rules, disk_limit=disk_limit, record=record, now=now)
+    state = _record_state(record)
     if dry_run:
-        return dry_run_result(plan, started)
-    return execute_plan(engine, plan, workers=workers, started=started)
+        return dry_run_result(plan, started, state)
+    leaving = {e.image for e in plan.remove if e.delete}
+    write_record(
+        path,
+        last_uses(snapshot),
+        (i.id for i in snapshot.images if i.id not in leaving),
+        now,
+        engine=engine.address,
+    )
+    return replace(execute_plan(engine, plan, workers=workers, started=started), usage_record=state)
+
+
+def _record_state(record: UsageRecord) -> str:
+    """What the report says of the record: its path, and whether it was read, missing (a
+    first run: the engine's events of the last week stand in) or damaged (rebuilt)."""
+    if record.state == "damaged":
+        return (
+            f"{record.path}: damaged ({record.problem}), rebuilt; every image counted as used "
+            "when it was last written"
+        )
+    return f"{record.path}: {record.state}"

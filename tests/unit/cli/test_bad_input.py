@@ -267,6 +267,7 @@ DURATION_COMMANDS = [
     "prune-images --dry-run --keep-last 1 --unused-for {}",
     "registry prune team/app --older-than {} --registry 127.0.0.1:5000",
     "cron install prune-dangling --older-than {} --file {tmp}/cron",
+    "cron install prune-images --unused-for {} --file {tmp}/cron",
 ]
 
 
@@ -285,6 +286,7 @@ LABEL_COMMANDS = [
     "prune-dangling --dry-run --keep-label keep --keep-label {}",
     "prune-images --keep-last 2 --keep-label {} --lock-file {tmp}/lock",
     "cron install prune-dangling --keep-label {} --file {tmp}/cron",
+    "cron install prune-images --keep-last 1 --keep-label {} --file {tmp}/cron",
 ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from dockops.engine.api import Engine, _demultiplex
 from dockops.engine.errors import Conflict, Missing, Refused
 from dockops.engine.wire import Answer, Body, Lost, Params, StreamBroken
-from dockops.errors import EngineUnreachable
+from dockops.errors import EngineRefused, EngineUnreachable
 
 
 class Scripted:
@@ -210,3 +211,62 @@ def test_uploads_send_the_pieces_and_split_the_answers_lines() -> None:
     lines = Engine(transport).load(iter(pieces), "load a.tar")
     assert lines == [b'{"stream": "Loaded image: a:1"}', b'{"stream": "x"}']
     assert transport.asked == [("POST", "/images/load", {"quiet": 1}, b"tar bytes")]
+
+
+def _events_engine(podman: bool, body: bytes) -> tuple[Engine, Scripted]:
+    transport = Scripted(Answer(200, body))
+    transport.podman = podman  # type: ignore[assignment]
+    return Engine(transport), transport
+
+
+_SINCE = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=timezone.utc)
+_UNTIL = datetime(2026, 1, 2, 4, 0, 0, tzinfo=timezone.utc)
+_EVENTS = (
+    # Just before since, at since, just after until, at until in seconds only: the engine's
+    # cut is made again here, both ends inclusive.
+    b'{"Type": "container", "Action": "start", "timeNano": 1767323045123455999}\n'
+    b'{"Type": "container", "Action": "create", "timeNano": 1767323045123456000}\n'
+    b'{"Type": "image", "Action": "tag", "timeNano": 1767326400000000001}\n'
+    b'{"Type": "image", "Action": "pull", "time": 1767326400}\n'
+)
+
+
+def test_events_ask_dockerd_in_unix_seconds_with_until() -> None:
+    engine, transport = _events_engine(False, _EVENTS)
+    found = engine.events(_SINCE, _UNTIL, {"type": ["container"]})
+    assert transport.asked == [
+        (
+            "GET",
+            "/events",
+            {
+                "filters": '{"type": ["container"]}',
+                "since": "1767323045.123456000",
+                "until": "1767326400.000000000",
+            },
+            None,
+        )
+    ]
+    assert [e["Action"] for e in found] == ["create", "pull"]
+
+
+def test_events_ask_podman_in_rfc3339_without_until_and_cut_at_until_here() -> None:
+    # Podman 4.3 reads "sec.nanos" as no time (200, nothing), and a past `until` stops its
+    # log reader at once: RFC 3339, stream=false, and the cut made by dockops.
+    engine, transport = _events_engine(True, _EVENTS)
+    found = engine.events(_SINCE, _UNTIL)
+    assert transport.asked == [
+        ("GET", "/events", {"since": "2026-01-02T03:04:05.123456Z", "stream": "false"}, None)
+    ]
+    assert [e["Action"] for e in found] == ["create", "pull"]
+    engine, transport = _events_engine(True, b"")
+    assert engine.events(None, _UNTIL) == []
+    assert transport.asked[0][2] == {"since": "1970-01-01T00:00:00.000000Z", "stream": "false"}
+
+
+def test_events_without_since_take_all_dockerd_keeps_and_refuse_a_line_not_json() -> None:
+    engine, transport = _events_engine(False, b'{"time": 1}\n')
+    assert engine.events(None, _UNTIL) == [{"time": 1}]
+    assert transport.asked[0][2] == {"until": "1767326400.000000000"}
+    engine, _ = _events_engine(False, b'{"time": 1}\n<html>\n')
+    with pytest.raises(EngineRefused, match=r"^read the engine's events: the answer is not JSON"):
+        engine.events(None, _UNTIL)

@@ -20,9 +20,12 @@ from dockops.errors import InvalidInput
 from tests.conftest import Cli
 from tests.support.marks import root_only
 
+DANGLING, IMAGES = cron.JOBS["prune-dangling"], cron.JOBS["prune-images"]
+
 
 def _entry(**overrides: object) -> str:
     args: dict[str, object] = {
+        "job": DANGLING,
         "schedule": "17 3 * * *",
         "user": "root",
         "command": ["/opt/dockops/bin/dockops", "prune-dangling", "--quiet", "--older-than", "24h"],
@@ -71,13 +74,67 @@ def test_install_is_idempotent_and_remove_only_ours(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
     assert cron.install(path, _entry()).action == "unchanged"
     assert cron.install(path, _entry(schedule="0 1 * * *")).action == "written"
-    assert cron.remove(path).action == "removed" and not path.exists()
-    assert cron.remove(path).action == "absent"
+    assert cron.remove(path, DANGLING).action == "removed" and not path.exists()
+    assert cron.remove(path, DANGLING).action == "absent"
     path.write_text("0 0 * * * root something-else\n")
     with pytest.raises(InvalidInput, match="not written by dockops"):
         cron.install(path, _entry())
     with pytest.raises(InvalidInput, match="not written by dockops"):
-        cron.remove(path)
+        cron.remove(path, DANGLING)
+
+
+# The first line of every entry dockops wrote before prune-images: an existing entry must
+# stay exactly what a new install writes, or every host would see a change.
+OLD_MARKER = "# Managed by dockops: prune dangling images. Remove with `dockops cron remove`."
+
+
+def test_each_job_has_its_own_file_schedule_and_marker() -> None:
+    assert (DANGLING.file, DANGLING.schedule) == (Path("/etc/cron.d/dockops"), "17 3 * * *")
+    assert (IMAGES.file, IMAGES.schedule) == (
+        Path("/etc/cron.d/dockops-prune-images"),
+        "41 * * * *",
+    )
+    assert DANGLING.file == cron.DEFAULT_CRON_FILE
+    assert DANGLING.marker == OLD_MARKER
+    assert IMAGES.marker.startswith(cron.MARKER) and "prune-images" in IMAGES.marker
+    assert IMAGES.marker.endswith("Remove with `dockops cron remove prune-images`.")
+    assert _entry(job=IMAGES).splitlines()[0] == IMAGES.marker
+    for job in (DANGLING, IMAGES):
+        cron.validate_schedule(job.schedule)
+        cron._check_path(job.file)  # a name cron reads
+
+
+def test_a_file_holding_one_jobs_entry_is_not_taken_by_the_other(tmp_path: Path) -> None:
+    path = tmp_path / "dockops"
+    cron.install(path, _entry())
+    with pytest.raises(InvalidInput, match="holds the prune-dangling entry; choose another"):
+        cron.install(path, _entry(job=IMAGES))
+    with pytest.raises(InvalidInput, match="holds the prune-dangling entry, not prune-images's"):
+        cron.remove(path, IMAGES)
+    assert path.read_text() == _entry()
+    assert cron.remove(path, DANGLING).action == "removed"
+
+
+def test_an_entry_with_a_marker_of_no_known_job_is_still_dockops_own(tmp_path: Path) -> None:
+    # Written by some other dockops version: ours to replace or remove, as before.
+    path = tmp_path / "dockops"
+    path.write_text(f"{cron.MARKER}: something older.\n17 3 * * * root true\n")
+    assert cron.install(path, _entry(job=IMAGES)).action == "written"
+    path.write_text(f"{cron.MARKER}: something older.\n17 3 * * * root true\n")
+    assert cron.remove(path, IMAGES).action == "removed"
+
+
+def test_unknown_job_names_the_jobs() -> None:
+    assert cron.job("prune-images") is IMAGES
+    with pytest.raises(InvalidInput, match="choose prune-dangling or prune-images"):
+        cron.job("prune")
+
+
+@pytest.mark.parametrize("text", ["a\nb", "a\\b", "tab\there"])
+def test_validate_text_refuses_what_the_line_cannot_carry(text: str) -> None:
+    with pytest.raises(InvalidInput, match="--keep"):
+        cron.validate_text("--keep", text)
+    assert cron.validate_text("--keep", "my app/*:v[0-9]%") == "my app/*:v[0-9]%"
 
 
 def test_cron_d_names_with_dots_are_refused() -> None:
