@@ -26,6 +26,8 @@ SUITES = {
     "prune": ("bench.prune", "run"),
     "archive-podman": ("bench.archive_podman", "run"),
     "prune-podman": ("bench.prune_podman", "run"),
+    "retention-plan": ("bench.retention", "plan"),
+    "retention-remove": ("bench.retention", "remove"),
     "registry": ("bench.registry", "run"),
     "registry-ls": ("bench.registry_api", "run"),
     "direct": ("bench.direct", "run"),
