@@ -90,12 +90,19 @@ def plan_images(
     """
     now = now or datetime.now(timezone.utc)
     percent = disk_limit is not None and disk_limit.percent is not None
-    tagged = read_tagged(engine, rules.references, measure_filesystem=percent)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # The events while the images are read: the engine answers both at once.
+        events = (
+            pool.submit(lambda: list(engine_sightings(engine, record.events_until, now)))
+            if record is not None
+            else None
+        )
+        tagged = read_tagged(engine, rules.references, measure_filesystem=percent)
+        sightings = events.result() if events is not None else []
     if disk_limit is not None:
         rules = replace(rules, max_disk=disk_limit.bytes_on(tagged.filesystem_bytes))
     usage: Mapping[str, LastUse] = {}
     if record is not None:
-        sightings = engine_sightings(engine, record.events_until, now)
         usage = merge_usage(record, sightings, tagged.images)
     snapshot = EngineSnapshot(
         images=tagged.images,
