@@ -20,6 +20,7 @@ import pytest
 
 from dockops.reference import parse_reference
 from tests.conftest import Cli
+from tests.support.containers import output_of
 from tests.support.imagefactory import FakeImage, write_save_tar
 from tests.support.tarfuzz import BLOCK, fix_checksum, pax, record
 from tests.support.tools import error_line, make_image
@@ -422,7 +423,7 @@ def test_export_then_import_loses_config_unless_changed(
     assert document["lost"][:2] == ["history", "ENTRYPOINT"]
     assert image.attrs["Config"]["Env"] == ["MODE=restored"]
     assert image.history()[0]["Comment"] == "from dockops export"
-    out = docker_env.containers.run(image.id, network_mode="none", remove=True)
+    out = output_of(docker_env, image.id)
     assert out == b"dockops-test/source:1\n"
 
     piped = dockops("import", "-", "dockops-test/imported:stdin", input=target.read_bytes())

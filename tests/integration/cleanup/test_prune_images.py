@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from dockops.reference import familiar_name
 from dockops.units import parse_timestamp
 from tests.conftest import Cli
 from tests.harness.engine import Engine as HarnessEngine
+from tests.support.events import wait_for_event
 from tests.support.imagefactory import FakeImage, ago, load_images
 
 
@@ -376,10 +377,12 @@ def _used_then_removed(client: docker.DockerClient, repo: str) -> tuple[str, str
     only the engine's events, or a usage record written meanwhile, know it used `used`."""
     used = _busybox_image(client, f"{repo}:used", "used")
     idle = _busybox_image(client, f"{repo}:idle", "idle")
+    since = datetime.now(timezone.utc)
     box = client.containers.create(used, ["true"], network_mode="none")
     box.start()
     box.wait(timeout=60)
     box.remove()
+    wait_for_event(since, f"container {str(box.id)[:12]} finished (engine event)")
     return used, idle, str(box.id)[:12]
 
 

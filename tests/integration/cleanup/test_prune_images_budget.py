@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from dockops.engine import connect
 from dockops.units import human_size
 from tests.conftest import Cli
 from tests.harness.engine import Engine as HarnessEngine
+from tests.support.events import wait_for_event
 from tests.support.imagefactory import FakeImage, ago, load_images
 
 
@@ -232,13 +234,15 @@ def test_a_tag_is_a_use_through_the_last_tag_time_on_docker_and_the_events_on_bo
             FakeImage(created=ago(days=4), seed="tag-use-b", tags=(f"{repo}:b",)),
         ],
     )
+    since = datetime.now(timezone.utc)
     docker_env.api.tag(older, loaded(engine, repo), "again")  # the repository of the others
+    tagged = f"image tagged {loaded(engine, repo)}:again (engine event)"
+    wait_for_event(since, tagged)
     code, report = prune(cli, tmp_path, "--reference", repo, "--keep-last", "1", "--dry-run")
     assert code == 0
     # With the engine's events (the command always reads them), the tag is a use on both.
     assert [r["image"] for r in report["removed"]] == [newer]
     [source] = {k["last_use"]["source"] for k in report["kept"] if k["image"] == older}
-    tagged = f"image tagged {loaded(engine, repo)}:again (engine event)"
     assert source in ({"tagged", tagged} if engine.kind == "docker" else {tagged})
 
     # Without them, only Docker's LastTagTime says so: Podman keeps none (Go's zero time).

@@ -19,6 +19,7 @@ from tests.conftest import Cli
 from tests.harness.engine import Engine
 from tests.support import archives
 from tests.support.archives import converting
+from tests.support.containers import output_of
 from tests.support.http_faults import http_faults
 from tests.support.registry_server import Registry
 from tests.support.saving_engine import SavingEngine
@@ -63,9 +64,7 @@ def test_direct_push_pulls_back_runs_and_resends_nothing(
     docker_env.api.remove_image("direct/app:1")
     _pull(docker_env, engine, f"{reg.address}/direct/app:1")
     assert docker_env.images.get(f"{reg.address}/direct/app:1").id == v1
-    ran = docker_env.containers.run(
-        f"{reg.address}/direct/app:1", ["cat", "/one"], network_mode="none", remove=True
-    )
+    ran = output_of(docker_env, f"{reg.address}/direct/app:1", ["cat", "/one"])
     assert ran == b"one\n"
 
     # Again: no layer is sent.
