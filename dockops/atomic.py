@@ -10,17 +10,17 @@ from pathlib import Path
 from typing import BinaryIO
 
 
-def _make_folders(folder: Path) -> None:
-    """Create missing folders 0755, less what the umask takes away: mkdir -p gives 0777 less
-    the umask, so under umask 0 a certs.d/HOST:PORT anyone may write would let anyone replace
-    the CA the daemon trusts; a stricter umask (077) is kept."""
+def make_folders(folder: Path, mode: int = 0o755) -> None:
+    """Create missing folders `mode` (0755), less what the umask takes away: mkdir -p gives
+    0777 less the umask, so under umask 0 a certs.d/HOST:PORT anyone may write would let
+    anyone replace the CA the daemon trusts; a stricter umask (077) is kept."""
     missing = []
     while not folder.exists():
         missing.append(folder)
         folder = folder.parent
     for level in reversed(missing):
         with contextlib.suppress(FileExistsError):
-            level.mkdir(mode=0o755)
+            level.mkdir(mode=mode)
 
 
 @contextlib.contextmanager
@@ -30,7 +30,7 @@ def atomic_writer(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
     The temp file is created with `mode` from the start (keys never exist with looser modes),
     fsynced, then renamed over `path`; on any error, or an interrupt, it is removed.
     """
-    _make_folders(path.parent)
+    make_folders(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, mode)

@@ -101,21 +101,25 @@ def prune_dangling(
         )
 
 
+def _kept_and_failed(result: Any, noun: str) -> str:
+    """ "; kept 3 (2 in-use, 1 keep-last); 1 failed": what a run kept, by reason, and failed."""
+    text = ""
+    if result.kept:
+        counts = Counter(k.kind for k in result.kept)
+        by_kind = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+        text += f"; kept {len(result.kept)}{noun} ({by_kind})"
+    if result.failed:
+        text += f"; {len(result.failed)} failed"
+    return text
+
+
 def _summary(result: Any) -> str:
     verb = "Would remove" if result.dry_run else "Removed"
     text = (
         f"{verb} {len(result.removed)} dangling image{'s' if len(result.removed) != 1 else ''}, "
         f"{'reclaiming' if result.dry_run else 'reclaimed'} {human_size(result.reclaimed_bytes)}"
     )
-    if result.kept:
-        counts = Counter(k.kind for k in result.kept)
-        text += (
-            f"; kept {len(result.kept)} ("
-            + ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
-            + ")"
-        )
-    if result.failed:
-        text += f"; {len(result.failed)} failed"
+    text += _kept_and_failed(result, "")
     return text + "."
 
 
@@ -266,15 +270,7 @@ def _images_summary(result: Any) -> str:
         + f", {'reclaiming' if result.dry_run else 'reclaimed'} "
         + human_size(result.reclaimed_bytes)
     )
-    if result.kept:
-        counts = Counter(k.kind for k in result.kept)
-        text += (
-            f"; kept {len(result.kept)} reference{'s' if len(result.kept) != 1 else ''} ("
-            + ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
-            + ")"
-        )
-    if result.failed:
-        text += f"; {len(result.failed)} failed"
+    text += _kept_and_failed(result, " reference" if len(result.kept) == 1 else " references")
     budget = result.budget
     if budget is not None:
         text += (

@@ -10,11 +10,11 @@ never use force) and kept too.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import CancelledError, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from dockops.core.cleanup.snapshot import VANISHING, ImageState, engine_state, settled
 from dockops.core.images.listing import list_images, tags_of
@@ -25,6 +25,9 @@ from dockops.units import human_age, human_duration
 
 if TYPE_CHECKING:
     from dockops.engine.api import Engine
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 # Why an image was kept; the human summary counts by these.
 IN_USE = "in-use"
@@ -226,20 +229,7 @@ def execute_plan(
             were done before that (a rerun plans again from what is left).
     """
     started = time.monotonic() if started is None else started
-    outcomes: list[Removal | Kept | Failure] = []
-    lost: EngineUnreachable | None = None
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = [pool.submit(_remove_one, engine, r) for r in plan.remove]
-        for future in futures:
-            try:
-                outcomes.append(future.result())
-            except CancelledError:
-                continue
-            except EngineUnreachable as exc:
-                # Stop sending deletes to an engine that is gone; keep counting those done.
-                lost = lost or exc
-                for pending in futures:
-                    pending.cancel()
+    outcomes, lost = each_until_lost(lambda r: _remove_one(engine, r), plan.remove, workers)
     removed = tuple(o for o in outcomes if isinstance(o, Removal))
     if lost is not None:
         raise EngineUnreachable(
@@ -256,9 +246,31 @@ def execute_plan(
     )
 
 
+def each_until_lost(
+    work: Callable[[_T], _R], items: Sequence[_T], workers: int
+) -> tuple[list[_R], EngineUnreachable | None]:
+    """`work(item)` for every item, `workers` at once, in the items' order; once the engine is
+    found gone, the items not begun are dropped (no more requests to an engine that is gone)
+    and the loss is returned beside the results of those done, for the caller to count."""
+    results: list[_R] = []
+    lost: EngineUnreachable | None = None
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = [pool.submit(work, item) for item in items]
+        for future in futures:
+            try:
+                results.append(future.result())
+            except CancelledError:
+                continue
+            except EngineUnreachable as exc:
+                lost = lost or exc
+                for pending in futures:
+                    pending.cancel()
+    return results, lost
+
+
 def _remove_one(engine: Engine, planned: Removal) -> Removal | Kept | Failure:
     """Check one planned image again, then delete it without force and without its parents."""
-    gone = Kept(id=planned.id, reason=_GONE_REASON, kind=GONE)
+    gone = Kept(id=planned.id, reason=GONE_REASON, kind=GONE)
     try:
         current = settled(lambda: engine.find_image(planned.id))
         if current is None:
@@ -273,7 +285,7 @@ def _remove_one(engine: Engine, planned: Removal) -> Removal | Kept | Failure:
     except Missing:
         return gone  # another process deleted it between the check and the delete
     except EngineRefused as exc:
-        if any(words in exc.message for words in VANISHING) and _gone(engine, planned.id):
+        if any(words in exc.message for words in VANISHING) and went(engine, planned.id):
             # Two deletes of one image racing (two runs without a shared lock): the loser may
             # fail on the image or layer the winner released. The image is gone, which is what
             # this run wanted. Any other failure stays one, even when the image record went (a
@@ -290,14 +302,15 @@ def _familiar(tag: str) -> str:
         return tag
 
 
-def _gone(engine: Engine, image_id: str) -> bool:
+def went(engine: Engine, image_id: str) -> bool:
+    """Whether the image is no longer there (False when the engine cannot say)."""
     try:
         return settled(lambda: engine.find_image(image_id)) is None
     except EngineRefused:
         return False
 
 
-_GONE_REASON = "gone before its turn (removed by another process)"
+GONE_REASON = "gone before its turn (removed by another process)"
 
 
 def read_refusal(image_id: str, text: str) -> Kept | Failure:
@@ -307,7 +320,7 @@ def read_refusal(image_id: str, text: str) -> Kept | Failure:
     # as Missing before this) when the image was gone before the delete began, "unrecognized
     # image ID" (a 500) when it went during it.
     if "No such image" in text or "unrecognized image ID" in text:
-        return Kept(id=image_id, reason=_GONE_REASON, kind=GONE)
+        return Kept(id=image_id, reason=GONE_REASON, kind=GONE)
     holder = None
     if "being used by" in text:  # 20.10: "... image is being used by stopped container 1a2b3c"
         holder = text.rsplit("container", 1)[-1].strip()

@@ -12,13 +12,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import CancelledError, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dockops.core.cleanup.dangling import CHANGED, GONE, IN_USE, Failure, read_refusal
+from dockops.core.cleanup.dangling import (
+    CHANGED,
+    GONE,
+    GONE_REASON,
+    IN_USE,
+    Failure,
+    each_until_lost,
+    read_refusal,
+    went,
+)
 from dockops.core.cleanup.limits import DiskLimit
 from dockops.core.cleanup.retention import (
     Budget,
@@ -41,7 +50,8 @@ from dockops.core.cleanup.usage import (
     read_record,
     write_record,
 )
-from dockops.core.images.listing import tags_of
+from dockops.core.images.listing import holders_by_image, tags_of
+from dockops.core.images.remove_podman import UNKNOWN_TAG
 from dockops.engine.errors import Missing
 from dockops.errors import EngineRefused, EngineUnreachable
 from dockops.reference import familiar_name
@@ -142,20 +152,9 @@ def execute_plan(
             were done before that (a rerun plans again from what is left).
     """
     started = time.monotonic() if started is None else started
-    outcomes: list[Eviction | KeptTag | Failure] = []
-    lost: EngineUnreachable | None = None
     podman = engine.is_podman
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = [pool.submit(_evict, engine, e, podman) for e in plan.remove]
-        for future in futures:
-            try:
-                outcomes += future.result()
-            except CancelledError:
-                continue
-            except EngineUnreachable as exc:
-                lost = lost or exc
-                for pending in futures:
-                    pending.cancel()
+    each, lost = each_until_lost(lambda e: _evict(engine, e, podman), plan.remove, workers)
+    outcomes = [outcome for outcomes_of_one in each for outcome in outcomes_of_one]
     done = tuple(o for o in outcomes if isinstance(o, Eviction))
     if lost is not None:
         raise EngineUnreachable(
@@ -197,20 +196,17 @@ def _evict(engine: Engine, eviction: Eviction, podman: bool) -> list[Eviction | 
     try:
         return _carry_out(engine, eviction, podman, done)
     except Missing:
-        return _partly(eviction, done, _kept(eviction, GONE, _GONE, done))
+        return _partly(eviction, done, _kept(eviction, GONE, GONE_REASON, done))
     except EngineRefused as exc:
-        if any(words in exc.message for words in VANISHING) and _went(engine, eviction.image):
-            return _partly(eviction, done, _kept(eviction, GONE, _GONE, done))
-        if podman and exc.message.endswith("tag not known"):
+        if any(words in exc.message for words in VANISHING) and went(engine, eviction.image):
+            return _partly(eviction, done, _kept(eviction, GONE, GONE_REASON, done))
+        if podman and exc.message.endswith(UNKNOWN_TAG):
             # another run untagged it first: Docker's 404 for the same race
-            return _partly(eviction, done, _kept(eviction, GONE, _GONE, done))
+            return _partly(eviction, done, _kept(eviction, GONE, GONE_REASON, done))
         refusal = read_refusal(eviction.image, exc.message)
         if isinstance(refusal, Failure):
             return _partly(eviction, done, [refusal])
         return _partly(eviction, done, _kept(eviction, refusal.kind, refusal.reason, done))
-
-
-_GONE = "gone before its turn (removed by another process)"
 
 
 def _carry_out(
@@ -218,7 +214,7 @@ def _carry_out(
 ) -> list[Eviction | KeptTag | Failure]:
     current = settled(lambda: engine.find_image(eviction.image))
     if current is None:
-        return [*_kept(eviction, GONE, _GONE)]
+        return [*_kept(eviction, GONE, GONE_REASON)]
     stored = {familiar_name(t): t for t in tags_of(current)}
     planned = set(eviction.tags)
     others = sorted(set(stored) - planned)
@@ -268,20 +264,8 @@ def _untag(engine: Engine, image_id: str, name: str, podman: bool) -> None:
 
 
 def _holders(engine: Engine, image_id: str) -> bool:
-    """Whether any container (running or stopped) uses the image now. The filter takes the bare
-    ID: Podman 4.3's ancestor filter matches no container for "sha256:<ID>"."""
-    bare = image_id.removeprefix("sha256:")
-    return any(
-        c.get("ImageID") == image_id or f"sha256:{c.get('ImageID')}" == image_id
-        for c in engine.containers(all=True, filters={"ancestor": [bare]})
-    )
-
-
-def _went(engine: Engine, image_id: str) -> bool:
-    try:
-        return settled(lambda: engine.find_image(image_id)) is None
-    except EngineRefused:
-        return False
+    """Whether any container (running or stopped) uses the image now."""
+    return bool(holders_by_image(engine.containers(all=True)).get(image_id))
 
 
 def prune_images(

@@ -26,7 +26,6 @@ least what the entries would have kept.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -37,7 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from dockops.atomic import write_atomic
+from dockops.atomic import make_folders, write_atomic
 from dockops.core.cleanup.retention import LastUse
 from dockops.errors import InvalidInput
 from dockops.reference import qualified_id
@@ -191,7 +190,8 @@ def write_record(
     }
     data = json.dumps(document, separators=(",", ":")).encode() + b"\n"
     try:
-        _private_folders(path.parent)
+        # 0700: the record says what ran on the host, and when.
+        make_folders(path.parent, mode=0o700)
         write_atomic(path, data, mode=0o600)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
@@ -203,14 +203,3 @@ def _stamp(when: datetime) -> str:
     times, and a use cut to its second ranks below a tag made earlier in that second."""
     utc = when.astimezone(timezone.utc).replace(tzinfo=None)
     return utc.isoformat(timespec="microseconds") + "Z"
-
-
-def _private_folders(folder: Path) -> None:
-    """Create the missing folders 0700: the record says what ran on the host, and when."""
-    missing = []
-    while not folder.exists():
-        missing.append(folder)
-        folder = folder.parent
-    for level in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            level.mkdir(mode=0o700)
