@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -32,30 +31,7 @@ from tests.conftest import Cli
 from tests.harness.engine import Engine as HarnessEngine
 from tests.support.events import wait_for_event
 from tests.support.imagefactory import FakeImage, ago, load_images
-
-
-@pytest.fixture
-def repo() -> str:
-    """A repository of the test's own. The engines' events name images by name (Podman's
-    container events always do, even for a container created by ID), and dockops credits a
-    name's use to the image that holds the name now: an earlier test's event must not name
-    this test's images."""
-    return f"dockops-test/r{uuid.uuid4().hex[:10]}"
-
-
-def loaded(engine: HarnessEngine, name: str) -> str:
-    """A short name a loaded tar gave an image, as the engine stores it and dockops reports
-    it: Podman's load puts it under localhost/ (its compat tag and commit do not)."""
-    return f"localhost/{name}" if engine.kind == "podman" else name
-
-
-def prune(cli: Cli, tmp_path: Path, *args: str) -> tuple[int, dict[str, Any]]:
-    result = cli(
-        "prune-images", "--json", "--lock-file", str(tmp_path / "lock"),
-        "--usage-file", str(tmp_path / "usage.json"), *args,
-    )  # fmt: skip
-    assert result.err == "", result.err
-    return result.code, json.loads(result.out)
+from tests.support.pruning import load_in_order, loaded, prune
 
 
 def tags_of(client: docker.DockerClient, image_id: str) -> set[str] | None:
@@ -64,11 +40,6 @@ def tags_of(client: docker.DockerClient, image_id: str) -> set[str] | None:
         return {familiar_name(t) for t in client.api.inspect_image(image_id)["RepoTags"] or ()}
     except docker.errors.NotFound:
         return None
-
-
-def load_in_order(client: docker.DockerClient, images: list[FakeImage]) -> list[str]:
-    """Each image loaded on its own, in this order (least recently used first)."""
-    return [load_images(client, [image])[0] for image in images]
 
 
 def removed_of(report: dict[str, Any]) -> list[tuple[str, set[str], bool]]:

@@ -14,10 +14,8 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import docker
 import pytest
@@ -32,32 +30,9 @@ from tests.conftest import Cli
 from tests.harness.engine import Engine as HarnessEngine
 from tests.support.events import wait_for_event
 from tests.support.imagefactory import FakeImage, ago, load_images
-
-
-@pytest.fixture
-def repo() -> str:
-    """A repository of the test's own. The engines' events name images by name (Podman's
-    container events always do, even for a container created by ID), and dockops credits a
-    name's use to the image that holds the name now: an earlier test's event must not name
-    this test's images."""
-    return f"dockops-test/r{uuid.uuid4().hex[:10]}"
-
+from tests.support.pruning import load_in_order, loaded, prune
 
 MIB = 1024 * 1024
-
-
-def loaded(engine: HarnessEngine, name: str) -> str:
-    """A short name from a loaded tar as dockops reports it (Podman's load adds localhost/)."""
-    return f"localhost/{name}" if engine.kind == "podman" else name
-
-
-def prune(cli: Cli, tmp_path: Path, *args: str) -> tuple[int, dict[str, Any]]:
-    result = cli(
-        "prune-images", "--json", "--lock-file", str(tmp_path / "lock"),
-        "--usage-file", str(tmp_path / "usage.json"), *args,
-    )  # fmt: skip
-    assert result.err == "", result.err
-    return result.code, json.loads(result.out)
 
 
 def disk(engine: HarnessEngine, client: docker.DockerClient) -> tuple[int, dict[str, int]]:
@@ -79,13 +54,6 @@ def exists(client: docker.DockerClient, image_id: str) -> bool:
     except docker.errors.NotFound:
         return False
     return True
-
-
-def load_in_order(client: docker.DockerClient, images: list[FakeImage]) -> list[str]:
-    """Each image loaded on its own, in this order: a load is a use on Docker (its event), not
-    on Podman (its event names no image), so the order of the loads and of the creation dates
-    is the same."""
-    return [load_images(client, [image])[0] for image in images]
 
 
 def lru_images(client: docker.DockerClient, count: int, prefix: str, repo: str) -> list[str]:
