@@ -103,7 +103,7 @@ def plan_images(
     with ThreadPoolExecutor(max_workers=1) as pool:
         # The events while the images are read: the engine answers both at once.
         events = (
-            pool.submit(lambda: list(engine_sightings(engine, record.events_until, now)))
+            pool.submit(engine_sightings, engine, record.events_until, now)
             if record is not None
             else None
         )

@@ -3,7 +3,7 @@ containers with their times, and the bytes the images take; read once, at the st
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -29,13 +29,10 @@ _NEVER = datetime(1971, 1, 1, tzinfo=timezone.utc)
 
 @dataclass(frozen=True)
 class Tagged:
-    """One reading of the engine for prune-images. `names` maps each image to its tags as the
-    engine stores them, by their familiar form (Podman stores docker.io/library/app:1 for
-    app:1, and removing a name takes the stored one)."""
+    """One reading of the engine for prune-images."""
 
     images: tuple[TaggedImage, ...]
     containers: tuple[ContainerUse, ...]
-    names: Mapping[str, Mapping[str, str]]
     images_bytes: int | None
     filesystem_bytes: int | None
 
@@ -92,7 +89,6 @@ def read_tagged(
     return Tagged(
         images=images,
         containers=containers,
-        names=familiar,
         images_bytes=found.images_bytes,
         filesystem_bytes=_engine_filesystem(engine) if measure_filesystem else None,
     )
